@@ -1,0 +1,373 @@
+/**
+ * The plan: one YAML file that says where backups go, how long they are kept, who is alerted, which
+ * hosts exist and which jobs run on them. Validated once, at the edge, into a typed `Plan`; every error
+ * names the field it is about (`jobs[1].source.database: required`).
+ */
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { parseDurationSeconds, secondsToDays } from './duration';
+import { PlanError } from './errors';
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
+
+/** A duration in seconds, written `90`, `36h`, `7d`, `5w`, `12mo` or `7y` (bare numbers are days). */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const seconds = parseDurationSeconds(value);
+  if (seconds === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `'${value}' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)`,
+    });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
+/** A retention in whole days. */
+const days = duration.transform((seconds) => secondsToDays(seconds));
+
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not an IANA time zone (e.g. Europe/Berlin, UTC)' },
+);
+
+const vaultSchema = z.strictObject({
+  /** `file:///absolute/path` or `s3://bucket/optional/prefix`. */
+  url: z
+    .string()
+    .refine(
+      (url) => /^file:\/\/\/./.test(url) || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(url),
+      {
+        message: 'must be file:///absolute/path or s3://bucket[/prefix]',
+      },
+    ),
+  /** S3-compatible endpoint (MinIO, Ceph, s3rver); AWS when absent. */
+  endpoint: z.url().optional(),
+  region: z.string().default('us-east-1'),
+  forcePathStyle: z.boolean().optional(),
+  /**
+   * `when-supported` (AWS default: a CRC32 checksum on every upload, required with Object Lock) or
+   * `when-required` (for servers that mishandle trailing checksums, such as s3rver).
+   */
+  checksums: z.enum(['when-supported', 'when-required']).default('when-supported'),
+  partSizeMiB: z.number().int().min(5).max(512).default(16),
+  /** Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1). */
+  queueSize: z.number().int().min(1).max(16).default(4),
+  /** S3 storage class of data objects at upload; lifecycle rules move them later. */
+  storageClass: z.enum(['STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING']).default('STANDARD'),
+  objectLock: z
+    .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.number().int().min(1).max(36_500) })
+    .optional(),
+  /** Region of an optional cross-region replica bucket (deployment only). */
+  replicaRegion: z.string().optional(),
+});
+
+const keySchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('local'), path: z.string().min(1) }),
+  z.strictObject({ type: z.literal('kms'), keyId: z.string().min(1), region: z.string().optional() }),
+]);
+
+const retentionSchema = z.strictObject({
+  daily: days.default(7),
+  weekly: days.default(35),
+  monthly: days.default(365),
+  yearly: days.default(7 * 365),
+  /** How far back point-in-time recovery reaches (WAL kept); physical PostgreSQL jobs only. */
+  pointInTime: days.default(7),
+});
+
+const retentionOverride = z.strictObject({
+  daily: days.optional(),
+  weekly: days.optional(),
+  monthly: days.optional(),
+  yearly: days.optional(),
+  pointInTime: days.optional(),
+});
+
+const hostSchema = z
+  .strictObject({
+    instanceIds: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/,
+            'must be an EC2 (i-…) or managed (mi-…) instance id',
+          ),
+      )
+      .optional(),
+    tags: z.record(z.string(), z.string()).optional(),
+    maxConcurrency: z.union([z.number().int().min(1), z.string().regex(/^\d+%$/)]).default(1),
+    maxErrors: z.union([z.number().int().min(0), z.string().regex(/^\d+%$/)]).default(0),
+  })
+  .refine(
+    (host) => Boolean(host.instanceIds?.length) !== Boolean(host.tags && Object.keys(host.tags).length),
+    {
+      message: 'give exactly one of instanceIds or tags',
+    },
+  );
+
+const passwordFields = {
+  /** Name of an environment variable that holds the password. */
+  passwordEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .optional(),
+  /** Name of an SSM SecureString parameter that holds the password. */
+  passwordParameter: z
+    .string()
+    .regex(/^\/?[A-Za-z0-9_.\-/]+$/)
+    .optional(),
+};
+
+const postgresSource = z.strictObject({
+  kind: z.literal('postgres'),
+  database: z.string().min(1),
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(1).max(65_535).default(5432),
+  user: z.string().default('postgres'),
+  ...passwordFields,
+  /** Directory of pg_dump/pg_restore/psql; found on PATH or in /usr/lib/postgresql/<n>/bin otherwise. */
+  binDir: z.string().optional(),
+  /** Tables left out of the dump (pg_dump --exclude-table patterns). */
+  excludeTables: z.array(z.string()).default([]),
+  /** Exact row counts per table, taken in the dump's own snapshot, for restore checks. */
+  rowCounts: z.boolean().default(true),
+});
+
+const filesSource = z.strictObject({
+  kind: z.literal('files'),
+  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1),
+  exclude: z.array(z.string()).default([]),
+});
+
+const sourceSchema = z.discriminatedUnion('kind', [postgresSource, filesSource]);
+
+const sqlCheck = z.strictObject({
+  name: z.string().min(1),
+  query: z.string().min(1),
+  /** Expected value of the first column of the first row, compared as text. */
+  expect: z.union([z.string(), z.number(), z.boolean()]).transform(String),
+});
+
+const jobSchema = z.strictObject({
+  name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
+  description: z.string().optional(),
+  /** Key of `hosts` that runs the job (AWS deployments). */
+  host: z.string().optional(),
+  /** EventBridge Scheduler expression, e.g. `cron(0 2 * * ? *)`, in the plan's time zone. */
+  schedule: z
+    .string()
+    .regex(/^(cron\([^)]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/, 'must be cron(…) or rate(…)')
+    .optional(),
+  /** Flexible window of the schedule in minutes; 0 runs exactly on time. */
+  scheduleWindowMinutes: z.number().int().min(0).max(1440).default(0),
+  source: sourceSchema,
+  compression: z
+    .strictObject({
+      algorithm: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
+      level: z.number().int().min(1).max(19).optional(),
+    })
+    .default({ algorithm: 'zstd' }),
+  retention: retentionOverride.optional(),
+  limits: z
+    .strictObject({
+      /** Age of the newest complete backup that raises a warning. */
+      warnAge: duration.default(25 * 3600),
+      /** Age of the newest complete backup that is critical. */
+      criticalAge: duration.default(30 * 3600),
+      /** A backup smaller than this is suspicious, whatever the median says. */
+      minBytes: z.number().int().min(0).default(0),
+      /** A backup smaller than this fraction of the recent median is suspicious. */
+      shrinkRatio: z.number().min(0).max(1).default(0.5),
+    })
+    .default({ warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 }),
+  drill: z
+    .strictObject({
+      schedule: z.string().optional(),
+      host: z.string().optional(),
+      /** Recovery time objective: a drill slower than this alerts. */
+      rto: duration.optional(),
+      checks: z.array(sqlCheck).default([]),
+    })
+    .optional(),
+  timeout: duration.default(6 * 3600),
+});
+
+const planSchema = z
+  .strictObject({
+    version: z.literal(1),
+    name: z.string().regex(NAME, `must be ${NAME_HINT} characters`).default('strongbox'),
+    timezone: timeZone.default('UTC'),
+    vault: vaultSchema,
+    key: keySchema,
+    retention: retentionSchema.default({ daily: 7, weekly: 35, monthly: 365, yearly: 2555, pointInTime: 7 }),
+    alerts: z
+      .strictObject({
+        email: z.array(z.email()).default([]),
+        slack: z.strictObject({ webhookParameter: z.string().min(1) }).optional(),
+      })
+      .default({ email: [] }),
+    verify: z
+      .strictObject({
+        schedule: z.string().default('cron(0 7 * * ? *)'),
+        recentCount: z.number().int().min(1).default(7),
+      })
+      .default({ schedule: 'cron(0 7 * * ? *)', recentCount: 7 }),
+    hosts: z
+      .record(z.string().regex(NAME, `host names must be ${NAME_HINT} characters`), hostSchema)
+      .default({}),
+    jobs: z.array(jobSchema).min(1, 'needs at least one job'),
+  })
+  .superRefine((plan, ctx) => {
+    const seen = new Map<string, number>();
+    plan.jobs.forEach((job, index) => {
+      const first = seen.get(job.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', index, 'name'],
+          message: `'${job.name}' is used by jobs[${first}] too`,
+        });
+      }
+      seen.set(job.name, index);
+      for (const [field, host] of [
+        ['host', job.host],
+        ['drill.host', job.drill?.host],
+      ] as const) {
+        if (host !== undefined && !(host in plan.hosts)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['jobs', index, ...field.split('.')],
+            message: `'${host}' is not one of hosts (${Object.keys(plan.hosts).join(', ') || 'none defined'})`,
+          });
+        }
+      }
+      if (job.limits.criticalAge < job.limits.warnAge) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', index, 'limits', 'criticalAge'],
+          message: 'must not be shorter than warnAge',
+        });
+      }
+    });
+  });
+
+/** A validated plan, with every default filled in. */
+export type Plan = z.output<typeof planSchema>;
+/** One job of a plan. */
+export type Job = Plan['jobs'][number];
+/** The source of a job, by kind. */
+export type SourceConfig = Job['source'];
+export type PostgresSourceConfig = Extract<SourceConfig, { kind: 'postgres' }>;
+export type FilesSourceConfig = Extract<SourceConfig, { kind: 'files' }>;
+/** Retention in days per GFS tier, plus the point-in-time window. */
+export type Retention = Plan['retention'];
+export type VaultConfig = Plan['vault'];
+export type KeyConfig = Plan['key'];
+
+/** Formats a path as the plan reads: `jobs[1].source.database`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`))
+    .join('');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path);
+  const at = (text: string) => (path ? `${path}: ${text}` : text);
+  switch (issue.code) {
+    case 'invalid_type':
+      return at(
+        issue.input === undefined ? 'required' : `expected ${issue.expected}, got ${typeName(issue.input)}`,
+      );
+    case 'unrecognized_keys':
+      return at(
+        `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`,
+      );
+    default:
+      return at(issue.message);
+  }
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+/**
+ * Validates plan data that is already parsed (from YAML or JSON).
+ * @throws PlanError naming every bad field.
+ */
+export function validatePlan(data: unknown): Plan {
+  const result = planSchema.safeParse(data, {
+    error: (issue) => {
+      if (issue.code === 'invalid_value' && issue.values.length > 0) {
+        const values = issue.values.map((v) => String(v));
+        return values.length === 1 ? `must be ${values[0]}` : `must be one of ${values.join(', ')}`;
+      }
+      if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator) {
+        return `must be one of ${discriminatorHint(issue.path ?? [])}`;
+      }
+      return undefined;
+    },
+  });
+  if (!result.success) throw new PlanError(result.error.issues.map(describeIssue));
+  return result.data;
+}
+
+function discriminatorHint(path: readonly PropertyKey[]): string {
+  return path.at(-2) === 'key' ? 'local, kms' : 'postgres, files';
+}
+
+/**
+ * Parses and validates a plan from YAML text. `origin` names the file in messages.
+ * @example loadPlan(readFileSync('plan.yaml', 'utf8'), 'plan.yaml').jobs[0].name
+ * @throws PlanError for YAML syntax errors and for every invalid field.
+ */
+export function parsePlan(text: string, origin = 'plan'): Plan {
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (error) {
+    if (error instanceof YAMLParseError) {
+      const line = error.linePos?.[0];
+      throw new PlanError(
+        [`${origin}${line ? `:${line.line}:${line.col}` : ''}: ${error.message.split('\n')[0]}`],
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new PlanError([`${origin}: must be a mapping with version, vault, key and jobs`]);
+  }
+  return validatePlan(data);
+}
+
+/** Finds a job by name. @throws PlanError naming the jobs there are. */
+export function findJob(plan: Plan, name: string): Job {
+  const job = plan.jobs.find((j) => j.name === name);
+  if (!job)
+    throw new PlanError([
+      `job '${name}' is not in the plan (jobs: ${plan.jobs.map((j) => j.name).join(', ')})`,
+    ]);
+  return job;
+}
+
+/** The retention that applies to a job: the plan's, with the job's overrides. */
+export function retentionOf(plan: Plan, job: Job): Retention {
+  const override = Object.fromEntries(Object.entries(job.retention ?? {}).filter(([, v]) => v !== undefined));
+  return { ...plan.retention, ...override };
+}
