@@ -1,0 +1,71 @@
+/**
+ * The contract between the CDK app (infra/), the Lambda handlers (functions/) and the agent on hosts:
+ * names both sides must spell the same. One owner, so a rename cannot leave one side behind.
+ */
+
+/** Lambda handlers, one file each under functions/, exporting `handler`. */
+export const FUNCTIONS = {
+  runBackup: 'run-backup',
+  backupFinished: 'backup-finished',
+  verify: 'verify',
+  restore: 'restore',
+  restoreDrill: 'restore-drill',
+  notifySlack: 'notify-slack',
+} as const;
+
+/**
+ * Environment variables the CDK app sets on the Lambdas and the handlers read (at their entry only).
+ * The plan itself is a JSON S3 asset (validated at synth) that handlers load once per cold start.
+ */
+export const FUNCTION_ENV = {
+  planBucket: 'STRONGBOX_PLAN_BUCKET',
+  planKey: 'STRONGBOX_PLAN_KEY',
+  vaultBucket: 'STRONGBOX_VAULT_BUCKET',
+  documentName: 'STRONGBOX_DOCUMENT_NAME',
+  topicArn: 'STRONGBOX_TOPIC_ARN',
+  logGroupName: 'STRONGBOX_COMMAND_LOG_GROUP',
+  slackWebhookParameter: 'STRONGBOX_SLACK_WEBHOOK_PARAMETER',
+  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+} as const;
+
+/** CloudWatch namespace of every Strongbox metric. */
+export const METRICS_NAMESPACE = 'Strongbox';
+
+/** Metric names (dimension `Job`). */
+export const METRICS = {
+  backupAgeSeconds: 'BackupAgeSeconds',
+  lastBackupBytes: 'LastBackupBytes',
+  backupDurationSeconds: 'BackupDurationSeconds',
+  backupSucceeded: 'BackupSucceeded',
+  backupFailed: 'BackupFailed',
+  findings: 'Findings',
+  drillDurationSeconds: 'RestoreDrillDurationSeconds',
+  drillFailed: 'RestoreDrillFailed',
+} as const;
+
+/**
+ * Parameters of the Strongbox SSM Command document. Passed to the script as environment variables
+ * (`interpolationType: ENV_VAR`, so `SSM_<name>`), never pasted into the script.
+ */
+export const DOCUMENT_PARAMETERS = {
+  /** backup | restore | verify | drill */
+  action: 'action',
+  job: 'job',
+  /** Backup id to write (backup) or read (restore); empty for latest. */
+  backupId: 'backupId',
+  /** GFS tier decided by run-backup. */
+  tier: 'tier',
+  /** Extra agent flags for restore, as validated JSON (target database, tables, mode). */
+  options: 'options',
+} as const;
+
+/** Agent actions the document can run. */
+export const AGENT_ACTIONS = ['backup', 'restore', 'verify', 'drill'] as const;
+export type AgentAction = (typeof AGENT_ACTIONS)[number];
+
+/** Where hosts install the agent and the plan. */
+export const HOST_PATHS = {
+  agent: '/opt/strongbox/strongbox.mjs',
+  plan: '/etc/strongbox/plan.json',
+} as const;
