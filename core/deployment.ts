@@ -69,3 +69,45 @@ export const HOST_PATHS = {
   agent: '/opt/strongbox/strongbox.mjs',
   plan: '/etc/strongbox/plan.json',
 } as const;
+
+/**
+ * Environment the SSM document gives the agent on hosts: a deployment creates the bucket and the KMS
+ * key with generated names, so these override the plan's `vault.url` and `key` (a kms key) at run time.
+ */
+export const AGENT_ENV = {
+  vaultUrl: 'STRONGBOX_VAULT_URL',
+  kmsKeyId: 'STRONGBOX_KMS_KEY_ID',
+  region: 'AWS_REGION',
+} as const;
+
+/** Options of a restore or drill that travel as one JSON document parameter (`--options`). */
+export interface AgentRestoreOptions {
+  /** Database name (postgres) or directory (files) to restore into; a new scratch target by default. */
+  target?: string;
+  /** Tables to restore (logical PostgreSQL only), `schema.table` or `table`. */
+  tables?: string[];
+  /** Restore beside the live data, check, swap, keep the old one. */
+  replace?: boolean;
+  /** Must equal the job name when replace is set. */
+  confirm?: string;
+}
+
+/**
+ * The agent command line a document invocation runs, from the document parameters. The document's shell
+ * script and the local SSM test adapter both follow it; every value is one argv element (no shell).
+ * @example agentArgv({ action: 'backup', job: 'db', backupId: '20241206T020000Z-3f9a1c', tier: 'daily' })
+ */
+export function agentArgv(params: {
+  action: AgentAction;
+  job: string;
+  backupId?: string;
+  tier?: string;
+  options?: string;
+}): string[] {
+  const argv = [params.action, '--plan', HOST_PATHS.plan, '--job', params.job, '--json'];
+  if (params.backupId) argv.push('--backup-id', params.backupId);
+  if (params.action === 'backup' && params.tier) argv.push('--tier', params.tier);
+  if ((params.action === 'restore' || params.action === 'drill') && params.options)
+    argv.push('--options', params.options);
+  return argv;
+}
