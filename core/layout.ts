@@ -47,3 +47,9 @@ export function parseBackupKey(key: string): { job: string; backupId: string; na
   if (!isBackupId(backupId) || name === '') return undefined;
   return { job, backupId, name };
 }
+
+/**
+ * Tags on data objects. Lifecycle rules filter on the tier tag; manifests carry no tier tag and stay in
+ * the Standard storage class for ever, so listing and choosing a backup never needs an archive retrieval.
+ */
+export const OBJECT_TAGS = { tier: 'strongbox:tier', job: 'strongbox:job' } as const;
