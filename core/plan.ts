@@ -289,6 +289,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return at(
         issue.input === undefined ? 'required' : `expected ${issue.expected}, got ${typeName(issue.input)}`,
       );
+    case 'invalid_key':
+      return at(issue.issues.map((inner) => inner.message).join('; '));
     case 'unrecognized_keys':
       return at(
         `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`,
@@ -310,6 +312,8 @@ function typeName(value: unknown): string {
  */
 export function validatePlan(data: unknown): Plan {
   const result = planSchema.safeParse(data, {
+    // Keeps each issue's input, so a wrong type reads `expected number, got string "x"`, not `required`.
+    reportInput: true,
     error: (issue) => {
       if (issue.code === 'invalid_value' && issue.values.length > 0) {
         const values = issue.values.map((v) => String(v));
