@@ -243,7 +243,7 @@ const planSchema = z
         ['host', job.host],
         ['drill.host', job.drill?.host],
       ] as const) {
-        if (host !== undefined && !(host in plan.hosts)) {
+        if (host !== undefined && !Object.hasOwn(plan.hosts, host)) {
           ctx.addIssue({
             code: 'custom',
             path: ['jobs', index, ...field.split('.')],
