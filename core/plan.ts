@@ -24,8 +24,10 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return seconds;
 });
 
-/** A retention in whole days. */
-const days = duration.transform((seconds) => secondsToDays(seconds));
+/** A retention in whole days, at least one (S3 lifecycle rules take positive day counts only). */
+const days = duration
+  .transform((seconds) => secondsToDays(seconds))
+  .refine((value) => value >= 1, { message: 'must be at least 1 day' });
 
 const timeZone = z.string().refine(
   (tz) => {
