@@ -12,17 +12,19 @@ const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
 
 /** A duration in seconds, written `90`, `36h`, `7d`, `5w`, `12mo` or `7y` (bare numbers are days). */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const seconds = parseDurationSeconds(value);
-  if (seconds === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `'${value}' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)`,
-    });
-    return z.NEVER;
-  }
-  return seconds;
-});
+const duration = z
+  .union([z.string(), z.number()], { error: 'must be a duration such as 36h, 7d, 5w, 12mo, 7y' })
+  .transform((value, ctx) => {
+    const seconds = parseDurationSeconds(value);
+    if (seconds === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `'${value}' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)`,
+      });
+      return z.NEVER;
+    }
+    return seconds;
+  });
 
 /** A retention in whole days, at least one (S3 lifecycle rules take positive day counts only). */
 const days = duration
@@ -348,7 +350,9 @@ export function parsePlan(text: string, origin = 'plan'): Plan {
     if (error instanceof YAMLParseError) {
       const line = error.linePos?.[0];
       throw new PlanError(
-        [`${origin}${line ? `:${line.line}:${line.col}` : ''}: ${error.message.split('\n')[0]}`],
+        [
+          `${origin}${line ? `:${line.line}:${line.col}` : ''}: ${error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
+        ],
         {
           cause: error,
         },
