@@ -1,0 +1,75 @@
+/**
+ * `strongbox prune`: applies the plan's retention (core selectRetained, the same rule the S3 lifecycle
+ * enforces in the cloud) to a vault, and removes incomplete backups older than the job's timeout. A
+ * backup is deleted manifest first, so it stops being complete before its data goes.
+ */
+
+import { formatTable } from '#agent/format';
+import type { Runtime } from '#agent/runtime';
+import { listBackups, readManifest } from '#core/catalog';
+import { manifestKey } from '#core/layout';
+import { findJob, retentionOf } from '#core/plan';
+import { selectRetained } from '#core/retention';
+import type { Outcome } from './outcome';
+
+export interface PruneOptions {
+  job?: string;
+  dryRun?: boolean;
+}
+
+/** Deletes what retention no longer keeps; with dryRun only reports it. */
+export async function pruneCommand(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
+  const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+  const now = runtime.clock.now();
+  const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
+  for (const job of jobs) {
+    const backups = await listBackups(runtime.vault, job.name);
+    const candidates = [];
+    for (const backup of backups) {
+      if (backup.complete) {
+        const manifest = await readManifest(runtime.vault, job.name, backup.backupId);
+        candidates.push({
+          backupId: backup.backupId,
+          tier: manifest.tier,
+          startedAt: new Date(manifest.startedAt),
+          backup,
+        });
+      } else if (now.getTime() - backup.startedAt.getTime() > job.timeout * 1000) {
+        decisions.push({
+          job: job.name,
+          backupId: backup.backupId,
+          action: 'delete',
+          reason: 'incomplete, past the job timeout',
+        });
+        if (!options.dryRun) await runtime.vault.delete(backup.objects.map((o) => o.key));
+      }
+    }
+    for (const decision of selectRetained(candidates, retentionOf(runtime.plan, job), now)) {
+      const { backupId, backup } = decision.backup;
+      decisions.push({
+        job: job.name,
+        backupId,
+        action: decision.keep ? 'keep' : 'delete',
+        reason: decision.reason,
+      });
+      if (!decision.keep && !options.dryRun) {
+        const manifest = manifestKey(job.name, backupId);
+        await runtime.vault.delete([manifest]);
+        await runtime.vault.delete(backup.objects.map((o) => o.key).filter((key) => key !== manifest));
+      }
+    }
+  }
+  const deleted = decisions.filter((d) => d.action === 'delete').length;
+  const verb = options.dryRun ? 'would delete' : 'deleted';
+  return {
+    exitCode: 0,
+    json: { dryRun: Boolean(options.dryRun), decisions },
+    text: [
+      formatTable([
+        ['JOB', 'BACKUP', 'ACTION', 'REASON'],
+        ...decisions.map((d) => [d.job, d.backupId, d.action, d.reason]),
+      ]),
+      `${verb} ${deleted} backup${deleted === 1 ? '' : 's'}`,
+    ].join('\n'),
+  };
+}

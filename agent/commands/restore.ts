@@ -1,0 +1,77 @@
+/** `strongbox restore`: CLI glue over agent/restore. */
+import { z } from 'zod';
+import { formatBytes } from '#agent/format';
+import { type RestoreRequest, runRestore } from '#agent/restore';
+import type { Runtime } from '#agent/runtime';
+import { formatDuration } from '#core/duration';
+import { PlanError } from '#core/errors';
+import { findJob, formatPath } from '#core/plan';
+import type { Outcome } from './outcome';
+
+/** Restore options as the AWS document sends them (`--options '<json>'`): core AgentRestoreOptions. */
+const optionsSchema = z.strictObject({
+  target: z.string().min(1).optional(),
+  tables: z.array(z.string().min(1)).optional(),
+  replace: z.boolean().optional(),
+  confirm: z.string().optional(),
+});
+
+/** A job name plus a restore request, from CLI flags and/or `--options` JSON (flags win). */
+export interface ParsedRestoreOptions extends RestoreRequest {
+  job: string;
+}
+
+/**
+ * Merges `--options` JSON with the individual flags.
+ * @throws PlanError naming the bad option.
+ */
+export function parseRestoreOptions(
+  flags: Record<string, string | boolean | undefined>,
+): ParsedRestoreOptions {
+  let fromJson: z.output<typeof optionsSchema> = {};
+  if (typeof flags.options === 'string' && flags.options.trim() !== '') {
+    let data: unknown;
+    try {
+      data = JSON.parse(flags.options);
+    } catch {
+      throw new PlanError(['--options: not valid JSON']);
+    }
+    const parsed = optionsSchema.safeParse(data);
+    if (!parsed.success) {
+      throw new PlanError(
+        parsed.error.issues.map(
+          (i) => `--options${i.path.length ? `.${formatPath(i.path)}` : ''}: ${i.message}`,
+        ),
+      );
+    }
+    fromJson = parsed.data;
+  }
+  const text = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
+  const tables = text('tables')
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return {
+    job: text('job') ?? '',
+    backupId: text('backupId'),
+    target: text('target') ?? fromJson.target,
+    tables: tables ?? fromJson.tables,
+    replace: flags.replace === true || fromJson.replace === true,
+    confirm: text('confirm') ?? fromJson.confirm,
+  };
+}
+
+/** Restores and reports; exit 2 when a check of the restored data failed. */
+export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
+  const result = await runRestore(runtime, findJob(runtime.plan, options.job), options);
+  const lines = [
+    result.mode === 'replace'
+      ? `restored ${result.job} ${result.backupId} over '${result.target}'; the previous database is kept as '${result.keptAs}' (safety backup ${result.safetyBackupId})`
+      : `restored ${result.job} ${result.backupId} into ${result.target}`,
+    `${formatBytes(result.sourceBytes)} in ${formatDuration(result.durationSeconds)}`,
+    ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),
+  ];
+  if (result.findings.length === 0) lines.push('checks passed: the restored data matches the manifest');
+  const critical = result.findings.some((f) => f.severity === 'critical');
+  return { exitCode: critical ? 2 : result.findings.length ? 1 : 0, json: result, text: lines.join('\n') };
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+/**
+ * The `strongbox` CLI. The one place in the agent that reads `process.env`, writes to stdout and turns
+ * errors into exit codes: 0 ok, 1 warning, 2 error. On failure the last line on stderr is
+ * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { backupCommand } from '#agent/commands/backup';
+import { doctorCommand } from '#agent/commands/doctor';
+import { drillCommand } from '#agent/commands/drill';
+import { keygenCommand } from '#agent/commands/keygen';
+import { listCommand } from '#agent/commands/list';
+import type { Outcome } from '#agent/commands/outcome';
+import { pruneCommand } from '#agent/commands/prune';
+import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
+import { verifyCommand } from '#agent/commands/verify';
+import { openRuntime, type Runtime } from '#agent/runtime';
+import { VERSION } from '#agent/version';
+import { isBackupId } from '#core/backup-id';
+import { AGENT_ACTIONS } from '#core/deployment';
+import { describeError, PlanError } from '#core/errors';
+import { TIERS, type Tier } from '#core/tiers';
+
+interface Common {
+  plan: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function backupIdArg(value: string): string {
+  if (!isBackupId(value)) throw new InvalidArgumentError('expected a backup id like 20241206T020000Z-3f9a1c');
+  return value;
+}
+
+/** Builds the command tree; `run` executes one command and reports its outcome. */
+function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: Common) => Promise<void>) {
+  const program = new Command('strongbox')
+    .description(
+      'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove they restore.\n' +
+        `Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
+    )
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  const withPlan = (command: Command) =>
+    command
+      .requiredOption('-p, --plan <file>', 'plan file (YAML or JSON)')
+      .option('--json', 'print one JSON object on stdout instead of text')
+      .option('-q, --quiet', 'no progress lines on stderr');
+
+  withPlan(program.command('backup').description('back up one job (or every job in order), manifest last'))
+    .option('-j, --job <name>', 'job to back up (default: every job)')
+    .option('--backup-id <id>', 'backup id to write (default: a new one from the clock)', backupIdArg)
+    .addOption(new Option('--tier <tier>', 'GFS tier (default: from the previous backup)').choices(TIERS))
+    .action((o: Common & { job?: string; backupId?: string; tier?: Tier }) =>
+      run((rt) => backupCommand(rt, { job: o.job, backupId: o.backupId, tier: o.tier }), o),
+    );
+
+  withPlan(
+    program
+      .command('restore')
+      .description(
+        'restore a backup into a new scratch target (default), or --replace the live database: restore beside it,\n' +
+          'check it, swap names in one transaction and keep the old one. Every chunk is authenticated before use.',
+      ),
+  )
+    .requiredOption('-j, --job <name>', 'job whose backup to restore')
+    .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
+    .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
+    .option('--tables <list>', 'comma-separated tables to restore (postgres; schema.table or table)')
+    .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
+    .option('--confirm <job>', 'required with --replace: the job name again')
+    .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
+    .action((o: Common & Record<string, string | boolean | undefined>) =>
+      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o),
+    );
+
+  withPlan(
+    program
+      .command('drill')
+      .description('restore the newest backup into a scratch target, check it, time it, drop it'),
+  )
+    .requiredOption('-j, --job <name>', 'job to drill')
+    .option('--options <json>', 'restore options as JSON (target)')
+    .action((o: Common & Record<string, string | boolean | undefined>) =>
+      run((rt) => drillCommand(rt, parseRestoreOptions(o)), o),
+    );
+
+  withPlan(
+    program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
+  )
+    .option('-j, --job <name>', 'only this job')
+    .action((o: Common & { job?: string }) => run((rt) => listCommand(rt, { job: o.job }), o));
+
+  withPlan(
+    program
+      .command('verify')
+      .description(
+        'check each job: newest backup age against its limits, objects present with their sizes, size trend;\n' +
+          '--deep also reads the whole backup back (decrypt, authenticate, decompress, checksum) without restoring',
+      ),
+  )
+    .option('-j, --job <name>', 'only this job')
+    .option('--deep', 'read the data back through decryption and decompression')
+    .option('--backup-id <id>', 'deep-verify this backup instead of the newest', backupIdArg)
+    .action((o: Common & { job?: string; deep?: boolean; backupId?: string }) =>
+      run((rt) => verifyCommand(rt, { job: o.job, deep: o.deep, backupId: o.backupId }), o),
+    );
+
+  withPlan(
+    program
+      .command('prune')
+      .description("apply the plan's retention to the vault and remove stale incomplete backups"),
+  )
+    .option('-j, --job <name>', 'only this job')
+    .option('-n, --dry-run', 'only say what would be deleted')
+    .action((o: Common & { job?: string; dryRun?: boolean }) =>
+      run((rt) => pruneCommand(rt, { job: o.job, dryRun: o.dryRun }), o),
+    );
+
+  withPlan(
+    program
+      .command('doctor')
+      .description(
+        'check tools, database access, vault write access, key use and free space; one line per check',
+      ),
+  )
+    .option('-j, --job <name>', 'only this job')
+    .action((o: Common & { job?: string }) => run((rt) => doctorCommand(rt, { job: o.job }), o));
+
+  program
+    .command('keygen')
+    .description('create a new local master key file (mode 0600; refuses to overwrite)')
+    .argument('<path>', 'where to write the key')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (path: string, o: { json?: boolean }) => {
+      const outcome = await keygenCommand(path);
+      process.stdout.write(o.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const env = { ...process.env };
+  const cli = buildCli(async (action, common) => {
+    const runtime = await openRuntime(common.plan, env, {
+      log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
+    });
+    const outcome = await action(runtime);
+    process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
+    exitCode = outcome.exitCode;
+  });
+  try {
+    await cli.parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed by commander.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof PlanError && error.issues.length > 1) {
+      process.stderr.write(`${error.issues.map((issue) => `  ${issue}`).join('\n')}\n`);
+      process.stderr.write(
+        `strongbox: error: invalid plan (${error.issues.length} problems, listed above)\n`,
+      );
+    } else {
+      process.stderr.write(`strongbox: error: ${describeError(error).replace(/\s*\n\s*/g, ' ')}\n`);
+    }
+    return 2;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`strongbox: error: ${describeError(error)}\n`);
+    process.exitCode = 2;
+  },
+);
