@@ -111,3 +111,58 @@ export function agentArgv(params: {
     argv.push('--options', params.options);
   return argv;
 }
+
+/**
+ * The EventBridge Scheduler context attribute that backup and drill schedules put in their target input
+ * (`scheduledTime`), so a retried invocation for the same scheduled time is recognised.
+ */
+export const SCHEDULED_TIME_ATTRIBUTE = '<aws.scheduler.scheduled-time>';
+
+/**
+ * Target input of a job's backup schedule (→ run-backup) and drill schedule (→ restore-drill).
+ * @example { job: 'appdb', scheduledTime: SCHEDULED_TIME_ATTRIBUTE }
+ */
+export interface JobScheduleInput {
+  job: string;
+  /** ISO 8601 time the schedule fired for; absent when invoked by hand (the invocation time is used). */
+  scheduledTime?: string;
+}
+
+/** Target input of the verify schedule: every job when `jobs` is absent. */
+export interface VerifyScheduleInput {
+  jobs?: string[];
+}
+
+/**
+ * Name of the document step (`mainSteps[].name`) that runs the agent. The functions read the agent's
+ * stdout and stderr with `GetCommandInvocation`, which needs the step name once a document has several.
+ */
+export const DOCUMENT_RUN_STEP = 'runStrongbox';
+
+/**
+ * Command statuses of the `EC2 Command Invocation Status-change Notification` event that end an
+ * invocation; the EventBridge rule matches these only (the handlers ignore the others anyway).
+ */
+export const COMMAND_TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Cancelled'] as const;
+
+/** How the agent's last stderr line starts when it fails (SSM keeps only the tail of the output). */
+export const AGENT_ERROR_PREFIX = 'strongbox: error: ';
+
+/** What `strongbox backup --json` prints on stdout (one JSON object); the functions read these fields. */
+export interface AgentBackupResult {
+  job: string;
+  backupId: string;
+  tier: string;
+  sourceBytes: number;
+  storedBytes: number;
+  durationSeconds: number;
+}
+
+/** What `strongbox drill --json` prints on stdout (one JSON object); findings as core/checks `Finding`. */
+export interface AgentDrillResult {
+  job: string;
+  backupId: string;
+  /** Wall time of the restore and its checks: the measured recovery time. */
+  durationSeconds: number;
+  findings: { severity: 'critical' | 'warning' | 'info'; job: string; check: string; message: string }[];
+}

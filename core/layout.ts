@@ -53,3 +53,70 @@ export function parseBackupKey(key: string): { job: string; backupId: string; na
  * the Standard storage class for ever, so listing and choosing a backup never needs an archive retrieval.
  */
 export const OBJECT_TAGS = { tier: 'strongbox:tier', job: 'strongbox:job' } as const;
+
+/** Prefix of a job's WAL archive, with a trailing slash. */
+export function walPrefix(job: string): string {
+  return `wal/${job}/`;
+}
+
+/** What a key below `wal/` names, or undefined for other keys. */
+export function parseWalKey(key: string): { job: string; timeline: string; segment: string } | undefined {
+  const parts = key.split('/');
+  if (parts.length !== 4 || parts[0] !== 'wal') return undefined;
+  const [, job, timeline, segment] = parts as [string, string, string, string];
+  if (job === '' || timeline === '' || segment === '') return undefined;
+  return { job, timeline, segment };
+}
+
+/**
+ * Prefix of the claims of a job's scheduled backup runs, with a trailing slash. A claim is written with a
+ * conditional put (create only) before a backup is commanded, so a retried schedule never starts a second
+ * backup for the same scheduled time. Claims are small JSON documents in the Standard class.
+ */
+export function runClaimPrefix(job: string): string {
+  return `runs/${job}/`;
+}
+
+/** Key of the claim of one scheduled backup run: `runs/<job>/<backupId>.json`. */
+export function runClaimKey(job: string, backupId: string): string {
+  if (!isBackupId(backupId)) throw new RangeError(`'${backupId}' is not a backup id`);
+  return `${runClaimPrefix(job)}${backupId}.json`;
+}
+
+/** The backup id a run claim key names, or undefined for other keys. */
+export function parseRunClaimKey(key: string): { job: string; backupId: string } | undefined {
+  const match = /^runs\/([^/]+)\/([^/]+)\.json$/.exec(key);
+  if (!match || !isBackupId(match[2] as string)) return undefined;
+  return { job: match[1] as string, backupId: match[2] as string };
+}
+
+/**
+ * Key of the claim of one scheduled restore drill: `drills/<job>/<drillId>.json`, where the drill id has
+ * the form of a backup id made from the scheduled time.
+ */
+export function drillClaimKey(job: string, drillId: string): string {
+  if (!isBackupId(drillId)) throw new RangeError(`'${drillId}' is not a drill id`);
+  return `drills/${job}/${drillId}.json`;
+}
+
+/**
+ * Prefix of the pending restore requests of one backup, with a trailing slash. A restore that must first
+ * retrieve archived objects (Glacier, Deep Archive) is kept here until every object is readable.
+ */
+export function restoreRequestPrefix(job: string, backupId: string): string {
+  return `restores/${job}/${backupId}/`;
+}
+
+/** Key of one pending restore request: `restores/<job>/<backupId>/<requestId>.json`. */
+export function restoreRequestKey(job: string, backupId: string, requestId: string): string {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(requestId)) throw new RangeError(`bad restore request id '${requestId}'`);
+  return `${restoreRequestPrefix(job, backupId)}${requestId}.json`;
+}
+
+/**
+ * Key of the marker that a pending restore request was continued (its command sent), written with a
+ * conditional put so that two "retrieval done" events never command the restore twice.
+ */
+export function restoreStartedKey(job: string, backupId: string, requestId: string): string {
+  return `${restoreRequestKey(job, backupId, requestId).slice(0, -'.json'.length)}.started`;
+}
