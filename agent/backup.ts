@@ -64,7 +64,7 @@ export async function runBackup(
   job: Job,
   options: BackupOptions = {},
 ): Promise<BackupResult> {
-  const { plan, vault, keys, clock } = runtime;
+  const { vault, keys, clock } = runtime;
   const started = clock.now();
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));
   const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
