@@ -12,6 +12,12 @@ import { isBackupId } from './backup-id';
 
 export const MANIFEST_NAME = 'manifest.json';
 
+/**
+ * Names of objects inside a backup: letters, digits, dots, dashes and underscores, starting with a letter
+ * or digit (so never `.` or `..`, which a file vault would resolve to a directory).
+ */
+export const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 /** Prefix holding every backup of a job, with a trailing slash. */
 export function jobPrefix(job: string): string {
   return `backups/${job}/`;
@@ -24,7 +30,7 @@ export function backupPrefix(job: string, backupId: string): string {
 
 /** Key of one object of a backup. */
 export function objectKey(job: string, backupId: string, name: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(name) || name === MANIFEST_NAME)
+  if (!OBJECT_NAME.test(name) || name === MANIFEST_NAME)
     throw new RangeError(`bad object name '${name}'`);
   return `${backupPrefix(job, backupId)}${name}`;
 }
@@ -44,7 +50,7 @@ export function parseBackupKey(key: string): { job: string; backupId: string; na
   const parts = key.split('/');
   if (parts.length !== 4 || parts[0] !== 'backups') return undefined;
   const [, job, backupId, name] = parts as [string, string, string, string];
-  if (!isBackupId(backupId) || name === '') return undefined;
+  if (job === '' || !isBackupId(backupId) || name === '') return undefined;
   return { job, backupId, name };
 }
 
