@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isBackupId } from './backup-id';
 import { IntegrityError } from './errors';
+import { MANIFEST_NAME, OBJECT_NAME } from './layout';
 import { TIERS } from './tiers';
 
 export const MANIFEST_FORMAT = 'strongbox.manifest';
@@ -14,7 +15,9 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 
 const objectSchema = z.object({
   /** File name below the backup's prefix, e.g. `data.sbx`. */
-  name: z.string(),
+  name: z
+    .string()
+    .refine((name) => OBJECT_NAME.test(name) && name !== MANIFEST_NAME, 'is not an object name'),
   /** Bytes as stored (compressed and encrypted). */
   storedBytes: z.number().int().nonnegative(),
   /** SHA-256 of the stored bytes. */
