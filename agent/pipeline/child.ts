@@ -1,0 +1,208 @@
+/**
+ * Child processes for the tools Strongbox drives (pg_dump, zstd, tar, redis-cli …): one way to start
+ * them, one way to learn how they ended.
+ *
+ * `spawnTool` never throws: a tool that cannot start, exits non-zero or dies from a signal rejects
+ * `done` with a {@link SourceError} naming the tool, how it ended and the last lines of its stderr. Only
+ * the tool's name appears in messages, never its arguments or environment (the environment can hold
+ * passwords such as PGPASSWORD). Memory: stderr is kept as a tail of at most {@link STDERR_TAIL_LINES}
+ * lines of at most {@link STDERR_LINE_CHARS} characters each, however much the tool writes.
+ */
+import { type ChildProcess, ChildProcess as ChildProcessClass, spawn } from 'node:child_process';
+import { basename } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { SourceError } from '#core/errors';
+
+/** Lines of stderr kept for error messages. */
+export const STDERR_TAIL_LINES = 20;
+/** Characters kept of one stderr line (longer lines are cut). */
+export const STDERR_LINE_CHARS = 500;
+
+/** How to start a tool. */
+export interface SpawnToolOptions {
+  /** The complete environment of the child (not merged with anything). @default the agent's own */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Kills the child (SIGTERM) when aborted; `done` then rejects. */
+  signal?: AbortSignal;
+  /** @default 'pipe' */
+  stdin?: 'pipe' | 'ignore';
+  /** @default 'pipe' */
+  stdout?: 'pipe' | 'ignore';
+  /** Name of the tool in messages. @default the command's base name */
+  name?: string;
+}
+
+/** A running tool. */
+export interface ToolProcess {
+  child: ChildProcess;
+  /** The child's stdin, or null when `stdin: 'ignore'`. */
+  stdin: Writable | null;
+  /** The child's stdout, or null when `stdout: 'ignore'`. */
+  stdout: Readable | null;
+  /**
+   * Resolves when the tool exited with status 0 (and its stderr was read to the end); rejects with a
+   * SourceError otherwise. Already marked as handled: not awaiting it never crashes the process.
+   */
+  done: Promise<void>;
+}
+
+/** Debian packages of tools that are often missing, for "not found" messages. */
+const PACKAGES: Record<string, string> = {
+  zstd: 'zstd',
+  pg_dump: 'postgresql-client',
+  pg_restore: 'postgresql-client',
+  psql: 'postgresql-client',
+  pg_basebackup: 'postgresql-client',
+  'redis-cli': 'redis-tools',
+  influxd: 'influxdb',
+  tar: 'tar',
+};
+
+/**
+ * Starts a tool. stderr is always read by this function (into a bounded tail); stdin and stdout are
+ * the caller's to use.
+ * @example
+ * const dump = spawnTool('pg_dump', ['-Fc', '-Z0', 'app'], { env, signal });
+ * await Promise.all([pipeline(dump.stdout!, output), dump.done]);
+ */
+export function spawnTool(command: string, args: string[], options: SpawnToolOptions = {}): ToolProcess {
+  const name = options.name ?? basename(command);
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      env: options.env as NodeJS.ProcessEnv | undefined,
+      cwd: options.cwd,
+      stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe'],
+    });
+  } catch (error) {
+    // Synchronous failures: bad arguments (a NUL byte), bad cwd type. Same shape as an async failure.
+    return failedTool(options, new SourceError(`${name} could not be started`, { cause: error }));
+  }
+
+  const tail = new StderrTail();
+  const stderrClosed = new Promise<void>((resolve) => {
+    if (!child.stderr) return resolve();
+    child.stderr.on('data', (data: Buffer) => tail.write(data));
+    child.stderr.on('error', () => resolve());
+    child.stderr.on('close', () => resolve());
+  });
+  // The caller owns stdin; a tool that exits early makes writes fail with EPIPE. Its exit status
+  // (in `done`) is what counts, and pipeline() still sees the error through its own listener.
+  child.stdin?.on('error', () => {});
+
+  const signal = options.signal;
+  const onAbort = () => child.kill('SIGTERM');
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (error.code === 'ENOENT') {
+        const pkg = PACKAGES[name];
+        reject(
+          new SourceError(
+            `${name} not found: install it${pkg ? ` (apt-get install ${pkg})` : ''} or put it on PATH`,
+            { cause: error },
+          ),
+        );
+      } else {
+        reject(new SourceError(`${name} could not be started: ${error.message}`, { cause: error }));
+      }
+    });
+    child.once('exit', (code, exitSignal) => {
+      signal?.removeEventListener('abort', onAbort);
+      void stderrClosed.then(() => {
+        if (code === 0) return resolve();
+        const lines = tail.lines();
+        const stderr = lines.length ? `:\n${lines.join('\n')}` : ' (no output on stderr)';
+        if (signal?.aborted) {
+          reject(
+            new SourceError(`${name} was stopped because the operation was aborted`, {
+              cause: signal.reason,
+            }),
+          );
+        } else if (exitSignal) {
+          reject(new SourceError(`${name} was killed by ${exitSignal}${stderr}`));
+        } else {
+          reject(new SourceError(`${name} exited with status ${code}${stderr}`));
+        }
+      });
+    });
+  });
+  done.catch(() => {});
+
+  if (signal) {
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+  return { child, stdin: child.stdin, stdout: child.stdout, done };
+}
+
+/** A ToolProcess for a tool that never started: streams that fail with the error, `done` rejected. */
+function failedTool(options: SpawnToolOptions, error: SourceError): ToolProcess {
+  const stdin =
+    (options.stdin ?? 'pipe') === 'pipe' ? new Writable({ write: (_c, _e, cb) => cb(error) }) : null;
+  const stdout = (options.stdout ?? 'pipe') === 'pipe' ? new Readable({ read() {} }) : null;
+  stdin?.on('error', () => {});
+  stdout?.destroy(error);
+  stdout?.on('error', () => {});
+  const done = Promise.reject(error);
+  done.catch(() => {});
+  return { child: new ChildProcessClass(), stdin, stdout, done };
+}
+
+/** Keeps the last lines of a stream of text, bounded in count and length. */
+class StderrTail {
+  readonly #decoder = new StringDecoder('utf8');
+  readonly #lines: string[] = [];
+  #partial = '';
+
+  write(data: Buffer): void {
+    const text = this.#partial + this.#decoder.write(data);
+    const parts = text.split('\n');
+    this.#partial = (parts.pop() ?? '').slice(-STDERR_LINE_CHARS);
+    for (const line of parts.slice(-STDERR_TAIL_LINES)) this.#add(line);
+  }
+
+  lines(): string[] {
+    const rest = this.#partial + this.#decoder.end();
+    const lines = [...this.#lines];
+    if (rest.trim()) lines.push(rest.slice(0, STDERR_LINE_CHARS));
+    return lines.filter((line) => line.trim() !== '').slice(-STDERR_TAIL_LINES);
+  }
+
+  #add(line: string): void {
+    const trimmed = line.replace(/\r$/, '');
+    this.#lines.push(
+      trimmed.length > STDERR_LINE_CHARS ? `${trimmed.slice(0, STDERR_LINE_CHARS)}…` : trimmed,
+    );
+    if (this.#lines.length > STDERR_TAIL_LINES) this.#lines.shift();
+  }
+}
+
+/**
+ * The first line of `<command> --version` (or of the given arguments), e.g. `pg_dump (PostgreSQL) 15.18`.
+ * @throws SourceError when the tool is missing or fails.
+ * @example await toolVersion('zstd') // '*** Zstandard CLI (64-bit) v1.5.4, by Yann Collet ***'
+ */
+export async function toolVersion(command: string, args: string[] = ['--version']): Promise<string> {
+  const tool = spawnTool(command, args, { stdin: 'ignore' });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  tool.stdout?.on('data', (chunk: Buffer) => {
+    if (size < 64 * 1024) chunks.push(chunk);
+    size += chunk.length;
+  });
+  const closed = new Promise<void>((resolve) => {
+    if (!tool.stdout) return resolve();
+    tool.stdout.on('close', () => resolve());
+    tool.stdout.on('error', () => resolve());
+  });
+  await tool.done;
+  await closed;
+  const first = Buffer.concat(chunks).toString('utf8').split('\n')[0]?.trim();
+  if (!first) {
+    throw new SourceError(`${basename(command)} printed no version`);
+  }
+  return first;
+}
