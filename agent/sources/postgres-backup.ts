@@ -1,0 +1,216 @@
+/**
+ * Logical backup of one PostgreSQL database: `pg_dump -Fc -Z0` (custom format, uncompressed: compression
+ * is a later stage, on another core) inside a snapshot the agent exports and holds, so the row counts it
+ * takes while the dump runs describe exactly the data in the dump.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { spawnTool, toolVersion } from '#agent/pipeline/child';
+import { settleAll } from '#agent/pipeline/flow';
+import { SourceError } from '#core/errors';
+import type { SourceDetails, TableCount } from '#core/manifest';
+import type { PostgresSourceConfig } from '#core/plan';
+import type { SourceBackup } from '#core/ports';
+import { resolvePassword, type SourceContext } from './context';
+import {
+  connectionArgs,
+  connectPostgres,
+  describeTarget,
+  locatePostgresTools,
+  messageOf,
+  toolEnv,
+} from './postgres-connect';
+import { dbnameConninfo, quoteIdent, tablePatternRegex } from './postgres-names';
+
+/** A relation of the database: schema, name and pg_class.relkind. */
+interface Relation {
+  schema: string;
+  name: string;
+  kind: string;
+}
+
+/**
+ * Starts a backup of `config.database`. Before it returns, it has connected, opened a REPEATABLE READ
+ * transaction, exported its snapshot and started pg_dump on that snapshot (so connection and permission
+ * problems throw here). The caller must consume `stream` (the pg_dump archive) while awaiting `done`;
+ * while the dump runs, the agent counts the rows of every dumped table in the same snapshot
+ * (`config.rowCounts`) and reads the server version and database size. The connection stays open until
+ * pg_dump has finished. `done` rejects with a SourceError when pg_dump fails, writes nothing, or a count
+ * fails; the stream then errors too, so a failed dump can never pass for a complete one.
+ * Memory: one chunk of pg_dump output in flight, plus the stream's buffer (16 KiB by default).
+ * @example
+ * const backup = await backupPostgres(job.source, { env: process.env });
+ * await Promise.all([pipeline(backup.stream, compress, encrypt, upload), backup.done]);
+ * @throws SourceError when the database cannot be reached or pg_dump cannot start.
+ */
+export async function backupPostgres(
+  config: PostgresSourceConfig,
+  ctx: SourceContext,
+): Promise<SourceBackup> {
+  const password = await resolvePassword(config, ctx);
+  const client = await connectPostgres(config, config.database, password, ctx);
+  const where = describeTarget(config, config.database);
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const { rows } = await client.query<{ snapshot: string; version: string; num: string; bytes: string }>(
+      `SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version,
+              current_setting('server_version_num') AS num, pg_database_size(current_database()) AS bytes`,
+    );
+    const facts = rows[0];
+    if (!facts) throw new SourceError(`${where}: the server returned no snapshot`);
+    const relations = await listRelations(client);
+    const excluded = await matchExcluded(client, config.excludeTables);
+    const counted = relations.filter((r) => r.kind === 'r' && !excluded.has(keyOf(r)));
+    const tools = locatePostgresTools(config.binDir, Math.floor(Number(facts.num) / 10_000));
+    const version = (await toolVersion(tools.pgDump)).replace(/^pg_dump \(PostgreSQL\)\s*/, '');
+
+    const controller = new AbortController();
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
+    const args = [
+      '-Fc',
+      '-Z0',
+      `--snapshot=${facts.snapshot}`,
+      ...connectionArgs(config),
+      ...[...excluded.values()].flatMap((r) => ['-T', `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`]),
+      '-d',
+      dbnameConninfo(config.database),
+    ];
+    const dump = spawnTool(tools.pgDump, args, {
+      env: toolEnv(ctx.env, password),
+      signal,
+      stdin: 'ignore',
+      name: 'pg_dump',
+    });
+    // A failed dump or count stops the other at once: pg_dump is killed, the counting connection closed.
+    controller.signal.addEventListener('abort', () => void client.end().catch(() => {}), { once: true });
+    // The stream ends only once pg_dump has exited 0 having written something: a consumer that sees a
+    // clean end has a complete archive, and a failed dump errors the stream as well as `done`.
+    const counter = new ByteCounter(async (bytes) => {
+      await dump.done;
+      if (bytes === 0) throw new SourceError(`pg_dump wrote nothing for ${where}`);
+    });
+    const output = dump.stdout
+      ? pipeline(dump.stdout, counter)
+      : Promise.reject(new SourceError('pg_dump has no stdout'));
+    const counting = config.rowCounts ? countRows(client, counted, where) : Promise.resolve([]);
+
+    const done = (async () => {
+      try {
+        const [, , tables] = await settleAll([dump.done, output, counting], controller);
+        await client.query('COMMIT');
+        const details: SourceDetails = {
+          kind: 'postgres',
+          database: config.database,
+          serverVersion: facts.version,
+          databaseBytes: Number(facts.bytes),
+          tables,
+          excludedTables: [...config.excludeTables],
+        };
+        return { details, tools: { pg_dump: version } };
+      } catch (error) {
+        const failure =
+          error instanceof SourceError
+            ? error
+            : new SourceError(`backup of ${where} failed: ${messageOf(error)}`, { cause: error });
+        counter.destroy(failure);
+        throw failure;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    })();
+    done.catch(() => {});
+    return { stream: counter, done };
+  } catch (error) {
+    await client.end().catch(() => {});
+    if (error instanceof SourceError) throw error;
+    throw new SourceError(`backup of ${where} failed: ${messageOf(error)}`, { cause: error });
+  }
+}
+
+/** Every relation pg_dump would consider: tables, views, sequences, foreign tables, outside the catalogs. */
+async function listRelations(client: pg.Client): Promise<Relation[]> {
+  const { rows } = await client.query<Relation>(
+    `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't'
+        AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                           AND d.deptype = 'e')
+      ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+/**
+ * The relations the `excludeTables` patterns match, resolved once in the snapshot. pg_dump then gets
+ * each as an exact quoted name, so the dump and the row counts leave out exactly the same tables.
+ */
+async function matchExcluded(client: pg.Client, patterns: readonly string[]): Promise<Map<string, Relation>> {
+  const excluded = new Map<string, Relation>();
+  for (const pattern of patterns) {
+    const re = tablePatternRegex(pattern);
+    const { rows } = await client.query<Relation>(
+      `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relname ~ $1
+          AND ($2::text IS NULL OR n.nspname ~ $2)`,
+      [re.name, re.schema ?? null],
+    );
+    for (const row of rows) excluded.set(keyOf(row), row);
+  }
+  return excluded;
+}
+
+/** Exact `count(*)` of each table, one after the other, on the connection that holds the snapshot. */
+async function countRows(
+  client: pg.Client,
+  tables: readonly Relation[],
+  where: string,
+): Promise<TableCount[]> {
+  const counts: TableCount[] = [];
+  for (const table of tables) {
+    try {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+      );
+      counts.push({ schema: table.schema, name: table.name, rows: Number(rows[0]?.n ?? 0) });
+    } catch (error) {
+      throw new SourceError(
+        `cannot count rows of ${table.schema}.${table.name} in ${where}: ${messageOf(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+  return counts;
+}
+
+function keyOf(relation: Pick<Relation, 'schema' | 'name'>): string {
+  return JSON.stringify([relation.schema, relation.name]);
+}
+
+/** Passes bytes through and counts them; ends only when `verdict` (given the count) resolves. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  readonly #verdict: (bytes: number) => Promise<void>;
+
+  constructor(verdict: (bytes: number) => Promise<void>) {
+    super();
+    this.#verdict = verdict;
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#verdict(this.bytes).then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * What a restore drill checks in a restored PostgreSQL database: the manifest's row counts, and the
+ * plan's own SQL checks. Checks report findings; they throw only when the database cannot be reached.
+ */
+import type pg from 'pg';
+import type { Finding } from '#core/checks';
+import type { SourceDetails } from '#core/manifest';
+import type { Job } from '#core/plan';
+import { resolvePassword, type SourceContext } from './context';
+import { connectPostgres, messageOf, type PostgresTarget } from './postgres-connect';
+import { quoteIdent, selectTables } from './postgres-names';
+
+/** A drill's SQL check from the plan. */
+export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
+
+/**
+ * Checks that every table of the manifest's details exists in `database` with exactly the recorded row
+ * count (`count(*)`); after a selective restore pass the restored `tables` (`table` or `schema.table`)
+ * and only those are checked. An empty result means every table matched. Findings carry `job: ''`: the
+ * caller, which knows the job and backup, fills them in.
+ * @example await checkPostgres(job.source, 'app_drill', manifest.source, ctx, ['public.orders'])
+ * @throws SourceError when the database cannot be reached; PlanError when a table asked for is not in
+ *   the manifest.
+ */
+export async function checkPostgres(
+  config: PostgresTarget,
+  database: string,
+  details: Extract<SourceDetails, { kind: 'postgres' }>,
+  ctx: SourceContext,
+  tables?: readonly string[],
+): Promise<Finding[]> {
+  const base = { job: '' };
+  const expected = selectTables(details.tables, tables);
+  const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
+  try {
+    const findings: Finding[] = [];
+    for (const table of expected) {
+      const label = `${table.schema}.${table.name}`;
+      const { rows } = await client.query<{ oid: string | null }>(
+        'SELECT to_regclass($1)::oid::text AS oid',
+        [`${quoteIdent(table.schema)}.${quoteIdent(table.name)}`],
+      );
+      if (!rows[0]?.oid) {
+        findings.push({
+          ...base,
+          severity: 'critical',
+          check: 'table-missing',
+          message: `table ${label} is missing from restored database ${database}`,
+        });
+        continue;
+      }
+      const count = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+      );
+      const rowsFound = Number(count.rows[0]?.n ?? 0);
+      if (rowsFound !== table.rows) {
+        findings.push({
+          ...base,
+          severity: 'critical',
+          check: 'row-count',
+          message: `table ${label} in restored database ${database} has ${rowsFound} rows, the backup recorded ${table.rows}`,
+        });
+      }
+    }
+    return findings;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Runs the plan's drill checks against `database`: each query's first column of the first row, as
+ * PostgreSQL prints it (text), must equal `expect`. A query that fails or returns no row is a finding.
+ * Each check runs in its own read-only transaction, so a check cannot change the restored data. Findings
+ * carry `job: ''` for the caller to fill in.
+ * @example await runSqlChecks(job.source, 'app_drill', job.drill.checks, ctx) // [] when all pass
+ * @throws SourceError when the database cannot be reached.
+ */
+export async function runSqlChecks(
+  config: PostgresTarget,
+  database: string,
+  checks: readonly SqlCheck[],
+  ctx: SourceContext,
+): Promise<Finding[]> {
+  const base = { job: '' };
+  const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
+  try {
+    const findings: Finding[] = [];
+    for (const check of checks) {
+      const result = await firstValue(client, check.query);
+      if ('error' in result) {
+        findings.push({
+          ...base,
+          severity: 'critical',
+          check: 'sql-check',
+          message: `check '${check.name}' failed on ${database}: ${result.error}`,
+        });
+      } else if (!sameValue(result, check.expect)) {
+        findings.push({
+          ...base,
+          severity: 'critical',
+          check: 'sql-check',
+          message: `check '${check.name}' on ${database} returned ${result.value === undefined ? 'no row' : `'${result.value}'`}, expected '${check.expect}'`,
+        });
+      }
+    }
+    return findings;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Boolean type OID: PostgreSQL prints `t`/`f`, plans write `true`/`false`; either matches. */
+const BOOL_OID = 16;
+
+function sameValue(result: { value?: string; typeId?: number }, expected: string): boolean {
+  if (result.typeId === BOOL_OID && result.value !== undefined) {
+    const truth = (text: string) =>
+      ({ t: 'true', true: 'true', f: 'false', false: 'false' })[text.toLowerCase()];
+    return truth(result.value) === truth(expected);
+  }
+  return result.value === expected;
+}
+
+/** The first column of the first row as text (NULL as `null`) with its type, or the error. */
+async function firstValue(
+  client: pg.Client,
+  query: string,
+): Promise<{ value?: string; typeId?: number } | { error: string }> {
+  try {
+    await client.query('BEGIN READ ONLY');
+    const result = await client.query<unknown[]>({
+      text: query,
+      rowMode: 'array',
+      // Values as PostgreSQL prints them, not as JavaScript objects: a check compares text.
+      types: { getTypeParser: () => (value: string) => value },
+    });
+    const row = result.rows[0];
+    return {
+      value: row === undefined ? undefined : row[0] === null ? 'null' : String(row[0]),
+      typeId: result.fields[0]?.dataTypeID,
+    };
+  } catch (error) {
+    return { error: messageOf(error) };
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+  }
+}

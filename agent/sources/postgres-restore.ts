@@ -1,0 +1,218 @@
+/**
+ * Restore of a pg_dump custom-format archive into a new database, whole or selected tables, straight
+ * from a stream (no temp file). The target is always created by the restore; a restore that fails for
+ * any reason drops what it created and leaves every other database untouched.
+ */
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import type pg from 'pg';
+import { spawnTool, toolVersion } from '#agent/pipeline/child';
+import { settleAll } from '#agent/pipeline/flow';
+import { RestoreError, SourceError } from '#core/errors';
+import { resolvePassword, type SourceContext } from './context';
+import { dropDatabaseWith } from './postgres-admin';
+import {
+  connectionArgs,
+  connectMaintenance,
+  connectPostgres,
+  describeTarget,
+  locatePostgresTools,
+  messageOf,
+  type PostgresTarget,
+  serverMajorOf,
+  sqlStateOf,
+  toolEnv,
+} from './postgres-connect';
+import { dbnameConninfo, parseTableSelector, quoteIdent, type TableSelector } from './postgres-names';
+
+/** Options of {@link restorePostgres}. */
+export interface PostgresRestoreOptions {
+  /** Database to create and restore into; it must not exist. */
+  targetDatabase: string;
+  /**
+   * Tables to restore, `schema.table` or `table` (= `public.table`), exact names as pg_restore compares
+   * them. Only their definitions and rows are restored: not their indexes, constraints, defaults or
+   * sequences.
+   * @default every object of the archive
+   */
+  tables?: string[];
+  ctx: SourceContext;
+}
+
+/**
+ * Creates `targetDatabase` (from template0) and restores the archive read from `input` into it with
+ * `pg_restore --no-owner --exit-on-error`. On any failure — pg_restore exiting non-zero, the input
+ * stream erroring (e.g. an IntegrityError from decryption midway), an abort — pg_restore is killed, the
+ * created database is dropped and the original error is rethrown; `input` is destroyed with that error
+ * so the stages feeding it stop too.
+ * @example await restorePostgres(job.source, decrypted, { targetDatabase: 'app_drill', ctx: { env } })
+ * @throws RestoreError when the target already exists (it is left untouched) or pg_restore fails;
+ *   the input's own error when the input fails; SourceError when the server cannot be reached.
+ */
+export async function restorePostgres(
+  config: PostgresTarget,
+  input: Readable,
+  options: PostgresRestoreOptions,
+): Promise<void> {
+  const { targetDatabase: target, ctx } = options;
+  let created = false;
+  let admin: pg.Client | undefined;
+  try {
+    const selectors = (options.tables ?? []).map(parseTableSelector);
+    const password = await resolvePassword(config, ctx);
+    // Not bound to ctx.signal: after an abort this connection still has to drop the partial target.
+    admin = await connectMaintenance(config, password, { env: ctx.env, ssm: ctx.ssm });
+    const tools = locatePostgresTools(config.binDir, await serverMajorOf(admin));
+    await toolVersion(tools.pgRestore);
+    try {
+      await admin.query(`CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0`);
+    } catch (error) {
+      if (sqlStateOf(error) === '42P04') {
+        throw new RestoreError(
+          `${describeTarget(config, target)} already exists: restore into a new name (it was left untouched)`,
+          { cause: error },
+        );
+      }
+      throw new RestoreError(`cannot create ${describeTarget(config, target)}: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
+    created = true;
+    const schemas = [...new Set(selectors.map((s) => s.schema))];
+    if (schemas.length > 0) await createSchemas(config, target, password, schemas, ctx);
+    await runPgRestore(tools.pgRestore, config, input, target, password, selectors, schemas, ctx);
+    if (selectors.length > 0) await keepOnlySelected(config, target, password, selectors, ctx);
+  } catch (error) {
+    if (!input.destroyed) input.destroy(error as Error);
+    if (created && admin) {
+      try {
+        await dropDatabaseWith(admin, target);
+      } catch (dropError) {
+        throw new RestoreError(
+          `restore into ${describeTarget(config, target)} failed (${messageOf(error)}) and the partly restored database could not be dropped: ${messageOf(dropError)}`,
+          { cause: error },
+        );
+      }
+    }
+    throw error;
+  } finally {
+    await admin?.end().catch(() => {});
+  }
+}
+
+/** Streams the archive into pg_restore and waits for both; the first failure stops the other. */
+async function runPgRestore(
+  pgRestore: string,
+  config: PostgresTarget,
+  input: Readable,
+  target: string,
+  password: string | undefined,
+  selectors: readonly TableSelector[],
+  schemas: readonly string[],
+  ctx: SourceContext,
+): Promise<void> {
+  const controller = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
+  const args = [
+    '--no-owner',
+    '--exit-on-error',
+    ...connectionArgs(config),
+    ...schemas.flatMap((schema) => ['-n', schema]),
+    ...[...new Set(selectors.map((s) => s.name))].flatMap((name) => ['-t', name]),
+    '-d',
+    dbnameConninfo(target),
+  ];
+  const tool = spawnTool(pgRestore, args, {
+    env: toolEnv(ctx.env, password),
+    signal,
+    stdout: 'ignore',
+    name: 'pg_restore',
+  });
+  const where = describeTarget(config, target);
+  const exited = tool.done.catch((error: unknown) => {
+    throw new RestoreError(`pg_restore into ${where} failed: ${messageOf(error)}`, { cause: error });
+  });
+  const fed = tool.stdin
+    ? feed(input, tool.stdin, signal, where)
+    : Promise.reject(new SourceError('pg_restore has no stdin'));
+  await settleAll([exited, fed], controller);
+}
+
+/**
+ * Writes `input` into `stdin` with backpressure and ends it. Rejects with the input's own error when the
+ * input fails; on abort destroys the input with the abort reason (so the stages before it stop with the
+ * real cause, not a premature close).
+ */
+async function feed(input: Readable, stdin: Writable, signal: AbortSignal, where: string): Promise<void> {
+  const onAbort = () => input.destroy(signal.reason);
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of input) {
+      if (stdin.write(chunk)) continue;
+      if (!stdin.destroyed) {
+        const [event] = await Promise.race([
+          once(stdin, 'drain', { signal }).then(() => ['drain']),
+          once(stdin, 'close', { signal }).then(() => ['close']),
+        ]);
+        if (event === 'drain') continue;
+      }
+      throw new RestoreError(`pg_restore into ${where} stopped reading before the end of the archive`);
+    }
+    stdin.end();
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** pg_restore -t restores a table but not its schema: create the selected schemas first. */
+async function createSchemas(
+  config: PostgresTarget,
+  target: string,
+  password: string | undefined,
+  schemas: readonly string[],
+  ctx: SourceContext,
+): Promise<void> {
+  const client = await connectPostgres(config, target, password, ctx);
+  try {
+    for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * pg_restore's -n and -t combine as a cross product (`-n a -n b -t x -t y` also restores a.y and b.x):
+ * drop the tables restored that nobody asked for. A table
+ * asked for that is not there (pg_restore ignores names it does not find) fails the restore.
+ */
+async function keepOnlySelected(
+  config: PostgresTarget,
+  target: string,
+  password: string | undefined,
+  selectors: readonly TableSelector[],
+  ctx: SourceContext,
+): Promise<void> {
+  const client = await connectPostgres(config, target, password, ctx);
+  try {
+    const { rows } = await client.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`,
+    );
+    const matches = (s: TableSelector, table: { schema: string; name: string }) =>
+      s.name === table.name && s.schema === table.schema;
+    const missing = selectors.filter((s) => !rows.some((table) => matches(s, table)));
+    if (missing.length > 0) {
+      const names = missing.map((s) => `${s.schema}.${s.name}`).join(', ');
+      throw new RestoreError(`table ${names} is not in the backup: nothing was restored for it`);
+    }
+    for (const table of rows.filter((t) => !selectors.some((s) => matches(s, t)))) {
+      await client.query(
+        `DROP TABLE IF EXISTS ${quoteIdent(table.schema)}.${quoteIdent(table.name)} CASCADE`,
+      );
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

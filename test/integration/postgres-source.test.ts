@@ -1,0 +1,469 @@
+/**
+ * The logical PostgreSQL source against real clusters: backups streamed straight into restores, selective
+ * restores, refusals that leave existing data untouched, failures that leave nothing behind, snapshot
+ * consistency under concurrent writes, the replace swap, and passwords kept out of argv.
+ */
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolvePassword, type SourceContext } from '#agent/sources/context';
+import {
+  backupPostgres,
+  checkPostgres,
+  databaseExists,
+  dropDatabase,
+  restorePostgres,
+  runSqlChecks,
+  swapDatabases,
+} from '#agent/sources/postgres';
+import { IntegrityError, PlanError, RestoreError, SourceError } from '#core/errors';
+import type { PostgresSourceConfig } from '#core/plan';
+import type { SourceBackup } from '#core/ports';
+import { type PgServer, startPostgres } from '#test/support/postgres';
+import { fillDemoDatabase } from '../../scripts/lib/postgres-cluster';
+
+const ctx: SourceContext = { env: { PATH: process.env.PATH } };
+let pg: PgServer;
+
+function configFor(server: PgServer, database: string, extra: Partial<PostgresSourceConfig> = {}) {
+  return {
+    kind: 'postgres',
+    database,
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    excludeTables: [],
+    rowCounts: true,
+    ...extra,
+  } satisfies PostgresSourceConfig;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Table names of a database, `schema.table`, sorted. */
+async function tablesOf(database: string): Promise<string[]> {
+  const out = await pg.psql(
+    `SELECT schemaname || '.' || tablename FROM pg_tables
+      WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+    database,
+  );
+  return out === '' ? [] : out.split('\n');
+}
+
+/** Row count and an order-independent checksum of a table's content. */
+function fingerprint(table: string, database: string): Promise<string> {
+  return pg.psql(
+    `SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')
+                   FROM ${table} t`,
+    database,
+  );
+}
+
+/**
+ * A directory of wrappers around the real client tools: each runs `prelude` (shell) and then the tool.
+ * Remove it with rm when done.
+ */
+async function wrapTools(realBinDir: string, prelude: (tool: string) => string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'strongbox-pg-wrap-'));
+  for (const tool of ['pg_dump', 'pg_restore', 'psql']) {
+    await writeFile(join(dir, tool), `#!/bin/sh\n${prelude(tool)}\nexec '${join(realBinDir, tool)}' "$@"\n`);
+    await chmod(join(dir, tool), 0o755);
+  }
+  return dir;
+}
+
+beforeAll(async () => {
+  pg = await startPostgres({ databases: ['shop', 'multi', 'busy', 'taken'] });
+  await fillDemoDatabase(pg, 'shop', { scale: 0.01 });
+  await pg.psql(
+    `CREATE SCHEMA sales;
+     CREATE TABLE public.orders (id int PRIMARY KEY, note text);
+     CREATE TABLE public.refunds (id int PRIMARY KEY, amount int);
+     CREATE TABLE sales.orders (id int PRIMARY KEY, region text);
+     CREATE TABLE sales.refunds (id int PRIMARY KEY, reason text);
+     INSERT INTO public.orders SELECT g, md5(g::text) FROM generate_series(1, 10) g;
+     INSERT INTO public.refunds SELECT g, g * 3 FROM generate_series(1, 7) g;
+     INSERT INTO sales.orders SELECT g, 'r' || g FROM generate_series(1, 13) g;
+     INSERT INTO sales.refunds SELECT g, 'why ' || g FROM generate_series(1, 5) g;`,
+    'multi',
+  );
+  await pg.psql(`CREATE TABLE marker (note text); INSERT INTO marker VALUES ('precious');`, 'taken');
+});
+
+afterAll(async () => {
+  await pg?.stop();
+});
+
+describe('backupPostgres → restorePostgres', () => {
+  it('restores a whole database with the same rows and content, and the manifest details match', async () => {
+    const config = configFor(pg, 'shop');
+    const backup = await backupPostgres(config, ctx);
+    const [result] = await Promise.all([
+      backup.done,
+      restorePostgres(config, backup.stream, { targetDatabase: 'shop_copy', ctx }),
+    ]);
+
+    const details = result.details;
+    if (details.kind !== 'postgres') throw new Error('expected postgres details');
+    expect(details.database).toBe('shop');
+    expect(details.serverVersion).toMatch(/^\d+\.\d+/);
+    expect(details.databaseBytes).toBeGreaterThan(1_000_000);
+    expect(result.tools.pg_dump).toMatch(/^\d+\.\d+/);
+    expect(details.tables.map((t) => `${t.schema}.${t.name}`)).toEqual([
+      'public.attachments',
+      'public.customers',
+      'public.events',
+      'public.order_items',
+      'public.orders',
+    ]);
+    for (const table of details.tables) {
+      const name = `${table.schema}.${table.name}`;
+      expect(Number(await pg.psql(`SELECT count(*) FROM ${name}`, 'shop'))).toBe(table.rows);
+      expect(await fingerprint(name, 'shop_copy')).toBe(await fingerprint(name, 'shop'));
+    }
+    expect(await checkPostgres(config, 'shop_copy', details, ctx)).toEqual([]);
+  });
+
+  it('leaves excluded tables out of the dump and out of the counts', async () => {
+    const config = configFor(pg, 'shop', { excludeTables: ['events', 'public.attach*'] });
+    const backup = await backupPostgres(config, ctx);
+    const [result] = await Promise.all([
+      backup.done,
+      restorePostgres(config, backup.stream, { targetDatabase: 'shop_partial', ctx }),
+    ]);
+
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+    expect(result.details.excludedTables).toEqual(['events', 'public.attach*']);
+    expect(result.details.tables.map((t) => t.name)).toEqual(['customers', 'order_items', 'orders']);
+    expect(await tablesOf('shop_partial')).toEqual([
+      'public.customers',
+      'public.order_items',
+      'public.orders',
+    ]);
+  });
+
+  it('restores only the selected tables, schema-qualified or not', async () => {
+    const config = configFor(pg, 'multi');
+    const dump = await backupPostgres(config, ctx);
+    const [result, archive] = await Promise.all([dump.done, collect(dump.stream)]);
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+
+    await restorePostgres(config, Readable.from([archive]), {
+      targetDatabase: 'multi_sel',
+      tables: ['sales.orders', 'public.refunds'],
+      ctx,
+    });
+    expect(await tablesOf('multi_sel')).toEqual(['public.refunds', 'sales.orders']);
+    expect(await fingerprint('sales.orders', 'multi_sel')).toBe(await fingerprint('sales.orders', 'multi'));
+    expect(
+      await checkPostgres(config, 'multi_sel', result.details, ctx, ['sales.orders', 'public.refunds']),
+    ).toEqual([]);
+
+    await restorePostgres(config, Readable.from([archive]), {
+      targetDatabase: 'multi_one',
+      tables: ['orders'],
+      ctx,
+    });
+    expect(await tablesOf('multi_one')).toEqual(['public.orders']);
+  });
+
+  it('fails a selective restore of a table the backup does not have, leaving no database', async () => {
+    const config = configFor(pg, 'multi');
+    const backup = await backupPostgres(config, ctx);
+    const restoring = restorePostgres(config, backup.stream, {
+      targetDatabase: 'multi_missing',
+      tables: ['nosuch'],
+      ctx,
+    });
+    await expect(restoring).rejects.toThrow(/nosuch is not in the backup/);
+    await backup.done;
+    expect(await databaseExists(config, 'multi_missing', ctx)).toBe(false);
+  });
+
+  it('refuses to restore into an existing database and leaves it untouched', async () => {
+    const config = configFor(pg, 'multi');
+    const backup = await backupPostgres(config, ctx);
+    const restoring = restorePostgres(config, backup.stream, { targetDatabase: 'taken', ctx });
+
+    await expect(restoring).rejects.toBeInstanceOf(RestoreError);
+    await expect(restoring).rejects.toThrow(/taken .*already exists/);
+    await expect(backup.done).rejects.toBeInstanceOf(SourceError);
+    expect(await pg.psql('SELECT note FROM marker', 'taken')).toBe('precious');
+    expect(await tablesOf('taken')).toEqual(['public.marker']);
+  });
+
+  it('drops the target and rethrows the input error when the input fails midway', async () => {
+    const config = configFor(pg, 'shop');
+    const backup = await backupPostgres(config, ctx);
+    const [, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+    const broken = new IntegrityError('chunk 7 failed authentication');
+    const input = Readable.from(
+      (async function* () {
+        yield archive.subarray(0, archive.length / 2);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        throw broken;
+      })(),
+    );
+
+    const restoring = restorePostgres(config, input, { targetDatabase: 'shop_broken', ctx });
+
+    await expect(restoring).rejects.toBe(broken);
+    expect(await databaseExists(config, 'shop_broken', ctx)).toBe(false);
+  });
+
+  it('fails on a truncated archive and leaves no database behind', async () => {
+    const config = configFor(pg, 'shop');
+    const backup = await backupPostgres(config, ctx);
+    const [, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+
+    const restoring = restorePostgres(config, Readable.from([archive.subarray(0, archive.length - 5000)]), {
+      targetDatabase: 'shop_truncated',
+      ctx,
+    });
+
+    await expect(restoring).rejects.toBeInstanceOf(RestoreError);
+    await expect(restoring).rejects.toThrow(/pg_restore/);
+    expect(await databaseExists(config, 'shop_truncated', ctx)).toBe(false);
+  });
+
+  it('counts rows exactly in the dump snapshot while another session inserts', async () => {
+    await pg.psql(
+      `CREATE TABLE ticks (id bigserial PRIMARY KEY, payload text);
+       INSERT INTO ticks (payload) SELECT md5(g::text) FROM generate_series(1, 20000) g;`,
+      'busy',
+    );
+    // pg_dump starts a second late and a session holds the table locked while the backup starts, then
+    // commits 500 rows: pg_dump starts after that commit and the counts wait for the lock, yet both must
+    // see the table as it was when the snapshot was exported.
+    const slowBin = await wrapTools(pg.binDir, () => '[ "$1" = "--version" ] || sleep 1');
+    const config = configFor(pg, 'busy', { binDir: slowBin });
+    const locker = new Client({ host: pg.host, port: pg.port, user: pg.user, database: 'busy' });
+    await locker.connect();
+    let backup: SourceBackup;
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE ticks IN ACCESS EXCLUSIVE MODE');
+      backup = await backupPostgres(config, ctx);
+      await locker.query(`INSERT INTO ticks (payload) SELECT 'late' FROM generate_series(1, 500)`);
+      await locker.query('COMMIT');
+    } finally {
+      await locker.end();
+    }
+    const writer = (async () => {
+      for (let i = 0; i < 20; i++)
+        await pg.psql(`INSERT INTO ticks (payload) VALUES ('during ${i}')`, 'busy');
+    })();
+    const [result] = await Promise.all([
+      backup.done,
+      restorePostgres(config, backup.stream, { targetDatabase: 'busy_copy', ctx }),
+      writer,
+    ]);
+
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+    expect(result.details.tables).toEqual([{ schema: 'public', name: 'ticks', rows: 20000 }]);
+    expect(await pg.psql('SELECT count(*) FROM ticks', 'busy_copy')).toBe('20000');
+    expect(await pg.psql('SELECT count(*) FROM ticks', 'busy')).toBe('20520');
+    await rm(slowBin, { recursive: true, force: true });
+  });
+
+  it('fails the backup of a database that does not exist', async () => {
+    await expect(backupPostgres(configFor(pg, 'nosuchdb'), ctx)).rejects.toThrow(
+      /cannot connect to database nosuchdb on 127\.0\.0\.1:\d+ as postgres/,
+    );
+  });
+});
+
+describe('a failing pg_dump', () => {
+  let binDir: string;
+
+  beforeAll(async () => {
+    binDir = await mkdtemp(join(tmpdir(), 'strongbox-fake-pg-'));
+  });
+  afterAll(async () => {
+    await rm(binDir, { recursive: true, force: true });
+  });
+
+  it.each([
+    [
+      'exits non-zero after writing part of an archive',
+      'printf PGDMP; echo "pg_dump: error: disk on fire" >&2; exit 3',
+      /disk on fire/,
+    ],
+    ['exits 0 without writing anything', 'exit 0', /pg_dump wrote nothing/],
+  ])('rejects done and errors the stream when it %s', async (_case, body, message) => {
+    await writeFile(
+      join(binDir, 'pg_dump'),
+      `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.0"; exit 0; fi\n${body}\n`,
+    );
+    await chmod(join(binDir, 'pg_dump'), 0o755);
+    const backup = await backupPostgres(configFor(pg, 'multi', { binDir }), ctx);
+
+    await expect(collect(backup.stream)).rejects.toThrow(message);
+    await expect(backup.done).rejects.toBeInstanceOf(SourceError);
+    await expect(backup.done).rejects.toThrow(message);
+  });
+});
+
+describe('swapDatabases', () => {
+  it('swaps the restored copy in and keeps the old database under its new name', async () => {
+    await pg.psql('CREATE DATABASE app; CREATE DATABASE app_restore;');
+    await pg.psql(`CREATE TABLE v (value text); INSERT INTO v VALUES ('old');`, 'app');
+    await pg.psql(`CREATE TABLE v (value text); INSERT INTO v VALUES ('new');`, 'app_restore');
+    const config = configFor(pg, 'app');
+    // A session left open on the live database must not block the swap.
+    const idle = pg.psql('SELECT pg_sleep(30)', 'app').catch((error: unknown) => error);
+
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { keptAs } = await swapDatabases(config, {
+      live: 'app',
+      beside: 'app_restore',
+      ctx,
+      now: new Date('2024-12-06T02:00:00Z'),
+    });
+
+    expect(keptAs).toBe('app_pre_20241206_020000');
+    expect(await pg.psql('SELECT value FROM v', 'app')).toBe('new');
+    expect(await pg.psql('SELECT value FROM v', keptAs)).toBe('old');
+    expect(await databaseExists(config, 'app_restore', ctx)).toBe(false);
+    expect(await idle).toBeInstanceOf(Error);
+  });
+
+  it('refuses when the restored copy is missing and leaves the live database as it was', async () => {
+    await pg.psql('CREATE DATABASE solo');
+    const config = configFor(pg, 'solo');
+
+    await expect(swapDatabases(config, { live: 'solo', beside: 'solo_restore', ctx })).rejects.toThrow(
+      /solo_restore .*does not exist/,
+    );
+    expect(await databaseExists(config, 'solo', ctx)).toBe(true);
+  });
+});
+
+describe('drill checks and scratch targets', () => {
+  it('reports missing tables and wrong row counts', async () => {
+    const config = configFor(pg, 'multi');
+    const details = {
+      kind: 'postgres' as const,
+      database: 'multi',
+      serverVersion: '15',
+      databaseBytes: 1,
+      excludedTables: [],
+      tables: [
+        { schema: 'public', name: 'orders', rows: 10 },
+        { schema: 'public', name: 'refunds', rows: 8 },
+        { schema: 'public', name: 'gone', rows: 1 },
+      ],
+    };
+
+    const findings = await checkPostgres(config, 'multi', details, ctx);
+
+    expect(findings.map((f) => [f.check, f.severity])).toEqual([
+      ['row-count', 'critical'],
+      ['table-missing', 'critical'],
+    ]);
+    expect(findings[0]?.message).toMatch(/public\.refunds .* has 7 rows, the backup recorded 8/);
+  });
+
+  it('runs SQL checks read-only and compares the first value as text', async () => {
+    const config = configFor(pg, 'multi');
+    const findings = await runSqlChecks(
+      config,
+      'multi',
+      [
+        { name: 'orders', query: 'SELECT count(*) FROM public.orders', expect: '10' },
+        { name: 'flag', query: 'SELECT true', expect: 'true' },
+        { name: 'flag-short', query: 'SELECT false', expect: 'f' },
+        { name: 'flag-wrong', query: 'SELECT false', expect: 'true' },
+        { name: 'wrong', query: 'SELECT 41 + 0', expect: '42' },
+        { name: 'broken', query: 'SELECT * FROM nowhere', expect: '1' },
+        { name: 'writes', query: 'DELETE FROM public.orders RETURNING 1', expect: '1' },
+      ],
+      ctx,
+    );
+
+    expect(findings.map((f) => f.message)).toEqual([
+      expect.stringMatching(/check 'flag-wrong' .* returned 'f', expected 'true'/),
+      expect.stringMatching(/check 'wrong' .* returned '41', expected '42'/),
+      expect.stringMatching(/check 'broken' failed .*nowhere/),
+      expect.stringMatching(/check 'writes' failed .*read-only/),
+    ]);
+    expect(await pg.psql('SELECT count(*) FROM public.orders', 'multi')).toBe('10');
+  });
+
+  it('drops a scratch database even with a session open on it', async () => {
+    await pg.psql('CREATE DATABASE scratch');
+    const config = configFor(pg, 'scratch');
+    const idle = pg.psql('SELECT pg_sleep(30)', 'scratch').catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    await dropDatabase(config, 'scratch', ctx);
+
+    expect(await databaseExists(config, 'scratch', ctx)).toBe(false);
+    expect(await idle).toBeInstanceOf(Error);
+  });
+});
+
+describe('passwords', () => {
+  const secret = 'S3cret-pässword-42';
+  let locked: PgServer;
+  let binDir: string;
+  let argvLog: string;
+
+  beforeAll(async () => {
+    locked = await startPostgres({ databases: ['vault'], password: secret });
+    await locked.psql(`CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 5);`, 'vault');
+    // Wrappers record each tool's argv and whether PGPASSWORD was set, then run the real tool.
+    argvLog = join(tmpdir(), `strongbox-argv-${process.pid}.log`);
+    binDir = await wrapTools(
+      locked.binDir,
+      (tool) => `echo "${tool} $* PGPASSWORD=\${PGPASSWORD:+set}" >> '${argvLog}'`,
+    );
+  });
+  afterAll(async () => {
+    await locked?.stop();
+    if (binDir) await rm(binDir, { recursive: true, force: true });
+    if (argvLog) await rm(argvLog, { force: true });
+  });
+
+  it('reaches pg_dump and pg_restore through PGPASSWORD, never argv', async () => {
+    const config = configFor(locked, 'vault', { passwordEnv: 'VAULT_DB_PASSWORD', binDir });
+    const withPassword: SourceContext = { env: { PATH: process.env.PATH, VAULT_DB_PASSWORD: secret } };
+
+    const backup = await backupPostgres(config, withPassword);
+    const [result] = await Promise.all([
+      backup.done,
+      restorePostgres(config, backup.stream, { targetDatabase: 'vault_copy', ctx: withPassword }),
+    ]);
+
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+    expect(result.details.tables).toEqual([{ schema: 'public', name: 't', rows: 5 }]);
+    expect(await locked.psql('SELECT count(*) FROM t', 'vault_copy')).toBe('5');
+    const log = await readFile(argvLog, 'utf8');
+    expect(log).toMatch(/^pg_dump -Fc -Z0 --snapshot=\S+ .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --no-owner --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).not.toContain(secret);
+  });
+
+  it('fails to connect without the password, and the error does not carry it', async () => {
+    const config = configFor(locked, 'vault', { passwordEnv: 'VAULT_DB_PASSWORD' });
+    const wrong: SourceContext = { env: { PATH: process.env.PATH, VAULT_DB_PASSWORD: 'not-it' } };
+
+    const attempt = backupPostgres(config, wrong);
+
+    await expect(attempt).rejects.toBeInstanceOf(SourceError);
+    await expect(attempt).rejects.toThrow(/password authentication failed/);
+    await expect(attempt).rejects.not.toThrow(/not-it/);
+  });
+
+  it('names the environment variable that is not set', async () => {
+    await expect(resolvePassword({ passwordEnv: 'NOPE_PASSWORD' }, ctx)).rejects.toBeInstanceOf(PlanError);
+    await expect(resolvePassword({ passwordEnv: 'NOPE_PASSWORD' }, ctx)).rejects.toThrow(/NOPE_PASSWORD/);
+  });
+});
