@@ -158,11 +158,42 @@ export interface AgentBackupResult {
   durationSeconds: number;
 }
 
-/** What `strongbox drill --json` prints on stdout (one JSON object); findings as core/checks `Finding`. */
+/** A finding as the agent prints it (core/checks `Finding`). */
+export interface AgentFinding {
+  severity: 'critical' | 'warning' | 'info';
+  job: string;
+  check: string;
+  message: string;
+  backupId?: string;
+}
+
+/**
+ * What `strongbox drill --json` prints on stdout (one JSON object), also when the drill failed (exit 2,
+ * with a `drill-restore` finding): the backup and duration are absent when nothing was restored.
+ */
 export interface AgentDrillResult {
   job: string;
+  backupId?: string;
+  /** The scratch target restored into (and dropped afterwards). */
+  target?: string;
+  /** Seconds the restore took: the measured recovery time. */
+  durationSeconds?: number;
+  /** The job's recovery time objective, when the plan sets one. */
+  rtoSeconds?: number;
+  findings: AgentFinding[];
+}
+
+/** What `strongbox restore --json` prints on stdout (one JSON object). */
+export interface AgentRestoreResult {
+  job: string;
   backupId: string;
-  /** Wall time of the restore and its checks: the measured recovery time. */
+  mode: 'scratch' | 'replace';
+  /** Where the data now is. */
+  target: string;
+  /** After a replace: the name the previous live data is kept under. */
+  keptAs?: string;
+  /** After a replace: the safety backup taken first. */
+  safetyBackupId?: string;
   durationSeconds: number;
-  findings: { severity: 'critical' | 'warning' | 'info'; job: string; check: string; message: string }[];
+  findings: AgentFinding[];
 }
