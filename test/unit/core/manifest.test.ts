@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IntegrityError } from '#core/errors';
 import {
@@ -200,5 +201,19 @@ describe('encryptionContext', () => {
 
     // Assess
     expect(context).toEqual({ 'strongbox:job': 'app-db', 'strongbox:backup': '20241206T020000Z-3f9a1c' });
+  });
+});
+
+describe('the complete example in docs/format.md', () => {
+  it('is a valid v1 manifest that the serializer writes byte for byte', () => {
+    // Prepare
+    const spec = readFileSync(new URL('../../../docs/format.md', import.meta.url), 'utf8');
+    const block = /<!-- manifest-example[^>]*-->\n```json\n([\s\S]*?)```/.exec(spec)?.[1];
+
+    // Act
+    const manifest = parseManifest(block ?? '', 'docs/format.md');
+
+    // Assess
+    expect(serializeManifest(manifest)).toBe(block);
   });
 });
