@@ -83,7 +83,12 @@ export async function restorePostgres(
     await runPgRestore(tools.pgRestore, config, input, target, password, selectors, schemas, ctx);
     if (selectors.length > 0) await keepOnlySelected(config, target, password, selectors, ctx);
   } catch (error) {
-    if (!input.destroyed) input.destroy(error as Error);
+    if (!input.destroyed) {
+      // Stop the stages feeding us with the real cause; our listener keeps an input nobody else listens
+      // to from crashing the process.
+      input.on('error', () => {});
+      input.destroy(error instanceof Error ? error : new Error(String(error)));
+    }
     if (created && admin) {
       try {
         await dropDatabaseWith(admin, target);
