@@ -1,0 +1,200 @@
+/**
+ * backup-finished — EventBridge `EC2 Command Invocation Status-change Notification` for the Strongbox
+ * document: when a host's backup command ends, confirms the outcome with GetCommandInvocation. Success →
+ * metrics (bytes stored, duration). Failed, timed out or cancelled → one alert naming job, host and the
+ * agent's error line. Commands of other actions (restore, drill) are left to their own handlers.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { FUNCTIONS, METRICS } from '#core/deployment';
+import type { Plan } from '#core/plan';
+import { makeAlert, publishAlert } from './lib/alerts';
+import { agentJson, type InvocationResult, lastLine, outputLocation } from './lib/commands';
+import { commandStatusEventSchema } from './lib/events';
+import { readFinishedCommand } from './lib/finished-command';
+import { runLogged } from './lib/handler';
+import { createMetrics, MetricUnit, publishJobMetrics } from './lib/metrics';
+import { parseInput } from './lib/validate';
+import { lazy, openServices, type Services } from './runtime';
+
+const logger = new Logger({ serviceName: FUNCTIONS.backupFinished });
+const metrics = createMetrics(FUNCTIONS.backupFinished);
+
+/** Environment this handler needs beyond the plan (core/deployment FUNCTION_ENV). */
+export const BACKUP_FINISHED_ENV = ['documentName', 'logGroupName', 'topicArn'] as const;
+
+/** The services backup-finished uses. */
+export type BackupFinishedServices = Services<(typeof BACKUP_FINISHED_ENV)[number]>;
+
+/** The agent's `strongbox backup --json` result (core/deployment AgentBackupResult), as far as it is read. */
+const backupResultSchema = z.looseObject({
+  job: z.string(),
+  backupId: z.string(),
+  storedBytes: z.number().nonnegative(),
+  sourceBytes: z.number().nonnegative(),
+  durationSeconds: z.number().nonnegative(),
+});
+
+/** What backup-finished made of an event. */
+export interface BackupFinishedResult {
+  status: 'ignored' | 'succeeded' | 'failed';
+  job?: string;
+  backupId?: string;
+  instanceId?: string;
+  /** Why it was ignored, or the agent's error. */
+  reason?: string;
+  /** Whether an alert was published. */
+  alerted: boolean;
+}
+
+/**
+ * Handles one status-change event.
+ * @example await handleBackupFinished(event, services) // { status: 'failed', job: 'app-db', alerted: true, … }
+ * @throws PlanError for an event that is not an SSM command invocation status change.
+ */
+export async function handleBackupFinished(
+  event: unknown,
+  services: BackupFinishedServices,
+): Promise<BackupFinishedResult> {
+  const parsed = parseInput(commandStatusEventSchema, event, 'backup-finished event');
+  const finished = await readFinishedCommand(parsed, services, 'backup');
+  if ('ignored' in finished) {
+    services.logger.debug('event ignored', { reason: finished.ignored });
+    return { status: 'ignored', reason: finished.ignored, alerted: false };
+  }
+  const { parameters, invocation } = finished;
+  const job = parameters.job;
+  const base = { job, backupId: parameters.backupId, instanceId: invocation.instanceId };
+  const result = backupResultSchema.safeParse(agentJson(invocation.stdout));
+
+  if (invocation.status === 'Success') {
+    publishJobMetrics(services.metrics, job, [
+      { name: METRICS.backupSucceeded, unit: MetricUnit.Count, value: 1 },
+      { name: METRICS.backupFailed, unit: MetricUnit.Count, value: 0 },
+      ...(result.success
+        ? [
+            { name: METRICS.lastBackupBytes, unit: MetricUnit.Bytes, value: result.data.storedBytes },
+            {
+              name: METRICS.backupDurationSeconds,
+              unit: MetricUnit.Seconds,
+              value: result.data.durationSeconds,
+            },
+          ]
+        : []),
+    ]);
+    if (result.success) {
+      services.logger.info('backup succeeded', { ...base, ...pick(result.data) });
+      return { status: 'succeeded', ...base, backupId: result.data.backupId, alerted: false };
+    }
+    await alert(services, invocation, job, parameters.backupId, {
+      severity: 'warning',
+      title: `Backup result unreadable: ${job} on ${hostOf(services.plan, job, invocation.instanceId)}`,
+      details: [
+        'The command succeeded but the agent printed no readable --json result on stdout; its size and duration were not recorded.',
+        statusLine(invocation),
+      ],
+    });
+    return { status: 'succeeded', ...base, reason: 'no readable result', alerted: true };
+  }
+
+  publishJobMetrics(services.metrics, job, [
+    { name: METRICS.backupSucceeded, unit: MetricUnit.Count, value: 0 },
+    { name: METRICS.backupFailed, unit: MetricUnit.Count, value: 1 },
+  ]);
+  const reason = invocation.errorLine ?? failureWithoutErrorLine(invocation);
+  await alert(services, invocation, job, parameters.backupId, {
+    severity: 'critical',
+    title: `Backup failed: ${job} on ${hostOf(services.plan, job, invocation.instanceId)}`,
+    details: [
+      invocation.errorLine ? `Agent error: ${invocation.errorLine}` : reason,
+      statusLine(invocation),
+      'Nothing was committed: a backup without its manifest never counts, so the previous complete backup is still the newest.',
+    ],
+  });
+  services.logger.warn('backup failed', { ...base, status: invocation.status, reason });
+  return { status: 'failed', ...base, reason, alerted: true };
+}
+
+function pick(result: z.output<typeof backupResultSchema>) {
+  const { backupId, storedBytes, sourceBytes, durationSeconds } = result;
+  return { backupId, storedBytes, sourceBytes, durationSeconds };
+}
+
+/** `db-primary (i-0abc…)` when the plan names the job's host, else the instance id. */
+export function hostOf(plan: Plan, job: string, instanceId: string): string {
+  const host = plan.jobs.find((j) => j.name === job)?.host;
+  return host ? `${host} (${instanceId})` : instanceId;
+}
+
+/** `Command 1b2c…: Failed (Failed), exit code 2 on i-0abc…`. */
+export function statusLine(invocation: InvocationResult): string {
+  const details =
+    invocation.statusDetails && invocation.statusDetails !== invocation.status
+      ? ` (${invocation.statusDetails})`
+      : '';
+  const code = invocation.responseCode !== undefined ? `, exit code ${invocation.responseCode}` : '';
+  return `Command ${invocation.commandId}: ${invocation.status}${details}${code} on ${invocation.instanceId}.`;
+}
+
+/** What went wrong when the agent printed no error line: a timeout, a cancel, or its last words. */
+export function failureWithoutErrorLine(invocation: InvocationResult): string {
+  const details = invocation.statusDetails ?? invocation.status;
+  if (/Delivery Timed Out|Undeliverable/i.test(details)) {
+    return `The host never ran the command (${details}): it was offline or its SSM Agent did not answer.`;
+  }
+  if (invocation.status === 'TimedOut' || /Execution Timed Out/i.test(details)) {
+    return `The run was stopped at the document's execution timeout (${details}).`;
+  }
+  if (invocation.status === 'Cancelled') return 'The command was cancelled before the backup finished.';
+  const last = lastLine(invocation.stderr);
+  return last
+    ? `The agent printed no error line; its last output was: ${last}`
+    : `The command ended ${details} without output.`;
+}
+
+async function alert(
+  services: BackupFinishedServices,
+  invocation: InvocationResult,
+  job: string,
+  backupId: string | undefined,
+  what: { severity: 'critical' | 'warning'; title: string; details: string[] },
+): Promise<void> {
+  const { env, plan, clock } = services;
+  await publishAlert(
+    services.sns,
+    env.topicArn,
+    makeAlert({
+      ...what,
+      plan: plan.name,
+      job,
+      host: hostOf(plan, job, invocation.instanceId),
+      backupId,
+      nextSteps: [
+        `Read the full output in ${outputLocation(env.logGroupName, invocation.commandId, invocation.instanceId)}.`,
+        `On the host, check the job's tools, database access and vault: strongbox doctor --plan /etc/strongbox/plan.json --job ${job}`,
+        `Run the backup again once fixed: invoke the run-backup function with {"job":"${job}"} (docs/functions.md).`,
+      ],
+      source: FUNCTIONS.backupFinished,
+      at: clock.now().toISOString(),
+    }),
+  );
+}
+
+/**
+ * The handler over given services (tests pass mocked clients).
+ * @example export const handler = createBackupFinishedHandler(async () => services)
+ */
+export function createBackupFinishedHandler(getServices: () => Promise<BackupFinishedServices>) {
+  return async (event: unknown, context?: Context): Promise<BackupFinishedResult> => {
+    const services = await getServices();
+    return runLogged(services.logger, context, FUNCTIONS.backupFinished, () =>
+      handleBackupFinished(event, services),
+    );
+  };
+}
+
+/** Lambda entry: EventBridge rule on SSM command invocation status changes of the Strongbox document. */
+export const handler = createBackupFinishedHandler(
+  lazy(() => openServices(process.env, BACKUP_FINISHED_ENV, { logger, metrics })),
+);

@@ -1,0 +1,34 @@
+/** Reading AWS SDK errors by their type and status, never by message text. */
+
+/** The service's error name (`ThrottlingException`, `PreconditionFailed`, …). */
+export function awsErrorName(error: unknown): string | undefined {
+  const e = error as { name?: string; Code?: string } | undefined;
+  return e?.Code ?? e?.name;
+}
+
+/** The HTTP status of a failed SDK call, when there was a response. */
+export function awsHttpStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+/** Whether the same call may succeed when tried again: throttling, 5xx, network errors. */
+export function isRetryableAwsError(error: unknown): boolean {
+  const status = awsHttpStatus(error);
+  const e = error as { $retryable?: unknown; $fault?: string; code?: string } | undefined;
+  return (
+    Boolean(e?.$retryable) ||
+    e?.$fault === 'server' ||
+    (status !== undefined && (status >= 500 || status === 429)) ||
+    /^(Throttling|ThrottlingException|TooManyRequestsException|RequestLimitExceeded)$/.test(
+      awsErrorName(error) ?? '',
+    ) ||
+    /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN)$/.test(e?.code ?? '')
+  );
+}
+
+/** `Name: message` of an SDK error, one line, safe to log (SDK errors carry no secrets we sent). */
+export function describeAwsError(error: unknown): string {
+  const name = awsErrorName(error) ?? 'Error';
+  const message = error instanceof Error ? error.message : String(error);
+  return `${name}: ${message}`.replace(/\s*\n\s*/g, ' ');
+}
