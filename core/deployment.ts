@@ -15,7 +15,9 @@ export const FUNCTIONS = {
 
 /**
  * Environment variables the CDK app sets on the Lambdas and the handlers read (at their entry only).
- * The plan itself is a JSON S3 asset (validated at synth) that handlers load once per cold start.
+ * The plan itself is a JSON S3 asset (validated at synth) that handlers load once per cold start: the
+ * document as written (its YAML turned into JSON, defaults not filled in), so `parsePlan` gives the same
+ * `Plan` on every side. Hosts get the same file at HOST_PATHS.plan.
  */
 export const FUNCTION_ENV = {
   planBucket: 'STRONGBOX_PLAN_BUCKET',
@@ -59,6 +61,14 @@ export const DOCUMENT_PARAMETERS = {
   /** Extra agent flags for restore, as validated JSON (target database, tables, mode). */
   options: 'options',
 } as const;
+
+/**
+ * Document parameter that sets the run limit of the agent step in seconds (the step's `timeoutSeconds`,
+ * 1 to 172800): the functions pass the job's `timeout`. It is interpolated into the step's input, never
+ * into the script, and defaults to the longest job timeout of the plan. Not one of DOCUMENT_PARAMETERS,
+ * which reach the script as environment variables.
+ */
+export const DOCUMENT_TIMEOUT_PARAMETER = 'executionTimeout';
 
 /** Agent actions the document can run. */
 export const AGENT_ACTIONS = ['backup', 'restore', 'verify', 'drill'] as const;
