@@ -72,7 +72,16 @@ const vaultSchema = z.strictObject({
     .optional(),
   /** Region of an optional cross-region replica bucket (deployment only). */
   replicaRegion: z.string().optional(),
+  /**
+   * Rotation period in days of the KMS key an AWS deployment creates for the vault (deployment only;
+   * KMS allows 90 to 2560; DEFAULT_KEY_ROTATION_DAYS when absent). Old key material stays available, so
+   * older backups stay readable.
+   */
+  keyRotationDays: z.number().int().min(90).max(2560).optional(),
 });
+
+/** Rotation period of a deployment's vault key when the plan's `vault.keyRotationDays` is absent. */
+export const DEFAULT_KEY_ROTATION_DAYS = 90;
 
 const keySchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('local'), path: z.string().min(1) }),
