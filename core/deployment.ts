@@ -34,7 +34,10 @@ export const FUNCTION_ENV = {
 /** CloudWatch namespace of every Strongbox metric. */
 export const METRICS_NAMESPACE = 'Strongbox';
 
-/** Metric names (dimension `Job`). */
+/** The one dimension of every Strongbox metric: the job name. */
+export const METRICS_DIMENSION = 'Job';
+
+/** Metric names (dimension METRICS_DIMENSION, `Job`). */
 export const METRICS = {
   backupAgeSeconds: 'BackupAgeSeconds',
   lastBackupBytes: 'LastBackupBytes',
