@@ -243,34 +243,37 @@ describe('backupPostgres → restorePostgres', () => {
     // commits 500 rows: pg_dump starts after that commit and the counts wait for the lock, yet both must
     // see the table as it was when the snapshot was exported.
     const slowBin = await wrapTools(pg.binDir, () => '[ "$1" = "--version" ] || sleep 1');
-    const config = configFor(pg, 'busy', { binDir: slowBin });
-    const locker = new Client({ host: pg.host, port: pg.port, user: pg.user, database: 'busy' });
-    await locker.connect();
-    let backup: SourceBackup;
     try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE ticks IN ACCESS EXCLUSIVE MODE');
-      backup = await backupPostgres(config, ctx);
-      await locker.query(`INSERT INTO ticks (payload) SELECT 'late' FROM generate_series(1, 500)`);
-      await locker.query('COMMIT');
-    } finally {
-      await locker.end();
-    }
-    const writer = (async () => {
-      for (let i = 0; i < 20; i++)
-        await pg.psql(`INSERT INTO ticks (payload) VALUES ('during ${i}')`, 'busy');
-    })();
-    const [result] = await Promise.all([
-      backup.done,
-      restorePostgres(config, backup.stream, { targetDatabase: 'busy_copy', ctx }),
-      writer,
-    ]);
+      const config = configFor(pg, 'busy', { binDir: slowBin });
+      const locker = new Client({ host: pg.host, port: pg.port, user: pg.user, database: 'busy' });
+      await locker.connect();
+      let backup: SourceBackup;
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE ticks IN ACCESS EXCLUSIVE MODE');
+        backup = await backupPostgres(config, ctx);
+        await locker.query(`INSERT INTO ticks (payload) SELECT 'late' FROM generate_series(1, 500)`);
+        await locker.query('COMMIT');
+      } finally {
+        await locker.end();
+      }
+      const writer = (async () => {
+        for (let i = 0; i < 20; i++)
+          await pg.psql(`INSERT INTO ticks (payload) VALUES ('during ${i}')`, 'busy');
+      })();
+      const [result] = await Promise.all([
+        backup.done,
+        restorePostgres(config, backup.stream, { targetDatabase: 'busy_copy', ctx }),
+        writer,
+      ]);
 
-    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-    expect(result.details.tables).toEqual([{ schema: 'public', name: 'ticks', rows: 20000 }]);
-    expect(await pg.psql('SELECT count(*) FROM ticks', 'busy_copy')).toBe('20000');
-    expect(await pg.psql('SELECT count(*) FROM ticks', 'busy')).toBe('20520');
-    await rm(slowBin, { recursive: true, force: true });
+      if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+      expect(result.details.tables).toEqual([{ schema: 'public', name: 'ticks', rows: 20000 }]);
+      expect(await pg.psql('SELECT count(*) FROM ticks', 'busy_copy')).toBe('20000');
+      expect(await pg.psql('SELECT count(*) FROM ticks', 'busy')).toBe('20520');
+    } finally {
+      await rm(slowBin, { recursive: true, force: true });
+    }
   });
 
   it('fails the backup of a database that does not exist', async () => {
