@@ -179,11 +179,11 @@ describe('run-backup', () => {
 
   it.each([
     [null, 'run-backup input: expected object, got null'],
-    [{}, 'run-backup input job: required'],
-    [{ job: 'App DB' }, 'run-backup input job: must be a job name'],
+    [{}, 'run-backup input: job: required'],
+    [{ job: 'App DB' }, 'run-backup input: job: must be a job name'],
     [
       { job: 'app-db', scheduledTime: 'yesterday' },
-      'run-backup input scheduledTime: must be an ISO 8601 time',
+      'run-backup input: scheduledTime: must be an ISO 8601 time',
     ],
     [{ job: 'app-db', jobs: ['x'] }, "run-backup input: unknown field 'jobs'"],
     [{ job: 'nope' }, "job 'nope' is not in the plan (jobs: app-db, web-files)"],
