@@ -20,7 +20,7 @@ import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import { newBackupId } from '#core/backup-id';
-import { newestComplete } from '#core/catalog';
+import { listBackups, previousComplete } from '#core/catalog';
 import { VaultError } from '#core/errors';
 import { manifestKey, OBJECT_TAGS, objectKey } from '#core/layout';
 import { encryptionContext, type Manifest, serializeManifest } from '#core/manifest';
@@ -200,8 +200,8 @@ function objectPutOptions(
   };
 }
 
-/** The tier of a backup starting now, from the newest complete backup before it. */
+/** The tier of a backup starting now, from the newest complete backup before it (a listing, no reads). */
 async function tierFromCatalog(runtime: Runtime, job: Job, started: Date): Promise<Tier> {
-  const previous = await newestComplete(runtime.vault, job.name);
-  return tierOf(started, previous ? new Date(previous.startedAt) : undefined, runtime.plan.timezone);
+  const previous = previousComplete(await listBackups(runtime.vault, job.name), started);
+  return tierOf(started, previous?.startedAt, runtime.plan.timezone);
 }

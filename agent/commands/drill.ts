@@ -4,12 +4,10 @@
  * took — the real recovery time — against the job's RTO, and drops the scratch target whatever happened.
  */
 
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { dropScratch, runRestore } from '#agent/restore';
+import { runRestore, scratchTargetOf } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import { sourceDriver } from '#agent/sources/index';
 import { runSqlChecks } from '#agent/sources/postgres';
-import { stampedDatabaseName } from '#agent/sources/postgres-names';
 import type { Finding } from '#core/checks';
 import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
@@ -31,12 +29,7 @@ export interface DrillResult {
 
 export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
   const job = findJob(runtime.plan, options.job);
-  const now = runtime.clock.now();
-  const target =
-    options.target ??
-    (job.source.kind === 'postgres'
-      ? stampedDatabaseName(job.source.database, 'drill', now)
-      : join(tmpdir(), `strongbox-drill-${job.name}-${now.getTime()}`));
+  const target = options.target ?? scratchTargetOf(runtime, job, 'drill');
   const result: DrillResult = { job: job.name, target, rtoSeconds: job.drill?.rto, findings: [] };
   const ctx = { env: runtime.env };
   let restored = false;
@@ -71,7 +64,7 @@ export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptio
       message: `restore failed: ${describeError(error)}`,
     });
   } finally {
-    if (restored) await dropScratch(job, target, ctx);
+    if (restored) await sourceDriver(job.source).discard(job.source, target, ctx);
   }
   const lines = [
     `drill ${job.name} ${result.backupId ?? '(no backup restored)'}: ${

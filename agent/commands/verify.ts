@@ -1,8 +1,10 @@
 /**
- * `strongbox verify`: for each job, the newest complete backup's age against the job's limits, every
- * object of it present with the recorded size, its size against the recent median, incomplete backups
- * left behind; with `--deep`, a full read of the data — decrypt, authenticate every chunk, decompress,
- * checksum — without restoring it.
+ * `strongbox verify`: for each job, every check of core/checks `checkJob` (the same code the verify
+ * Lambda runs) — the newest complete backup's age against the job's limits, each retained backup's
+ * objects present with their recorded sizes, size against the recent median and the floor, GFS tier
+ * coverage, data kept past retention, incomplete backups, WAL continuity — and with `--deep` a full read
+ * of the newest backup (or `--backup-id`): decrypt, authenticate every chunk, decompress and compare the
+ * SHA-256 and sizes with the manifest, without restoring anything.
  */
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,13 +12,12 @@ import { formatBytes, formatTable } from '#agent/format';
 import { settleAll } from '#agent/pipeline/flow';
 import { openBackupData } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
-import { listBackups, readManifest } from '#core/catalog';
-import { checkAge, checkObjects, checkSize, exitCodeOf, type Finding, SEVERITY_ORDER } from '#core/checks';
+import { listRunClaims, listWal, readCatalog, readManifest } from '#core/catalog';
+import { checkJob, exitCodeOf, type Finding, type JobSummary, SEVERITY_ORDER } from '#core/checks';
 import { formatDuration } from '#core/duration';
 import { describeError } from '#core/errors';
-import { objectKey } from '#core/layout';
 import type { Manifest } from '#core/manifest';
-import { findJob, type Job } from '#core/plan';
+import { findJob, type Job, retentionOf } from '#core/plan';
 import type { Outcome } from './outcome';
 
 export interface VerifyOptions {
@@ -26,36 +27,52 @@ export interface VerifyOptions {
   backupId?: string;
 }
 
-interface JobReport {
-  job: string;
-  newest?: string;
-  ageSeconds?: number;
-  complete: number;
-  incomplete: number;
-  deep?: { backupId: string; storedBytes: number; sourceBytes: number; seconds: number };
+/** A deep read of one backup. */
+export interface DeepRead {
+  backupId: string;
+  storedBytes: number;
+  sourceBytes: number;
+  seconds: number;
 }
 
-/** Verifies each job; the exit code is the worst finding's. */
+/** Verifies each job; the exit code is the worst finding's (0 none, 1 warning, 2 critical). */
 export async function verifyCommand(runtime: Runtime, options: VerifyOptions): Promise<Outcome> {
   const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
   const findings: Finding[] = [];
-  const reports: JobReport[] = [];
+  const reports: (JobSummary & { deep?: DeepRead })[] = [];
   for (const job of jobs) {
-    const { report, found } = await verifyJob(runtime, job, options);
-    reports.push(report);
+    const { findings: found, summary } = await verifyJob(runtime, job);
+    const report: JobSummary & { deep?: DeepRead } = summary;
     findings.push(...found);
+    if (options.deep) {
+      const backupId = options.backupId ?? summary.newestBackupId;
+      if (backupId) {
+        try {
+          report.deep = await readThrough(runtime, await readManifest(runtime.vault, job.name, backupId));
+        } catch (error) {
+          findings.push({
+            severity: 'critical',
+            job: job.name,
+            check: 'deep-verify',
+            backupId,
+            message: `backup ${backupId} does not read back: ${describeError(error)}`,
+          });
+        }
+      }
+    }
+    reports.push(report);
   }
   findings.sort((a, b) => SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity));
   const lines = [
     formatTable([
-      ['JOB', 'NEWEST', 'AGE', 'COMPLETE', 'INCOMPLETE', 'DEEP'],
+      ['JOB', 'NEWEST', 'AGE', 'RETAINED', 'INCOMPLETE', 'DEEP READ'],
       ...reports.map((r) => [
         r.job,
-        r.newest ?? '-',
-        r.ageSeconds === undefined ? '-' : formatDuration(r.ageSeconds),
-        String(r.complete),
+        r.newestBackupId ?? '-',
+        r.backupAgeSeconds === undefined ? '-' : formatDuration(r.backupAgeSeconds),
+        String(r.retained),
         String(r.incomplete),
-        r.deep ? `ok ${formatBytes(r.deep.sourceBytes)} in ${r.deep.seconds.toFixed(1)}s` : '-',
+        r.deep ? `ok, ${formatBytes(r.deep.sourceBytes)} in ${r.deep.seconds.toFixed(1)}s` : '-',
       ]),
     ]),
     ...findings.map((f) => `${f.severity.toUpperCase()}  ${f.job}: ${f.message}`),
@@ -64,70 +81,27 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
   return { exitCode: exitCodeOf(findings), json: { jobs: reports, findings }, text: lines.join('\n') };
 }
 
-async function verifyJob(
-  runtime: Runtime,
-  job: Job,
-  options: VerifyOptions,
-): Promise<{ report: JobReport; found: Finding[] }> {
-  const now = runtime.clock.now();
-  const backups = await listBackups(runtime.vault, job.name);
-  const complete = backups.filter((b) => b.complete);
-  const found: Finding[] = [];
-  const report: JobReport = {
-    job: job.name,
-    complete: complete.length,
-    incomplete: backups.length - complete.length,
-  };
-
-  for (const stale of backups.filter(
-    (b) => !b.complete && now.getTime() - b.startedAt.getTime() > job.timeout * 1000,
-  )) {
-    found.push({
-      severity: 'warning',
-      job: job.name,
-      check: 'incomplete-backup',
-      backupId: stale.backupId,
-      message: `backup ${stale.backupId} never finished (no manifest); \`strongbox prune\` removes it`,
-    });
-  }
-
-  const newestListing = complete.at(-1);
-  const recent: Manifest[] = [];
-  for (const listing of complete.slice(-runtime.plan.verify.recentCount)) {
-    recent.push(await readManifest(runtime.vault, job.name, listing.backupId));
-  }
-  const newest = recent.at(-1);
-  found.push(...checkAge(job, newest, now));
-  if (newest && newestListing) {
-    report.newest = newest.backupId;
-    report.ageSeconds = (now.getTime() - Date.parse(newest.finishedAt)) / 1000;
-    const stored = new Map(newestListing.objects.map((o) => [o.key, o]));
-    found.push(...checkObjects(newest, stored, (name) => objectKey(job.name, newest.backupId, name)));
-    found.push(...checkSize(job, newest, recent));
-  }
-
-  if (options.deep) {
-    const target = options.backupId ? await readManifest(runtime.vault, job.name, options.backupId) : newest;
-    if (target) {
-      try {
-        report.deep = await readThrough(runtime, target);
-      } catch (error) {
-        found.push({
-          severity: 'critical',
-          job: job.name,
-          check: 'deep-verify',
-          backupId: target.backupId,
-          message: `backup ${target.backupId} does not read back: ${describeError(error)}`,
-        });
-      }
-    }
-  }
-  return { report, found };
+async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof checkJob>> {
+  const [catalog, runClaims, wal] = await Promise.all([
+    readCatalog(runtime.vault, job.name),
+    listRunClaims(runtime.vault, job.name),
+    listWal(runtime.vault, job.name),
+  ]);
+  return checkJob({
+    job,
+    retention: retentionOf(runtime.plan, job),
+    timeZone: runtime.plan.timezone,
+    catalog,
+    recentCount: runtime.plan.verify.recentCount,
+    now: runtime.clock.now(),
+    runClaims,
+    walNames: wal.length ? wal.map((w) => w.name) : undefined,
+  });
 }
 
 /** Reads a whole backup through decryption and decompression into nothing, checking it on the way. */
-async function readThrough(runtime: Runtime, manifest: Manifest): Promise<JobReport['deep']> {
-  const started = Date.now();
+async function readThrough(runtime: Runtime, manifest: Manifest): Promise<DeepRead> {
+  const started = performance.now();
   const controller = new AbortController();
   const reader = await openBackupData(runtime, manifest, controller.signal);
   const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
@@ -135,5 +109,5 @@ async function readThrough(runtime: Runtime, manifest: Manifest): Promise<JobRep
     [pipeline(reader.stream, sink, { signal: controller.signal }), reader.done] as const,
     controller,
   );
-  return { backupId: manifest.backupId, ...counts, seconds: (Date.now() - started) / 1000 };
+  return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000 };
 }
