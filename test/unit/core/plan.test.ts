@@ -39,6 +39,7 @@ vault:
   storageClass: STANDARD_IA
   objectLock: { mode: compliance, days: 30 }
   replicaRegion: eu-west-1
+  keyRotationDays: 365
 key:
   type: kms
   keyId: alias/strongbox
@@ -164,6 +165,7 @@ describe('validatePlan accepts good plans', () => {
       storageClass: 'STANDARD_IA',
       objectLock: { mode: 'compliance', days: 30 },
       replicaRegion: 'eu-west-1',
+      keyRotationDays: 365,
     });
     expect(plan.key).toEqual({ type: 'kms', keyId: 'alias/strongbox', region: 'eu-central-1' });
     expect(plan.retention).toEqual({ daily: 14, weekly: 35, monthly: 360, yearly: 2555, pointInTime: 2 });
