@@ -171,16 +171,18 @@ const sqlCheck = z.strictObject({
   expect: z.union([z.string(), z.number(), z.boolean()]).transform(String),
 });
 
+/** An EventBridge Scheduler expression, `cron(…)` or `rate(…)`, in the plan's time zone. */
+const scheduleExpression = z
+  .string()
+  .regex(/^(cron\([^)]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/, 'must be cron(…) or rate(…)');
+
 const jobSchema = z.strictObject({
   name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
   description: z.string().optional(),
   /** Key of `hosts` that runs the job (AWS deployments). */
   host: z.string().optional(),
   /** EventBridge Scheduler expression, e.g. `cron(0 2 * * ? *)`, in the plan's time zone. */
-  schedule: z
-    .string()
-    .regex(/^(cron\([^)]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/, 'must be cron(…) or rate(…)')
-    .optional(),
+  schedule: scheduleExpression.optional(),
   /** Flexible window of the schedule in minutes; 0 runs exactly on time. */
   scheduleWindowMinutes: z.number().int().min(0).max(1440).default(0),
   source: sourceSchema,
@@ -205,7 +207,7 @@ const jobSchema = z.strictObject({
     .default({ warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 }),
   drill: z
     .strictObject({
-      schedule: z.string().optional(),
+      schedule: scheduleExpression.optional(),
       host: z.string().optional(),
       /** Recovery time objective: a drill slower than this alerts. */
       rto: duration.optional(),
@@ -231,7 +233,7 @@ const planSchema = z
       .default({ email: [] }),
     verify: z
       .strictObject({
-        schedule: z.string().default('cron(0 7 * * ? *)'),
+        schedule: scheduleExpression.default('cron(0 7 * * ? *)'),
         recentCount: z.number().int().min(1).default(7),
       })
       .default({ schedule: 'cron(0 7 * * ? *)', recentCount: 7 }),
