@@ -382,6 +382,16 @@ describe('validatePlan rejects bad fields, naming each one', () => {
       'jobs[0].schedule: must be cron(…) or rate(…)',
     ],
     [
+      'a drill schedule that is neither cron nor rate',
+      withJob({ drill: { schedule: 'sundays' } }),
+      'jobs[0].drill.schedule: must be cron(…) or rate(…)',
+    ],
+    [
+      'a verify schedule that is neither cron nor rate',
+      withPlan({ verify: { schedule: '0 7 * * *' } }),
+      'verify.schedule: must be cron(…) or rate(…)',
+    ],
+    [
       'an e-mail address that is not one',
       withPlan({ alerts: { email: ['ops'] } }),
       'alerts.email[0]: Invalid email address',
