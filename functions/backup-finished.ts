@@ -8,13 +8,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { FUNCTIONS, METRICS } from '#core/deployment';
-import type { Plan } from '#core/plan';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { agentJson, type InvocationResult, lastLine, outputLocation } from './lib/commands';
+import { agentJson, type InvocationResult, outputLocation } from './lib/commands';
 import { commandStatusEventSchema } from './lib/events';
 import { readFinishedCommand } from './lib/finished-command';
 import { runLogged } from './lib/handler';
 import { createMetrics, MetricUnit, publishJobMetrics } from './lib/metrics';
+import { failureWithoutErrorLine, hostOf, statusLine } from './lib/outcome';
 import { parseInput } from './lib/validate';
 import { lazy, openServices, type Services } from './runtime';
 
@@ -119,38 +119,6 @@ export async function handleBackupFinished(
 function pick(result: z.output<typeof backupResultSchema>) {
   const { backupId, storedBytes, sourceBytes, durationSeconds } = result;
   return { backupId, storedBytes, sourceBytes, durationSeconds };
-}
-
-/** `db-primary (i-0abc…)` when the plan names the job's host, else the instance id. */
-export function hostOf(plan: Plan, job: string, instanceId: string): string {
-  const host = plan.jobs.find((j) => j.name === job)?.host;
-  return host ? `${host} (${instanceId})` : instanceId;
-}
-
-/** `Command 1b2c…: Failed (Failed), exit code 2 on i-0abc…`. */
-export function statusLine(invocation: InvocationResult): string {
-  const details =
-    invocation.statusDetails && invocation.statusDetails !== invocation.status
-      ? ` (${invocation.statusDetails})`
-      : '';
-  const code = invocation.responseCode !== undefined ? `, exit code ${invocation.responseCode}` : '';
-  return `Command ${invocation.commandId}: ${invocation.status}${details}${code} on ${invocation.instanceId}.`;
-}
-
-/** What went wrong when the agent printed no error line: a timeout, a cancel, or its last words. */
-export function failureWithoutErrorLine(invocation: InvocationResult): string {
-  const details = invocation.statusDetails ?? invocation.status;
-  if (/Delivery Timed Out|Undeliverable/i.test(details)) {
-    return `The host never ran the command (${details}): it was offline or its SSM Agent did not answer.`;
-  }
-  if (invocation.status === 'TimedOut' || /Execution Timed Out/i.test(details)) {
-    return `The run was stopped at the document's execution timeout (${details}).`;
-  }
-  if (invocation.status === 'Cancelled') return 'The command was cancelled before the backup finished.';
-  const last = lastLine(invocation.stderr);
-  return last
-    ? `The agent printed no error line; its last output was: ${last}`
-    : `The command ended ${details} without output.`;
 }
 
 async function alert(

@@ -3,6 +3,7 @@
  * or the MemoryVault where archive classes are needed), Powertools' real logger and metrics, and the
  * AWS APIs without a local server (SSM, SNS, and S3's conditional writes) mocked at the SDK client.
  */
+import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -10,7 +11,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { S3Vault } from '#agent/vaults/s3';
 import { type Plan, parsePlan } from '#core/plan';
-import type { Clock } from '#core/ports';
+import type { Clock, Vault } from '#core/ports';
 import type { EnvName, FunctionEnv } from '#functions/env';
 import { S3ClaimStore } from '#functions/lib/claims';
 import { createMetrics } from '#functions/lib/metrics';
@@ -83,9 +84,10 @@ export function fixedClock(at: Date): Clock & { set(at: Date): void } {
 
 /**
  * An S3 client whose conditional writes behave as S3's do (create-only with If-None-Match: *),
- * mocked at the SDK; `claims` holds what was written.
+ * mocked at the SDK; `claims` holds what was written. With `mirror`, claims are also written to (and
+ * removed from) that vault, as they share the vault bucket in a deployment.
  */
-export function conditionalS3() {
+export function conditionalS3(mirror?: Vault) {
   const client = new S3Client({ region: 'eu-central-1' });
   const mock = mockClient(client);
   const claims = new Map<string, string>();
@@ -99,11 +101,13 @@ export function conditionalS3() {
       });
     }
     claims.set(input.Key, String(input.Body));
-    return {};
+    return mirror
+      ? mirror.put(input.Key, Readable.from([Buffer.from(String(input.Body))])).then(() => ({}))
+      : {};
   });
   mock.on(DeleteObjectCommand).callsFake((input: { Key: string }) => {
     claims.delete(input.Key);
-    return {};
+    return mirror ? mirror.delete([input.Key]).then(() => ({})) : {};
   });
   return { client, mock, claims };
 }
@@ -119,7 +123,7 @@ export function testServices(options: {
   const sns = new SNSClient({ region: 'eu-central-1' });
   const ssmMock = mockClient(ssm);
   const snsMock = mockClient(sns);
-  const s3 = conditionalS3();
+  const s3 = conditionalS3(options.vault);
   const service = options.service ?? 'test';
   const services: Services = {
     env: TEST_ENV,

@@ -1,0 +1,396 @@
+import { PublishCommand } from '@aws-sdk/client-sns';
+import { GetCommandInvocationCommand, ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PlanError } from '#core/errors';
+import { objectKey, restoreRequestPrefix } from '#core/layout';
+import type { Vault } from '#core/ports';
+import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
+import { createRestoreHandler, type PendingRestore, type RestoreServices } from '#functions/restore';
+import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
+import { COMMAND_ID, commandStatusEvent, restoreCompletedEvent } from './events';
+import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
+import { MemoryVault } from './support/memory-vault';
+import { captureOutput } from './support/output';
+import { fixedClock, s3rverVault, testServices } from './support/services';
+
+captureOutput();
+const DAY = 86_400_000;
+let s3: S3rverInstance;
+beforeAll(async () => {
+  s3 = await startS3rver();
+});
+afterAll(() => s3?.stop());
+
+const NOW = new Date('2024-12-06T09:00:00Z');
+
+function setup(vault: Vault) {
+  const clock = fixedClock(NOW);
+  const t = testServices({ vault: vault as RestoreServices['vault'], clock, service: 'restore' });
+  t.ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_ID } });
+  t.snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  const handler = createRestoreHandler(async () => t.services as RestoreServices);
+  const sent = () => t.ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+  const alerts = () =>
+    t.snsMock.commandCalls(PublishCommand).map((c) => ({
+      subject: c.args[0].input.Subject,
+      text: c.args[0].input.Message ?? '',
+      alert: alertSchema.parse(
+        JSON.parse(c.args[0].input.MessageAttributes?.[ALERT_ATTRIBUTE]?.StringValue ?? '{}'),
+      ),
+    }));
+  return { ...t, handler, sent, alerts, clock };
+}
+
+describe('restore requests (objects in Standard, s3rver)', () => {
+  const ids: string[] = [];
+  beforeAll(async () => {
+    const vault = s3rverVault(s3);
+    for (let i = 3; i >= 1; i--) {
+      const m = await writeBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - i * DAY) });
+      ids.push(m.backupId);
+    }
+    await writeBackup(vault, { job: 'web-files', startedAt: new Date(NOW.getTime() - DAY) });
+  });
+
+  it('restores the latest backup into a scratch database on the job host and answers the command id', async () => {
+    // Prepare
+    const { handler, sent } = setup(s3rverVault(s3));
+    // Act
+    const response = await handler({ job: 'app-db', latest: true });
+    // Assess
+    expect(response).toEqual({
+      status: 'started',
+      job: 'app-db',
+      backupId: ids[2],
+      mode: 'scratch',
+      commandId: COMMAND_ID,
+      target: 'db-primary (i-0123456789abcdef0)',
+    });
+    expect(sent()).toEqual([
+      expect.objectContaining({
+        DocumentName: 'Strongbox-Agent-ABC123',
+        Parameters: { action: ['restore'], job: ['app-db'], backupId: [ids[2]] },
+        InstanceIds: ['i-0123456789abcdef0'],
+        Comment: `strongbox restore app-db ${ids[2]}`,
+      }),
+    ]);
+  });
+
+  it('passes tables and the database to restore into, to the instance the request names, one at a time', async () => {
+    const { handler, sent } = setup(s3rverVault(s3));
+    const response = await handler({
+      job: 'app-db',
+      backupId: ids[0],
+      target: { instanceIds: ['i-0fedcba9876543210'] },
+      into: 'app_check',
+      tables: ['public.orders', 'customers'],
+    });
+    expect(response).toMatchObject({ status: 'started', backupId: ids[0], target: 'i-0fedcba9876543210' });
+    expect(sent()[0]).toMatchObject({
+      Parameters: {
+        action: ['restore'],
+        backupId: [ids[0]],
+        options: ['{"target":"app_check","tables":["public.orders","customers"]}'],
+      },
+      InstanceIds: ['i-0fedcba9876543210'],
+      MaxConcurrency: '1',
+      MaxErrors: '0',
+    });
+  });
+
+  it('picks the newest backup that started at or before a point in time, and replaces with confirmation', async () => {
+    const { handler, sent } = setup(s3rverVault(s3));
+    const at = new Date(NOW.getTime() - 2 * DAY + 3600_000).toISOString();
+    const response = await handler({
+      job: 'app-db',
+      at,
+      mode: 'replace',
+      confirm: 'app-db',
+      target: { tags: { Role: 'db' } },
+    });
+    expect(response).toMatchObject({
+      status: 'started',
+      backupId: ids[1],
+      mode: 'replace',
+      target: 'tag Role=db',
+    });
+    expect(sent()[0]).toMatchObject({
+      Parameters: { options: ['{"replace":true,"confirm":"app-db"}'] },
+      Targets: [{ Key: 'tag:Role', Values: ['db'] }],
+    });
+  });
+
+  it.each([
+    [{}, ['job: required']],
+    [{ job: 'app-db' }, ['give exactly one of backupId, latest or at']],
+    [
+      { job: 'app-db', latest: true, backupId: '20241205T090000Z-abcdef' },
+      ['give exactly one of backupId, latest or at'],
+    ],
+    [
+      { job: 'app-db', backupId: 'yesterday' },
+      ['backupId: must be a backup id like 20241206T020000Z-3f9a1c'],
+    ],
+    [{ job: 'app-db', at: '6 Dec 2024' }, ['at: must be an ISO 8601 time, e.g. 2024-12-06T02:00:00Z']],
+    [
+      { job: 'app-db', latest: true, mode: 'wipe' },
+      ['mode: must be one of "scratch", "replace", got string "wipe"'],
+    ],
+    [
+      { job: 'app-db', latest: true, mode: 'replace' },
+      ["confirm: must equal the job name 'app-db' to replace its live data"],
+    ],
+    [
+      { job: 'app-db', latest: true, mode: 'replace', confirm: 'app-db', tables: ['orders'] },
+      ['tables: replace restores the whole database; restore tables in scratch mode'],
+    ],
+    [
+      { job: 'app-db', latest: true, tables: ['orders; drop table x'] },
+      ['tables[0]: must be table or schema.table'],
+    ],
+    [
+      { job: 'app-db', latest: true, target: { host: 'db-primary', tags: { Role: 'db' } } },
+      ['target: give exactly one of host, instanceIds or tags'],
+    ],
+    [
+      { job: 'app-db', latest: true, target: { instanceIds: ['db-1'] } },
+      ['target.instanceIds[0]: must be an EC2 (i-…) or managed (mi-…) instance id'],
+    ],
+    [{ job: 'app-db', latest: true, force: true }, ["unknown field 'force'"]],
+    [
+      { job: 'web-files', latest: true, tables: ['orders'] },
+      ["tables: only logical PostgreSQL jobs restore table by table ('web-files' is files)"],
+    ],
+    [
+      { job: 'web-files', latest: true, mode: 'replace', confirm: 'web-files' },
+      [
+        "mode: only PostgreSQL jobs can be replaced in place; restore 'web-files' in scratch mode into a directory",
+      ],
+    ],
+    [{ job: 'nope', latest: true }, ["job 'nope' is not in the plan (jobs: app-db, web-files)"]],
+    [
+      { job: 'app-db', latest: true, target: { host: 'nas' } },
+      ["target.host: 'nas' is not one of hosts (db-primary, web, drill)"],
+    ],
+    [
+      { job: 'app-db', backupId: '20200101T000000Z-abcdef' },
+      ['app-db: backup 20200101T000000Z-abcdef does not exist (newest is'],
+    ],
+    [
+      { job: 'app-db', at: '2020-01-01T00:00:00Z' },
+      ['app-db: no complete backup started at or before 2020-01-01T00:00:00.000Z'],
+    ],
+  ])('rejects %j field by field and starts nothing', async (payload, errors) => {
+    const { handler, ssmMock, snsMock } = setup(s3rverVault(s3));
+    const response = await handler(payload);
+    expect(response.status).toBe('rejected');
+    const got = response.status === 'rejected' ? response.errors : [];
+    expect(got).toHaveLength(errors.length);
+    errors.forEach((error, i) => expect(got[i]).toContain(error));
+    expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(0);
+    expect(snsMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('restores from Glacier and Deep Archive', () => {
+  let vault: MemoryVault;
+  let backupId: string;
+  let key: string;
+  beforeEach(() => {
+    vault = new MemoryVault(() => NOW);
+    const m = seedBackup(vault, {
+      job: 'app-db',
+      startedAt: new Date(NOW.getTime() - 120 * DAY),
+      tier: 'monthly',
+      storageClass: 'GLACIER',
+    });
+    backupId = m.backupId;
+    key = objectKey('app-db', backupId, SYNTHETIC_OBJECT);
+  });
+
+  it('starts the retrieval, keeps the request, answers retrieving with an eta — and continues once S3 reports it done', async () => {
+    // Prepare
+    const { handler, sent, alerts } = setup(vault);
+    // Act: the request
+    const first = await handler({ job: 'app-db', backupId, into: 'app_jan' });
+    // Assess
+    expect(first).toMatchObject({
+      status: 'retrieving',
+      job: 'app-db',
+      backupId,
+      objects: 1,
+      retrievalTier: 'Standard',
+      eta: '2024-12-06T14:00:00.000Z',
+    });
+    expect(vault.retrievals).toEqual([{ key, days: 7, tier: 'Standard' }]);
+    expect(sent()).toEqual([]);
+    const stored = [...vault.objects.keys()].filter((k) =>
+      k.startsWith(restoreRequestPrefix('app-db', backupId)),
+    );
+    expect(stored).toHaveLength(1);
+    const pending = JSON.parse(vault.text(stored[0] ?? '') ?? '{}') as PendingRestore;
+    expect(pending).toMatchObject({
+      job: 'app-db',
+      backupId,
+      options: { target: 'app_jan' },
+      objects: [key],
+    });
+
+    // Act: S3 says the retrieval is done — twice (events may repeat)
+    vault.completeRestore(key);
+    const continued = await handler(restoreCompletedEvent(key));
+    const again = await handler(restoreCompletedEvent(key));
+
+    // Assess
+    expect(continued).toEqual({ status: 'continued', job: 'app-db', backupId, commandIds: [COMMAND_ID] });
+    expect(again).toMatchObject({ status: 'ignored' });
+    expect(sent()).toEqual([
+      expect.objectContaining({
+        Parameters: {
+          action: ['restore'],
+          job: ['app-db'],
+          backupId: [backupId],
+          options: ['{"target":"app_jan"}'],
+        },
+      }),
+    ]);
+    expect(alerts().map((a) => a.subject)).toEqual([
+      `[Strongbox INFO] Restore continues: app-db ${backupId}`,
+    ]);
+  });
+
+  it('waits while another object of the backup is still being retrieved', async () => {
+    const { handler, sent } = setup(vault);
+    const second = objectKey('app-db', backupId, 'extra.sbx');
+    vault.set(second, 'x', { storageClass: 'GLACIER' });
+    const manifestKey = `backups/app-db/${backupId}/manifest.json`;
+    const manifest = JSON.parse(vault.text(manifestKey) ?? '{}');
+    manifest.objects.push({ ...manifest.objects[0], name: 'extra.sbx', storedBytes: 1 });
+    vault.set(manifestKey, JSON.stringify(manifest));
+    await handler({ job: 'app-db', latest: true });
+    vault.completeRestore(key);
+    expect(await handler(restoreCompletedEvent(key))).toMatchObject({ status: 'waiting', remaining: 1 });
+    vault.completeRestore(second);
+    expect(await handler(restoreCompletedEvent(second))).toMatchObject({ status: 'continued' });
+    expect(sent()).toHaveLength(1);
+  });
+
+  it('uses the retrieval tier asked for, and refuses Expedited for Deep Archive', async () => {
+    const entry = vault.objects.get(key);
+    if (entry) entry.storageClass = 'DEEP_ARCHIVE';
+    const { handler } = setup(vault);
+    expect(await handler({ job: 'app-db', latest: true, retrieval: { tier: 'Expedited' } })).toEqual({
+      status: 'rejected',
+      errors: [
+        'retrieval.tier: Expedited retrieval is not available for DEEP_ARCHIVE objects; use Standard or Bulk',
+      ],
+    });
+    expect(vault.retrievals).toEqual([]);
+    expect(
+      await handler({ job: 'app-db', latest: true, retrieval: { tier: 'Bulk', days: 2 } }),
+    ).toMatchObject({
+      status: 'retrieving',
+      eta: '2024-12-08T09:00:00.000Z',
+    });
+    expect(vault.retrievals).toEqual([{ key, days: 2, tier: 'Bulk' }]);
+  });
+
+  it('restores at once from a copy that was already retrieved', async () => {
+    const { handler, sent } = setup(vault);
+    await vault.requestRestore(key, 7, 'Standard');
+    vault.completeRestore(key);
+    expect(await handler({ job: 'app-db', latest: true })).toMatchObject({ status: 'started' });
+    expect(sent()).toHaveLength(1);
+  });
+
+  it.each([
+    ['another bucket', restoreCompletedEvent('backups/app-db/x', 'someone-elses-bucket'), 'is not the vault'],
+    [
+      'a key outside backups',
+      restoreCompletedEvent('runs/app-db/20241206T020000Z-abcdef.json'),
+      'is not part of a backup',
+    ],
+  ])('ignores a retrieval event from %s', async (_what, event, reason) => {
+    const { handler, sent } = setup(vault);
+    expect(await handler(event)).toEqual({ status: 'ignored', reason: expect.stringContaining(reason) });
+    expect(sent()).toEqual([]);
+  });
+
+  it('refuses a malformed S3 event', async () => {
+    const { handler } = setup(vault);
+    const error = await handler({
+      source: 'aws.s3',
+      'detail-type': 'Object Restore Completed',
+      detail: {},
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(PlanError);
+    expect((error as Error).message).toBe(
+      'restore completed event: detail.bucket: required; detail.object: required',
+    );
+  });
+});
+
+describe('restore outcomes', () => {
+  function withCommand(action: string) {
+    const t = setup(new MemoryVault(() => NOW));
+    t.ssmMock.on(ListCommandsCommand).resolves({
+      Commands: [
+        {
+          CommandId: COMMAND_ID,
+          Parameters: { action: [action], job: ['app-db'], backupId: ['20241205T090000Z-abcdef'] },
+        },
+      ],
+    });
+    return t;
+  }
+
+  it('tells the alert topic that a restore finished, with its checks', async () => {
+    const { handler, ssmMock, alerts } = withCommand('restore');
+    ssmMock.on(GetCommandInvocationCommand).resolves({
+      Status: 'Success',
+      ResponseCode: 0,
+      StandardOutputContent: JSON.stringify({
+        job: 'app-db',
+        backupId: '20241205T090000Z-abcdef',
+        kind: 'postgres',
+        mode: 'scratch',
+        target: 'app_restore_20241206t090000',
+        sourceBytes: 1000,
+        durationSeconds: 271,
+        findings: [],
+      }),
+    });
+    expect(await handler(commandStatusEvent('Success'))).toMatchObject({ status: 'finished', alerted: true });
+    const [sent] = alerts();
+    expect(sent?.subject).toBe(
+      '[Strongbox INFO] Restore finished: app-db on db-primary (i-0123456789abcdef0)',
+    );
+    expect(sent?.text).toContain(
+      "Restored 20241205T090000Z-abcdef into 'app_restore_20241206t090000' in 4m 31s.",
+    );
+  });
+
+  it('alerts with the agent error line when a restore failed', async () => {
+    const { handler, ssmMock, alerts } = withCommand('restore');
+    ssmMock.on(GetCommandInvocationCommand).resolves({
+      Status: 'Failed',
+      ResponseCode: 2,
+      StandardErrorContent:
+        'strongbox: error: backups/app-db/20241205T090000Z-abcdef/data.zst.sbx: chunk 12 failed authentication\n',
+    });
+    expect(await handler(commandStatusEvent('Failed'))).toMatchObject({ status: 'failed' });
+    expect(alerts()[0]?.alert).toMatchObject({
+      severity: 'critical',
+      title: 'Restore failed: app-db on db-primary (i-0123456789abcdef0)',
+      details: expect.arrayContaining([
+        'Agent error: backups/app-db/20241205T090000Z-abcdef/data.zst.sbx: chunk 12 failed authentication',
+      ]),
+    });
+  });
+
+  it('leaves backup commands to backup-finished', async () => {
+    const { handler, alerts } = withCommand('backup');
+    expect(await handler(commandStatusEvent('Failed'))).toMatchObject({ status: 'ignored' });
+    expect(alerts()).toEqual([]);
+  });
+});
