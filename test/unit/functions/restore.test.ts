@@ -186,7 +186,7 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     expect(response.status).toBe('rejected');
     const got = response.status === 'rejected' ? response.errors : [];
     expect(got).toHaveLength(errors.length);
-    errors.forEach((error, i) => expect(got[i]).toContain(error));
+    for (const [i, error] of errors.entries()) expect(got[i]).toContain(error);
     expect(ssmMock.commandCalls(SendCommandCommand)).toHaveLength(0);
     expect(snsMock.calls()).toHaveLength(0);
   });
