@@ -6,10 +6,8 @@
  * `runs/<job>/<backupId>.json` before SendCommand: a retried invocation for the same scheduled time finds
  * the claim and starts nothing. The tier comes from the previous complete backup (core/tiers `tierOf`).
  */
-import { createHash } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
 import { FUNCTIONS } from '#core/deployment';
 import { describeError } from '#core/errors';
@@ -22,6 +20,7 @@ import { describeTarget, jobTarget, sendAgentCommand } from './lib/commands';
 import { jobScheduleSchema } from './lib/events';
 import { runLogged } from './lib/handler';
 import { createMetrics } from './lib/metrics';
+import { scheduledRunId, scheduledTimeOf } from './lib/schedule';
 import { parseInput } from './lib/validate';
 import { lazy, openServices, type Services } from './runtime';
 
@@ -47,16 +46,11 @@ export interface RunBackupResult {
 }
 
 /**
- * The backup id of a scheduled run: the scheduled time, and 6 hex digits of SHA-256 of job and time,
- * so every invocation for the same schedule firing computes the same id.
+ * The backup id of a scheduled run: the scheduled time and 6 hex digits hashed from job and time.
  * @example scheduledBackupId('app-db', new Date('2024-12-06T02:00:00Z')) // '20241206T020000Z-…'
  */
 export function scheduledBackupId(job: string, scheduledTime: Date): string {
-  const suffix = createHash('sha256')
-    .update(`${job}\n${scheduledTime.toISOString()}`)
-    .digest('hex')
-    .slice(0, 6);
-  return newBackupId(scheduledTime, suffix);
+  return scheduledRunId(job, scheduledTime);
 }
 
 /**
@@ -74,9 +68,7 @@ export async function startScheduledBackup(
   const { plan, vault, claims, ssm, env, clock, logger: log } = services;
   const job = findJob(plan, jobName);
   const target = jobTarget(plan, job);
-  const at = scheduledTime
-    ? new Date(scheduledTime)
-    : new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
+  const at = scheduledTimeOf(scheduledTime, clock.now());
   const backupId = scheduledBackupId(job.name, at);
 
   const backups = await listBackups(vault, job.name);

@@ -2,9 +2,18 @@
 import type { Plan } from '#core/plan';
 import { type InvocationResult, lastLine } from './commands';
 
-/** `db-primary (i-0abc…)` when the plan names the job's host, else the instance id. */
-export function hostOf(plan: Plan, job: string, instanceId: string): string {
-  const host = plan.jobs.find((j) => j.name === job)?.host;
+/**
+ * `db-primary (i-0abc…)` when the plan names the job's host (or its drill host, for drills), else the
+ * instance id.
+ */
+export function hostOf(
+  plan: Plan,
+  job: string,
+  instanceId: string,
+  role: 'backup' | 'drill' = 'backup',
+): string {
+  const entry = plan.jobs.find((j) => j.name === job);
+  const host = role === 'drill' ? (entry?.drill?.host ?? entry?.host) : entry?.host;
   return host ? `${host} (${instanceId})` : instanceId;
 }
 
