@@ -1,0 +1,250 @@
+/**
+ * The Strongbox SSM Command document, as data: download the agent bundle and the plan, check both
+ * SHA-256 sums, install them, run one agent action. Pure, so tests can run the generated script.
+ *
+ * Parameters reach the script as environment variables only (`interpolationType: ENV_VAR`, so
+ * `SSM_<name>`), each quoted; nothing a caller sends is pasted into the script text. The script execs
+ * the agent last, so the agent's `strongbox: error: …` line stays the last line of stderr.
+ */
+import {
+  AGENT_ACTIONS,
+  AGENT_ENV,
+  AGENT_ERROR_PREFIX,
+  type AgentAction,
+  agentArgv,
+  DOCUMENT_PARAMETERS,
+  DOCUMENT_RUN_STEP,
+  DOCUMENT_TIMEOUT_PARAMETER,
+  HOST_PATHS,
+} from '#core/deployment';
+import { TIERS } from '#core/tiers';
+
+/** The longest run SSM allows a `aws:runShellScript` step (48 h). */
+export const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
+
+/** Where hosts keep downloaded files until they are checked and installed. */
+export const HOST_STAGING_DIR = '/var/lib/strongbox/staging';
+
+/** What the document needs to know. Values may be CDK tokens (bucket name, key ARN). */
+export interface AgentDocumentOptions {
+  /** HTTPS URL of the agent bundle object. */
+  agentUrl: string;
+  /** Name the bundle downloads as (the last part of its key). */
+  agentFileName: string;
+  /** SHA-256 (hex) of the bundle. */
+  agentSha256: string;
+  /** HTTPS URL of the plan object. */
+  planUrl: string;
+  planFileName: string;
+  planSha256: string;
+  /** `s3://<bucket>`: the deployment's vault, exported to the agent as STRONGBOX_VAULT_URL. */
+  vaultUrl: string;
+  /** ARN of the vault key, exported as STRONGBOX_KMS_KEY_ID. */
+  kmsKeyArn: string;
+  /** Region of the deployment, exported as AWS_REGION. */
+  region: string;
+  /** The job names the document may run (allowed values of the job parameter). */
+  jobs: readonly string[];
+  /** Default run limit of the agent step, in seconds (1 to 172800). */
+  defaultTimeoutSeconds: number;
+  /** Where downloads are staged. @default HOST_STAGING_DIR */
+  stagingDir?: string;
+}
+
+/** Parameters the script reads, with the environment variable SSM sets for each. */
+const ENV = Object.fromEntries(Object.values(DOCUMENT_PARAMETERS).map((name) => [name, `SSM_${name}`])) as {
+  [K in (typeof DOCUMENT_PARAMETERS)[keyof typeof DOCUMENT_PARAMETERS]]: string;
+};
+
+/** Parameters the agent argv leaves out when they are empty. */
+const OPTIONAL = [
+  DOCUMENT_PARAMETERS.backupId,
+  DOCUMENT_PARAMETERS.tier,
+  DOCUMENT_PARAMETERS.options,
+] as const;
+
+/** The allowedPattern of each document parameter. */
+export function parameterPatterns(jobs: readonly string[]): Record<string, string> {
+  if (jobs.length === 0 || jobs.some((job) => !/^[a-z0-9][a-z0-9-]*$/.test(job))) {
+    throw new RangeError(`job names must be lowercase letters, digits and dashes: ${jobs.join(', ')}`);
+  }
+  return {
+    [DOCUMENT_PARAMETERS.action]: `^(${AGENT_ACTIONS.join('|')})$`,
+    [DOCUMENT_PARAMETERS.job]: `^(${jobs.join('|')})$`,
+    [DOCUMENT_PARAMETERS.backupId]: '^$|^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
+    [DOCUMENT_PARAMETERS.tier]: `^$|^(${TIERS.join('|')})$`,
+    // JSON of core/deployment AgentRestoreOptions: no backquote, dollar, backslash or control characters.
+    [DOCUMENT_PARAMETERS.options]: `^$|^\\{[A-Za-z0-9 _.,:;"'@%+=/()*?!#<>{}\\[\\]-]{0,4000}\\}$`,
+    [DOCUMENT_TIMEOUT_PARAMETER]: '^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
+  };
+}
+
+/** Single-quotes a literal for bash. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Bash lines that build `args` from the SSM_* variables, following core/deployment `agentArgv` for every
+ * action: the argv is derived from agentArgv itself (with marker values), so the two cannot drift.
+ */
+export function argvScript(): string[] {
+  const marker = (name: string) => `<<parameter:${name}>>`;
+  const full = {
+    job: marker('job'),
+    backupId: marker('backupId'),
+    tier: marker('tier'),
+    options: marker('options'),
+  };
+  const lines = [`case "\${${ENV.action}}" in`];
+  for (const action of AGENT_ACTIONS) {
+    const argv = agentArgv({ action, ...full });
+    // Elements that disappear when one optional parameter is empty belong to that parameter.
+    const owner = new Map<number, string>();
+    for (const name of OPTIONAL) {
+      const without = agentArgv({ action, ...full, [name]: '' });
+      let j = 0;
+      argv.forEach((element, i) => {
+        if (without[j] === element) j++;
+        else owner.set(i, name);
+      });
+    }
+    lines.push(`  ${action})`);
+    let i = 0;
+    while (i < argv.length) {
+      const group = owner.get(i);
+      const chunk: string[] = [];
+      while (i < argv.length && owner.get(i) === group) {
+        chunk.push(word(argv[i] as string, action));
+        i++;
+      }
+      const add = `args+=(${chunk.join(' ')})`;
+      lines.push(
+        group ? `    if [ -n "\${${ENV[group as keyof typeof ENV]}:-}" ]; then ${add}; fi` : `    ${add}`,
+      );
+    }
+    lines.push('    ;;');
+  }
+  lines.push(`  *) fail "unknown action '\${${ENV.action}}' (expected ${AGENT_ACTIONS.join(', ')})" ;;`);
+  lines.push('esac');
+  return ['args=()', ...lines];
+
+  function word(element: string, action: AgentAction): string {
+    const match = /^<<parameter:(\w+)>>$/.exec(element);
+    if (!match) return shellQuote(element);
+    const name = match[1] as keyof typeof ENV;
+    if (!(name in ENV)) throw new Error(`agentArgv(${action}) gave an unknown marker ${name}`);
+    return `"\${${ENV[name]}:-}"`;
+  }
+}
+
+/**
+ * The script of the run step: check and install the downloaded bundle and plan, export the deployment's
+ * overrides, then exec `node HOST_PATHS.agent <agentArgv…>`.
+ */
+export function agentRunScript(options: AgentDocumentOptions): string[] {
+  const staging = options.stagingDir ?? HOST_STAGING_DIR;
+  const errorPrefix = AGENT_ERROR_PREFIX;
+  return [
+    '#!/bin/bash',
+    'set -euo pipefail',
+    'umask 022',
+    `fail() { printf '%s%s\\n' ${shellQuote(errorPrefix)} "$1" >&2; exit 2; }`,
+    `if [ -z "\${${ENV.action}+x}" ] || [ -z "\${${ENV.job}+x}" ]; then`,
+    '  fail "this SSM Agent does not pass document parameters as environment variables (needs 3.3.2746.0 or later): update the SSM Agent"',
+    'fi',
+    // install <staged file> <expected sha256> <destination> <mode>
+    'install_checked() {',
+    '  local src="$1" want="$2" dest="$3" mode="$4" got',
+    '  [ -f "$src" ] || fail "downloaded file $src is missing"',
+    '  got="$(sha256sum "$src" | cut -d " " -f 1)" || fail "cannot compute the SHA-256 of $src"',
+    '  [ "$got" = "$want" ] || fail "SHA-256 of $src is $got, expected $want: the download is damaged or was replaced; run the command again"',
+    '  if ! cmp -s "$src" "$dest"; then',
+    '    install -D -m "$mode" "$src" "$dest.new.$$" || fail "cannot write $dest"',
+    '    mv -f "$dest.new.$$" "$dest" || fail "cannot install $dest"',
+    '  fi',
+    '}',
+    `install_checked ${shellQuote(`${staging}/`)}${shellQuote(options.agentFileName)} ${shellQuote(options.agentSha256)} ${shellQuote(HOST_PATHS.agent)} 0755`,
+    `install_checked ${shellQuote(`${staging}/`)}${shellQuote(options.planFileName)} ${shellQuote(options.planSha256)} ${shellQuote(HOST_PATHS.plan)} 0644`,
+    `find ${shellQuote(staging)} -maxdepth 1 -type f -mtime +1 -delete 2>/dev/null || true`,
+    'command -v node >/dev/null 2>&1 || fail "Node.js 20 or later is needed on this host: node is not on the PATH of the SSM Agent"',
+    `node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || fail "Node.js 20 or later is needed on this host, found $(node --version)"`,
+    `export ${AGENT_ENV.vaultUrl}=${shellQuote(options.vaultUrl)}`,
+    `export ${AGENT_ENV.kmsKeyId}=${shellQuote(options.kmsKeyArn)}`,
+    `export ${AGENT_ENV.region}=${shellQuote(options.region)}`,
+    ...argvScript(),
+    `exec node ${shellQuote(HOST_PATHS.agent)} "\${args[@]}"`,
+  ];
+}
+
+/**
+ * The document content (schemaVersion 2.2): two `aws:downloadContent` steps and the run step
+ * `DOCUMENT_RUN_STEP`, whose run limit is the `executionTimeout` parameter.
+ */
+export function agentDocumentContent(options: AgentDocumentOptions): Record<string, unknown> {
+  const staging = options.stagingDir ?? HOST_STAGING_DIR;
+  const timeout = options.defaultTimeoutSeconds;
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_EXECUTION_TIMEOUT_SECONDS) {
+    throw new RangeError(
+      `defaultTimeoutSeconds must be 1 to ${MAX_EXECUTION_TIMEOUT_SECONDS}, got ${timeout}`,
+    );
+  }
+  const patterns = parameterPatterns(options.jobs);
+  const envParameter = (description: string, name: string, required: boolean) => ({
+    type: 'String',
+    description,
+    ...(required ? {} : { default: '' }),
+    allowedPattern: patterns[name],
+    interpolationType: 'ENV_VAR',
+  });
+  const linux = { StringEquals: ['platformType', 'Linux'] };
+  const download = (name: string, url: string) => ({
+    action: 'aws:downloadContent',
+    name,
+    precondition: linux,
+    inputs: { sourceType: 'S3', sourceInfo: JSON.stringify({ path: url }), destinationPath: staging },
+  });
+  return {
+    schemaVersion: '2.2',
+    description:
+      'Strongbox: installs or updates the agent and the plan (SHA-256 checked), then runs one agent action.',
+    parameters: {
+      [DOCUMENT_PARAMETERS.action]: envParameter(
+        `One of ${AGENT_ACTIONS.join(', ')}.`,
+        DOCUMENT_PARAMETERS.action,
+        true,
+      ),
+      [DOCUMENT_PARAMETERS.job]: envParameter('Job name from the plan.', DOCUMENT_PARAMETERS.job, true),
+      [DOCUMENT_PARAMETERS.backupId]: envParameter(
+        'Backup id to write (backup) or read (restore); empty for the latest.',
+        DOCUMENT_PARAMETERS.backupId,
+        false,
+      ),
+      [DOCUMENT_PARAMETERS.tier]: envParameter('GFS tier of a backup.', DOCUMENT_PARAMETERS.tier, false),
+      [DOCUMENT_PARAMETERS.options]: envParameter(
+        'Restore or drill options as JSON (target, tables, replace, confirm).',
+        DOCUMENT_PARAMETERS.options,
+        false,
+      ),
+      [DOCUMENT_TIMEOUT_PARAMETER]: {
+        type: 'String',
+        description: 'Seconds the agent may run (1 to 172800); the job timeout.',
+        default: String(timeout),
+        allowedPattern: patterns[DOCUMENT_TIMEOUT_PARAMETER],
+      },
+    },
+    mainSteps: [
+      download('downloadAgent', options.agentUrl),
+      download('downloadPlan', options.planUrl),
+      {
+        action: 'aws:runShellScript',
+        name: DOCUMENT_RUN_STEP,
+        precondition: linux,
+        inputs: {
+          timeoutSeconds: `{{ ${DOCUMENT_TIMEOUT_PARAMETER} }}`,
+          runCommand: agentRunScript(options),
+        },
+      },
+    ],
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * EventBridge Scheduler schedules from the plan: one per job with a `schedule` (→ run-backup), the
+ * verification schedule (→ verify), and one per job with a `drill.schedule` (→ restore-drill), each in
+ * the plan's time zone. Targets get the scheduled time, so a retried invocation is recognised.
+ */
+import { Aws, Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { type JobScheduleInput, SCHEDULED_TIME_ATTRIBUTE, type VerifyScheduleInput } from '#core/deployment';
+import type { Plan } from '#core/plan';
+import { allowIamWildcards } from '../nag';
+import { DEAD_LETTER_QUEUE_REASON } from './functions';
+
+/** Properties of {@link Schedules}. */
+export interface SchedulesProps {
+  /** The plan: its jobs' schedules and windows, the verify schedule and the time zone. */
+  readonly plan: Plan;
+  /** The run-backup function. */
+  readonly runBackup: lambda.IFunction;
+  /** The verify function. */
+  readonly verify: lambda.IFunction;
+  /**
+   * The restore-drill function; required when a job has `drill.schedule`.
+   * @default - no drill schedules allowed
+   */
+  readonly restoreDrill?: lambda.IFunction;
+  /**
+   * Where invocations go that still failed after the retries.
+   * @default - a new SQS queue (SSE, TLS only, 14 days)
+   */
+  readonly deadLetterQueue?: sqs.IQueue;
+  /**
+   * Retries of a failed invocation (the functions are idempotent per scheduled time).
+   * @default 3
+   */
+  readonly retryAttempts?: number;
+  /**
+   * How long after the scheduled time an invocation may still be retried.
+   * @default Duration.hours(1)
+   */
+  readonly maxEventAge?: Duration;
+}
+
+/**
+ * The plan's schedules.
+ * @example new Schedules(this, 'Schedules', { plan, runBackup, verify, restoreDrill });
+ */
+export class Schedules extends Construct {
+  /** Backup schedules by job name. */
+  readonly backups: ReadonlyMap<string, scheduler.Schedule>;
+  /** Restore-drill schedules by job name. */
+  readonly drills: ReadonlyMap<string, scheduler.Schedule>;
+  /** The verification schedule. */
+  readonly verify: scheduler.Schedule;
+  /** Where failed invocations go. */
+  readonly deadLetterQueue: sqs.IQueue;
+
+  constructor(scope: Construct, id: string, props: SchedulesProps) {
+    super(scope, id);
+    const { plan } = props;
+    const timeZone = TimeZone.of(plan.timezone);
+    if (props.deadLetterQueue) {
+      this.deadLetterQueue = props.deadLetterQueue;
+    } else {
+      const queue = new sqs.Queue(this, 'DeadLetters', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      Validations.of(queue).acknowledge({ id: 'AwsSolutions-SQS3', reason: DEAD_LETTER_QUEUE_REASON });
+      this.deadLetterQueue = queue;
+    }
+    const role = new iam.Role(this, 'Role', {
+      description: 'EventBridge Scheduler: invokes the Strongbox functions on the plan schedules',
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+      }),
+    });
+    const targetProps = {
+      role,
+      deadLetterQueue: this.deadLetterQueue,
+      retryAttempts: props.retryAttempts ?? 3,
+      maxEventAge: props.maxEventAge ?? Duration.hours(1),
+    };
+    const group = new scheduler.ScheduleGroup(this, 'Group', {});
+
+    const backups = new Map<string, scheduler.Schedule>();
+    const drills = new Map<string, scheduler.Schedule>();
+    for (const job of plan.jobs) {
+      const input: JobScheduleInput = { job: job.name, scheduledTime: SCHEDULED_TIME_ATTRIBUTE };
+      if (job.schedule) {
+        backups.set(
+          job.name,
+          new scheduler.Schedule(this, `Backup-${job.name}`, {
+            description: `Strongbox backup of ${job.name}`,
+            scheduleGroup: group,
+            schedule: scheduler.ScheduleExpression.expression(job.schedule, timeZone),
+            timeWindow:
+              job.scheduleWindowMinutes > 0
+                ? scheduler.TimeWindow.flexible(Duration.minutes(job.scheduleWindowMinutes))
+                : scheduler.TimeWindow.off(),
+            target: new targets.LambdaInvoke(props.runBackup, {
+              ...targetProps,
+              input: scheduler.ScheduleTargetInput.fromObject(input),
+            }),
+          }),
+        );
+      }
+      if (job.drill?.schedule) {
+        if (!props.restoreDrill) {
+          throw new Error(
+            `${this.node.path}: job '${job.name}' has a drill schedule but no restoreDrill function was given`,
+          );
+        }
+        drills.set(
+          job.name,
+          new scheduler.Schedule(this, `Drill-${job.name}`, {
+            description: `Strongbox restore drill of ${job.name}`,
+            scheduleGroup: group,
+            schedule: scheduler.ScheduleExpression.expression(job.drill.schedule, timeZone),
+            timeWindow: scheduler.TimeWindow.off(),
+            target: new targets.LambdaInvoke(props.restoreDrill, {
+              ...targetProps,
+              input: scheduler.ScheduleTargetInput.fromObject(input),
+            }),
+          }),
+        );
+      }
+    }
+    const verifyInput: VerifyScheduleInput = {};
+    this.verify = new scheduler.Schedule(this, 'Verify', {
+      description: 'Strongbox verification of every job',
+      scheduleGroup: group,
+      schedule: scheduler.ScheduleExpression.expression(plan.verify.schedule, timeZone),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new targets.LambdaInvoke(props.verify, {
+        ...targetProps,
+        input: scheduler.ScheduleTargetInput.fromObject(verifyInput),
+      }),
+    });
+    this.backups = backups;
+    this.drills = drills;
+    allowIamWildcards(role, [
+      {
+        finding: /^Resource::<.+\.Arn>:\*$/,
+        reason:
+          "Scheduler invokes the target function; CDK's grant covers its versions and aliases (`<arn>:*`).",
+      },
+    ]);
+  }
+}
