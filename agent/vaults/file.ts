@@ -1,0 +1,233 @@
+/**
+ * A vault in a local directory (a NAS mount, a second disk). Keys are paths below the root; a put
+ * writes `.<name>.partial-<random>` beside its target, fsyncs it, renames it into place and fsyncs the
+ * directory, so an object is either absent or whole, also across a crash. Listings skip partial files.
+ * Tags and storage classes do not apply: file vaults apply retention with `strongbox prune`.
+ */
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { addAbortSignal, type Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NotFoundError, type StrongboxError, VaultError } from '#core/errors';
+import type { PutOptions, StoredObject, Vault } from '#core/ports';
+import { checkKey, PARTIAL_NAME } from './vault-key';
+
+/** A {@link Vault} over a directory. */
+export class FileVault implements Vault {
+  /** `file:///absolute/path` */
+  readonly url: string;
+  /** The root directory. */
+  readonly root: string;
+
+  /**
+   * @param location `file:///absolute/path` or an absolute path. The directory is created on first put.
+   * @throws VaultError for a relative path or another URL scheme.
+   */
+  constructor(location: string) {
+    const path = location.startsWith('file://') ? fileURLToPath(location) : location;
+    if (!isAbsolute(path)) throw new VaultError(`file vault location must be absolute, got '${location}'`);
+    this.root = resolve(path);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<{ sizeBytes: number }> {
+    checkKey(key);
+    const target = this.#path(key);
+    const temp = join(dirname(target), `.${basename(target)}.partial-${randomBytes(8).toString('hex')}`);
+    const signal = options.signal;
+    const onAbort = () => body.destroy(signal?.reason as Error);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let handle: FileHandle | undefined;
+    try {
+      signal?.throwIfAborted();
+      handle = await this.#fs(key, this.#createTemp(temp));
+      let sizeBytes = 0;
+      // Errors of the body (a failed source or stage) come out of this loop unchanged; write errors
+      // become VaultErrors.
+      for await (const chunk of body as AsyncIterable<Buffer | string>) {
+        const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        await this.#fs(key, writeFully(handle, data));
+        sizeBytes += data.length;
+      }
+      await this.#fs(key, handle.sync());
+      await this.#fs(key, handle.close());
+      handle = undefined;
+      signal?.throwIfAborted();
+      await this.#fs(key, rename(temp, target));
+      await this.#fs(key, syncDirectory(dirname(target)));
+      return { sizeBytes };
+    } catch (error) {
+      body.destroy();
+      await handle?.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      if (signal?.aborted) throw signal.reason;
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    checkKey(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#path(key), 'r');
+    } catch (error) {
+      throw this.#readError(key, error);
+    }
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      await handle.close();
+      throw new NotFoundError(`${key} does not exist in ${this.url}`);
+    }
+    const stream = handle.createReadStream({ highWaterMark: 256 * 1024 });
+    return options.signal ? addAbortSignal(options.signal, stream) : stream;
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    checkKey(key);
+    try {
+      const info = await stat(this.#path(key));
+      return info.isFile() ? this.#stored(key, info) : undefined;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw this.#readError(key, error);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    // The deepest directory that holds every key with this prefix.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    if (base !== '') checkKey(base);
+    yield* this.#walk(base, prefix);
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) checkKey(key);
+    for (const key of keys) {
+      try {
+        await unlink(this.#path(key));
+      } catch (error) {
+        if (isMissing(error)) continue;
+        throw new VaultError(`cannot delete ${key} in ${this.url}: ${describeFsError(error)}`, {
+          cause: error,
+        });
+      }
+      await this.#removeEmptyParents(key);
+    }
+  }
+
+  /** Yields files below `dirKey` whose key starts with `prefix`, in key (byte) order. */
+  async *#walk(dirKey: string, prefix: string): AsyncGenerator<StoredObject> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(dirKey === '' ? this.root : this.#path(dirKey), { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw new VaultError(`cannot list ${dirKey || '/'} in ${this.url}: ${describeFsError(error)}`, {
+        cause: error,
+      });
+    }
+    // A directory sorts as its name plus '/', so that keys below it come out in S3's order.
+    const sorted = entries
+      .filter((e) => (e.isDirectory() || e.isFile()) && !PARTIAL_NAME.test(e.name))
+      .map((e) => ({ entry: e, sortKey: Buffer.from(e.isDirectory() ? `${e.name}/` : e.name) }))
+      .sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
+    for (const { entry } of sorted) {
+      const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
+      if (entry.isDirectory()) {
+        const below = `${key}/`;
+        if (below.startsWith(prefix) || prefix.startsWith(below)) yield* this.#walk(key, prefix);
+      } else if (key.startsWith(prefix)) {
+        try {
+          yield this.#stored(key, await stat(this.#path(key)));
+        } catch (error) {
+          if (!isMissing(error)) throw error; // deleted while listing
+        }
+      }
+    }
+  }
+
+  #stored(key: string, info: { size: number; mtime: Date }): StoredObject {
+    return { key, sizeBytes: info.size, lastModified: info.mtime, storageClass: 'STANDARD' };
+  }
+
+  #path(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  async #createTemp(temp: string): Promise<FileHandle> {
+    // A concurrent delete may remove the empty directory between mkdir and open: try twice.
+    for (let attempt = 0; ; attempt++) {
+      await mkdir(dirname(temp), { recursive: true });
+      try {
+        return await open(temp, 'wx');
+      } catch (error) {
+        if (attempt > 0 || !isMissing(error)) throw error;
+      }
+    }
+  }
+
+  /** Removes directories left empty by a delete, up to (not including) the root. */
+  async #removeEmptyParents(key: string): Promise<void> {
+    const segments = key.split('/').slice(0, -1);
+    while (segments.length > 0) {
+      try {
+        await rmdir(join(this.root, ...segments));
+      } catch {
+        return; // not empty (or already gone): stop
+      }
+      segments.pop();
+    }
+  }
+
+  /** Runs a file system step of a write, turning its failure into a VaultError. */
+  async #fs<T>(key: string, step: Promise<T>): Promise<T> {
+    try {
+      return await step;
+    } catch (error) {
+      throw new VaultError(`cannot write ${key} in ${this.url}: ${describeFsError(error)}`, { cause: error });
+    }
+  }
+
+  #readError(key: string, error: unknown): StrongboxError {
+    if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR')
+      return new NotFoundError(`${key} does not exist in ${this.url}`, { cause: error });
+    return new VaultError(`cannot read ${key} in ${this.url}: ${describeFsError(error)}`, { cause: error });
+  }
+}
+
+async function writeFully(handle: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function describeFsError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const hints: Record<string, string> = {
+    ENOSPC: 'no space left on the device',
+    EACCES: 'permission denied',
+    EROFS: 'read-only file system',
+    EDQUOT: 'disk quota exceeded',
+  };
+  return (code && hints[code]) ?? (error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,410 @@
+/**
+ * A vault in an S3 bucket (AWS) or an S3-compatible server (MinIO, Ceph, s3rver), at
+ * `s3://bucket/optional/prefix`.
+ *
+ * Puts stream through `@aws-sdk/lib-storage` `Upload`: one PutObject for bodies smaller than a part,
+ * else a multipart upload of `partSizeMiB` parts, `queueSize` at once. Memory: at most
+ * (queueSize + 1) × partSizeMiB MiB per put. Tags go in the create request (`Tagging`), so an object is
+ * never visible untagged. A put that fails or is aborted leaves no object and no multipart upload:
+ * Upload aborts its multipart upload, and the vault sends AbortMultipartUpload again when it knows the
+ * upload id (the abort may be lost), ignoring NoSuchUpload.
+ *
+ * Credentials come from the SDK's default provider chain (environment, profile, instance role), or
+ * from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` in the `env` the entry point passes down.
+ */
+
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  RestoreObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { AGENT_ENV } from '#core/deployment';
+import { NotFoundError, PlanError, StrongboxError, VaultError } from '#core/errors';
+import type { VaultConfig } from '#core/plan';
+import type { PutOptions, StoredObject, Vault } from '#core/ports';
+import { checkKey } from './vault-key';
+
+const MiB = 1024 * 1024;
+/** S3 accepts at most this many tags per object. */
+export const MAX_TAGS = 10;
+/** DeleteObjects takes at most this many keys per request. */
+const DELETE_BATCH = 1000;
+
+/** Options of an S3 vault. */
+export interface S3VaultOptions {
+  /** A client to use instead of one built from the config (tests, Lambdas with a module-scope client). */
+  client?: S3Client;
+  /** The environment, read by the entry point: `AWS_REGION` and optional static credentials. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Glacier retrieval tiers. */
+export type RetrievalTier = 'Expedited' | 'Standard' | 'Bulk';
+
+/**
+ * What a restore request found: a retrieval was `started`, was already `ongoing`, a temporary copy is
+ * already `restored` (its expiry extended), or the object is `not-archived` and readable now.
+ */
+export type RestoreRequestStatus = 'started' | 'ongoing' | 'restored' | 'not-archived';
+
+/** The parts of an `s3://bucket/prefix` URL; the prefix is empty or ends with `/`. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/.*)?$/.exec(url);
+  if (!match) throw new PlanError([`vault.url: '${url}' is not s3://bucket[/prefix]`]);
+  const path = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
+  return { bucket: match[1] as string, prefix: path === '' ? '' : `${path}/` };
+}
+
+/**
+ * The `Restore` header of HeadObject: `ongoing-request="true"` while a retrieval runs, then
+ * `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`.
+ * @example parseRestoreHeader('ongoing-request="true"') // { ongoing: true }
+ */
+export function parseRestoreHeader(header: string | undefined): StoredObject['restore'] {
+  if (!header) return undefined;
+  const ongoing = /ongoing-request="(true|false)"/.exec(header)?.[1];
+  if (ongoing === undefined) return undefined;
+  const expiry = /expiry-date="([^"]+)"/.exec(header)?.[1];
+  const expiresAt = expiry ? new Date(expiry) : undefined;
+  return {
+    ongoing: ongoing === 'true',
+    ...(expiresAt && !Number.isNaN(expiresAt.getTime()) ? { expiresAt } : {}),
+  };
+}
+
+/** The S3 client a vault config asks for. */
+export function createS3Client(
+  config: VaultConfig,
+  env: Readonly<Record<string, string | undefined>> = {},
+): S3Client {
+  const onAws = config.endpoint === undefined;
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  const clientConfig: S3ClientConfig = {
+    // On AWS the deployment's region (set on hosts) is where the bucket lives; else the plan's.
+    region: (onAws ? env[AGENT_ENV.region] : undefined) ?? config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: config.forcePathStyle ?? !onAws,
+    followRegionRedirects: onAws,
+  };
+  if (config.checksums === 'when-required') {
+    clientConfig.requestChecksumCalculation = 'WHEN_REQUIRED';
+    clientConfig.responseChecksumValidation = 'WHEN_REQUIRED';
+  }
+  if (accessKeyId && secretAccessKey) {
+    clientConfig.credentials = { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN };
+  }
+  return new S3Client(clientConfig);
+}
+
+/** A {@link Vault} over an S3 bucket and prefix. */
+export class S3Vault implements Vault {
+  readonly url: string;
+  readonly bucket: string;
+  /** Prefix of every key in the bucket: empty or ending with `/`. */
+  readonly prefix: string;
+  readonly client: S3Client;
+  readonly #partSizeBytes: number;
+  readonly #queueSize: number;
+
+  /** @throws PlanError when the URL is not `s3://bucket[/prefix]`. */
+  constructor(config: VaultConfig, options: S3VaultOptions = {}) {
+    const { bucket, prefix } = parseS3Url(config.url);
+    this.bucket = bucket;
+    this.prefix = prefix;
+    this.url = `s3://${bucket}${prefix === '' ? '' : `/${prefix.slice(0, -1)}`}`;
+    this.client = options.client ?? createS3Client(config, options.env);
+    this.#partSizeBytes = config.partSizeMiB * MiB;
+    this.#queueSize = config.queueSize;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<{ sizeBytes: number }> {
+    checkKey(key);
+    const tags = Object.entries(options.tags ?? {});
+    if (tags.length > MAX_TAGS) throw new VaultError(`${key}: ${tags.length} tags, S3 allows ${MAX_TAGS}`);
+    const signal = options.signal;
+    const counter = new ByteCounter();
+    // Who failed first decides what the caller sees: the body's own error, the abort, or S3's.
+    let failure: { origin: 'body' | 'abort' | 's3'; error: unknown } | undefined;
+    const fail = (origin: 'abort' | 's3', error: unknown) => {
+      failure ??= { origin, error };
+      counter.destroy(error as Error);
+    };
+    let stopping = false;
+    const feeding = pipeline(body, counter).catch((error: unknown) => {
+      if (!stopping) failure ??= { origin: 'body', error };
+    });
+    const onAbort = () => fail('abort', signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+
+    const upload = new Upload({
+      client: this.#watchedClient((error) => fail('s3', error)),
+      params: {
+        Bucket: this.bucket,
+        Key: this.#key(key),
+        Body: counter,
+        ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
+        ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
+        ...(options.contentType ? { ContentType: options.contentType } : {}),
+        ...(options.lock
+          ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
+          : {}),
+      },
+      partSize: this.#partSizeBytes,
+      queueSize: this.#queueSize,
+      leavePartsOnError: false,
+    });
+    try {
+      await upload.done();
+      await feeding;
+      return { sizeBytes: counter.bytes };
+    } catch (error) {
+      stopping = true;
+      counter.destroy();
+      await feeding;
+      if (upload.uploadId) await this.#abortMultipart(key, upload.uploadId);
+      if (failure?.origin === 'abort') throw signal?.reason ?? error;
+      if (failure?.origin === 'body') throw failure.error;
+      throw toVaultError(failure?.error ?? error, `put ${this.#describe(key)}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    checkKey(key);
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
+        { abortSignal: options.signal },
+      );
+      if (!(response.Body instanceof Readable)) {
+        throw new VaultError(`get ${this.#describe(key)}: the response has no readable body`);
+      }
+      return response.Body;
+    } catch (error) {
+      if (errorName(error) === 'NoSuchKey' || errorName(error) === 'NotFound') {
+        throw new NotFoundError(`${key} does not exist in ${this.url}`, { cause: error });
+      }
+      if (errorName(error) === 'InvalidObjectState') {
+        throw new VaultError(
+          `${this.#describe(key)} is archived (Glacier/Deep Archive): request a restore and read it when it finished`,
+          { cause: error },
+        );
+      }
+      throw toVaultError(error, `get ${this.#describe(key)}`);
+    }
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    checkKey(key);
+    try {
+      const response = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
+      );
+      const restore = parseRestoreHeader(response.Restore);
+      return {
+        key,
+        sizeBytes: response.ContentLength ?? 0,
+        lastModified: response.LastModified ?? new Date(0),
+        storageClass: response.StorageClass ?? 'STANDARD',
+        ...(restore ? { restore } : {}),
+      };
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey' || status === 404)
+        return undefined;
+      throw toVaultError(error, `head ${this.#describe(key)}`);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const pages = paginateListObjectsV2(
+      { client: this.client },
+      { Bucket: this.bucket, Prefix: `${this.prefix}${prefix}` },
+    );
+    try {
+      for await (const page of pages) {
+        for (const item of page.Contents ?? []) {
+          if (item.Key === undefined || item.Key.length <= this.prefix.length) continue;
+          const status = item.RestoreStatus;
+          yield {
+            key: item.Key.slice(this.prefix.length),
+            sizeBytes: item.Size ?? 0,
+            lastModified: item.LastModified ?? new Date(0),
+            storageClass: item.StorageClass ?? 'STANDARD',
+            ...(status
+              ? {
+                  restore: {
+                    ongoing: status.IsRestoreInProgress ?? false,
+                    ...(status.RestoreExpiryDate ? { expiresAt: status.RestoreExpiryDate } : {}),
+                  },
+                }
+              : {}),
+          };
+        }
+      }
+    } catch (error) {
+      throw toVaultError(error, `list ${this.url}/${prefix}`);
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) checkKey(key);
+    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
+      const batch = keys.slice(start, start + DELETE_BATCH);
+      let errors: { Key?: string; Code?: string; Message?: string }[];
+      try {
+        const response = await this.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((key) => ({ Key: this.#key(key) })), Quiet: true },
+          }),
+        );
+        errors = response.Errors ?? [];
+      } catch (error) {
+        throw toVaultError(error, `delete ${batch.length} object(s) in ${this.url}`);
+      }
+      const refused = errors.filter((e) => e.Code !== 'NoSuchKey');
+      if (refused.length > 0) {
+        const first = refused[0];
+        throw new VaultError(
+          `delete refused for ${refused.length} object(s) in ${this.url}, e.g. ${first?.Key}: ${first?.Code} ${first?.Message ?? ''}`.trim(),
+        );
+      }
+    }
+  }
+
+  /**
+   * Asks S3 for a temporary readable copy of an archived (Glacier, Deep Archive) object, kept `days`
+   * days. Idempotent: asking again while a retrieval runs reports `ongoing`.
+   * @example await vault.requestRestore('backups/db/20241206T020000Z-3f9a1c/data.sbx', 3, 'Standard')
+   */
+  async requestRestore(key: string, days: number, tier: RetrievalTier): Promise<RestoreRequestStatus> {
+    checkKey(key);
+    if (!Number.isInteger(days) || days < 1) throw new RangeError(`restore days must be ≥ 1, got ${days}`);
+    try {
+      const response = await this.client.send(
+        new RestoreObjectCommand({
+          Bucket: this.bucket,
+          Key: this.#key(key),
+          RestoreRequest: { Days: days, GlacierJobParameters: { Tier: tier } },
+        }),
+      );
+      return response.$metadata.httpStatusCode === 200 ? 'restored' : 'started';
+    } catch (error) {
+      const name = errorName(error);
+      if (name === 'RestoreAlreadyInProgress') return 'ongoing';
+      if (name === 'InvalidObjectState') return 'not-archived';
+      if (name === 'NoSuchKey' || name === 'NotFound')
+        throw new NotFoundError(`${key} does not exist in ${this.url}`, { cause: error });
+      throw toVaultError(error, `restore ${this.#describe(key)}`);
+    }
+  }
+
+  #key(key: string): string {
+    return `${this.prefix}${key}`;
+  }
+
+  #describe(key: string): string {
+    return `s3://${this.bucket}/${this.#key(key)}`;
+  }
+
+  /** The client for Upload, reporting the first failed request so that reading the body stops at once. */
+  #watchedClient(onError: (error: unknown) => void): S3Client {
+    const client = this.client;
+    // Upload uses only `send` and `config`. Without this its other workers would go on uploading the
+    // rest of the stream after one part failed, and report the failure only at the end.
+    return {
+      config: client.config,
+      send: (command: Parameters<S3Client['send']>[0]) =>
+        client.send(command).catch((error: unknown) => {
+          onError(error);
+          throw error;
+        }),
+    } as unknown as S3Client;
+  }
+
+  async #abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#key(key), UploadId: uploadId }),
+      );
+    } catch (error) {
+      if (errorName(error) === 'NoSuchUpload') return; // already aborted by Upload
+      throw toVaultError(error, `abort the multipart upload of ${this.#describe(key)} (id ${uploadId})`);
+    }
+  }
+}
+
+/** Counts the bytes passing through. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/** `k=v&k2=v2`, each part URL-encoded, as the `x-amz-tagging` header takes it. */
+export function encodeTags(tags: readonly [string, string][]): string {
+  return tags.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
+
+function errorName(error: unknown): string | undefined {
+  const e = error as { name?: string; Code?: string } | undefined;
+  return e?.Code ?? e?.name;
+}
+
+const RETRYABLE_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+]);
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+
+/**
+ * An S3 or network error as a VaultError whose `retryable` says whether trying again may help
+ * (throttling, 5xx, network); Strongbox errors pass unchanged.
+ */
+export function toVaultError(error: unknown, action: string): StrongboxError {
+  if (error instanceof StrongboxError) return error;
+  const e = error as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $retryable?: unknown;
+  };
+  const status = e?.$metadata?.httpStatusCode;
+  const retryable =
+    (status !== undefined && (status >= 500 || status === 429)) ||
+    RETRYABLE_NAMES.has(e?.name ?? '') ||
+    RETRYABLE_CODES.has(e?.code ?? '') ||
+    Boolean(e?.$retryable);
+  const hint = e?.name === 'AccessDenied' ? ' (check the IAM policy of this host or function)' : '';
+  const detail = `${e?.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(error)}`;
+  return new VaultError(`${action} failed: ${detail}${hint}`, { cause: error, retryable });
+}
