@@ -55,7 +55,15 @@ export async function loadPlan(s3: S3Client, bucket: string, key: string): Promi
   } catch (error) {
     throw new PlanError([`cannot read the plan at ${where}: ${describeAwsError(error)}`], { cause: error });
   }
-  return parsePlan(text, where);
+  try {
+    return parsePlan(text, where);
+  } catch (error) {
+    if (!(error instanceof PlanError) || error.issues.every((i) => i.startsWith(where))) throw error;
+    throw new PlanError(
+      error.issues.map((issue) => `${where}: ${issue}`),
+      { cause: error },
+    );
+  }
 }
 
 /**
