@@ -1,0 +1,78 @@
+/**
+ * Shared pieces of the infra tests: a small agent bundle file (so construct tests do not need
+ * `npm run build`), plans as text, and the statements of IAM policies in a template.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Template } from 'aws-cdk-lib/assertions';
+import { parse as parseYaml } from 'yaml';
+import { type Plan, parsePlan } from '#core/plan';
+
+/** Writes a stand-in agent bundle and returns its path (the document only hashes and ships it). */
+export function fakeAgentBundle(content = '#!/usr/bin/env node\nconsole.log("strongbox");\n'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'strongbox-agent-'));
+  const path = join(dir, 'strongbox.mjs');
+  writeFileSync(path, content);
+  return path;
+}
+
+/** A plan with two jobs on two host entries (ids and tags), a drill, Slack and Object Lock. */
+export const TEST_PLAN_YAML = `
+version: 1
+name: acme
+timezone: Europe/Berlin
+vault:
+  url: s3://acme-backups
+  objectLock: { mode: compliance, days: 14 }
+key: { type: kms, keyId: alias/acme }
+retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y, pointInTime: 10d }
+alerts:
+  email: [ops@acme.example, dba@acme.example]
+  slack: { webhookParameter: /acme/slack-webhook }
+verify: { schedule: cron(0 7 * * ? *) }
+hosts:
+  db: { instanceIds: [i-0123456789abcdef0, mi-0123456789abcdef0] }
+  web: { tags: { Role: web, Env: prod } }
+jobs:
+  - name: appdb
+    host: db
+    schedule: cron(0 2 * * ? *)
+    scheduleWindowMinutes: 20
+    source: { kind: postgres, database: app, passwordParameter: /acme/db-password }
+    retention: { daily: 14d, pointInTime: 3d }
+    timeout: 3h
+    drill: { schedule: cron(0 4 ? * SUN *), host: web, rto: 45m }
+  - name: web-config
+    host: web
+    schedule: cron(30 2 * * ? *)
+    source: { kind: files, paths: [/etc/nginx] }
+    timeout: 20m
+`;
+
+/** The test plan, validated, and its document as written. */
+export function testPlan(yaml = TEST_PLAN_YAML): { plan: Plan; document: unknown } {
+  return { plan: parsePlan(yaml, 'test-plan.yaml'), document: parseYaml(yaml) };
+}
+
+/** One IAM statement as a template holds it. */
+export interface Statement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource?: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+  Principal?: unknown;
+}
+
+/** The actions of a statement as a list. */
+export function actionsOf(statement: Statement): string[] {
+  return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+}
+
+/** The statements of every policy of one type in a template (`AWS::IAM::ManagedPolicy`, `AWS::IAM::Policy`). */
+export function policyStatements(template: Template, type: string, logicalIdPrefix = ''): Statement[] {
+  return Object.entries(template.findResources(type))
+    .filter(([id]) => id.startsWith(logicalIdPrefix))
+    .flatMap(([, resource]) => (resource.Properties.PolicyDocument.Statement as Statement[]) ?? []);
+}
