@@ -1,0 +1,379 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { newBackupId } from '#core/backup-id';
+import {
+  AGENT_ACTIONS,
+  AGENT_ERROR_PREFIX,
+  type AgentAction,
+  type AgentRestoreOptions,
+  agentArgv,
+  DOCUMENT_PARAMETERS,
+  DOCUMENT_RUN_STEP,
+  DOCUMENT_TIMEOUT_PARAMETER,
+  HOST_PATHS,
+} from '#core/deployment';
+import {
+  type AgentDocumentOptions,
+  agentRunScript,
+  parameterPatterns,
+} from '#infra/constructs/agent-document';
+import { AgentFleet } from '#infra/constructs/agent-fleet';
+import { PlanAsset } from '#infra/constructs/plan-asset';
+import {
+  actionsOf,
+  fakeAgentBundle,
+  policyStatements,
+  type Statement,
+  TEST_PLAN_YAML,
+  testPlan,
+} from './support';
+
+const BUCKET_ARN = 'arn:aws:s3:::acme-vault-bucket';
+const KEY_ARN = 'arn:aws:kms:eu-central-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666';
+
+function fleetTemplate(yaml = TEST_PLAN_YAML) {
+  const stack = new Stack(new App(), 'FleetTest');
+  const bundle = fakeAgentBundle();
+  const fleet = new AgentFleet(stack, 'Agents', {
+    vaultBucket: s3.Bucket.fromBucketAttributes(stack, 'Vault', {
+      bucketArn: BUCKET_ARN,
+      bucketName: 'acme-vault-bucket',
+    }),
+    vaultKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
+    plan: new PlanAsset(stack, 'Plan', { document: testPlan(yaml).document }),
+    agentBundlePath: bundle,
+  });
+  return { template: Template.fromStack(stack), fleet, bundle };
+}
+
+describe('AgentFleet host policy', () => {
+  let statements: Statement[];
+
+  beforeAll(() => {
+    statements = policyStatements(fleetTemplate().template, 'AWS::IAM::ManagedPolicy');
+  });
+
+  it('may never delete objects, change bucket settings or lifecycle, or bypass Object Lock', () => {
+    const actions = statements.flatMap(actionsOf);
+    expect(actions.length).toBeGreaterThan(0);
+    expect(
+      actions.filter((a) =>
+        /^s3:(Delete|PutBucket|PutLifecycle|PutReplication|PutEncryption|Bypass)/.test(a),
+      ),
+    ).toEqual([]);
+    expect(actions.filter((a) => a.includes('*'))).toEqual([]);
+  });
+
+  it('puts objects only under the plan jobs’ backups/ and wal/ prefixes', () => {
+    const put = statements.find((s) => actionsOf(s).includes('s3:PutObject'));
+    expect(put?.Resource).toEqual(
+      ['appdb', 'web-config'].flatMap((job) => [
+        `${BUCKET_ARN}/backups/${job}/*`,
+        `${BUCKET_ARN}/wal/${job}/*`,
+      ]),
+    );
+    expect(actionsOf(put as Statement)).toContain('s3:PutObjectRetention');
+  });
+
+  it('carries an encryption-context condition on every KMS statement', () => {
+    const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kmsStatements.length).toBe(2);
+    for (const statement of kmsStatements) {
+      const keys = Object.values(statement.Condition ?? {}).flatMap((block) => Object.keys(block));
+      expect(
+        keys.some((k) => k.startsWith('kms:EncryptionContext:')),
+        JSON.stringify(statement),
+      ).toBe(true);
+    }
+  });
+
+  it("generates data keys only with the Strongbox context of the plan's jobs", () => {
+    const dataKeys = statements.find((s) => s.Sid === 'DataKeysWithStrongboxContext');
+    expect(dataKeys).toEqual(
+      expect.objectContaining({
+        Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        Resource: KEY_ARN,
+        Condition: {
+          StringLike: {
+            'kms:EncryptionContext:strongbox:job': ['appdb', 'web-config'],
+            'kms:EncryptionContext:strongbox:backup': ['*'],
+          },
+        },
+      }),
+    );
+  });
+
+  it('uses the key through S3 only for the vault bucket', () => {
+    const viaS3 = statements.find((s) => s.Condition?.StringEquals?.['kms:ViaService']);
+    expect(viaS3?.Condition?.StringLike).toEqual({
+      'kms:EncryptionContext:aws:s3:arn': [BUCKET_ARN, `${BUCKET_ARN}/*`],
+    });
+  });
+
+  it("reads only the plan's own SecureString parameters", () => {
+    const read = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('ssm:')));
+    expect(read).toHaveLength(1);
+    expect(actionsOf(read[0] as Statement)).toEqual(['ssm:GetParameter']);
+    expect(JSON.stringify(read[0]?.Resource)).toContain(':parameter/acme/db-password');
+  });
+
+  it('has no data-key statement when the plan encrypts with a local key', () => {
+    const local = TEST_PLAN_YAML.replace(
+      'key: { type: kms, keyId: alias/acme }',
+      'key: { type: local, path: /etc/sb.key }',
+    );
+    const localStatements = policyStatements(fleetTemplate(local).template, 'AWS::IAM::ManagedPolicy');
+    expect(localStatements.find((s) => s.Sid === 'DataKeysWithStrongboxContext')).toBeUndefined();
+  });
+});
+
+describe('AgentFleet document', () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the synthesized document JSON, read field by field
+  let content: Record<string, any>;
+  let bundle: string;
+  let template: Template;
+
+  beforeAll(() => {
+    ({ template, bundle } = fleetTemplate());
+    const [document] = Object.values(template.findResources('AWS::SSM::Document'));
+    content = document?.Properties.Content;
+  });
+
+  it('is a schemaVersion 2.2 Command document that downloads the agent and the plan, then runs one step', () => {
+    expect(content.schemaVersion).toBe('2.2');
+    expect(content.mainSteps.map((s: { action: string }) => s.action)).toEqual([
+      'aws:downloadContent',
+      'aws:downloadContent',
+      'aws:runShellScript',
+    ]);
+    expect(content.mainSteps[2].name).toBe(DOCUMENT_RUN_STEP);
+  });
+
+  it('gives every parameter an allowedPattern, and passes the script ones as environment variables', () => {
+    for (const [name, parameter] of Object.entries(
+      content.parameters as Record<string, Record<string, string>>,
+    )) {
+      expect(parameter.allowedPattern, name).toMatch(/^\^/);
+      if (name !== DOCUMENT_TIMEOUT_PARAMETER) expect(parameter.interpolationType, name).toBe('ENV_VAR');
+    }
+    expect(Object.keys(content.parameters).sort()).toEqual(
+      [...Object.values(DOCUMENT_PARAMETERS), DOCUMENT_TIMEOUT_PARAMETER].sort(),
+    );
+  });
+
+  it('never pastes a parameter into the script', () => {
+    const script = JSON.stringify(content.mainSteps[2].inputs.runCommand);
+    expect(script).not.toContain('{{');
+  });
+
+  it('runs as long as the job timeout allows: the parameter, defaulting to the longest job (3h)', () => {
+    expect(content.mainSteps[2].inputs.timeoutSeconds).toBe(`{{ ${DOCUMENT_TIMEOUT_PARAMETER} }}`);
+    expect(content.parameters[DOCUMENT_TIMEOUT_PARAMETER].default).toBe(String(3 * 3600));
+  });
+
+  it('checks the SHA-256 of the bundle it ships', () => {
+    const sha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
+    expect(JSON.stringify(content.mainSteps[2].inputs.runCommand)).toContain(sha);
+  });
+
+  it('gives hybrid-activated servers the SSM core policy and the host policy', () => {
+    const [role] = Object.values(template.findResources('AWS::IAM::Role'));
+    expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({
+        Principal: { Service: 'ssm.amazonaws.com' },
+        Condition: expect.objectContaining({
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        }),
+      }),
+    ]);
+    expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
+    expect(role?.Properties.ManagedPolicyArns).toContainEqual({
+      Ref: expect.stringMatching(/^AgentsHostPolicy/),
+    });
+  });
+});
+
+describe('document parameter patterns', () => {
+  const patterns = Object.fromEntries(
+    Object.entries(parameterPatterns(['appdb', 'web-config'])).map(([name, p]) => [name, new RegExp(p)]),
+  );
+  const options: AgentRestoreOptions = {
+    target: 'app_restore',
+    tables: ['public.orders'],
+    replace: true,
+    confirm: 'appdb',
+  };
+
+  it.each([
+    [DOCUMENT_PARAMETERS.action, 'backup', true],
+    [DOCUMENT_PARAMETERS.action, 'prune', false],
+    [DOCUMENT_PARAMETERS.job, 'appdb', true],
+    [DOCUMENT_PARAMETERS.job, 'other', false],
+    [DOCUMENT_PARAMETERS.job, 'appdb; reboot', false],
+    [DOCUMENT_PARAMETERS.backupId, newBackupId(new Date('2024-12-06T02:00:00Z'), '3f9a1c'), true],
+    [DOCUMENT_PARAMETERS.backupId, '', true],
+    [DOCUMENT_PARAMETERS.backupId, '20241206T020000Z-$(id)', false],
+    [DOCUMENT_PARAMETERS.tier, 'yearly', true],
+    [DOCUMENT_PARAMETERS.tier, 'hourly', false],
+    [DOCUMENT_PARAMETERS.options, JSON.stringify(options), true],
+    [DOCUMENT_PARAMETERS.options, '{"target":"`reboot`"}', false],
+    [DOCUMENT_PARAMETERS.options, '{"target":"$(reboot)"}', false],
+    [DOCUMENT_TIMEOUT_PARAMETER, '172800', true],
+    [DOCUMENT_TIMEOUT_PARAMETER, '172801', false],
+    [DOCUMENT_TIMEOUT_PARAMETER, '0', false],
+  ])('%s %j allowed: %s', (name, value, allowed) => {
+    expect(patterns[name]?.test(value)).toBe(allowed);
+  });
+});
+
+/**
+ * Runs the run step's script in a sandbox: staging, agent and plan paths under a temp dir, a PATH
+ * with only the tools the script needs and a fake `node` that prints its argv (NUL-separated).
+ */
+function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
+  const root = mkdtempSync(join(tmpdir(), 'strongbox-doc-'));
+  const staging = join(root, 'staging');
+  const bin = join(root, 'bin');
+  mkdirSync(staging);
+  mkdirSync(bin);
+  for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv', 'find'])
+    symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+  if (options.withNode ?? true) {
+    writeFileSync(join(bin, 'node'), '#!/bin/bash\n[ "$1" = "-e" ] && exit 0\nprintf "%s\\0" "$@"\n');
+    chmodSync(join(bin, 'node'), 0o755);
+  }
+  const agent = 'agent-abc.mjs';
+  const plan = 'plan-abc.json';
+  writeFileSync(join(staging, agent), 'agent bundle');
+  writeFileSync(join(staging, plan), '{"version":1}');
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const docOptions: AgentDocumentOptions = {
+    agentUrl: 'https://example/agent',
+    agentFileName: agent,
+    agentSha256: sha(options.tamper ? 'another bundle' : 'agent bundle'),
+    planUrl: 'https://example/plan',
+    planFileName: plan,
+    planSha256: sha('{"version":1}'),
+    vaultUrl: 's3://acme-vault-bucket',
+    kmsKeyArn: KEY_ARN,
+    region: 'eu-central-1',
+    jobs: ['appdb'],
+    defaultTimeoutSeconds: 3600,
+    stagingDir: staging,
+  };
+  const installed = { agent: join(root, 'opt/strongbox.mjs'), plan: join(root, 'etc/plan.json') };
+  const script = agentRunScript(docOptions)
+    .map((line) =>
+      line.startsWith('install_checked')
+        ? line
+            .replace(`'${HOST_PATHS.agent}'`, `'${installed.agent}'`)
+            .replace(`'${HOST_PATHS.plan}'`, `'${installed.plan}'`)
+        : line,
+    )
+    .join('\n');
+  const run = (env: Record<string, string>) => {
+    const result = spawnSync('/bin/bash', ['-c', script], { env: { PATH: bin, ...env }, encoding: 'utf8' });
+    const argv = result.stdout.split('\0').slice(0, -1);
+    return { status: result.status, argv, stderrLines: result.stderr.trimEnd().split('\n') };
+  };
+  return { run, installed, root };
+}
+
+describe('the run step script', () => {
+  const cases: [AgentAction, Record<string, string>][] = AGENT_ACTIONS.flatMap((action) => [
+    [action, {}],
+    [action, { backupId: newBackupId(new Date('2024-12-06T02:00:00Z'), '3f9a1c') }],
+    [action, { tier: 'weekly', options: '{"target":"app_restore","replace":false}' }],
+    [
+      action,
+      {
+        backupId: newBackupId(new Date('2025-01-01T00:00:00Z'), 'abcdef'),
+        tier: 'yearly',
+        options: '{"tables":["public.orders"]}',
+      },
+    ],
+  ]);
+
+  it.each(cases)('runs the agent with agentArgv for %s %j', (action, params) => {
+    // Prepare
+    const { run } = sandbox();
+    const env: Record<string, string> = {
+      SSM_action: action,
+      SSM_job: 'appdb',
+      SSM_backupId: '',
+      SSM_tier: '',
+      SSM_options: '',
+    };
+    for (const [name, value] of Object.entries(params)) env[`SSM_${name}`] = value;
+
+    // Act
+    const result = run(env);
+
+    // Assess
+    expect(result.status).toBe(0);
+    expect(result.argv).toEqual([HOST_PATHS.agent, ...agentArgv({ action, job: 'appdb', ...params })]);
+  });
+
+  it('installs the checked bundle and plan, and exports the deployment overrides', () => {
+    const { run, installed } = sandbox();
+    const result = run({ SSM_action: 'verify', SSM_job: 'appdb' });
+    expect(result.status).toBe(0);
+    expect(readFileSync(installed.agent, 'utf8')).toBe('agent bundle');
+    expect(statSync(installed.agent).mode & 0o777).toBe(0o755);
+    expect(readFileSync(installed.plan, 'utf8')).toBe('{"version":1}');
+  });
+
+  it('passes shell metacharacters through as one literal argument, running nothing', () => {
+    const { run, root } = sandbox();
+    const hostile = `appdb$(touch ${root}/pwned);\`touch ${root}/pwned2\` "x" 'y'`;
+    const result = run({ SSM_action: 'backup', SSM_job: hostile, SSM_options: '$(touch /tmp/never)' });
+    expect(result.argv).toContain(hostile);
+    expect(existsSync(join(root, 'pwned'))).toBe(false);
+    expect(existsSync(join(root, 'pwned2'))).toBe(false);
+  });
+
+  it('refuses a bundle whose SHA-256 differs, with the error as the last stderr line', () => {
+    const { run, installed } = sandbox({ tamper: true });
+    const result = run({ SSM_action: 'backup', SSM_job: 'appdb' });
+    expect(result.status).toBe(2);
+    expect(result.stderrLines.at(-1)).toMatch(new RegExp(`^${AGENT_ERROR_PREFIX}SHA-256 of .* expected`));
+    expect(existsSync(installed.agent)).toBe(false);
+  });
+
+  it('says so when the SSM Agent is too old to pass parameters as environment variables', () => {
+    const result = sandbox().run({});
+    expect(result.status).toBe(2);
+    expect(result.stderrLines.at(-1)).toContain(`${AGENT_ERROR_PREFIX}this SSM Agent does not pass`);
+  });
+
+  it('says so when the host has no Node.js', () => {
+    const result = sandbox({ withNode: false }).run({ SSM_action: 'backup', SSM_job: 'appdb' });
+    expect(result.status).toBe(2);
+    expect(result.stderrLines.at(-1)).toBe(
+      `${AGENT_ERROR_PREFIX}Node.js 20 or later is needed on this host: node is not on the PATH of the SSM Agent`,
+    );
+  });
+
+  it('refuses an unknown action', () => {
+    const result = sandbox().run({ SSM_action: 'prune', SSM_job: 'appdb' });
+    expect(result.status).toBe(2);
+    expect(result.stderrLines.at(-1)).toContain("unknown action 'prune'");
+  });
+});
