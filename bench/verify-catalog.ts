@@ -199,9 +199,7 @@ async function main() {
       ].join('  '),
     );
   }
-  console.log(
-    `node ${process.version}, ${manifestKey('job-0', '…')} read ${JOBS > 1 ? 'job by job' : 'once'}, 32 manifest reads in flight`,
-  );
+  console.log(`node ${process.version}; jobs one after another, 32 manifest reads in flight per job`);
 }
 
 main().catch((error: unknown) => {
