@@ -221,9 +221,8 @@ export class S3Vault implements Vault {
         ...(restore ? { restore } : {}),
       };
     } catch (error) {
-      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey' || status === 404)
-        return undefined;
+      // HEAD responses have no body: S3 reports a missing key as `NotFound` (a missing bucket too).
+      if (errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey') return undefined;
       throw toVaultError(error, `head ${this.#describe(key)}`);
     }
   }

@@ -1,0 +1,184 @@
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  RestoreObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  createS3Client,
+  encodeTags,
+  parseRestoreHeader,
+  parseS3Url,
+  S3Vault,
+  toVaultError,
+} from '#agent/vaults/s3';
+import { NotFoundError, PlanError, VaultError } from '#core/errors';
+import type { VaultConfig } from '#core/plan';
+
+const s3 = mockClient(S3Client);
+const config: VaultConfig = {
+  url: 's3://acme-backups/strongbox',
+  region: 'eu-west-1',
+  checksums: 'when-supported',
+  partSizeMiB: 16,
+  queueSize: 4,
+  storageClass: 'STANDARD',
+};
+
+function awsError(name: string, status: number): Error {
+  return Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode: status } });
+}
+
+const vault = () => new S3Vault(config, { client: new S3Client({}) });
+
+beforeEach(() => {
+  s3.reset();
+});
+
+describe('S3Vault', () => {
+  it('maps NoSuchKey on get to NotFoundError and an archived object to a VaultError saying so', async () => {
+    s3.on(GetObjectCommand)
+      .rejectsOnce(awsError('NoSuchKey', 404))
+      .rejectsOnce(awsError('InvalidObjectState', 403));
+    await expect(vault().get('backups/db/x/data.sbx')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(vault().get('backups/db/x/data.sbx')).rejects.toThrow(/is archived .* request a restore/);
+    expect(s3.commandCalls(GetObjectCommand)[0]?.args[0].input).toEqual({
+      Bucket: 'acme-backups',
+      Key: 'strongbox/backups/db/x/data.sbx',
+    });
+  });
+
+  it('reports the storage class and the Restore header of an archived object', async () => {
+    s3.on(HeadObjectCommand).resolves({
+      ContentLength: 42,
+      LastModified: new Date('2024-12-06T02:00:00Z'),
+      StorageClass: 'GLACIER',
+      Restore: 'ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"',
+    });
+    expect(await vault().head('k')).toEqual({
+      key: 'k',
+      sizeBytes: 42,
+      lastModified: new Date('2024-12-06T02:00:00Z'),
+      storageClass: 'GLACIER',
+      restore: { ongoing: false, expiresAt: new Date('2012-12-21T00:00:00Z') },
+    });
+  });
+
+  it('reports a missing object on head as undefined', async () => {
+    s3.on(HeadObjectCommand).rejects(awsError('NotFound', 404));
+    expect(await vault().head('k')).toBeUndefined();
+  });
+
+  it.each([
+    [awsError('SlowDown', 503), true],
+    [awsError('InternalError', 500), true],
+    [awsError('ThrottlingException', 400), true],
+    [Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true],
+    [awsError('AccessDenied', 403), false],
+    [awsError('NoSuchBucket', 404), false],
+  ])('classifies %s as retryable: %s', async (error, retryable) => {
+    s3.on(HeadObjectCommand).rejects(error);
+    const thrown = await vault()
+      .head('k')
+      .catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(VaultError);
+    expect((thrown as VaultError).retryable).toBe(retryable);
+    expect((thrown as Error).message).toContain('head s3://acme-backups/strongbox/k failed');
+    expect((thrown as Error).cause).toBe(error);
+  });
+
+  it('hints at the IAM policy when access is denied', () => {
+    expect(toVaultError(awsError('AccessDenied', 403), 'put x').message).toMatch(/check the IAM policy/);
+  });
+
+  it('deletes in batches with prefixed keys and reports refused deletions', async () => {
+    s3.on(DeleteObjectsCommand)
+      .resolvesOnce({})
+      .resolvesOnce({ Errors: [{ Key: 'strongbox/k1001', Code: 'AccessDenied', Message: 'Object Lock' }] });
+    const keys = Array.from({ length: 1001 }, (_, i) => `k${i}`);
+    await expect(vault().delete(keys)).rejects.toThrow(
+      /delete refused for 1 object.*k1001: AccessDenied Object Lock/,
+    );
+    const calls = s3.commandCalls(DeleteObjectsCommand);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.args[0].input.Delete?.Objects).toHaveLength(1000);
+    expect(calls[1]?.args[0].input.Delete?.Objects).toEqual([{ Key: 'strongbox/k1000' }]);
+  });
+
+  it.each([
+    [{ $metadata: { httpStatusCode: 202 } }, 'started'],
+    [{ $metadata: { httpStatusCode: 200 } }, 'restored'],
+    [awsError('RestoreAlreadyInProgress', 409), 'ongoing'],
+    [awsError('InvalidObjectState', 403), 'not-archived'],
+  ])('requests a Glacier restore: %o → %s', async (outcome, status) => {
+    if (outcome instanceof Error) s3.on(RestoreObjectCommand).rejects(outcome);
+    else s3.on(RestoreObjectCommand).resolves(outcome);
+    expect(await vault().requestRestore('backups/db/x/data.sbx', 3, 'Bulk')).toBe(status);
+    expect(s3.commandCalls(RestoreObjectCommand)[0]?.args[0].input).toEqual({
+      Bucket: 'acme-backups',
+      Key: 'strongbox/backups/db/x/data.sbx',
+      RestoreRequest: { Days: 3, GlacierJobParameters: { Tier: 'Bulk' } },
+    });
+  });
+});
+
+describe('S3 helpers', () => {
+  it.each([
+    ['s3://acme-backups', { bucket: 'acme-backups', prefix: '' }],
+    ['s3://acme-backups/', { bucket: 'acme-backups', prefix: '' }],
+    ['s3://acme-backups/a/b/', { bucket: 'acme-backups', prefix: 'a/b/' }],
+    ['s3://acme-backups/a/b', { bucket: 'acme-backups', prefix: 'a/b/' }],
+  ])('parses %s', (url, parts) => {
+    expect(parseS3Url(url)).toEqual(parts);
+  });
+
+  it('refuses a URL that is not s3://bucket', () => {
+    expect(() => parseS3Url('s3://B')).toThrow(PlanError);
+  });
+
+  it('names the vault by bucket and prefix', () => {
+    expect(vault().url).toBe('s3://acme-backups/strongbox');
+  });
+
+  it.each([
+    [undefined, undefined],
+    ['ongoing-request="true"', { ongoing: true }],
+    [
+      'ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"',
+      { ongoing: false, expiresAt: new Date('2012-12-21T00:00:00Z') },
+    ],
+  ])('parses the Restore header %s', (header, restore) => {
+    expect(parseRestoreHeader(header)).toEqual(restore);
+  });
+
+  it('URL-encodes tags for the x-amz-tagging header', () => {
+    expect(
+      encodeTags([
+        ['strongbox:tier', 'daily'],
+        ['a b', 'c&d=e'],
+      ]),
+    ).toBe('strongbox%3Atier=daily&a%20b=c%26d%3De');
+  });
+
+  it('builds a path-style client without the AWS checksum default for an endpoint that asks for it', async () => {
+    const client = createS3Client(
+      { ...config, endpoint: 'http://127.0.0.1:9000', checksums: 'when-required' },
+      { AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'ap-south-1' },
+    );
+    expect(client.config.forcePathStyle).toBe(true);
+    expect(await client.config.region()).toBe('eu-west-1');
+    expect(await client.config.requestChecksumCalculation()).toBe('WHEN_REQUIRED');
+    expect(await client.config.responseChecksumValidation()).toBe('WHEN_REQUIRED');
+    expect((await client.config.credentials()).accessKeyId).toBe('id');
+  });
+
+  it('keeps the SDK defaults on AWS, in the region of the deployment', async () => {
+    const client = createS3Client(config, { AWS_REGION: 'ap-south-1' });
+    expect(client.config.forcePathStyle).toBe(false);
+    expect(await client.config.region()).toBe('ap-south-1');
+    expect(await client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
+  });
+});
