@@ -59,14 +59,15 @@ export class Dashboard extends Construct {
       alarms.set(alarmId, alarm);
       return alarm;
     };
-    const metric = (name: string, job: string, statistic: string, period: Duration) =>
+    // A label would make alarms use metric math; graphs label lines by job instead.
+    const metric = (name: string, job: string, statistic: string, period: Duration, label?: string) =>
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: name,
         dimensionsMap: { [METRICS_DIMENSION]: job },
         statistic,
         period,
-        label: job,
+        label,
       });
 
     for (const job of plan.jobs) {
@@ -139,7 +140,7 @@ export class Dashboard extends Construct {
     this.alarms = alarms;
 
     const perJob = (name: string, statistic: string, period: Duration, jobs = plan.jobs) =>
-      jobs.map((job) => metric(name, job.name, statistic, period));
+      jobs.map((job) => metric(name, job.name, statistic, period, job.name));
     const drillJobs = plan.jobs.filter((job) => job.drill);
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName,

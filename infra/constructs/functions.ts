@@ -15,7 +15,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { newBackupId } from '#core/backup-id';
 import { COMMAND_TERMINAL_STATUSES, FUNCTION_ENV, FUNCTIONS } from '#core/deployment';
-import { drillClaimKey, jobPrefix, restoreRequestPrefix, runClaimPrefix, walPrefix } from '#core/layout';
+import { drillClaimKey, jobPrefix, restoreRequestPrefix, runClaimPrefix } from '#core/layout';
 import type { Plan } from '#core/plan';
 import { allowIamWildcards } from '../nag';
 import type { PlanAsset } from './plan-asset';
@@ -50,7 +50,6 @@ export interface StrongboxFunctionsProps {
 /** What a function may do; each maps to IAM statements in one place. */
 type Permission =
   | 'readVault'
-  | 'readWal'
   | 'restoreArchived'
   | 'readCommands'
   | 'publishAlerts'
@@ -72,7 +71,7 @@ export const FUNCTION_PERMISSIONS: Record<Exclude<FunctionName, 'notify-slack'>,
     'publishAlerts',
   ],
   [FUNCTIONS.backupFinished]: ['readCommands', 'publishAlerts'],
-  [FUNCTIONS.verify]: ['readVault', 'readWal', 'publishAlerts'],
+  [FUNCTIONS.verify]: ['readVault', 'publishAlerts'],
   [FUNCTIONS.restore]: [
     'readVault',
     'restoreArchived',
@@ -236,9 +235,6 @@ export class StrongboxFunctions extends Construct {
         keyUseViaS3(keyArn, bucket.bucketArn, ['kms:Decrypt']),
       ];
     }
-    if (permission === 'readWal') {
-      return [new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: jobObjects(walPrefix) })];
-    }
     if (permission === 'restoreArchived') {
       return [new iam.PolicyStatement({ actions: ['s3:RestoreObject'], resources: jobObjects(jobPrefix) })];
     }
@@ -347,7 +343,10 @@ export function sendCommandTargetStatements(
     statements.push(
       new iam.PolicyStatement({
         actions: ['ssm:SendCommand'],
-        resources: [instanceArn('*'), instanceArn('mi-*').replace(/mi-\*$/, '*')],
+        resources: [
+          stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' }),
+          stack.formatArn({ service: 'ssm', resource: 'managed-instance', resourceName: '*' }),
+        ],
         conditions: {
           StringEquals: Object.fromEntries(
             Object.entries(tags).map(([key, value]) => [`ssm:resourceTag/${key}`, value]),
