@@ -62,6 +62,12 @@ export class Schedules extends Construct {
   constructor(scope: Construct, id: string, props: SchedulesProps) {
     super(scope, id);
     const { plan } = props;
+    const drilled = plan.jobs.find((job) => job.drill?.schedule);
+    if (drilled && !props.restoreDrill) {
+      throw new Error(
+        `${this.node.path}: job '${drilled.name}' has a drill schedule but no restoreDrill function was given`,
+      );
+    }
     const timeZone = TimeZone.of(plan.timezone);
     if (props.deadLetterQueue) {
       this.deadLetterQueue = props.deadLetterQueue;
@@ -111,11 +117,6 @@ export class Schedules extends Construct {
         );
       }
       if (job.drill?.schedule) {
-        if (!props.restoreDrill) {
-          throw new Error(
-            `${this.node.path}: job '${job.name}' has a drill schedule but no restoreDrill function was given`,
-          );
-        }
         drills.set(
           job.name,
           new scheduler.Schedule(this, `Drill-${job.name}`, {
@@ -123,7 +124,7 @@ export class Schedules extends Construct {
             scheduleGroup: group,
             schedule: scheduler.ScheduleExpression.expression(job.drill.schedule, timeZone),
             timeWindow: scheduler.TimeWindow.off(),
-            target: new targets.LambdaInvoke(props.restoreDrill, {
+            target: new targets.LambdaInvoke(props.restoreDrill as lambda.IFunction, {
               ...targetProps,
               input: scheduler.ScheduleTargetInput.fromObject(input),
             }),
