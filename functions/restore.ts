@@ -196,6 +196,8 @@ export type RestoreResponse =
       eta: string;
     }
   | { status: 'rejected'; errors: string[] }
+  /** SSM refused the command (e.g. a target outside the plan's hosts, which the function may not command). */
+  | { status: 'not-started'; job: string; backupId: string; reason: string }
   | { status: 'waiting'; job: string; backupId: string; requests: string[]; remaining: number }
   | { status: 'continued'; job: string; backupId: string; commandIds: string[] }
   | { status: 'finished' | 'failed'; job: string; backupId?: string; instanceId: string; alerted: true }
@@ -264,7 +266,15 @@ export async function requestRestore(payload: unknown, services: RestoreServices
   );
   const archived = heads.filter((h) => !isReadable(h, now));
   if (archived.length === 0) {
-    const commandId = await commandRestore(services, job, backupId, options, target);
+    let commandId: string;
+    try {
+      commandId = await commandRestore(services, job, backupId, options, target);
+    } catch (error) {
+      if (isRetryableAwsError(error)) throw error;
+      const reason = `Systems Manager refused the restore command: ${describeAwsError(error)}`;
+      services.logger.warn('restore not started', { job: job.name, backupId, reason });
+      return { status: 'not-started', job: job.name, backupId, reason };
+    }
     services.logger.info('restore commanded', {
       job: job.name,
       backupId,

@@ -17,6 +17,7 @@ import {
   type AgentAction,
   DOCUMENT_PARAMETERS,
   DOCUMENT_RUN_STEP,
+  DOCUMENT_TIMEOUT_PARAMETER,
 } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Job, Plan } from '#core/plan';
@@ -31,6 +32,9 @@ export interface CommandTarget {
   maxConcurrency: number | string;
   maxErrors: number | string;
 }
+
+/** The longest run limit of a document step (aws:runShellScript timeoutSeconds). */
+export const MAX_RUN_SECONDS = 172_800;
 
 /** SendCommand takes at most this many instance ids; beyond that, tags. */
 export const MAX_INSTANCE_IDS = 50;
@@ -75,7 +79,10 @@ export interface AgentCommand {
   /** AgentRestoreOptions as JSON (restore, drill). */
   options?: string;
   target: CommandTarget;
-  /** Delivery window: a host that has not started the command by then does not run it. */
+  /**
+   * The job's time budget: the run limit of the agent step (document parameter executionTimeout, at
+   * most 48 h) and also the delivery window (a host that has not started the command by then skips it).
+   */
   timeoutSeconds: number;
 }
 
@@ -110,6 +117,9 @@ export async function sendAgentCommand(
   if (command.backupId) parameters[DOCUMENT_PARAMETERS.backupId] = [command.backupId];
   if (command.tier) parameters[DOCUMENT_PARAMETERS.tier] = [command.tier];
   if (command.options) parameters[DOCUMENT_PARAMETERS.options] = [command.options];
+  parameters[DOCUMENT_TIMEOUT_PARAMETER] = [
+    String(Math.min(Math.max(Math.round(command.timeoutSeconds), 1), MAX_RUN_SECONDS)),
+  ];
   const targets: Target[] = Object.entries(target.tags ?? {}).map(([key, value]) => ({
     Key: `tag:${key}`,
     Values: [value],

@@ -1,10 +1,10 @@
 /**
  * CloudWatch metrics as EMF lines through Powertools. Every Strongbox metric has exactly one dimension,
- * `Job` (core/deployment METRICS), so alarms and the dashboard can name it: Powertools' default
+ * `Job` (core/deployment METRICS_DIMENSION), so alarms and the dashboard can name it: Powertools' default
  * `service` dimension is removed.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { type METRICS, METRICS_NAMESPACE } from '#core/deployment';
+import { type METRICS, METRICS_DIMENSION, METRICS_NAMESPACE } from '#core/deployment';
 
 export { MetricUnit };
 
@@ -34,7 +34,7 @@ export function createMetrics(serviceName: string): Metrics {
  */
 export function publishJobMetrics(metrics: Metrics, job: string, values: readonly JobMetric[]): void {
   if (values.length === 0) return;
-  metrics.addDimension('Job', job);
+  metrics.addDimension(METRICS_DIMENSION, job);
   for (const { name, unit, value } of values) metrics.addMetric(name, unit, value);
   metrics.publishStoredMetrics();
 }

@@ -68,7 +68,7 @@ describe('restore-drill start', () => {
     expect(retry).toMatchObject({ status: 'duplicate' });
     expect(ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input)).toEqual([
       expect.objectContaining({
-        Parameters: { action: ['drill'], job: ['app-db'] },
+        Parameters: { action: ['drill'], job: ['app-db'], executionTimeout: ['7200'] },
         InstanceIds: [DRILL_HOST],
         Comment: 'strongbox drill app-db',
         TimeoutSeconds: 7200,

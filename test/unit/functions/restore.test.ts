@@ -1,5 +1,10 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { GetCommandInvocationCommand, ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
+import {
+  GetCommandInvocationCommand,
+  ListCommandsCommand,
+  SendCommandCommand,
+  SSMServiceException,
+} from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
 import { objectKey, restoreRequestPrefix } from '#core/layout';
@@ -69,7 +74,7 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     expect(sent()).toEqual([
       expect.objectContaining({
         DocumentName: 'Strongbox-Agent-ABC123',
-        Parameters: { action: ['restore'], job: ['app-db'], backupId: [ids[2]] },
+        Parameters: { action: ['restore'], job: ['app-db'], backupId: [ids[2]], executionTimeout: ['7200'] },
         InstanceIds: ['i-0123456789abcdef0'],
         Comment: `strongbox restore app-db ${ids[2]}`,
       }),
@@ -117,6 +122,28 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     expect(sent()[0]).toMatchObject({
       Parameters: { options: ['{"replace":true,"confirm":"app-db"}'] },
       Targets: [{ Key: 'tag:Role', Values: ['db'] }],
+    });
+  });
+
+  it('answers not-started when Systems Manager refuses the target', async () => {
+    const { handler, ssmMock } = setup(s3rverVault(s3));
+    ssmMock.on(SendCommandCommand).rejects(
+      new SSMServiceException({
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message:
+          'User is not authorized to perform: ssm:SendCommand on resource: instance/i-0fedcba9876543210',
+      }),
+    );
+    expect(
+      await handler({ job: 'app-db', latest: true, target: { instanceIds: ['i-0fedcba9876543210'] } }),
+    ).toEqual({
+      status: 'not-started',
+      job: 'app-db',
+      backupId: ids[2],
+      reason:
+        'Systems Manager refused the restore command: AccessDeniedException: User is not authorized to perform: ssm:SendCommand on resource: instance/i-0fedcba9876543210',
     });
   });
 
@@ -251,6 +278,7 @@ describe('restores from Glacier and Deep Archive', () => {
           job: ['app-db'],
           backupId: [backupId],
           options: ['{"target":"app_jan"}'],
+          executionTimeout: ['7200'],
         },
       }),
     ]);

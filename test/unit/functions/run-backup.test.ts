@@ -65,7 +65,13 @@ describe('run-backup', () => {
     expect(ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input)).toEqual([
       {
         DocumentName: 'Strongbox-Agent-ABC123',
-        Parameters: { action: ['backup'], job: ['app-db'], backupId: [backupId], tier: ['daily'] },
+        Parameters: {
+          action: ['backup'],
+          job: ['app-db'],
+          backupId: [backupId],
+          tier: ['daily'],
+          executionTimeout: ['7200'],
+        },
         InstanceIds: ['i-0123456789abcdef0'],
         MaxConcurrency: '1',
         MaxErrors: '0',
