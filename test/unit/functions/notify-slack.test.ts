@@ -188,7 +188,7 @@ describe('notify-slack', () => {
       ],
     });
     await handler(alertEvent(alert));
-    const blocks = (received[0]?.body as { blocks: { text?: { text: string } }[] }).blocks;
+    const blocks = (received[0]?.body as { blocks: { text?: { text: string } }[] } | undefined)?.blocks ?? [];
     expect(blocks.map((b) => b.text?.text).find((t) => t?.startsWith('*Findings*'))).toBe(
       '*Findings* (1 critical, 1 warning)\n:red_circle: `app-db` *wal-gap* — WAL gap &amp; more\n:large_orange_circle: `app-db` *backup-size* — newest backup has 10 bytes, under 50% of &lt;median&gt;',
     );
@@ -244,7 +244,9 @@ describe('notify-slack', () => {
       snsEvent({ Subject: 'ALARM: "strongbox-app-db-backup-age"', Message: JSON.stringify(alarm) }),
     );
     await handler(snsEvent({ Subject: 'Hello', Message: 'subscription test' }));
-    expect((received[0]?.body as { text: string }).text).toBe('ALARM — strongbox-app-db-backup-age is ALARM');
+    expect((received[0]?.body as { text: string } | undefined)?.text).toBe(
+      'ALARM — strongbox-app-db-backup-age is ALARM',
+    );
     expect(JSON.stringify(received[0]?.body)).toContain(
       'Metric: `Strongbox/BackupAgeSeconds` for job `app-db`',
     );
