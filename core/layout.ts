@@ -30,8 +30,7 @@ export function backupPrefix(job: string, backupId: string): string {
 
 /** Key of one object of a backup. */
 export function objectKey(job: string, backupId: string, name: string): string {
-  if (!OBJECT_NAME.test(name) || name === MANIFEST_NAME)
-    throw new RangeError(`bad object name '${name}'`);
+  if (!OBJECT_NAME.test(name) || name === MANIFEST_NAME) throw new RangeError(`bad object name '${name}'`);
   return `${backupPrefix(job, backupId)}${name}`;
 }
 
