@@ -167,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
         `strongbox: error: invalid plan (${error.issues.length} problems, listed above)\n`,
       );
     } else {
+      if (env.STRONGBOX_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
       process.stderr.write(`strongbox: error: ${describeError(error).replace(/\s*\n\s*/g, ' ')}\n`);
     }
     return 2;

@@ -3,7 +3,6 @@
  * from a stream (no temp file). The target is always created by the restore; a restore that fails for
  * any reason drops what it created and leaves every other database untouched.
  */
-import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
@@ -138,7 +137,7 @@ async function runPgRestore(
     throw new RestoreError(`pg_restore into ${where} failed: ${messageOf(error)}`, { cause: error });
   });
   const fed = tool.stdin
-    ? feed(input, tool.stdin, signal, where)
+    ? feed(input, tool.stdin, signal, exited)
     : Promise.reject(new SourceError('pg_restore has no stdin'));
   await settleAll([exited, fed], controller);
 }
@@ -146,28 +145,44 @@ async function runPgRestore(
 /**
  * Writes `input` into `stdin` with backpressure and ends it. Rejects with the input's own error when the
  * input fails; on abort destroys the input with the abort reason (so the stages before it stop with the
- * real cause, not a premature close).
+ * real cause, not a premature close). pg_restore may close its input before the end of the archive once
+ * it has all it was asked for (a selective restore): then its exit status decides, and the rest of the
+ * input is still read — and so authenticated and checksummed by the stages before it — into nothing.
  */
-async function feed(input: Readable, stdin: Writable, signal: AbortSignal, where: string): Promise<void> {
+async function feed(
+  input: Readable,
+  stdin: Writable,
+  signal: AbortSignal,
+  exited: Promise<void>,
+): Promise<void> {
   const onAbort = () => input.destroy(signal.reason);
   if (signal.aborted) onAbort();
   signal.addEventListener('abort', onAbort, { once: true });
+  let open = true;
   try {
     for await (const chunk of input) {
-      if (stdin.write(chunk)) continue;
-      if (!stdin.destroyed) {
-        const [event] = await Promise.race([
-          once(stdin, 'drain', { signal }).then(() => ['drain']),
-          once(stdin, 'close', { signal }).then(() => ['close']),
-        ]);
-        if (event === 'drain') continue;
-      }
-      throw new RestoreError(`pg_restore into ${where} stopped reading before the end of the archive`);
+      if (!open) continue;
+      if (!stdin.destroyed && (stdin.write(chunk) || (await drained(stdin)))) continue;
+      open = false;
+      await exited;
     }
-    stdin.end();
+    if (open) stdin.end();
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** Waits until `stdin` takes more (true) or is closed or broken (false), whichever comes first. */
+function drained(stdin: Writable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const settle = (more: boolean) => () => {
+      stdin.off('drain', onDrain).off('close', onEnd).off('error', onEnd);
+      resolve(more);
+    };
+    const onDrain = settle(true);
+    const onEnd = settle(false);
+    stdin.once('drain', onDrain).once('close', onEnd).once('error', onEnd);
+  });
 }
 
 /** pg_restore -t restores a table but not its schema: create the selected schemas first. */
