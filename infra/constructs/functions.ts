@@ -8,7 +8,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -118,7 +118,7 @@ export class StrongboxFunctions extends Construct {
       id: 'AwsSolutions-SQS3',
       reason: DEAD_LETTER_QUEUE_REASON,
     });
-    const onFailure = new destinations.SqsDestination(this.deadLetterQueue);
+    const onFailure = sendOnlyQueueDestination(this.deadLetterQueue);
     const common = {
       [FUNCTION_ENV.planBucket]: props.plan.asset.s3BucketName,
       [FUNCTION_ENV.planKey]: props.plan.asset.s3ObjectKey,
@@ -356,6 +356,21 @@ export function sendCommandTargetStatements(
     );
   }
   return statements;
+}
+
+/**
+ * An SQS on-failure destination that grants the function `sqs:SendMessage` only (CDK's SqsDestination
+ * also grants GetQueueAttributes and GetQueueUrl, which Lambda does not use to deliver).
+ */
+function sendOnlyQueueDestination(queue: sqs.IQueue): lambda.IDestination {
+  return {
+    bind: (_scope, fn) => {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [queue.queueArn] }),
+      );
+      return { destination: queue.queueArn };
+    },
+  };
 }
 
 function parameterArn(scope: Construct, name: string): string {

@@ -1,0 +1,328 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { COMMAND_TERMINAL_STATUSES, FUNCTIONS } from '#core/deployment';
+import { PlanError } from '#core/errors';
+import { buildStrongboxApp, loadPlanFile, loadPlanText, type StrongboxStacks } from '#infra/app';
+import { listAcknowledgements } from '#infra/nag';
+import { REPO_ROOT } from '#infra/paths';
+import { actionsOf, fakeAgentBundle, type Statement } from './support';
+
+const EXAMPLES = ['aws-small', 'modax'] as const;
+
+interface Synthesized {
+  app: App;
+  stacks: StrongboxStacks;
+  /** Templates of the stacks, synthesized once. */
+  templates: { vault: Template; app: Template; replica?: Template };
+  findings: string[];
+  outdir: string;
+}
+
+/** Synthesizes an example plan with the real functions and a stand-in agent bundle. */
+function synthExample(name: string): Synthesized {
+  const outdir = mkdtempSync(join(tmpdir(), `strongbox-cdk-${name}-`));
+  const app = new App({ outdir });
+  const stacks = buildStrongboxApp(app, {
+    plan: loadPlanFile(join(REPO_ROOT, 'examples', `${name}.yaml`)),
+    agentBundlePath: fakeAgentBundle(),
+  });
+  const assembly = app.synth();
+  const templateOf = (stack: { artifactId: string }) =>
+    Template.fromJSON(assembly.getStackArtifact(stack.artifactId).template);
+  const templates = {
+    vault: templateOf(stacks.vault),
+    app: templateOf(stacks.app),
+    replica: stacks.replica ? templateOf(stacks.replica) : undefined,
+  };
+  const report = new AwsSolutionsChecks().validateScope(app);
+  const findings = report.violations.flatMap((v) =>
+    v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath}`),
+  );
+  return { app, stacks, templates, findings, outdir };
+}
+
+const synthesized = new Map<string, Synthesized>();
+
+beforeAll(() => {
+  for (const name of EXAMPLES) synthesized.set(name, synthExample(name));
+}, 300_000);
+
+function example(name: string): Synthesized {
+  const found = synthesized.get(name);
+  if (!found) throw new Error(`${name} was not synthesized`);
+  return found;
+}
+
+describe.each(EXAMPLES)('examples/%s.yaml', (name) => {
+  it('passes cdk-nag AwsSolutions with no unacknowledged finding', () => {
+    expect(example(name).findings).toEqual([]);
+  });
+
+  it('acknowledges findings only on resources, each with its reason', () => {
+    const acknowledgements = listAcknowledgements(example(name).app).filter((a) =>
+      a.id.startsWith('AwsSolutions'),
+    );
+    expect(acknowledgements.length).toBeGreaterThan(0);
+    for (const acknowledgement of acknowledgements) {
+      expect(acknowledgement.reason.length, acknowledgement.id).toBeGreaterThan(40);
+      expect(acknowledgement.path.split('/').length, acknowledgement.id).toBeGreaterThan(2);
+      expect(acknowledgement.id).toMatch(
+        /^AwsSolutions-(L1|SQS3|IAM4\[Policy::.*AmazonSSMManagedInstanceCore\]|IAM5\[.+\])$/,
+      );
+    }
+  });
+
+  it('keeps the vault in its own termination-protected stack, every bucket and key retained', () => {
+    const { stacks, templates } = example(name);
+    expect(stacks.vault.terminationProtection).toBe(true);
+    const template = templates.vault;
+    for (const type of ['AWS::S3::Bucket', 'AWS::KMS::Key']) {
+      const resources = Object.values(template.findResources(type));
+      expect(resources.length).toBeGreaterThan(0);
+      for (const resource of resources) expect(resource.DeletionPolicy).toBe('Retain');
+    }
+    expect(templates.app.findResources('AWS::S3::Bucket')).toEqual({});
+  });
+
+  it('runs every function on nodejs22.x, arm64', () => {
+    const functions = Object.values(example(name).templates.app.findResources('AWS::Lambda::Function'));
+    expect(functions.length).toBeGreaterThanOrEqual(5);
+    for (const fn of functions) {
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+    }
+  });
+
+  it('sends SSM status changes of the Strongbox document to backup-finished, restore and restore-drill', () => {
+    const template = example(name).templates.app;
+    const [rule] = Object.values(
+      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: { source: ['aws.ssm'] } } }),
+    );
+    expect(rule?.Properties.EventPattern).toEqual({
+      source: ['aws.ssm'],
+      'detail-type': ['EC2 Command Invocation Status-change Notification'],
+      detail: {
+        'document-name': [{ Ref: expect.stringMatching(/^AgentsDocument/) }],
+        status: [...COMMAND_TERMINAL_STATUSES],
+      },
+    });
+    const targets = rule?.Properties.Targets.map(
+      (t: { Arn: { 'Fn::GetAtt': string[] } }) => t.Arn['Fn::GetAtt'][0],
+    );
+    expect(targets).toEqual([
+      expect.stringMatching(/^FunctionsBackupFinished/),
+      expect.stringMatching(/^FunctionsRestoreFunction/),
+      expect.stringMatching(/^FunctionsRestoreDrill/),
+    ]);
+  });
+
+  it('ships the plan as written: its JSON is the YAML document', () => {
+    const { stacks, outdir } = example(name);
+    const asset = stacks.app.plan.asset;
+    const shipped = JSON.parse(readFileSync(join(outdir, asset.assetPath), 'utf8'));
+    expect(shipped).toEqual(parseYaml(readFileSync(join(REPO_ROOT, 'examples', `${name}.yaml`), 'utf8')));
+  });
+});
+
+describe('function roles hold only what each handler calls', () => {
+  const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+  const DEAD_LETTER = ['sqs:SendMessage'];
+  const ALERTS = ['sns:Publish', 'kms:GenerateDataKey', 'kms:Decrypt'];
+  const expected: Record<string, string[]> = {
+    RunBackup: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      ...ALERTS,
+      's3:ListBucket',
+      's3:GetObject',
+      's3:PutObject',
+      's3:DeleteObject',
+      'ssm:SendCommand',
+    ],
+    BackupFinished: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      ...ALERTS,
+      's3:GetObject',
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommands',
+    ],
+    Verify: [...LOGS, ...DEAD_LETTER, ...ALERTS, 's3:ListBucket', 's3:GetObject'],
+    Restore: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      ...ALERTS,
+      's3:ListBucket',
+      's3:GetObject',
+      's3:RestoreObject',
+      's3:PutObject',
+      's3:DeleteObject',
+      'ssm:SendCommand',
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommands',
+    ],
+    RestoreDrill: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      ...ALERTS,
+      's3:ListBucket',
+      's3:GetObject',
+      's3:PutObject',
+      's3:DeleteObject',
+      'ssm:SendCommand',
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommands',
+    ],
+    NotifySlack: [...LOGS, ...DEAD_LETTER, 'ssm:GetParameter'],
+  };
+
+  function roleStatements(fn: string): Statement[] {
+    const template = example('modax').templates.app;
+    return Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith(`Functions${fn}Role`))
+      .flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as Statement[]);
+  }
+
+  it.each(Object.entries(expected))('%s', (fn, actions) => {
+    expect([...new Set(roleStatements(fn).flatMap(actionsOf))].sort()).toEqual([...new Set(actions)].sort());
+  });
+
+  it('lets run-backup command only the hosts of scheduled jobs, by tag', () => {
+    const send = roleStatements('RunBackup').filter((s) => actionsOf(s).includes('ssm:SendCommand'));
+    const conditions = send.flatMap((s) => (s.Condition ? [s.Condition] : []));
+    expect(conditions).toEqual([
+      { StringEquals: { 'ssm:resourceTag/Project': 'modax', 'ssm:resourceTag/Role': 'control' } },
+    ]);
+  });
+
+  it('lets restore-drill command only the drill host', () => {
+    const send = roleStatements('RestoreDrill').filter((s) => actionsOf(s).includes('ssm:SendCommand'));
+    const conditions = send.flatMap((s) => (s.Condition ? [s.Condition] : []));
+    expect(conditions).toEqual([
+      { StringEquals: { 'ssm:resourceTag/Project': 'modax', 'ssm:resourceTag/Role': 'restore-test' } },
+    ]);
+  });
+
+  it('never lets a function delete backups or WAL', () => {
+    for (const fn of Object.keys(expected)) {
+      for (const statement of roleStatements(fn).filter((s) => actionsOf(s).includes('s3:DeleteObject'))) {
+        expect(JSON.stringify(statement.Resource), fn).toMatch(/\/(runs|drills|restores)\/\*/);
+        expect(JSON.stringify(statement.Resource), fn).not.toMatch(/\/(backups|wal)\//);
+      }
+    }
+  });
+
+  it('subscribes notify-slack to the alert topic and gives it the webhook parameter name, not its value', () => {
+    const template = example('modax').templates.app;
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'lambda' });
+    const [slack] = Object.values(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: { Environment: { Variables: { POWERTOOLS_SERVICE_NAME: FUNCTIONS.notifySlack } } },
+      }),
+    );
+    expect(slack?.Properties.Environment.Variables.STRONGBOX_SLACK_WEBHOOK_PARAMETER).toBe(
+      '/modax/strongbox/slack-webhook',
+    );
+  });
+});
+
+describe('the replica (examples/modax.yaml)', () => {
+  it('lives in vault.replicaRegion, with Object Lock and its aliased key, deployed before the vault', () => {
+    const { replica, vault } = example('modax').stacks;
+    expect(replica?.region).toBe('eu-west-1');
+    expect(vault.dependencies).toContain(replica);
+    const template = example('modax').templates.replica as Template;
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      ObjectLockEnabled: true,
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/strongbox/modax/replica' });
+  });
+});
+
+describe('a bad plan stops the synth with the path of the bad field', () => {
+  const GOOD = readFileSync(join(REPO_ROOT, 'examples', 'aws-small.yaml'), 'utf8');
+
+  it.each([
+    ['a missing database', GOOD.replace('      database: shop\n', ''), 'jobs[0].source.database: required'],
+    [
+      'a job timeout over 48h',
+      GOOD.replace('timeout: 2h', 'timeout: 3d'),
+      'jobs[0].timeout: at most 48h on AWS',
+    ],
+    [
+      'a file vault',
+      GOOD.replace('url: s3://shop-strongbox', 'url: file:///mnt/nas'),
+      'vault.url: an AWS deployment keeps backups in S3',
+    ],
+    ['a five-field cron', GOOD.replace('cron(30 2 * * ? *)', 'cron(30 2 * * *)'), 'jobs[0].schedule:'],
+    [
+      'a scheduled job without host',
+      GOOD.replace('    host: db\n    schedule: cron(45', '    schedule: cron(45'),
+      'jobs[1].host: required',
+    ],
+    [
+      'an unknown host',
+      GOOD.replace('    host: db\n    schedule: cron(45', '    host: dbb\n    schedule: cron(45'),
+      "jobs[1].host: 'dbb' is not one of hosts",
+    ],
+  ])('%s', (_, text, message) => {
+    expect(() => loadPlanText(text, 'plan.yaml')).toThrow(PlanError);
+    expect(() => loadPlanText(text, 'plan.yaml')).toThrow(message);
+  });
+
+  it('`cdk synth` prints the agent’s error line last and exits 2', () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), 'strongbox-bad-plan-'));
+    const planPath = join(dir, 'plan.yaml');
+    writeFileSync(planPath, GOOD.replace('      database: shop\n', ''));
+
+    // Act: run the app as the CDK CLI does (context in CDK_CONTEXT_JSON).
+    const result = spawnSync(
+      join(REPO_ROOT, 'node_modules/.bin/tsx'),
+      [join(REPO_ROOT, 'infra/bin/strongbox.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          CDK_CONTEXT_JSON: JSON.stringify({ plan: planPath }),
+          CDK_OUTDIR: join(dir, 'out'),
+        },
+        encoding: 'utf8',
+      },
+    );
+
+    // Assess
+    expect(result.status).toBe(2);
+    expect(result.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'strongbox: error: jobs[0].source.database: required',
+    );
+  });
+
+  it('`cdk synth` without -c plan=… says how to give one', () => {
+    const result = spawnSync(
+      join(REPO_ROOT, 'node_modules/.bin/tsx'),
+      [join(REPO_ROOT, 'infra/bin/strongbox.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          CDK_CONTEXT_JSON: '{}',
+          CDK_OUTDIR: mkdtempSync(join(tmpdir(), 'strongbox-no-plan-')),
+        },
+        encoding: 'utf8',
+      },
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr.trimEnd().split('\n').at(-1)).toBe(
+      'strongbox: error: no plan given: run `npx cdk synth -c plan=path/to/plan.yaml`',
+    );
+  });
+});
