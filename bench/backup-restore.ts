@@ -42,9 +42,16 @@ async function timeShell(script: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** Runs the agent under GNU time; returns wall seconds, peak RSS and the --json result. */
-async function timeAgent(args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; rssMiB: number; json: any }> {
+async function timeAgent(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ seconds: number; rssMiB: number; json: Record<string, number> }> {
   const started = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', 'MAXRSS %M', process.execPath, cli, ...args, '--json', '--quiet'], { env });
+  const child = spawn(
+    '/usr/bin/time',
+    ['-f', 'MAXRSS %M', process.execPath, cli, ...args, '--json', '--quiet'],
+    { env },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -64,9 +71,11 @@ function median(values: number[]): number {
 async function makeData(pg: PgServer): Promise<void> {
   const env = { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: 'postgres' };
   process.stdout.write(`loading pgbench scale ${scale} and randomising filler (a few minutes)…\n`);
-  await exec(join(pg.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale), '--unlogged-tables', 'bench'], { env });
+  await exec(join(pg.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale), '--unlogged-tables', 'bench'], {
+    env,
+  });
   await pg.psql(
-    "ALTER TABLE pgbench_accounts SET LOGGED; UPDATE pgbench_accounts SET filler = md5(random()::text) || md5(random()::text) || substr(md5(random()::text), 1, 20); VACUUM FULL; ANALYZE;",
+    'ALTER TABLE pgbench_accounts SET LOGGED; UPDATE pgbench_accounts SET filler = md5(random()::text) || md5(random()::text) || substr(md5(random()::text), 1, 20); VACUUM FULL; ANALYZE;',
     'bench',
   );
 }
@@ -76,7 +85,10 @@ async function main(): Promise<void> {
     throw new Error('dist/strongbox.mjs is missing: npm run build');
   });
   const work = await mkdtemp(join(tmpdir(), 'strongbox-bench-'));
-  const pg = await startCluster({ databases: ['bench'], settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" } });
+  const pg = await startCluster({
+    databases: ['bench'],
+    settings: { shared_buffers: "'256MB'", max_wal_size: "'4GB'" },
+  });
   const s3 = await startS3rver('bench-vault');
   const measures: Measure[] = [];
   try {
@@ -93,34 +105,68 @@ async function main(): Promise<void> {
       ).then(() => path);
     };
     const filePlan = await plan('file', `{ url: "file://${join(work, 'vault')}" }`);
-    const s3Plan = await plan('s3', `{ url: "s3://${s3.bucket}/sb", endpoint: "${s3.endpoint}", checksums: when-required }`);
-    const s3Env = { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
+    const s3Plan = await plan(
+      's3',
+      `{ url: "s3://${s3.bucket}/sb", endpoint: "${s3.endpoint}", checksums: when-required }`,
+    );
+    const s3Env = {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1',
+    };
     const dumpFile = join(work, 'bench.dump');
 
     const series: Record<string, Measure[]> = {};
     const add = (m: Measure) => {
       series[m.name] ??= [];
       series[m.name]?.push(m);
-      process.stdout.write(`  ${m.name}: ${m.seconds.toFixed(1)} s${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}${m.rssMiB ? `, RSS ${m.rssMiB.toFixed(0)} MiB` : ''}\n`);
+      process.stdout.write(
+        `  ${m.name}: ${m.seconds.toFixed(1)} s${m.bytes ? `, ${(m.bytes / 2 ** 20).toFixed(0)} MiB` : ''}${m.rssMiB ? `, RSS ${m.rssMiB.toFixed(0)} MiB` : ''}\n`,
+      );
     };
     for (let run = 1; run <= runs; run++) {
       process.stdout.write(`run ${run}/${runs}\n`);
-      add({ name: 'pg_dump -Fc -Z0 > /dev/null', seconds: await timeShell(`${bin('pg_dump')} -Fc -Z0 bench > /dev/null`, pgEnv) });
+      add({
+        name: 'pg_dump -Fc -Z0 > /dev/null',
+        seconds: await timeShell(`${bin('pg_dump')} -Fc -Z0 bench > /dev/null`, pgEnv),
+      });
       const zlibSeconds = await timeShell(`${bin('pg_dump')} -Fc bench > ${dumpFile}`, pgEnv);
       add({ name: 'pg_dump -Fc (zlib) > file', seconds: zlibSeconds, bytes: (await stat(dumpFile)).size });
       const file = await timeAgent(['backup', '--plan', filePlan, '--job', 'bench'], process.env);
-      add({ name: 'strongbox backup → file vault', seconds: file.seconds, bytes: file.json.storedBytes, rssMiB: file.rssMiB });
+      add({
+        name: 'strongbox backup → file vault',
+        seconds: file.seconds,
+        bytes: file.json.storedBytes,
+        rssMiB: file.rssMiB,
+      });
       const s3Run = await timeAgent(['backup', '--plan', s3Plan, '--job', 'bench'], s3Env);
-      add({ name: 'strongbox backup → s3rver', seconds: s3Run.seconds, bytes: s3Run.json.storedBytes, rssMiB: s3Run.rssMiB });
+      add({
+        name: 'strongbox backup → s3rver',
+        seconds: s3Run.seconds,
+        bytes: s3Run.json.storedBytes,
+        rssMiB: s3Run.rssMiB,
+      });
       await pg.psql(`CREATE DATABASE bare_${run}`);
-      add({ name: 'pg_restore -j2 from local file', seconds: await timeShell(`${bin('pg_restore')} -j2 -d bare_${run} ${dumpFile}`, pgEnv) });
-      const restore = await timeAgent(['restore', '--plan', filePlan, '--job', 'bench', '--target', `sb_${run}`], process.env);
+      add({
+        name: 'pg_restore -j2 from local file',
+        seconds: await timeShell(`${bin('pg_restore')} -j2 -d bare_${run} ${dumpFile}`, pgEnv),
+      });
+      const restore = await timeAgent(
+        ['restore', '--plan', filePlan, '--job', 'bench', '--target', `sb_${run}`],
+        process.env,
+      );
       add({ name: 'strongbox restore ← file vault', seconds: restore.seconds, rssMiB: restore.rssMiB });
       await pg.psql(`DROP DATABASE bare_${run}; DROP DATABASE sb_${run}`);
     }
     for (const [name, list] of Object.entries(series)) {
       const rss = list.map((m) => m.rssMiB).filter((v): v is number => v !== undefined);
-      measures.push({ name, seconds: median(list.map((m) => m.seconds)), bytes: list[0]?.bytes, rssMiB: rss.length ? Math.max(...rss) : undefined });
+      measures.push({
+        name,
+        seconds: median(list.map((m) => m.seconds)),
+        bytes: list[0]?.bytes,
+        rssMiB: rss.length ? Math.max(...rss) : undefined,
+      });
     }
     const get = (name: string) => measures.find((m) => m.name === name) as Measure;
     const z0 = get('pg_dump -Fc -Z0 > /dev/null');
@@ -129,7 +175,11 @@ async function main(): Promise<void> {
     const fileBackup = get('strongbox backup → file vault');
     const fileRestore = get('strongbox restore ← file vault');
     const rows = measures.map((m) => {
-      const ratio = m.name.startsWith('strongbox backup') ? m.seconds / z0.seconds : m.name.startsWith('strongbox restore') ? m.seconds / bare.seconds : undefined;
+      const ratio = m.name.startsWith('strongbox backup')
+        ? m.seconds / z0.seconds
+        : m.name.startsWith('strongbox restore')
+          ? m.seconds / bare.seconds
+          : undefined;
       return `| ${m.name} | ${m.seconds.toFixed(1)} | ${ratio ? `${ratio.toFixed(2)}×` : ''} | ${m.bytes ? (m.bytes / 2 ** 20).toFixed(0) : ''} | ${m.rssMiB ? m.rssMiB.toFixed(0) : ''} |`;
     });
     const verdicts = [
@@ -151,7 +201,9 @@ async function main(): Promise<void> {
     const resultsPath = join(root, 'bench', 'RESULTS.md');
     const previous = await readFile(resultsPath, 'utf8').catch(() => '');
     const marker = '<!-- measurements -->';
-    const head = previous.includes(marker) ? previous.slice(0, previous.indexOf(marker)) : `${previous.trim()}\n\n`;
+    const head = previous.includes(marker)
+      ? previous.slice(0, previous.indexOf(marker))
+      : `${previous.trim()}\n\n`;
     await writeFile(resultsPath, `${head}${marker}\n${table}\n`);
   } finally {
     await s3.stop();

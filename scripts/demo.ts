@@ -194,7 +194,7 @@ jobs:
       fileProblems.push(['(count)', `${copy.size} files restored, ${original.size} expected`]);
 
     const width = Math.max(...rows.map((r) => r.step.length));
-    process.stdout.write('\nstep'.padEnd(width + 3) + 'time     detail\n');
+    process.stdout.write(`${'\nstep'.padEnd(width + 3)}time     detail\n`);
     for (const r of rows)
       process.stdout.write(`${r.step.padEnd(width + 2)}${`${r.seconds.toFixed(1)}s`.padEnd(9)}${r.detail}\n`);
     const totalRows = [...before.values()].reduce((a, b) => a + b, 0);

@@ -2,16 +2,27 @@
  * The agent with a files job, end to end through the CLI, plus retention (prune) and age checks (verify)
  * driven by a clock moved forward, on a real file vault.
  */
-import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readlink,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listBackups } from '#core/catalog';
-import { findJob } from '#core/plan';
 import { runBackup } from '#agent/backup';
 import { pruneCommand } from '#agent/commands/prune';
 import { verifyCommand } from '#agent/commands/verify';
 import { openRuntime } from '#agent/runtime';
+import { listBackups } from '#core/catalog';
+import { findJob } from '#core/plan';
 import { strongbox } from '#test/support/cli';
 
 let dir: string;
@@ -55,7 +66,16 @@ describe('files job through the CLI', () => {
     const backup = await strongbox(['backup', '--plan', plan, '--job', 'config', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
     const target = join(dir, 'restored');
-    const restore = await strongbox(['restore', '--plan', plan, '--job', 'config', '--target', target, '--json']);
+    const restore = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'config',
+      '--target',
+      target,
+      '--json',
+    ]);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.json.findings).toEqual([]);
 
@@ -76,7 +96,16 @@ describe('files job through the CLI', () => {
   });
 
   it('rejects --replace for a files job with the reason', async () => {
-    const restore = await strongbox(['restore', '--plan', plan, '--job', 'config', '--replace', '--confirm', 'config']);
+    const restore = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'config',
+      '--replace',
+      '--confirm',
+      'config',
+    ]);
     expect(restore.code).toBe(2);
     expect(restore.lastError).toMatch(/only postgres jobs can be replaced/);
   });
@@ -98,10 +127,18 @@ describe('retention and age, with the clock moved forward', () => {
     // Three more daily backups a day apart, as the clock sees it; the first (yearly) one stays for 7 years.
     const days = [1, 2, 3];
     for (const day of days) {
-      const runtime = await openRuntime(plan, {}, { clock: { now: () => new Date(Date.now() + day * 86_400_000) } });
+      const runtime = await openRuntime(
+        plan,
+        {},
+        { clock: { now: () => new Date(Date.now() + day * 86_400_000) } },
+      );
       await runBackup(runtime, findJob(runtime.plan, 'config'), { tier: 'daily' });
     }
-    const later = await openRuntime(plan, {}, { clock: { now: () => new Date(Date.now() + 12 * 86_400_000) } });
+    const later = await openRuntime(
+      plan,
+      {},
+      { clock: { now: () => new Date(Date.now() + 12 * 86_400_000) } },
+    );
     const before = await listBackups(later.vault, 'config');
     expect(before).toHaveLength(4);
 

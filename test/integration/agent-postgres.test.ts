@@ -38,7 +38,9 @@ async function writePlan(name: string, vault: string): Promise<string> {
 
 /** Row count and an order-independent content hash per table. */
 async function fingerprint(database: string): Promise<Record<string, string>> {
-  const tables = (await pg.psql("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY 1", database))
+  const tables = (
+    await pg.psql("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY 1", database)
+  )
     .split('\n')
     .filter(Boolean);
   const result: Record<string, string> = {};
@@ -52,7 +54,9 @@ async function fingerprint(database: string): Promise<Record<string, string>> {
 }
 
 async function databases(): Promise<string[]> {
-  return (await pg.psql('SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1')).split('\n').filter(Boolean);
+  return (await pg.psql('SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1'))
+    .split('\n')
+    .filter(Boolean);
 }
 
 /** Flips one byte in the middle of the only data object of a file-vault backup. */
@@ -119,14 +123,36 @@ describe('with a file vault', () => {
   });
 
   it('restores into a scratch database identical to the source', async () => {
-    const restore = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--backup-id', backupId, '--target', 'shop_copy', '--json']);
+    const restore = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--backup-id',
+      backupId,
+      '--target',
+      'shop_copy',
+      '--json',
+    ]);
     expect(restore.code, restore.stderr).toBe(0);
     expect(restore.json.findings).toEqual([]);
     expect(await fingerprint('shop_copy')).toEqual(await fingerprint('shop'));
   });
 
   it('restores only the selected tables', async () => {
-    const restore = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--tables', 'public.customers', '--target', 'shop_customers', '--json']);
+    const restore = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--tables',
+      'public.customers',
+      '--target',
+      'shop_customers',
+      '--json',
+    ]);
     expect(restore.code, restore.stderr).toBe(0);
     const copy = await fingerprint('shop_customers');
     expect(Object.keys(copy)).toEqual(['customers']);
@@ -142,20 +168,37 @@ describe('with a file vault', () => {
   });
 
   it('replaces the live database: safety backup, swap, old one kept', async () => {
-    await pg.psql("INSERT INTO customers (id, name, email, country, created_at) VALUES (999999, 'late', 'late@x', 'DE', now())", 'shop');
+    await pg.psql(
+      "INSERT INTO customers (id, name, email, country, created_at) VALUES (999999, 'late', 'late@x', 'DE', now())",
+      'shop',
+    );
     const changed = await fingerprint('shop');
 
     const refused = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--replace']);
     expect(refused.code).toBe(2);
     expect(refused.lastError).toContain('--confirm shop');
 
-    const replace = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--backup-id', backupId, '--replace', '--confirm', 'shop', '--json']);
+    const replace = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--backup-id',
+      backupId,
+      '--replace',
+      '--confirm',
+      'shop',
+      '--json',
+    ]);
     expect(replace.code, replace.stderr).toBe(0);
     expect(replace.json).toMatchObject({ mode: 'replace', target: 'shop' });
     expect(await fingerprint(replace.json.keptAs)).toEqual(changed);
     expect(await pg.psql('SELECT count(*) FROM customers WHERE id = 999999', 'shop')).toBe('0');
     const list = await strongbox(['list', '--plan', plan, '--job', 'shop', '--json']);
-    expect(list.json.backups.map((b: { backupId: string }) => b.backupId)).toContain(replace.json.safetyBackupId);
+    expect(list.json.backups.map((b: { backupId: string }) => b.backupId)).toContain(
+      replace.json.safetyBackupId,
+    );
   });
 
   it('stops a restore of a corrupted backup, removes the scratch target, and never touches the live database', async () => {
@@ -164,15 +207,43 @@ describe('with a file vault', () => {
     const live = await fingerprint('shop');
     const before = await databases();
 
-    const scratch = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--backup-id', backup.json.backupId]);
+    const scratch = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--backup-id',
+      backup.json.backupId,
+    ]);
     expect(scratch.code).toBe(2);
     expect(scratch.lastError).toMatch(/authentication|altered/);
-    const replace = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--backup-id', backup.json.backupId, '--replace', '--confirm', 'shop']);
+    const replace = await strongbox([
+      'restore',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--backup-id',
+      backup.json.backupId,
+      '--replace',
+      '--confirm',
+      'shop',
+    ]);
     expect(replace.code).toBe(2);
 
     expect(await fingerprint('shop')).toEqual(live);
     expect(await databases()).toEqual(before);
-    const verify = await strongbox(['verify', '--plan', plan, '--job', 'shop', '--deep', '--backup-id', backup.json.backupId]);
+    const verify = await strongbox([
+      'verify',
+      '--plan',
+      plan,
+      '--job',
+      'shop',
+      '--deep',
+      '--backup-id',
+      backup.json.backupId,
+    ]);
     expect(verify.code).toBe(2);
   });
 
@@ -188,8 +259,21 @@ describe('with a file vault', () => {
     const otherKey = join(dir, 'other.key');
     await strongbox(['keygen', otherKey]);
     const wrongPlan = join(dir, 'wrong-key.yaml');
-    await writeFile(wrongPlan, planYaml(`{ url: "file://${vaultDir}" }`).replace('path: master.key', 'path: other.key'));
-    const wrong = await strongbox(['restore', '--plan', wrongPlan, '--job', 'shop', '--backup-id', backupId, '--target', 'never_created']);
+    await writeFile(
+      wrongPlan,
+      planYaml(`{ url: "file://${vaultDir}" }`).replace('path: master.key', 'path: other.key'),
+    );
+    const wrong = await strongbox([
+      'restore',
+      '--plan',
+      wrongPlan,
+      '--job',
+      'shop',
+      '--backup-id',
+      backupId,
+      '--target',
+      'never_created',
+    ]);
     expect(wrong.code).toBe(2);
     expect(wrong.lastError).toMatch(/key/i);
     expect(await databases()).not.toContain('never_created');
@@ -211,7 +295,10 @@ describe('with s3rver as the S3 endpoint', () => {
     expect(backup.code, backup.stderr).toBe(0);
     const verify = await strongbox(['verify', '--plan', plan, '--job', 'shop', '--deep', '--json'], env);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-    const restore = await strongbox(['restore', '--plan', plan, '--job', 'shop', '--target', 'shop_from_s3', '--json'], env);
+    const restore = await strongbox(
+      ['restore', '--plan', plan, '--job', 'shop', '--target', 'shop_from_s3', '--json'],
+      env,
+    );
     expect(restore.code, restore.stderr).toBe(0);
     expect(await fingerprint('shop_from_s3')).toEqual(await fingerprint('shop'));
     expect(restore.json.findings).toEqual([]);
