@@ -142,6 +142,15 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
   return program;
 }
 
+/** Longest error line: SSM keeps only the first 8,000 characters of stderr, and alerts quote this line. */
+const ERROR_LINE_CHARS = 2_000;
+
+/** One line saying what went wrong, at most ERROR_LINE_CHARS long. */
+function errorLine(error: unknown): string {
+  const line = describeError(error).replace(/\s*\n\s*/g, ' | ');
+  return line.length > ERROR_LINE_CHARS ? `${line.slice(0, ERROR_LINE_CHARS - 1)}…` : line;
+}
+
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const env = { ...process.env };
@@ -168,7 +177,7 @@ async function main(argv: string[]): Promise<number> {
       );
     } else {
       if (env.STRONGBOX_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-      process.stderr.write(`strongbox: error: ${describeError(error).replace(/\s*\n\s*/g, ' ')}\n`);
+      process.stderr.write(`strongbox: error: ${errorLine(error)}\n`);
     }
     return 2;
   }
@@ -179,7 +188,7 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`strongbox: error: ${describeError(error)}\n`);
+    process.stderr.write(`strongbox: error: ${errorLine(error)}\n`);
     process.exitCode = 2;
   },
 );
