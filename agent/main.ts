@@ -36,8 +36,8 @@ function backupIdArg(value: string): string {
 function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: Common) => Promise<void>) {
   const program = new Command('strongbox')
     .description(
-      'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove they restore.\n' +
-        `Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
+      'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
+        `they restore. Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
     .showHelpAfterError()
@@ -61,8 +61,9 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     program
       .command('restore')
       .description(
-        'restore a backup into a new scratch target (default), or --replace the live database: restore beside it,\n' +
-          'check it, swap names in one transaction and keep the old one. Every chunk is authenticated before use.',
+        'restore a backup into a new scratch target (default), or --replace the live database: restore ' +
+          'beside it, check it, swap names in one transaction and keep the old one. Every chunk is ' +
+          'authenticated before use; a failed restore removes what it created.',
       ),
   )
     .requiredOption('-j, --job <name>', 'job whose backup to restore')
@@ -97,8 +98,10 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     program
       .command('verify')
       .description(
-        'check each job: newest backup age against its limits, objects present with their sizes, size trend;\n' +
-          '--deep also reads the whole backup back (decrypt, authenticate, decompress, checksum) without restoring',
+        'check each job as the AWS verify function does: newest backup age against its limits, objects ' +
+          'present with their sizes, size against the recent median, GFS tier coverage, incomplete ' +
+          'backups; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) ' +
+          'without restoring it',
       ),
   )
     .option('-j, --job <name>', 'only this job')
@@ -172,9 +175,8 @@ async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof PlanError && error.issues.length > 1) {
       process.stderr.write(`${error.issues.map((issue) => `  ${issue}`).join('\n')}\n`);
-      process.stderr.write(
-        `strongbox: error: invalid plan (${error.issues.length} problems, listed above)\n`,
-      );
+      const more = error.issues.length - 1;
+      process.stderr.write(`strongbox: error: ${error.issues[0]} (and ${more} more, listed above)\n`);
     } else {
       if (env.STRONGBOX_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
       process.stderr.write(`strongbox: error: ${errorLine(error)}\n`);
