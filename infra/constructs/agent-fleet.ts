@@ -120,11 +120,6 @@ export class AgentFleet extends Construct {
         reason:
           'Objects of one plan job: the keys below backups/<job>/ and wal/<job>/ hold backup ids and WAL segment names made at run time.',
       },
-      {
-        finding: /^Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:.+:\*$/,
-        reason:
-          'Log streams of the Strongbox command output log group: SSM names each stream after the command id and instance.',
-      },
     ]);
 
     this.hybridActivationRole = new iam.Role(this, 'HybridActivationRole', {

@@ -49,11 +49,17 @@ export interface StrongboxFunctionsProps {
 
 /** What a function may do; each maps to IAM statements in one place. */
 type Permission =
-  | 'readVault'
+  /** List the vault (backups, WAL, claims). */
+  | 'listVault'
+  /** Read manifests and data objects of the plan's jobs. */
+  | 'readBackups'
+  /** Ask for temporary copies of archived objects of the plan's jobs. */
   | 'restoreArchived'
+  /** Read back what a command did. */
   | 'readCommands'
   | 'publishAlerts'
-  | { claims: string }
+  /** Create and release its own claims below a prefix, and read them back when `read`. */
+  | { claims: string; read?: boolean }
   | { sendCommandTo: 'jobHosts' | 'drillHosts' | 'allHosts' };
 
 const SAMPLE_ID = newBackupId(new Date(0), '000000');
@@ -65,23 +71,24 @@ const topLevel = (key: string) => key.split('/')[0] as string;
  */
 export const FUNCTION_PERMISSIONS: Record<Exclude<FunctionName, 'notify-slack'>, readonly Permission[]> = {
   [FUNCTIONS.runBackup]: [
-    'readVault',
+    'listVault',
     { claims: topLevel(runClaimPrefix('job')) },
     { sendCommandTo: 'jobHosts' },
     'publishAlerts',
   ],
   [FUNCTIONS.backupFinished]: ['readCommands', 'publishAlerts'],
-  [FUNCTIONS.verify]: ['readVault', 'publishAlerts'],
+  [FUNCTIONS.verify]: ['listVault', 'readBackups', 'publishAlerts'],
   [FUNCTIONS.restore]: [
-    'readVault',
+    'listVault',
+    'readBackups',
     'restoreArchived',
-    { claims: topLevel(restoreRequestPrefix('job', SAMPLE_ID)) },
+    { claims: topLevel(restoreRequestPrefix('job', SAMPLE_ID)), read: true },
     { sendCommandTo: 'allHosts' },
     'readCommands',
     'publishAlerts',
   ],
   [FUNCTIONS.restoreDrill]: [
-    'readVault',
+    'listVault',
     { claims: topLevel(drillClaimKey('job', SAMPLE_ID)) },
     { sendCommandTo: 'drillHosts' },
     'readCommands',
@@ -228,9 +235,11 @@ export class StrongboxFunctions extends Construct {
     const keyArn = props.vaultKey.keyArn;
     const jobObjects = (prefixOf: (job: string) => string) =>
       plan.jobs.map((job) => bucket.arnForObjects(`${prefixOf(job.name)}*`));
-    if (permission === 'readVault') {
+    if (permission === 'listVault') {
+      return [new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] })];
+    }
+    if (permission === 'readBackups') {
       return [
-        new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
         new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: jobObjects(jobPrefix) }),
         keyUseViaS3(keyArn, bucket.bucketArn, ['kms:Decrypt']),
       ];
@@ -263,12 +272,17 @@ export class StrongboxFunctions extends Construct {
       ];
     }
     if ('claims' in permission) {
+      const read = permission.read === true;
       return [
         new iam.PolicyStatement({
-          actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'],
+          actions: ['s3:PutObject', 's3:DeleteObject', ...(read ? ['s3:GetObject'] : [])],
           resources: [bucket.arnForObjects(`${permission.claims}/*`)],
         }),
-        keyUseViaS3(keyArn, bucket.bucketArn, ['kms:GenerateDataKey', 'kms:Decrypt']),
+        keyUseViaS3(
+          keyArn,
+          bucket.bucketArn,
+          read ? ['kms:GenerateDataKey', 'kms:Decrypt'] : ['kms:GenerateDataKey'],
+        ),
       ];
     }
     const hostsOf = {
@@ -306,10 +320,6 @@ const WILDCARDS = [
       /^Resource::arn:<AWS::Partition>:(ec2|ssm):<AWS::Region>:<AWS::AccountId>:(instance|managed-instance)\/\*$/,
     reason:
       'Hosts targeted by tag: SendCommand to any instance or managed node, only if it carries the tags of a plan host (ssm:resourceTag condition).',
-  },
-  {
-    finding: /^Resource::<.+\.Arn>:\*$/,
-    reason: 'Invoking the function named by the schedule or rule, any version (CDK grant).',
   },
 ] as const;
 

@@ -140,8 +140,8 @@ describe('function roles hold only what each handler calls', () => {
       ...LOGS,
       ...DEAD_LETTER,
       ...ALERTS,
-      's3:ListBucket',
       's3:GetObject',
+      's3:ListBucket',
       's3:PutObject',
       's3:DeleteObject',
       'ssm:SendCommand',
@@ -172,8 +172,8 @@ describe('function roles hold only what each handler calls', () => {
       ...LOGS,
       ...DEAD_LETTER,
       ...ALERTS,
-      's3:ListBucket',
       's3:GetObject',
+      's3:ListBucket',
       's3:PutObject',
       's3:DeleteObject',
       'ssm:SendCommand',
@@ -191,7 +191,13 @@ describe('function roles hold only what each handler calls', () => {
   }
 
   it.each(Object.entries(expected))('%s', (fn, actions) => {
+    // s3:GetObject of BackupFinished, RunBackup and RestoreDrill is the plan object only (checked below).
     expect([...new Set(roleStatements(fn).flatMap(actionsOf))].sort()).toEqual([...new Set(actions)].sort());
+  });
+
+  it.each(['RunBackup', 'BackupFinished', 'RestoreDrill', 'NotifySlack'])('%s reads no backup', (fn) => {
+    const reads = roleStatements(fn).filter((s) => actionsOf(s).includes('s3:GetObject'));
+    expect(JSON.stringify(reads)).not.toMatch(/\/(backups|wal)\//);
   });
 
   it('lets run-backup command only the hosts of scheduled jobs, by tag', () => {
