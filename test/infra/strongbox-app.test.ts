@@ -312,6 +312,35 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
     );
   });
 
+  it('`cdk synth` lists several problems, then names the first on the last line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strongbox-bad-plan-'));
+    const planPath = join(dir, 'plan.yaml');
+    writeFileSync(
+      planPath,
+      GOOD.replace('      database: shop\n', '').replace('timeout: 2h', 'timeout: soon'),
+    );
+    expect(() => loadPlanFile(planPath)).toThrow(PlanError);
+    const result = spawnSync(
+      join(REPO_ROOT, 'node_modules/.bin/tsx'),
+      [join(REPO_ROOT, 'infra/bin/strongbox.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          CDK_CONTEXT_JSON: JSON.stringify({ plan: planPath }),
+          CDK_OUTDIR: join(dir, 'out'),
+        },
+        encoding: 'utf8',
+      },
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr.trimEnd().split('\n').slice(-3)).toEqual([
+      '  jobs[0].source.database: required',
+      "  jobs[0].timeout: 'soon' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)",
+      'strongbox: error: jobs[0].source.database: required (and 1 more, listed above)',
+    ]);
+  });
+
   it('`cdk synth` without -c plan=… says how to give one', () => {
     const result = spawnSync(
       join(REPO_ROOT, 'node_modules/.bin/tsx'),
