@@ -40,6 +40,7 @@ export interface BackupOptions {
   backupId?: string;
   /** GFS tier chosen by the caller; otherwise from the previous complete backup. */
   tier?: Tier;
+  /** Stops the backup; nothing is left that looks complete. @default the runtime's signal */
   signal?: AbortSignal;
 }
 
@@ -76,8 +77,10 @@ export async function runBackup(
   runtime.log(`backup ${job.name} ${backupId} (${tier}) → ${vault.url}`);
 
   const controller = new AbortController();
-  const onAbort = () => controller.abort(options.signal?.reason);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const outer = options.signal ?? runtime.signal;
+  const onAbort = () => controller.abort(outer.reason);
+  if (outer.aborted) onAbort();
+  outer.addEventListener('abort', onAbort, { once: true });
   let stored = false;
   try {
     const driver = sourceDriver(job.source);
@@ -174,7 +177,7 @@ export async function runBackup(
     throw error;
   } finally {
     dataKey.plaintext.fill(0);
-    options.signal?.removeEventListener('abort', onAbort);
+    outer.removeEventListener('abort', onAbort);
   }
 }
 

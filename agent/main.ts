@@ -18,7 +18,7 @@ import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS } from '#core/deployment';
-import { describeError, PlanError } from '#core/errors';
+import { describeError, PlanError, StrongboxError } from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
 interface Common {
@@ -145,6 +145,9 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
   return program;
 }
 
+/** The agent was stopped by a signal. */
+class InterruptedError extends StrongboxError {}
+
 /** Longest error line: SSM keeps only the first 8,000 characters of stderr, and alerts quote this line. */
 const ERROR_LINE_CHARS = 2_000;
 
@@ -157,9 +160,19 @@ function errorLine(error: unknown): string {
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const env = { ...process.env };
+  // An interrupted backup or restore aborts every stage and cleans up (temp files, multipart uploads,
+  // scratch targets) before the agent exits; a second signal exits at once.
+  const interrupt = new AbortController();
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(name, () => {
+      if (interrupt.signal.aborted) process.exit(2);
+      interrupt.abort(new InterruptedError(`interrupted by ${name}; nothing was committed`));
+    });
+  }
   const cli = buildCli(async (action, common) => {
     const runtime = await openRuntime(common.plan, env, {
       log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
+      signal: interrupt.signal,
     });
     const outcome = await action(runtime);
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);

@@ -164,6 +164,9 @@ async function restoreInto(
 ): Promise<{ sourceBytes: number }> {
   const driver = sourceDriver(job.source);
   const controller = new AbortController();
+  const onAbort = () => controller.abort(runtime.signal.reason);
+  if (runtime.signal.aborted) onAbort();
+  runtime.signal.addEventListener('abort', onAbort, { once: true });
   const reader = await openBackupData(runtime, manifest, controller.signal);
   let restored = false;
   try {
@@ -182,6 +185,8 @@ async function restoreInto(
   } catch (error) {
     if (restored) await driver.discard(job.source, target, ctx);
     throw error;
+  } finally {
+    runtime.signal.removeEventListener('abort', onAbort);
   }
 }
 

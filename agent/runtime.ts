@@ -28,6 +28,8 @@ export interface Runtime {
   host: string;
   /** Writes one progress line (to stderr); never data, never secrets. */
   log: (line: string) => void;
+  /** Aborted when the operator interrupts the agent (SIGINT, SIGTERM): work stops and cleans up. */
+  signal: AbortSignal;
 }
 
 /**
@@ -62,7 +64,7 @@ export async function loadPlanFile(path: string, env: Env): Promise<Plan> {
 export async function openRuntime(
   planPath: string,
   env: Env,
-  options: { log?: (line: string) => void; clock?: Clock } = {},
+  options: { log?: (line: string) => void; clock?: Clock; signal?: AbortSignal } = {},
 ): Promise<Runtime> {
   const absolute = resolve(planPath);
   const plan = await loadPlanFile(absolute, env);
@@ -75,5 +77,6 @@ export async function openRuntime(
     clock: options.clock ?? systemClock,
     host: hostname(),
     log: options.log ?? (() => {}),
+    signal: options.signal ?? new AbortController().signal,
   };
 }

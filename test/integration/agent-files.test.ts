@@ -7,6 +7,7 @@ import {
   lstat,
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
   readlink,
   rm,
@@ -108,6 +109,28 @@ describe('files job through the CLI', () => {
     ]);
     expect(restore.code).toBe(2);
     expect(restore.lastError).toMatch(/only postgres jobs can be replaced/);
+  });
+});
+
+describe('an interrupted backup', () => {
+  it('stops every stage, removes what it wrote and leaves nothing that looks complete', async () => {
+    const controller = new AbortController();
+    const runtime = await openRuntime(plan, {}, { signal: controller.signal });
+    const before = await listBackups(runtime.vault, 'config');
+    const put = runtime.vault.put.bind(runtime.vault);
+    // Interrupt as soon as the data object starts arriving in the vault, as SIGTERM would.
+    runtime.vault.put = (key, body, options) => {
+      body.once('data', () => controller.abort(new Error('interrupted by SIGTERM')));
+      return put(key, body, options);
+    };
+
+    await expect(runBackup(runtime, findJob(runtime.plan, 'config'))).rejects.toThrow();
+
+    expect(await listBackups(runtime.vault, 'config')).toEqual(before);
+    const leftovers = (await readdir(join(dir, 'vault'), { recursive: true })).filter((f) =>
+      f.includes('partial'),
+    );
+    expect(leftovers).toEqual([]);
   });
 });
 
