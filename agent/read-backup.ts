@@ -42,7 +42,7 @@ export async function openBackupData(
   );
   const input = await runtime.vault.get(key, { signal });
   const storedMeter = new Meter();
-  const plainMeter = new Meter();
+  const plainMeter = new Meter({ hash: false });
   const decompress = decompressor(manifest.compression.algorithm, signal);
   const output = new PassThrough();
   const decrypt = createDecryptStream(dataKey);

@@ -71,8 +71,8 @@ export async function openRuntime(
   return {
     plan,
     planPath: absolute,
-    vault: openVault(plan.vault, { env }),
-    keys: openKeyProvider(plan.key, { baseDir: dirname(absolute) }),
+    vault: await openVault(plan.vault, { env }),
+    keys: await openKeyProvider(plan.key, { baseDir: dirname(absolute) }),
     env,
     clock: options.clock ?? systemClock,
     host: hostname(),

@@ -7,10 +7,8 @@ import { resolve } from 'node:path';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { KeyConfig } from '#core/plan';
 import type { KeyProvider } from '#core/ports';
-import { KmsKeyProvider } from './kms';
 import { LocalKeyProvider } from './local';
 
-export { KmsKeyProvider } from './kms';
 export { generateMasterKeyFile, LocalKeyProvider } from './local';
 
 /** Where relative key paths resolve, and an optional KMS client. */
@@ -25,7 +23,11 @@ export interface OpenKeyProviderOptions {
  * The key provider of a plan. Nothing is read or called until the first key is asked for.
  * @example const keys = openKeyProvider(plan.key, { baseDir: dirname(planPath) });
  */
-export function openKeyProvider(config: KeyConfig, options: OpenKeyProviderOptions): KeyProvider {
+export async function openKeyProvider(
+  config: KeyConfig,
+  options: OpenKeyProviderOptions,
+): Promise<KeyProvider> {
   if (config.type === 'local') return new LocalKeyProvider(resolve(options.baseDir, config.path));
-  return new KmsKeyProvider(config, { client: options.kmsClient });
+  // Loaded only when used, like the S3 vault: hosts with a local key never load the KMS client.
+  return new (await import('./kms')).KmsKeyProvider(config, { client: options.kmsClient });
 }

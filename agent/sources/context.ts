@@ -2,7 +2,7 @@
  * What every source driver is handed by its caller: the environment (read once at the entry point), an
  * abort signal for the whole operation, and AWS clients where a source needs one.
  */
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { PlanError, SourceError } from '#core/errors';
 
 /** The context of one source operation. */
@@ -42,6 +42,8 @@ export async function resolvePassword(
     return value;
   }
   if (config.passwordParameter !== undefined) {
+    // Loaded only when a password lives in SSM: most hosts never load the SSM client.
+    const { GetParameterCommand, SSMClient } = await import('@aws-sdk/client-ssm');
     const ssm = ctx.ssm ?? new SSMClient(ctx.env.AWS_REGION ? { region: ctx.env.AWS_REGION } : {});
     try {
       const output = await ssm.send(

@@ -6,10 +6,9 @@ import { PlanError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 import type { Vault } from '#core/ports';
 import { FileVault } from './file';
-import { S3Vault, type S3VaultOptions } from './s3';
+import type { S3VaultOptions } from './s3';
 
 export { FileVault } from './file';
-export { S3Vault } from './s3';
 
 /**
  * The vault of a plan.
@@ -17,8 +16,9 @@ export { S3Vault } from './s3';
  * @throws PlanError for a URL of another scheme.
  * @example const vault = openVault(plan.vault, { env });
  */
-export function openVault(config: VaultConfig, options: S3VaultOptions = {}): Vault {
+export async function openVault(config: VaultConfig, options: S3VaultOptions = {}): Promise<Vault> {
   if (config.url.startsWith('file://')) return new FileVault(config.url);
-  if (config.url.startsWith('s3://')) return new S3Vault(config, options);
+  // Loaded only when used: the AWS SDK is most of the agent's size and memory.
+  if (config.url.startsWith('s3://')) return new (await import('./s3')).S3Vault(config, options);
   throw new PlanError([`vault.url: '${config.url}' must be file:///absolute/path or s3://bucket[/prefix]`]);
 }

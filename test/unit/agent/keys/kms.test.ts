@@ -96,8 +96,8 @@ describe('KmsKeyProvider', () => {
     expect(kms.calls()).toHaveLength(0);
   });
 
-  it('is what openKeyProvider returns for a kms key', () => {
-    const keys = openKeyProvider({ type: 'kms', keyId: keyArn, region: 'eu-west-1' }, { baseDir: '/' });
+  it('is what openKeyProvider returns for a kms key', async () => {
+    const keys = await openKeyProvider({ type: 'kms', keyId: keyArn, region: 'eu-west-1' }, { baseDir: '/' });
     expect(keys).toBeInstanceOf(KmsKeyProvider);
   });
 });

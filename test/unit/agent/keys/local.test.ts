@@ -146,10 +146,10 @@ describe('LocalKeyProvider', () => {
 
 describe('openKeyProvider', () => {
   it('resolves a relative local key path against the plan directory', async () => {
-    const keys = openKeyProvider({ type: 'local', path: 'master.key' }, { baseDir: dir });
+    const keys = await openKeyProvider({ type: 'local', path: 'master.key' }, { baseDir: dir });
     expect(keys).toBeInstanceOf(LocalKeyProvider);
     expect((keys as LocalKeyProvider).path).toBe(keyPath);
-    const absolute = openKeyProvider({ type: 'local', path: keyPath }, { baseDir: '/elsewhere' });
+    const absolute = await openKeyProvider({ type: 'local', path: keyPath }, { baseDir: '/elsewhere' });
     expect((absolute as LocalKeyProvider).path).toBe(keyPath);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { Meter } from '#agent/pipeline/meter';
@@ -39,6 +39,13 @@ describe('Meter', () => {
   it('refuses to give a digest before the stream ended', () => {
     const meter = new Meter();
     meter.write(Buffer.from('x'));
-    expect(() => meter.sha256()).toThrow(/before the stream ended/);
+    expect(() => meter.sha256()).toThrow(/has not ended/);
+  });
+
+  it('counts without hashing when asked, and then has no digest to give', async () => {
+    const meter = new Meter({ hash: false });
+    await pipeline(Readable.from([Buffer.from('abc'), Buffer.from('de')]), meter, new PassThrough().resume());
+    expect(meter.bytes).toBe(5);
+    expect(() => meter.sha256()).toThrow(/not hashing/);
   });
 });

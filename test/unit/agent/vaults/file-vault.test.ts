@@ -99,9 +99,9 @@ describe('openVault', () => {
     storageClass: 'STANDARD',
   };
 
-  it('chooses the vault by URL scheme', () => {
-    expect(openVault(base)).toBeInstanceOf(FileVault);
-    expect(openVault({ ...base, url: 's3://bucket-name/prefix' })).toBeInstanceOf(S3Vault);
-    expect(() => openVault({ ...base, url: 'ftp://host/x' })).toThrow(PlanError);
+  it('chooses the vault by URL scheme', async () => {
+    expect(await openVault(base)).toBeInstanceOf(FileVault);
+    expect(await openVault({ ...base, url: 's3://bucket-name/prefix' })).toBeInstanceOf(S3Vault);
+    await expect(openVault({ ...base, url: 'ftp://host/x' })).rejects.toThrow(PlanError);
   });
 });
