@@ -160,25 +160,10 @@ async function main() {
   const rows = [await measure('memory', plan, vault)];
   rows.push(await measure(`memory + ${LATENCY_MS} ms per request`, plan, withLatency(vault, LATENCY_MS)));
   if (process.env.BENCH_S3RVER === '1') {
-    const { startS3rver, S3RVER_CREDENTIALS } = await import('../test/support/s3rver');
-    const { S3Vault } = await import('../agent/vaults/s3');
+    const { startS3rver, s3rverVault } = await import('../test/support/s3rver');
     const s3 = await startS3rver();
     try {
-      const s3Vault = new S3Vault(
-        {
-          ...plan.vault,
-          url: `s3://${s3.bucket}`,
-          endpoint: s3.endpoint,
-          forcePathStyle: true,
-          checksums: 'when-required',
-        },
-        {
-          env: {
-            AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-          },
-        },
-      );
+      const s3Vault = s3rverVault(s3, plan.vault);
       await copyToS3rver(vault, s3Vault);
       // s3rver reports the upload time as LastModified: verify then sees every backup as fresh data.
       rows.push(await measure('s3rver (S3Vault)', plan, s3Vault));

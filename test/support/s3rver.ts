@@ -13,6 +13,8 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
+import { S3Vault } from '#agent/vaults/s3';
+import type { VaultConfig } from '#core/plan';
 
 /** The credentials s3rver accepts (its built-in account). */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -113,4 +115,26 @@ function sendError(ctx: Parameters<Middleware>[0], status: number, code: string,
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * An S3Vault on a running s3rver, as the agent would open it from a plan whose vault points there.
+ * @example const vault = s3rverVault(s3, plan.vault)
+ */
+export function s3rverVault(s3: Pick<S3rverInstance, 'bucket' | 'endpoint'>, config: VaultConfig): S3Vault {
+  return new S3Vault(
+    {
+      ...config,
+      url: `s3://${s3.bucket}`,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      checksums: 'when-required',
+    },
+    {
+      env: {
+        AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      },
+    },
+  );
 }

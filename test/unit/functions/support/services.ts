@@ -9,14 +9,14 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } f
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
-import { S3Vault } from '#agent/vaults/s3';
+import type { S3Vault } from '#agent/vaults/s3';
 import { type Plan, parsePlan } from '#core/plan';
 import type { Clock, Vault } from '#core/ports';
 import type { EnvName, FunctionEnv } from '#functions/env';
 import { S3ClaimStore } from '#functions/lib/claims';
 import { createMetrics } from '#functions/lib/metrics';
 import type { RetrievableVault, Services } from '#functions/runtime';
-import { S3RVER_CREDENTIALS, type S3rverInstance } from '#test/support/s3rver';
+import { s3rverVault as openS3rverVault, type S3rverInstance } from '#test/support/s3rver';
 
 /** The environment the stack would set (fake names, no secrets). */
 export const TEST_ENV: FunctionEnv<EnvName> = {
@@ -59,21 +59,7 @@ export const testPlan = (): Plan => parsePlan(TEST_PLAN_YAML, 'test plan');
 
 /** An S3Vault on s3rver, as the agent would open it. */
 export function s3rverVault(s3: S3rverInstance, plan: Plan = testPlan()): S3Vault {
-  return new S3Vault(
-    {
-      ...plan.vault,
-      url: `s3://${s3.bucket}`,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      checksums: 'when-required',
-    },
-    {
-      env: {
-        AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      },
-    },
-  );
+  return openS3rverVault(s3, plan.vault);
 }
 
 /** A clock that stands still until moved. */
