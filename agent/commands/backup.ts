@@ -3,6 +3,7 @@
 import { type BackupResult, runBackup } from '#agent/backup';
 import { formatBytes, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
+import { describeError, PlanError, StrongboxError } from '#core/errors';
 import { findJob } from '#core/plan';
 import type { Tier } from '#core/tiers';
 import type { Outcome } from './outcome';
@@ -13,12 +14,29 @@ export interface BackupCommandOptions {
   tier?: Tier;
 }
 
-/** Runs the backup(s); the first failure stops the run and is thrown. */
+/**
+ * Runs the backup of one job, or of every job in plan order. One job failing does not stop the others:
+ * each is attempted, and the run then fails naming every job that failed.
+ * @throws the job's error (one job), or a StrongboxError naming each failed job (every job).
+ */
 export async function backupCommand(runtime: Runtime, options: BackupCommandOptions): Promise<Outcome> {
   const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+  if (jobs.length > 1 && options.backupId) {
+    throw new PlanError(['--backup-id: names one backup, so it needs --job']);
+  }
   const results: BackupResult[] = [];
+  const failures: string[] = [];
   for (const job of jobs) {
-    results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
+    try {
+      results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
+    } catch (error) {
+      if (jobs.length === 1 || runtime.signal.aborted) throw error;
+      runtime.log(`backup ${job.name} failed: ${describeError(error)}`);
+      failures.push(`${job.name}: ${describeError(error)}`);
+    }
+  }
+  if (failures.length) {
+    throw new StrongboxError(`${failures.length} of ${jobs.length} backups failed (${failures.join('; ')})`);
   }
   const rows = results.map((r) => [
     r.job,

@@ -255,6 +255,15 @@ describe('with a file vault', () => {
     expect(list.json.backups).toEqual([]);
   });
 
+  it('backs up every job when no job is named, and fails naming the jobs that failed', async () => {
+    const before = await strongbox(['list', '--plan', plan, '--job', 'shop', '--json']);
+    const all = await strongbox(['backup', '--plan', plan]);
+    expect(all.code).toBe(2);
+    expect(all.lastError).toMatch(/^strongbox: error: 1 of 2 backups failed \(missing-db: .*does_not_exist/);
+    const after = await strongbox(['list', '--plan', plan, '--job', 'shop', '--json']);
+    expect(after.json.backups).toHaveLength(before.json.backups.length + 1);
+  });
+
   it('refuses a master key that others can read, and a wrong key cannot restore', async () => {
     const otherKey = join(dir, 'other.key');
     await strongbox(['keygen', otherKey]);
