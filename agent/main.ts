@@ -49,7 +49,14 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
       .option('--json', 'print one JSON object on stdout instead of text')
       .option('-q, --quiet', 'no progress lines on stderr');
 
-  withPlan(program.command('backup').description('back up one job (or every job in order), manifest last'))
+  withPlan(
+    program
+      .command('backup')
+      .description(
+        'back up one job, or every job in plan order (a failing job does not stop the others); ' +
+          'the manifest is written last, so a failed backup never looks complete',
+      ),
+  )
     .option('-j, --job <name>', 'job to back up (default: every job)')
     .option('--backup-id <id>', 'backup id to write (default: a new one from the clock)', backupIdArg)
     .addOption(new Option('--tier <tier>', 'GFS tier (default: from the previous backup)').choices(TIERS))
