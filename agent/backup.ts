@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressor } from '#agent/pipeline/compress';
+import { compressionLevel, compressor } from '#agent/pipeline/compress';
 import { createEncryptStream } from '#agent/pipeline/encrypt';
 import { settleAll } from '#agent/pipeline/flow';
 import { Meter } from '#agent/pipeline/meter';
@@ -129,7 +129,7 @@ export async function runBackup(
       finishedAt: finished.toISOString(),
       compression: {
         algorithm: job.compression.algorithm,
-        ...(job.compression.level ? { level: job.compression.level } : {}),
+        level: compressionLevel(job.compression.algorithm, job.compression.level),
       },
       encryption: {
         scheme: STREAM_SCHEME,

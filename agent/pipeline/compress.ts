@@ -35,20 +35,29 @@ export const DEFAULT_ZSTD_LEVEL = 1;
 export const DEFAULT_GZIP_LEVEL = 6;
 
 /**
+ * The level a compressor uses when the plan names none (undefined for `none`): what manifests record.
+ * @example compressionLevel('zstd') // 1
+ */
+export function compressionLevel(algorithm: CompressionAlgorithm, level?: number): number | undefined {
+  if (algorithm === 'none') return undefined;
+  return level ?? (algorithm === 'zstd' ? DEFAULT_ZSTD_LEVEL : DEFAULT_GZIP_LEVEL);
+}
+
+/**
  * A compressing stage.
- * @param level zstd 1–19 (default 3), gzip 1–9 (default 6); ignored for `none`.
+ * @param level zstd 1–19 (default 1), gzip 1–9 (default 6); ignored for `none`.
  * @example await pipeline(source, compressor('zstd').stream, destination)
  */
 export function compressor(algorithm: CompressionAlgorithm, level?: number, signal?: AbortSignal): Stage {
   switch (algorithm) {
     case 'zstd': {
-      const zstdLevel = level ?? DEFAULT_ZSTD_LEVEL;
+      const zstdLevel = compressionLevel('zstd', level) as number;
       if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 19)
         throw new RangeError(`zstd level must be 1–19, got ${zstdLevel}`);
       return zstdStage(['-q', '-c', '-T1', `-${zstdLevel}`], 'zstd', signal);
     }
     case 'gzip': {
-      const gzipLevel = level ?? DEFAULT_GZIP_LEVEL;
+      const gzipLevel = compressionLevel('gzip', level) as number;
       if (!Number.isInteger(gzipLevel) || gzipLevel < 1 || gzipLevel > 9)
         throw new RangeError(`gzip level must be 1–9, got ${gzipLevel}`);
       return inProcessStage(createGzip({ level: gzipLevel }), signal);

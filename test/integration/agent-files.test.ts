@@ -22,7 +22,7 @@ import { runBackup } from '#agent/backup';
 import { pruneCommand } from '#agent/commands/prune';
 import { verifyCommand } from '#agent/commands/verify';
 import { openRuntime } from '#agent/runtime';
-import { listBackups } from '#core/catalog';
+import { listBackups, readManifest } from '#core/catalog';
 import { findJob } from '#core/plan';
 import { strongbox } from '#test/support/cli';
 
@@ -66,6 +66,8 @@ describe('files job through the CLI', () => {
   it('round-trips modes, symlinks, mtimes and excludes', async () => {
     const backup = await strongbox(['backup', '--plan', plan, '--job', 'config', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
+    const manifest = await readManifest((await openRuntime(plan, {})).vault, 'config', backup.json.backupId);
+    expect(manifest.compression).toEqual({ algorithm: 'zstd', level: 1 });
     const target = join(dir, 'restored');
     const restore = await strongbox([
       'restore',
