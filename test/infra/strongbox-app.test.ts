@@ -284,26 +284,26 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
     expect(() => loadPlanText(text, 'plan.yaml')).toThrow(message);
   });
 
+  /** Runs the app as the CDK CLI does (the context in CDK_CONTEXT_JSON). */
+  const synthAsCdkDoes = (planPath: string, dir: string) =>
+    spawnSync(join(REPO_ROOT, 'node_modules/.bin/tsx'), [join(REPO_ROOT, 'infra/bin/strongbox.ts')], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ plan: planPath }),
+        CDK_OUTDIR: join(dir, 'out'),
+      },
+      encoding: 'utf8',
+    });
+
   it('`cdk synth` prints the agent’s error line last and exits 2', () => {
     // Prepare
     const dir = mkdtempSync(join(tmpdir(), 'strongbox-bad-plan-'));
     const planPath = join(dir, 'plan.yaml');
     writeFileSync(planPath, GOOD.replace('      database: shop\n', ''));
 
-    // Act: run the app as the CDK CLI does (context in CDK_CONTEXT_JSON).
-    const result = spawnSync(
-      join(REPO_ROOT, 'node_modules/.bin/tsx'),
-      [join(REPO_ROOT, 'infra/bin/strongbox.ts')],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          ...process.env,
-          CDK_CONTEXT_JSON: JSON.stringify({ plan: planPath }),
-          CDK_OUTDIR: join(dir, 'out'),
-        },
-        encoding: 'utf8',
-      },
-    );
+    // Act
+    const result = synthAsCdkDoes(planPath, dir);
 
     // Assess
     expect(result.status).toBe(2);
@@ -320,19 +320,7 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
       GOOD.replace('      database: shop\n', '').replace('timeout: 2h', 'timeout: soon'),
     );
     expect(() => loadPlanFile(planPath)).toThrow(PlanError);
-    const result = spawnSync(
-      join(REPO_ROOT, 'node_modules/.bin/tsx'),
-      [join(REPO_ROOT, 'infra/bin/strongbox.ts')],
-      {
-        cwd: REPO_ROOT,
-        env: {
-          ...process.env,
-          CDK_CONTEXT_JSON: JSON.stringify({ plan: planPath }),
-          CDK_OUTDIR: join(dir, 'out'),
-        },
-        encoding: 'utf8',
-      },
-    );
+    const result = synthAsCdkDoes(planPath, dir);
     expect(result.status).toBe(2);
     expect(result.stderr.trimEnd().split('\n').slice(-3)).toEqual([
       '  jobs[0].source.database: required',

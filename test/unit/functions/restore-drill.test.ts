@@ -2,13 +2,12 @@ import { PublishCommand } from '@aws-sdk/client-sns';
 import { GetCommandInvocationCommand, ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
-import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
 import { createRestoreDrillHandler, type RestoreDrillServices } from '#functions/restore-drill';
 import { COMMAND_ID, commandStatusEvent } from './events';
 import { seedBackup } from './support/backups';
 import { MemoryVault } from './support/memory-vault';
 import { captureOutput } from './support/output';
-import { fixedClock, testServices } from './support/services';
+import { fixedClock, publishedAlerts, testServices } from './support/services';
 
 const out = captureOutput();
 const NOW = new Date('2024-12-08T04:00:00Z');
@@ -28,14 +27,7 @@ function setup(options: { backups?: boolean; action?: string } = {}) {
   });
   t.snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
   const handler = createRestoreDrillHandler(async () => t.services as RestoreDrillServices);
-  const alerts = () =>
-    t.snsMock.commandCalls(PublishCommand).map((c) => ({
-      subject: c.args[0].input.Subject,
-      text: c.args[0].input.Message ?? '',
-      alert: alertSchema.parse(
-        JSON.parse(c.args[0].input.MessageAttributes?.[ALERT_ATTRIBUTE]?.StringValue ?? '{}'),
-      ),
-    }));
+  const alerts = () => publishedAlerts(t.snsMock);
   return { ...t, handler, alerts, vault };
 }
 

@@ -9,14 +9,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
 import { objectKey, restoreRequestPrefix } from '#core/layout';
 import type { Vault } from '#core/ports';
-import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
 import { createRestoreHandler, type PendingRestore, type RestoreServices } from '#functions/restore';
 import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
 import { COMMAND_ID, commandStatusEvent, restoreCompletedEvent } from './events';
 import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
 import { MemoryVault } from './support/memory-vault';
 import { captureOutput } from './support/output';
-import { fixedClock, s3rverVault, testServices } from './support/services';
+import { fixedClock, publishedAlerts, s3rverVault, testServices } from './support/services';
 
 captureOutput();
 const DAY = 86_400_000;
@@ -35,14 +34,7 @@ function setup(vault: Vault) {
   t.snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
   const handler = createRestoreHandler(async () => t.services as RestoreServices);
   const sent = () => t.ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
-  const alerts = () =>
-    t.snsMock.commandCalls(PublishCommand).map((c) => ({
-      subject: c.args[0].input.Subject,
-      text: c.args[0].input.Message ?? '',
-      alert: alertSchema.parse(
-        JSON.parse(c.args[0].input.MessageAttributes?.[ALERT_ATTRIBUTE]?.StringValue ?? '{}'),
-      ),
-    }));
+  const alerts = () => publishedAlerts(t.snsMock);
   return { ...t, handler, sent, alerts, clock };
 }
 

@@ -5,13 +5,12 @@ import { PlanError, VaultError } from '#core/errors';
 import { objectKey, walKey } from '#core/layout';
 import type { Vault } from '#core/ports';
 import { tierOf } from '#core/tiers';
-import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
 import { createVerifyHandler, type VerifyServices } from '#functions/verify';
 import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
 import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
 import { MemoryVault } from './support/memory-vault';
 import { captureOutput } from './support/output';
-import { fixedClock, s3rverVault, testServices } from './support/services';
+import { fixedClock, publishedAlerts, s3rverVault, testServices } from './support/services';
 
 const out = captureOutput();
 const DAY = 86_400_000;
@@ -29,14 +28,7 @@ function setup(vault: Vault & { requestRestore?: unknown }, now: Date) {
   });
   t.snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
   const handler = createVerifyHandler(async () => t.services as VerifyServices);
-  const alerts = () =>
-    t.snsMock.commandCalls(PublishCommand).map((c) => ({
-      subject: c.args[0].input.Subject,
-      text: c.args[0].input.Message ?? '',
-      alert: alertSchema.parse(
-        JSON.parse(c.args[0].input.MessageAttributes?.[ALERT_ATTRIBUTE]?.StringValue ?? '{}'),
-      ),
-    }));
+  const alerts = () => publishedAlerts(t.snsMock);
   return { ...t, handler, alerts };
 }
 

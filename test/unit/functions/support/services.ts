@@ -6,13 +6,14 @@
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { SNSClient } from '@aws-sdk/client-sns';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { S3Vault } from '#agent/vaults/s3';
 import { type Plan, parsePlan } from '#core/plan';
 import type { Clock, Vault } from '#core/ports';
 import type { EnvName, FunctionEnv } from '#functions/env';
+import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
 import { S3ClaimStore } from '#functions/lib/claims';
 import { createMetrics } from '#functions/lib/metrics';
 import type { RetrievableVault, Services } from '#functions/runtime';
@@ -125,4 +126,15 @@ export function testServices(options: {
     sleep: async () => {},
   };
   return { services, ssmMock, snsMock, s3 };
+}
+
+/** The alerts a handler published on a mocked SNS client: subject, e-mail text and the parsed alert. */
+export function publishedAlerts(snsMock: ReturnType<typeof testServices>['snsMock']) {
+  return snsMock.commandCalls(PublishCommand).map((c) => ({
+    subject: c.args[0].input.Subject,
+    text: c.args[0].input.Message ?? '',
+    alert: alertSchema.parse(
+      JSON.parse(c.args[0].input.MessageAttributes?.[ALERT_ATTRIBUTE]?.StringValue ?? '{}'),
+    ),
+  }));
 }
