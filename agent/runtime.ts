@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { openKeyProvider } from '#agent/keys/index';
-import { openVault } from '#agent/vaults/index';
+import { openKeyProvider } from '#adapters/keys/index';
+import { openVault } from '#adapters/vaults/index';
 import { AGENT_ENV } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';

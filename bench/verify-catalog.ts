@@ -25,7 +25,7 @@ import { objectKey } from '../core/layout';
 import { type Plan, parsePlan } from '../core/plan';
 import type { StoredObject, Vault } from '../core/ports';
 import { tierOf } from '../core/tiers';
-import { S3ClaimStore } from '../functions/lib/claims';
+import { S3ClaimStore } from '#adapters/aws/claims';
 import { createMetrics } from '../functions/lib/metrics';
 import type { RetrievableVault, Services } from '../functions/runtime';
 import { type VerifyServices, verifyVault } from '../functions/verify';

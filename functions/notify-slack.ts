@@ -15,7 +15,7 @@ import type { Clock } from '#core/ports';
 import { systemClock } from '#core/ports';
 import { type FunctionEnv, readFunctionEnv } from './env';
 import { ALERT_ATTRIBUTE, alertSchema } from './lib/alerts';
-import { awsErrorName, describeAwsError } from './lib/aws-errors';
+import { awsErrorName, describeAwsError } from '#adapters/aws/errors';
 import { snsEventSchema } from './lib/events';
 import { runLogged } from './lib/handler';
 import {

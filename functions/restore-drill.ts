@@ -21,7 +21,7 @@ import { PlanError } from '#core/errors';
 import { drillClaimKey } from '#core/layout';
 import { findJob, type Job } from '#core/plan';
 import { countFindings, makeAlert, publishAlert, worstSeverity } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from './lib/aws-errors';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import {
   agentJson,
   type CommandTarget,

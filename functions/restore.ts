@@ -33,7 +33,7 @@ import {
 import { findJob, type Job, type Plan } from '#core/plan';
 import type { StoredObject } from '#core/ports';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from './lib/aws-errors';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import {
   agentJson,
   type CommandTarget,

@@ -15,7 +15,7 @@ import { runClaimKey } from '#core/layout';
 import { findJob } from '#core/plan';
 import { type Tier, tierOf } from '#core/tiers';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from './lib/aws-errors';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { describeTarget, jobTarget, sendAgentCommand } from './lib/commands';
 import { jobScheduleSchema } from './lib/events';
 import { runLogged } from './lib/handler';

@@ -1,5 +1,5 @@
 /** `strongbox keygen PATH`: a new local master key (mode 0600; never overwrites). */
-import { generateMasterKeyFile } from '#agent/keys/local';
+import { generateMasterKeyFile } from '#adapters/keys/local';
 import type { Outcome } from './outcome';
 
 export async function keygenCommand(path: string): Promise<Outcome> {

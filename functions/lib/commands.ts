@@ -21,7 +21,7 @@ import {
 } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Job, Plan } from '#core/plan';
-import { awsErrorName } from './aws-errors';
+import { awsErrorName } from '#adapters/aws/errors';
 
 /** Where a command goes: the host entry of the plan (instance ids or tags) and its fan-out limits. */
 export interface CommandTarget {

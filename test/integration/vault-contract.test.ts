@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileVault } from '#agent/vaults/file';
-import { createS3Client, S3Vault } from '#agent/vaults/s3';
+import { FileVault } from '#adapters/vaults/file';
+import { createS3Client, S3Vault } from '#adapters/vaults/s3';
 import { NotFoundError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 import type { Vault } from '#core/ports';
@@ -209,7 +209,7 @@ describe.each([fileImplementation, s3Implementation])('Vault contract: $name', (
   it('lists every object below a prefix once, in key order', async () => {
     // s3rver lists in directory-walk order, which differs from S3's byte order when a sibling name
     // continues with a byte below '/' ('a-b' against 'a/…'); FileVault's exact S3 order for those is
-    // tested in test/unit/agent/vaults/file-vault.test.ts.
+    // tested in test/unit/adapters/vaults/file-vault.test.ts.
     const { vault } = await implementation.open();
     const keys = [
       'backups/a/2/x',

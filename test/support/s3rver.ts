@@ -13,7 +13,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
-import { S3Vault } from '#agent/vaults/s3';
+import { S3Vault } from '#adapters/vaults/s3';
 import type { VaultConfig } from '#core/plan';
 
 /** The credentials s3rver accepts (its built-in account). */

@@ -4,8 +4,8 @@
  * goes on. Keys come from core/layout (`runClaimKey`, `drillClaimKey`, `restoreStartedKey`).
  */
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { awsErrorName, awsHttpStatus, describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { VaultError } from '#core/errors';
-import { awsErrorName, awsHttpStatus, describeAwsError, isRetryableAwsError } from './aws-errors';
 
 /** Create-only writes. */
 export interface ClaimStore {

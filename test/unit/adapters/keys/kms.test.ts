@@ -1,8 +1,8 @@
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openKeyProvider } from '#agent/keys/index';
-import { KmsKeyProvider } from '#agent/keys/kms';
+import { openKeyProvider } from '#adapters/keys/index';
+import { KmsKeyProvider } from '#adapters/keys/kms';
 import { KeyError } from '#core/errors';
 import { encryptionContext } from '#core/manifest';
 

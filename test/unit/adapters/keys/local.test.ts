@@ -3,8 +3,8 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openKeyProvider } from '#agent/keys/index';
-import { canonicalContext, generateMasterKeyFile, keyFingerprint, LocalKeyProvider } from '#agent/keys/local';
+import { openKeyProvider } from '#adapters/keys/index';
+import { canonicalContext, generateMasterKeyFile, keyFingerprint, LocalKeyProvider } from '#adapters/keys/local';
 import { KeyError } from '#core/errors';
 import { encryptionContext } from '#core/manifest';
 

@@ -1,4 +1,8 @@
-/** Reading AWS SDK errors by their type and status, never by message text. */
+/**
+ * Reading AWS SDK errors by their type and status, never by message text. The one classifier of
+ * Strongbox: the S3 vault, the claim store, KMS and the Lambda handlers all ask it whether a failed call
+ * may succeed when tried again.
+ */
 
 /** The service's error name (`ThrottlingException`, `PreconditionFailed`, …). */
 export function awsErrorName(error: unknown): string | undefined {
@@ -11,7 +15,35 @@ export function awsHttpStatus(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
-/** Whether the same call may succeed when tried again: throttling, 5xx, network errors. */
+/** Error names that mean "slow down or try again": throttling, timeouts, a busy or failing service. */
+const RETRYABLE_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+]);
+
+/** Network errors of the connection itself. */
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+
+/**
+ * Whether the same call may succeed when tried again: throttling, 5xx, timeouts and network errors,
+ * or what the SDK itself marked retryable.
+ * @example isRetryableAwsError(Object.assign(new Error('x'), { name: 'SlowDown' })) // true
+ */
 export function isRetryableAwsError(error: unknown): boolean {
   const status = awsHttpStatus(error);
   const e = error as { $retryable?: unknown; $fault?: string; code?: string } | undefined;
@@ -19,10 +51,8 @@ export function isRetryableAwsError(error: unknown): boolean {
     Boolean(e?.$retryable) ||
     e?.$fault === 'server' ||
     (status !== undefined && (status >= 500 || status === 429)) ||
-    /^(Throttling|ThrottlingException|TooManyRequestsException|RequestLimitExceeded)$/.test(
-      awsErrorName(error) ?? '',
-    ) ||
-    /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN)$/.test(e?.code ?? '')
+    RETRYABLE_NAMES.has(awsErrorName(error) ?? '') ||
+    RETRYABLE_CODES.has(e?.code ?? '')
   );
 }
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileVault } from '#agent/vaults/file';
-import { openVault } from '#agent/vaults/index';
-import { S3Vault } from '#agent/vaults/s3';
+import { FileVault } from '#adapters/vaults/file';
+import { openVault } from '#adapters/vaults/index';
+import { S3Vault } from '#adapters/vaults/s3';
 import { PlanError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 

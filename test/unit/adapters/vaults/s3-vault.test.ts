@@ -14,7 +14,7 @@ import {
   parseS3Url,
   S3Vault,
   toVaultError,
-} from '#agent/vaults/s3';
+} from '#adapters/vaults/s3';
 import { NotFoundError, PlanError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 

@@ -27,6 +27,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { awsErrorName, awsHttpStatus, isRetryableAwsError } from '#adapters/aws/errors';
 import { AGENT_ENV } from '#core/deployment';
 import { NotFoundError, PlanError, StrongboxError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
@@ -193,10 +194,10 @@ export class S3Vault implements Vault {
       }
       return response.Body;
     } catch (error) {
-      if (errorName(error) === 'NoSuchKey' || errorName(error) === 'NotFound') {
+      if (awsErrorName(error) === 'NoSuchKey' || awsErrorName(error) === 'NotFound') {
         throw new NotFoundError(`${key} does not exist in ${this.url}`, { cause: error });
       }
-      if (errorName(error) === 'InvalidObjectState') {
+      if (awsErrorName(error) === 'InvalidObjectState') {
         throw new VaultError(
           `${this.#describe(key)} is archived (Glacier/Deep Archive): request a restore and read it when it finished`,
           { cause: error },
@@ -222,7 +223,7 @@ export class S3Vault implements Vault {
       };
     } catch (error) {
       // HEAD responses have no body: S3 reports a missing key as `NotFound` (a missing bucket too).
-      if (errorName(error) === 'NotFound' || errorName(error) === 'NoSuchKey') return undefined;
+      if (awsErrorName(error) === 'NotFound' || awsErrorName(error) === 'NoSuchKey') return undefined;
       throw toVaultError(error, `head ${this.#describe(key)}`);
     }
   }
@@ -302,7 +303,7 @@ export class S3Vault implements Vault {
       );
       return response.$metadata.httpStatusCode === 200 ? 'restored' : 'started';
     } catch (error) {
-      const name = errorName(error);
+      const name = awsErrorName(error);
       if (name === 'RestoreAlreadyInProgress') return 'ongoing';
       if (name === 'InvalidObjectState') return 'not-archived';
       if (name === 'NoSuchKey' || name === 'NotFound')
@@ -340,7 +341,7 @@ export class S3Vault implements Vault {
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#key(key), UploadId: uploadId }),
       );
     } catch (error) {
-      if (errorName(error) === 'NoSuchUpload') return; // already aborted by Upload
+      if (awsErrorName(error) === 'NoSuchUpload') return; // already aborted by Upload
       throw toVaultError(error, `abort the multipart upload of ${this.#describe(key)} (id ${uploadId})`);
     }
   }
@@ -360,50 +361,19 @@ export function encodeTags(tags: readonly [string, string][]): string {
   return tags.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 }
 
-function errorName(error: unknown): string | undefined {
-  const e = error as { name?: string; Code?: string } | undefined;
-  return e?.Code ?? e?.name;
-}
-
-const RETRYABLE_NAMES = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'InternalError',
-  'ServiceUnavailable',
-  'TimeoutError',
-]);
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-]);
-
 /**
  * An S3 or network error as a VaultError whose `retryable` says whether trying again may help
  * (throttling, 5xx, network); Strongbox errors pass unchanged.
  */
 export function toVaultError(error: unknown, action: string): StrongboxError {
   if (error instanceof StrongboxError) return error;
-  const e = error as {
-    name?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-    $retryable?: unknown;
-  };
-  const status = e?.$metadata?.httpStatusCode;
-  const retryable =
-    (status !== undefined && (status >= 500 || status === 429)) ||
-    RETRYABLE_NAMES.has(e?.name ?? '') ||
-    RETRYABLE_CODES.has(e?.code ?? '') ||
-    Boolean(e?.$retryable);
-  const hint = e?.name === 'AccessDenied' ? ' (check the IAM policy of this host or function)' : '';
-  const detail = `${e?.name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${e?.message ?? String(error)}`;
-  return new VaultError(`${action} failed: ${detail}${hint}`, { cause: error, retryable });
+  const name = awsErrorName(error);
+  const status = awsHttpStatus(error);
+  const hint = name === 'AccessDenied' ? ' (check the IAM policy of this host or function)' : '';
+  const message = error instanceof Error ? error.message : String(error);
+  const detail = `${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`;
+  return new VaultError(`${action} failed: ${detail}${hint}`, {
+    cause: error,
+    retryable: isRetryableAwsError(error),
+  });
 }
