@@ -1,39 +1,43 @@
 /**
- * Taking one backup: source → meter → compress → encrypt → meter → vault, then the manifest, last.
+ * Taking one backup: for each data object the source produces, source → meter → compress → encrypt →
+ * meter → vault; then the manifest, last.
  *
- * Write ordering (docs/format.md): the data object is stored first; the manifest — the commit point — is
- * written only after every stage has finished cleanly, the source's tools exited 0, and the vault reports
- * exactly the bytes that were sent. Any failure aborts every stage, removes the data object if it was
- * stored, and leaves no manifest, so a failed backup never looks complete.
+ * Write ordering (docs/format.md): data objects are stored first; the manifest — the commit point — is
+ * written only after every object's stages finished cleanly, the source's tools exited 0, and the vault
+ * reported exactly the bytes that were sent for every object. Any failure aborts every stage, removes
+ * each data object that was stored, and leaves no manifest, so a failed backup never looks complete.
  *
- * Memory: bounded by the stages (encrypt ~2 chunks, the S3 upload queueSize × partSize), never by the
- * size of the data; nothing is written to a temp file.
+ * Memory: bounded by the stages of the objects being stored at once (encrypt ~2 chunks, the S3 upload
+ * queueSize × partSize each), never by the size of the data; nothing is written to a temp file.
  */
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionLevel, compressor } from '#agent/pipeline/compress';
 import { createEncryptStream } from '#agent/pipeline/encrypt';
-import { settleAll } from '#agent/pipeline/flow';
+import { TaskGroup } from '#agent/pipeline/flow';
 import { Meter } from '#agent/pipeline/meter';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { VaultError } from '#core/errors';
-import { manifestKey, OBJECT_TAGS, objectKey } from '#core/layout';
-import { encryptionContext, type Manifest, serializeManifest } from '#core/manifest';
+import { SourceError, VaultError } from '#core/errors';
+import { manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
+import {
+  encryptionContext,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  type Manifest,
+  type ManifestObject,
+  serializeManifest,
+  storedObjectName,
+} from '#core/manifest';
 import { type Job, retentionOf } from '#core/plan';
-import type { PutOptions } from '#core/ports';
+import type { PutOptions, SourceObject } from '#core/ports';
 import { retainUntil } from '#core/retention';
 import { DEFAULT_CHUNK_LOG2, STREAM_SCHEME } from '#core/stream-format';
 import { type Tier, tierOf } from '#core/tiers';
-
-/** The name of a backup's single data object, by compression. */
-export function dataObjectName(algorithm: Job['compression']['algorithm']): string {
-  return algorithm === 'none' ? 'data.sbx' : `data.${algorithm === 'zstd' ? 'zst' : 'gz'}.sbx`;
-}
 
 export interface BackupOptions {
   /** Backup id chosen by the caller (run-backup decides it from the schedule); a fresh one otherwise. */
@@ -52,6 +56,8 @@ export interface BackupResult {
   kind: Job['source']['kind'];
   sourceBytes: number;
   storedBytes: number;
+  /** Data objects stored (most sources store one). */
+  objects: number;
   durationSeconds: number;
   manifestKey: string;
 }
@@ -71,8 +77,6 @@ export async function runBackup(
   const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
   const context = encryptionContext(job.name, backupId);
   const dataKey = await keys.generateDataKey(context);
-  const name = dataObjectName(job.compression.algorithm);
-  const key = objectKey(job.name, backupId, name);
   const putOptions = objectPutOptions(runtime, job, tier, started);
   runtime.log(`backup ${job.name} ${backupId} (${tier}) → ${vault.url}`);
 
@@ -81,52 +85,92 @@ export async function runBackup(
   const onAbort = () => controller.abort(outer.reason);
   if (outer.aborted) onAbort();
   outer.addEventListener('abort', onAbort, { once: true });
-  let stored = false;
+  /** Keys the vault has stored: removed again unless the manifest is written. */
+  const stored: string[] = [];
   try {
     const driver = sourceDriver(job.source);
-    const source = await driver.backup(job.source, { env: runtime.env, signal: controller.signal });
-    const sourceMeter = new Meter();
-    const storedMeter = new Meter();
-    const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
-    const body = new PassThrough();
-    const [, upload, sourceResult] = await settleAll(
-      [
-        pipeline(
-          source.stream,
-          sourceMeter,
-          compress.stream,
-          createEncryptStream(dataKey.plaintext),
-          storedMeter,
-          body,
-          {
-            signal: controller.signal,
-          },
+    const source = await driver.backup(job.source, {
+      env: runtime.env,
+      signal: controller.signal,
+      secrets: runtime.secrets,
+      log: runtime.log,
+    });
+    const tasks = new TaskGroup(controller);
+    const objects: ManifestObject[] = [];
+    const storeOne = async (object: SourceObject, index: number) => {
+      const name = storedObjectName(object.name, job.compression.algorithm);
+      const key = objectKey(job.name, backupId, name);
+      const sourceMeter = new Meter({ hash: false });
+      const storedMeter = new Meter();
+      const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
+      const body = new PassThrough();
+      // Each part joins the backup's one task group, so the first failure anywhere is the one reported.
+      const [, , { sizeBytes }] = await Promise.all([
+        tasks.add(
+          pipeline(
+            object.stream,
+            sourceMeter,
+            compress.stream,
+            createEncryptStream(dataKey.plaintext),
+            storedMeter,
+            body,
+            {
+              signal: controller.signal,
+            },
+          ),
         ),
-        vault.put(key, body, { ...putOptions, signal: controller.signal }).then((r) => {
-          stored = true;
-          return r;
-        }),
-        source.done,
-        compress.done,
-      ] as const,
-      controller,
+        tasks.add(compress.done),
+        tasks.add(
+          vault.put(key, body, { ...putOptions, signal: controller.signal }).then((result) => {
+            stored.push(key);
+            return result;
+          }),
+        ),
+      ]);
+      if (sizeBytes !== storedMeter.bytes) {
+        throw new VaultError(
+          `${key}: the vault stored ${sizeBytes} bytes but ${storedMeter.bytes} were sent`,
+        );
+      }
+      objects[index] = {
+        name,
+        storedBytes: storedMeter.bytes,
+        sha256: storedMeter.sha256(),
+        sourceBytes: sourceMeter.bytes,
+        storageClass: putOptions.storageClass,
+      };
+    };
+    tasks.add(
+      (async () => {
+        const names = new Set<string>();
+        let index = 0;
+        for await (const object of source.objects) {
+          controller.signal.throwIfAborted();
+          if (!OBJECT_NAME.test(object.name) || names.has(object.name)) {
+            throw new SourceError(
+              `the ${job.source.kind} source produced a bad or repeated object name '${object.name}'`,
+            );
+          }
+          names.add(object.name);
+          tasks.add(storeOne(object, index++));
+        }
+        if (index === 0) throw new SourceError(`the ${job.source.kind} source produced no data`);
+      })(),
     );
-    if (upload.sizeBytes !== storedMeter.bytes) {
-      throw new VaultError(
-        `${key}: the vault stored ${upload.sizeBytes} bytes but ${storedMeter.bytes} were sent`,
-      );
-    }
-    const finished = clock.now();
+    const sourceResult = tasks.add(source.done);
+    await tasks.wait();
+    const { details, tools } = await sourceResult;
+
     const manifest: Manifest = {
-      format: 'strongbox.manifest',
-      version: 1,
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
       job: job.name,
       backupId,
       host: runtime.host,
       kind: job.source.kind,
       tier,
       startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
+      finishedAt: clock.now().toISOString(),
       compression: {
         algorithm: job.compression.algorithm,
         level: compressionLevel(job.compression.algorithm, job.compression.level),
@@ -138,17 +182,9 @@ export async function runBackup(
         wrappedKey: dataKey.wrapped,
         context,
       },
-      objects: [
-        {
-          name,
-          storedBytes: storedMeter.bytes,
-          sha256: storedMeter.sha256(),
-          sourceBytes: sourceMeter.bytes,
-          storageClass: putOptions.storageClass,
-        },
-      ],
-      tools: { strongbox: VERSION, ...sourceResult.tools },
-      source: sourceResult.details,
+      objects,
+      tools: { strongbox: VERSION, ...tools },
+      source: details,
     };
     const { tags: _dataTags, ...manifestOptions } = putOptions;
     await vault.put(manifestKey(job.name, backupId), Readable.from([serializeManifest(manifest)]), {
@@ -157,23 +193,22 @@ export async function runBackup(
       tags: { [OBJECT_TAGS.job]: job.name },
       contentType: 'application/json',
     });
-    const durationSeconds = (clock.now().getTime() - started.getTime()) / 1000;
+    stored.length = 0; // committed: nothing to clean up
     return {
       job: job.name,
       backupId,
       tier,
       kind: job.source.kind,
-      sourceBytes: sourceMeter.bytes,
-      storedBytes: storedMeter.bytes,
-      durationSeconds,
+      sourceBytes: objects.reduce((sum, o) => sum + o.sourceBytes, 0),
+      storedBytes: objects.reduce((sum, o) => sum + o.storedBytes, 0),
+      objects: objects.length,
+      durationSeconds: (clock.now().getTime() - started.getTime()) / 1000,
       manifestKey: manifestKey(job.name, backupId),
     };
   } catch (error) {
-    if (stored) {
-      // The data object is useless without its manifest; remove it (Object Lock may refuse: then it
-      // stays as an incomplete backup that `prune` reports).
-      await vault.delete([key]).catch(() => {});
-    }
+    // Data objects are useless without their manifest; remove them (Object Lock may refuse: then they
+    // stay as an incomplete backup that `verify` reports and `prune` removes once it may).
+    if (stored.length > 0) await vault.delete(stored).catch(() => {});
     throw error;
   } finally {
     dataKey.plaintext.fill(0);
@@ -181,7 +216,7 @@ export async function runBackup(
   }
 }
 
-/** Tags, storage class and Object Lock retention of a backup's data object. */
+/** Tags, storage class and Object Lock retention of a backup's data objects. */
 function objectPutOptions(
   runtime: Runtime,
   job: Job,

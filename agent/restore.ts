@@ -3,33 +3,32 @@
  *
  * Nothing that was there before is ever damaged: a restore writes into a target it creates (a scratch
  * database or an empty directory) and removes that target again if anything fails — a wrong key, a
- * flipped byte, a truncated object, a tool exiting non-zero. `replace` takes a safety backup of the live
- * database first, restores beside it, checks the copy against the manifest, then swaps names and keeps
- * the old database under a new name: the live database is never dropped.
+ * flipped byte, a truncated object, a tool exiting non-zero. `replace` (sources with the `replace`
+ * capability) takes a safety backup of the live data first, restores beside it, checks the copy against
+ * the manifest, then swaps names and keeps the old data under a new name: the live data is never dropped.
+ * What a restore may do is decided by the source's declared capabilities, never by its kind's name.
  */
 import { tmpdir } from 'node:os';
 import { runBackup } from '#agent/backup';
-import { settleAll } from '#agent/pipeline/flow';
-import { openBackupData } from '#agent/read-backup';
+import { openBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
-import type { SourceContext } from '#agent/sources/context';
-import { sourceDriver } from '#agent/sources/index';
-import { swapDatabases } from '#agent/sources/postgres';
+import { detailsOf, sourceDriver } from '#agent/sources/index';
 import { findBackup } from '#core/catalog';
 import type { Finding } from '#core/checks';
 import { PlanError, RestoreError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import type { Job } from '#core/plan';
+import type { SourceContext, TargetCheck } from '#core/ports';
 
 /** What to restore and where. */
 export interface RestoreRequest {
   /** Backup to restore; the newest complete one when absent. */
   backupId?: string;
-  /** Database (postgres) or directory (files) to restore into; a new scratch target when absent. */
+  /** Where to restore (a database, a directory); a new scratch target when absent. */
   target?: string;
-  /** Tables to restore (postgres only). */
+  /** Tables to restore (sources with the `tables` capability). */
   tables?: string[];
-  /** Replace the live database (postgres only); needs `confirm` equal to the job name. */
+  /** Replace the live data (sources with the `replace` capability); needs `confirm` equal to the job name. */
   replace?: boolean;
   confirm?: string;
 }
@@ -40,41 +39,42 @@ export interface RestoreResult {
   backupId: string;
   kind: Manifest['kind'];
   mode: 'scratch' | 'replace';
-  /** Where the data now is: the scratch target, or the live database name after a replace. */
+  /** Where the data now is: the scratch target, or the live target's name after a replace. */
   target: string;
-  /** After a replace: the name the previous live database was kept under. */
+  /** After a replace: the name the previous live data was kept under. */
   keptAs?: string;
   /** After a replace: the safety backup taken before anything changed. */
   safetyBackupId?: string;
   sourceBytes: number;
   durationSeconds: number;
-  /** Checks of the restored data against the manifest; empty when everything matched. */
+  /** Every check the restored data went through, passed or not. */
+  checks: TargetCheck[];
+  /** What the checks found wrong; empty when everything matched. */
   findings: Finding[];
 }
 
 /**
- * Validates a restore request against the job before anything starts.
+ * Validates a restore request against what the job's source can do, before anything starts.
  * @throws PlanError naming the bad option.
  */
 export function validateRestoreRequest(job: Job, request: RestoreRequest): void {
+  const { capabilities, kind, targetNoun } = sourceDriver(job.source).spec;
   const problems: string[] = [];
   if (request.replace) {
-    if (job.source.kind !== 'postgres') {
+    if (!capabilities.replace) {
       problems.push(
-        `replace: only postgres jobs can be replaced in place; restore '${job.name}' into a --target directory`,
+        `replace: ${kind} jobs cannot be replaced in place; restore '${job.name}' into a --target ${targetNoun}`,
       );
     }
     if (request.confirm !== job.name)
-      problems.push(`confirm: replacing the live database needs --confirm ${job.name}`);
+      problems.push(`confirm: replacing the live data needs --confirm ${job.name}`);
     if (request.target)
-      problems.push('target: --replace restores beside the live database; it takes no --target');
+      problems.push('target: --replace restores beside the live data; it takes no --target');
     if (request.tables?.length)
-      problems.push('tables: --replace restores the whole database; restore tables into a --target');
+      problems.push('tables: --replace restores the whole backup; restore tables into a --target');
   }
-  if (request.tables?.length && job.source.kind !== 'postgres') {
-    problems.push(
-      `tables: only postgres backups can be restored table by table ('${job.name}' is ${job.source.kind})`,
-    );
+  if (request.tables && !capabilities.tables) {
+    problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }
   if (problems.length) throw new PlanError(problems);
 }
@@ -94,6 +94,7 @@ export async function runRestore(
   request: RestoreRequest,
 ): Promise<RestoreResult> {
   validateRestoreRequest(job, request);
+  const driver = sourceDriver(job.source);
   const started = Date.now();
   const manifest = await findBackup(runtime.vault, job.name, request.backupId);
   if (manifest.kind !== job.source.kind) {
@@ -101,58 +102,63 @@ export async function runRestore(
       `backup ${manifest.backupId} is a ${manifest.kind} backup but job '${job.name}' is ${job.source.kind}`,
     );
   }
-  const ctx: SourceContext = { env: runtime.env };
+  const ctx = sourceContext(runtime);
   const base = { job: job.name, backupId: manifest.backupId, kind: manifest.kind };
 
-  if (!request.replace || job.source.kind !== 'postgres') {
+  if (!request.replace) {
     const target = request.target ?? scratchTargetOf(runtime, job, 'restore');
     runtime.log(`restore ${job.name} ${manifest.backupId} into ${target}`);
     const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx);
-    const findings = await checkRestored(job, manifest, target, request.tables, ctx);
+    const checks = await checkRestored(job, manifest, target, request.tables, ctx);
     return {
       ...base,
       mode: 'scratch',
       target,
       sourceBytes,
       durationSeconds: secondsSince(started),
-      findings,
+      ...checks,
     };
   }
 
   // Replace: safety backup, restore beside, check, swap, keep the old one.
-  const config = job.source;
+  const replace = driver.replace;
+  if (!replace) throw new PlanError([`replace: ${job.source.kind} jobs cannot be replaced in place`]);
+  const live = replace.liveTarget(job.source);
   const safety = await runBackup(runtime, job);
-  runtime.log(`safety backup ${safety.backupId} of '${config.database}' taken`);
+  runtime.log(`safety backup ${safety.backupId} of '${live}' taken`);
   const beside = scratchTargetOf(runtime, job, 'restore');
   const { sourceBytes } = await restoreInto(runtime, job, manifest, beside, undefined, ctx);
-  const findings = await checkRestored(job, manifest, beside, undefined, ctx);
-  if (findings.some((f) => f.severity === 'critical')) {
-    await sourceDriver(config).discard(config, beside, ctx);
+  const checks = await checkRestored(job, manifest, beside, undefined, ctx);
+  if (checks.findings.some((f) => f.severity === 'critical')) {
+    await driver.discard(job.source, beside, ctx);
     throw new RestoreError(
-      `the restored copy of ${manifest.backupId} failed its checks; '${config.database}' was left as it was: ${findings
+      `the restored copy of ${manifest.backupId} failed its checks; '${live}' was left as it was: ${checks.findings
         .map((f) => f.message)
         .join('; ')}`,
     );
   }
-  const { keptAs } = await swapDatabases(config, { live: config.database, beside, ctx });
-  runtime.log(
-    `swapped: '${config.database}' is now the restored copy; the previous one is kept as '${keptAs}'`,
-  );
+  const { keptAs } = await replace.swap(job.source, { live, beside, ctx });
+  runtime.log(`swapped: '${live}' is now the restored copy; the previous one is kept as '${keptAs}'`);
   return {
     ...base,
     mode: 'replace',
-    target: config.database,
+    target: live,
     keptAs,
     safetyBackupId: safety.backupId,
     sourceBytes,
     durationSeconds: secondsSince(started),
-    findings,
+    ...checks,
   };
+}
+
+/** The context a source driver runs in for this runtime. */
+export function sourceContext(runtime: Runtime, signal?: AbortSignal): SourceContext {
+  return { env: runtime.env, secrets: runtime.secrets, log: runtime.log, ...(signal ? { signal } : {}) };
 }
 
 /**
  * Streams a backup into a new target. The driver refuses a target that exists and removes the target it
- * created when restoring fails; if the data then fails its final checksum, the copy is removed here.
+ * created when restoring fails; if the data then fails its final checks, the copy is removed here.
  */
 async function restoreInto(
   runtime: Runtime,
@@ -167,21 +173,24 @@ async function restoreInto(
   const onAbort = () => controller.abort(runtime.signal.reason);
   if (runtime.signal.aborted) onAbort();
   runtime.signal.addEventListener('abort', onAbort, { once: true });
-  const reader = await openBackupData(runtime, manifest, controller.signal);
   let restored = false;
   try {
-    const [, counts] = await settleAll(
-      [
-        driver
-          .restore(job.source, reader.stream, { target, tables, ctx: { ...ctx, signal: controller.signal } })
-          .then(() => {
-            restored = true;
-          }),
-        reader.done,
-      ] as const,
-      controller,
-    );
-    return { sourceBytes: counts.sourceBytes };
+    const reader = await openBackup(runtime, manifest, controller.signal);
+    try {
+      await driver.restore(job.source, reader, {
+        target,
+        tables,
+        ctx: { ...ctx, signal: controller.signal },
+      });
+      restored = true;
+      const { sourceBytes } = await reader.finish();
+      return { sourceBytes };
+    } catch (error) {
+      // Stop every object still being read, with the cause.
+      controller.abort(error);
+      await reader.finish().catch(() => {});
+      throw error;
+    }
   } catch (error) {
     if (restored) await driver.discard(job.source, target, ctx);
     throw error;
@@ -190,15 +199,29 @@ async function restoreInto(
   }
 }
 
-async function checkRestored(
+/** The driver's checks of a restored target, with the job and backup filled in. */
+export async function checkRestored(
   job: Job,
   manifest: Manifest,
   target: string,
   tables: string[] | undefined,
   ctx: SourceContext,
-): Promise<Finding[]> {
-  const findings = await sourceDriver(job.source).check(job.source, manifest.source, { target, tables, ctx });
-  return findings.map((f) => ({ ...f, job: manifest.job, backupId: manifest.backupId }));
+): Promise<{ checks: TargetCheck[]; findings: Finding[] }> {
+  const driver = sourceDriver(job.source);
+  const details = detailsOf(manifest.source, job.source.kind);
+  const checks = attribute(await driver.check(job.source, details, { target, tables, ctx }), manifest);
+  return { checks, findings: checks.flatMap((c) => c.findings) };
+}
+
+/** Fills in the job and backup of the findings a driver returned. */
+export function attribute(
+  checks: readonly TargetCheck[],
+  manifest: Pick<Manifest, 'job' | 'backupId'>,
+): TargetCheck[] {
+  return checks.map((c) => ({
+    ...c,
+    findings: c.findings.map((f) => ({ ...f, job: manifest.job, backupId: manifest.backupId })),
+  }));
 }
 
 function secondsSince(startedMs: number): number {

@@ -5,12 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { SsmSecretStore } from '#adapters/aws/secrets';
 import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
 import { AGENT_ENV } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
-import { type Clock, type KeyProvider, systemClock, type Vault } from '#core/ports';
+import { type Clock, type KeyProvider, type SecretStore, systemClock, type Vault } from '#core/ports';
 
 /** Environment variables, read once at the entry point and passed down. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -22,6 +23,8 @@ export interface Runtime {
   planPath: string;
   vault: Vault;
   keys: KeyProvider;
+  /** Where secrets the plan names by reference are read (SSM SecureString parameters). */
+  secrets: SecretStore;
   env: Env;
   clock: Clock;
   /** Name of this host as recorded in manifests. */
@@ -73,6 +76,7 @@ export async function openRuntime(
     planPath: absolute,
     vault: await openVault(plan.vault, { env }),
     keys: await openKeyProvider(plan.key, { baseDir: dirname(absolute) }),
+    secrets: new SsmSecretStore({ env }),
     env,
     clock: options.clock ?? systemClock,
     host: hostname(),

@@ -7,6 +7,13 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { parseDurationSeconds, secondsToDays } from './duration';
 import { PlanError } from './errors';
+import {
+  capabilitiesOf,
+  SOURCE_KINDS,
+  type SourceConfig,
+  sourcePlanSchema,
+  sourceSpec,
+} from './sources/index';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
@@ -128,42 +135,6 @@ const hostSchema = z
     },
   );
 
-const passwordFields = {
-  /** Name of an environment variable that holds the password. */
-  passwordEnv: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-    .optional(),
-  /** Name of an SSM SecureString parameter that holds the password. */
-  passwordParameter: z
-    .string()
-    .regex(/^\/?[A-Za-z0-9_.\-/]+$/)
-    .optional(),
-};
-
-const postgresSource = z.strictObject({
-  kind: z.literal('postgres'),
-  database: z.string().min(1),
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(1).max(65_535).default(5432),
-  user: z.string().default('postgres'),
-  ...passwordFields,
-  /** Directory of pg_dump/pg_restore/psql; found on PATH or in /usr/lib/postgresql/<n>/bin otherwise. */
-  binDir: z.string().optional(),
-  /** Tables left out of the dump (pg_dump --exclude-table patterns). */
-  excludeTables: z.array(z.string()).default([]),
-  /** Exact row counts per table, taken in the dump's own snapshot, for restore checks. */
-  rowCounts: z.boolean().default(true),
-});
-
-const filesSource = z.strictObject({
-  kind: z.literal('files'),
-  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1),
-  exclude: z.array(z.string()).default([]),
-});
-
-const sourceSchema = z.discriminatedUnion('kind', [postgresSource, filesSource]);
-
 const sqlCheck = z.strictObject({
   name: z.string().min(1),
   query: z.string().min(1),
@@ -185,7 +156,7 @@ const jobSchema = z.strictObject({
   schedule: scheduleExpression.optional(),
   /** Flexible window of the schedule in minutes; 0 runs exactly on time. */
   scheduleWindowMinutes: z.number().int().min(0).max(1440).default(0),
-  source: sourceSchema,
+  source: sourcePlanSchema,
   compression: z
     .strictObject({
       algorithm: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
@@ -266,6 +237,13 @@ const planSchema = z
           });
         }
       }
+      if (job.drill?.checks.length && !capabilitiesOf(job.source.kind).sqlChecks) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jobs', index, 'drill', 'checks'],
+          message: `SQL checks need a source that runs SQL; a ${sourceSpec(job.source.kind).title} source does not`,
+        });
+      }
       if (job.limits.criticalAge < job.limits.warnAge) {
         ctx.addIssue({
           code: 'custom',
@@ -280,10 +258,9 @@ const planSchema = z
 export type Plan = z.output<typeof planSchema>;
 /** One job of a plan. */
 export type Job = Plan['jobs'][number];
-/** The source of a job, by kind. */
-export type SourceConfig = Job['source'];
-export type PostgresSourceConfig = Extract<SourceConfig, { kind: 'postgres' }>;
-export type FilesSourceConfig = Extract<SourceConfig, { kind: 'files' }>;
+export type { SourceConfig };
+/** One of a drill's SQL checks (`jobs[].drill.checks`). */
+export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
 /** Retention in days per GFS tier, plus the point-in-time window. */
 export type Retention = Plan['retention'];
 export type VaultConfig = Plan['vault'];
@@ -345,7 +322,7 @@ export function validatePlan(data: unknown): Plan {
 }
 
 function discriminatorHint(path: readonly PropertyKey[]): string {
-  return path.at(-2) === 'key' ? 'local, kms' : 'postgres, files';
+  return path.at(-2) === 'key' ? 'local, kms' : SOURCE_KINDS.join(', ');
 }
 
 /**

@@ -3,7 +3,10 @@
  * each verb states what callers may rely on.
  */
 import type { Readable } from 'node:stream';
-import type { KeyRef, SourceDetails } from './manifest';
+import type { Finding } from './checks';
+import type { KeyRef } from './manifest';
+import type { SqlCheck } from './plan';
+import type { SourceConfigOf, SourceDetailsOf, SourceKind, SourceSpec } from './sources/index';
 
 /** One stored object as a listing or a head request reports it. */
 export interface StoredObject {
@@ -71,15 +74,188 @@ export interface KeyProvider {
   decryptDataKey(wrapped: string, key: KeyRef, context: Record<string, string>): Promise<Buffer>;
 }
 
-/** A running backup of a source: the data stream and what the source learned while producing it. */
-export interface SourceBackup {
-  /** The raw data (a pg_dump archive, a tar stream). */
-  stream: Readable;
+/**
+ * Reads secrets a plan names by reference (SSM SecureString parameters). Values are never logged, put in
+ * argv, errors or manifests.
+ */
+export interface SecretStore {
   /**
-   * Resolves when the source's tools exited cleanly, with the details the manifest records;
-   * rejects with a SourceError when any tool exited non-zero or produced nothing.
+   * The value of the named secret.
+   * @throws PlanError when it does not exist; SourceError when it cannot be read (access, network).
    */
-  done: Promise<{ details: SourceDetails; tools: Record<string, string> }>;
+  read(name: string, options?: { signal?: AbortSignal }): Promise<string>;
+}
+
+/** What a source driver is handed by its caller for one operation. */
+export interface SourceContext {
+  /** Environment variables, read once at the entry point (never from `process.env` below it). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Aborts the operation: tools are killed and partial targets removed. */
+  signal?: AbortSignal;
+  /** Where `passwordParameter`-style references are read. @default SSM Parameter Store of the region */
+  secrets?: SecretStore;
+  /** Writes one progress line; never data, never secrets. */
+  log?: (line: string) => void;
+}
+
+/** One data object a source produces: a name of its own (`data`, `base.tar`) and the raw bytes. */
+export interface SourceObject {
+  /** Letters, digits, `.`, `_`, `-`; unique within the backup. The vault adds compression suffixes. */
+  name: string;
+  stream: Readable;
+}
+
+/** What a source learned while producing a backup, for the manifest. */
+export interface SourceResult<D> {
+  details: D;
+  /** Versions of the tools that produced the data: `{ pg_dump: '15.18' }`. */
+  tools: Record<string, string>;
+}
+
+/** A running backup of a source: its data objects and what the source learned while producing them. */
+export interface SourceBackup<D = SourceDetailsOf<SourceKind>> {
+  /**
+   * The data objects, in the order the source produces them. The consumer stores each object's stream
+   * while it asks for the next, so a source may produce objects one after another (the next is yielded
+   * once the previous ended) or several at once. Most sources yield one object, `data`.
+   */
+  objects: AsyncIterable<SourceObject>;
+  /**
+   * Resolves when the source's tools exited cleanly, with the details the manifest records; rejects with
+   * a SourceError when any tool exited non-zero or produced nothing. The object streams then error too.
+   */
+  done: Promise<SourceResult<D>>;
+}
+
+/**
+ * The data of a backup as a restore reads it: each object's original bytes, every chunk authenticated
+ * before it is passed on. A stream ends only when the object was read whole and its stored bytes match
+ * the manifest (SHA-256 and size); otherwise it errors with an IntegrityError.
+ */
+export interface RestoreInput {
+  /** The backup's objects by source name, in manifest order, with the bytes each holds. */
+  readonly objects: readonly { name: string; sourceBytes: number }[];
+  /** Opens one object by its source name. @throws NotFoundError when the backup has no such object. */
+  open(name: string): Promise<Readable>;
+  /** Opens the backup's only object (single-stream sources; version 1 backups). @throws IntegrityError when there are several. */
+  only(): Promise<Readable>;
+}
+
+/** Where and what a driver restores, and the context it runs in. */
+export interface RestoreTarget {
+  /** A database name, a directory: created by the restore (or an empty directory), never overwritten. */
+  target: string;
+  /** Tables to restore (drivers with the `tables` capability), `schema.table` or `table`. */
+  tables?: readonly string[];
+  ctx: SourceContext;
+}
+
+/** One check a restore or a drill ran on a restored target, passed or not. */
+export interface TargetCheck {
+  /** Short machine-readable name: `row-counts`, `file-count`, `sql:<name>`. */
+  check: string;
+  passed: boolean;
+  /** What was compared and what was found, in words: `42 tables match the recorded row counts`. */
+  detail: string;
+  /** What failed (empty when passed); `job` is filled in by the caller. */
+  findings: Finding[];
+}
+
+/** One line of `strongbox doctor`. */
+export interface DoctorCheck {
+  ok: boolean;
+  /** A failed check that does not fail the run (exit 1). */
+  warning?: boolean;
+  subject: string;
+  detail: string;
+}
+
+/** Replacing the live data in place (drivers with the `replace` capability). */
+export interface ReplaceSupport<C> {
+  /** The live target a replace restores over: the database a job backs up. */
+  liveTarget(config: C): string;
+  /**
+   * Swaps a restored copy in: `live` is kept under a new name, `beside` takes its name, in one step so
+   * either both happen or neither. Nothing is dropped.
+   * @throws RestoreError when either is missing or the swap fails; both then keep their names.
+   */
+  swap(
+    config: C,
+    options: { live: string; beside: string; ctx: SourceContext; now?: Date },
+  ): Promise<{ keptAs: string }>;
+}
+
+/**
+ * How one kind of source is backed up, restored, checked and diagnosed (agent/sources/<kind>/). What it
+ * can do beyond that is declared in `spec.capabilities`; the optional members exist exactly when their
+ * capability is declared. Every driver passes test/integration/source-contract.test.ts. Every method
+ * rejects with the typed errors of core/errors.
+ */
+export interface SourceDriver<K extends SourceKind = SourceKind> {
+  readonly spec: SourceSpec & { readonly kind: K };
+  /** Starts a backup: the data objects and a promise of the manifest's details (see SourceBackup). */
+  backup(config: SourceConfigOf<K>, ctx: SourceContext): Promise<SourceBackup<SourceDetailsOf<K>>>;
+  /**
+   * Restores a backup into a new target. On any failure the target it created is removed again (a target
+   * that existed before is never touched) and the original error — the input's own, e.g. an
+   * IntegrityError — is rethrown. Resolves once all is written.
+   */
+  restore(config: SourceConfigOf<K>, input: RestoreInput, options: RestoreTarget): Promise<void>;
+  /** The checks of a restored target against the manifest's details (drills run them too). */
+  check(
+    config: SourceConfigOf<K>,
+    details: SourceDetailsOf<K>,
+    options: RestoreTarget,
+  ): Promise<TargetCheck[]>;
+  /** What a backup, restore and drill of this source need on this host, checked one line at a time. */
+  doctor(config: SourceConfigOf<K>, ctx: SourceContext): Promise<DoctorCheck[]>;
+  /** Whether a target exists (a directory that exists counts, even when empty). */
+  targetExists(config: SourceConfigOf<K>, target: string, ctx: SourceContext): Promise<boolean>;
+  /** Removes a scratch target the caller created (drop the database, delete the directory). */
+  discard(config: SourceConfigOf<K>, target: string, ctx: SourceContext): Promise<void>;
+  /** A fresh target name: `<database>_<label>_<stamp>`, or a directory below `tempDir`. */
+  scratchTarget(config: SourceConfigOf<K>, label: string, now: Date, tempDir: string): string;
+  /** Present when `spec.capabilities.replace`. */
+  readonly replace?: ReplaceSupport<SourceConfigOf<K>>;
+  /** Runs the plan's `drill.checks`; present when `spec.capabilities.sqlChecks`. */
+  sqlChecks?(
+    config: SourceConfigOf<K>,
+    target: string,
+    checks: readonly SqlCheck[],
+    ctx: SourceContext,
+  ): Promise<TargetCheck[]>;
+}
+
+/** One file of a WAL archive, as listed. */
+export interface WalEntry {
+  /** The file name PostgreSQL gave it: a segment (`000000010000000000000003`), `00000002.history`, … */
+  name: string;
+  /** Timeline, from the name. */
+  timeline: number;
+  /** Bytes as stored. */
+  storedBytes: number;
+  archivedAt: Date;
+}
+
+/**
+ * A job's continuous archive of PostgreSQL WAL (`wal/<job>/<timeline>/…`), beside its backups, fed by
+ * `archive_command` and read by `restore_command`. Implementations encrypt and checksum each file.
+ */
+export interface WalArchive {
+  /**
+   * Archives one file (`body` opens its content; it may be called more than once). Resolves only when
+   * the file is durably stored: the caller may then tell PostgreSQL it is archived. Idempotent by
+   * content: the same name with the same content already archived resolves `exists`; the same name with
+   * different content rejects with an IntegrityError and changes nothing — never an overwrite.
+   */
+  push(name: string, body: () => Readable, options?: { signal?: AbortSignal }): Promise<'stored' | 'exists'>;
+  /**
+   * The content of an archived file, authenticated; the stream errors rather than end on a mismatch.
+   * @throws NotFoundError when the file is not archived (recovery then ends where it should).
+   */
+  fetch(name: string, options?: { signal?: AbortSignal }): Promise<Readable>;
+  /** Archived files in WAL order (timeline, then segment), each once; from `from` (a file name) on. */
+  list(options?: { from?: string }): AsyncIterable<WalEntry>;
 }
 
 /** The clock, so time-dependent code can be tested. */

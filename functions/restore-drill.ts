@@ -13,6 +13,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { listBackups } from '#core/catalog';
 import type { Finding } from '#core/checks';
 import { FUNCTIONS, METRICS } from '#core/deployment';
@@ -21,7 +22,6 @@ import { PlanError } from '#core/errors';
 import { drillClaimKey } from '#core/layout';
 import { findJob, type Job } from '#core/plan';
 import { countFindings, makeAlert, publishAlert, worstSeverity } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import {
   agentJson,
   type CommandTarget,

@@ -18,6 +18,7 @@ import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { isBackupId } from '#core/backup-id';
 import { listBackups, readManifest, selectBackup } from '#core/catalog';
 import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
@@ -33,7 +34,6 @@ import {
 import { findJob, type Job, type Plan } from '#core/plan';
 import type { StoredObject } from '#core/ports';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import {
   agentJson,
   type CommandTarget,

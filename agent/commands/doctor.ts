@@ -1,44 +1,25 @@
 /**
  * `strongbox doctor`: everything a backup needs, checked one line at a time before a backup needs it —
- * tools present and new enough for the server, the database reachable with the configured credentials,
- * paths readable, the vault writable and readable, the key usable, and space left in a file vault.
+ * what each job's source needs (its driver's own checks: for postgres the database reachable with the
+ * configured credentials and tools new enough for the server, for files the paths readable), the
+ * compressor, the vault writable and readable, the key usable, and space left in a file vault.
  */
 import { randomBytes } from 'node:crypto';
-import { access, constants, statfs } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { formatBytes } from '#agent/format';
 import { toolVersion } from '#agent/pipeline/child';
+import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
-import { resolvePassword } from '#agent/sources/context';
-import { connectPostgres, locatePostgresTools, serverMajorOf } from '#agent/sources/postgres-connect';
+import { sourceDriver } from '#agent/sources/index';
+import { probe } from '#agent/sources/kit';
 import { listBackups } from '#core/catalog';
-import { describeError } from '#core/errors';
-import type { FilesSourceConfig, Job, PostgresSourceConfig } from '#core/plan';
+import type { Job } from '#core/plan';
+import type { DoctorCheck } from '#core/ports';
 import type { Outcome } from './outcome';
 
-/** One line of the report. */
-export interface DoctorCheck {
-  ok: boolean;
-  /** A warning does not fail the run (exit 1). */
-  warning?: boolean;
-  subject: string;
-  detail: string;
-}
-
-type Probe = () => Promise<string>;
-
-async function probe(
-  subject: string,
-  run: Probe,
-  options: { warnOnly?: boolean } = {},
-): Promise<DoctorCheck> {
-  try {
-    return { ok: true, subject, detail: await run() };
-  } catch (error) {
-    return { ok: false, warning: options.warnOnly, subject, detail: describeError(error) };
-  }
-}
+export type { DoctorCheck };
 
 /** Runs every check; exit 2 if any failed, 1 if only warnings. */
 export async function doctorCommand(runtime: Runtime, options: { job?: string }): Promise<Outcome> {
@@ -48,8 +29,8 @@ export async function doctorCommand(runtime: Runtime, options: { job?: string })
     checks.push(await probe('zstd', () => toolVersion('zstd', ['-V'])));
   }
   for (const job of jobs) {
-    if (job.source.kind === 'postgres') checks.push(...(await postgresChecks(runtime, job, job.source)));
-    else checks.push(...(await filesChecks(job, job.source)));
+    const found = await sourceDriver(job.source).doctor(job.source, sourceContext(runtime, runtime.signal));
+    checks.push(...found.map((check) => ({ ...check, subject: `${job.name}: ${check.subject}` })));
   }
   checks.push(await probe(`key (${runtime.plan.key.type})`, () => keyRoundTrip(runtime)));
   checks.push(await probe(`vault ${runtime.vault.url}`, () => vaultRoundTrip(runtime)));
@@ -63,61 +44,6 @@ export async function doctorCommand(runtime: Runtime, options: { job?: string })
     failed ? `${failed} problem${failed === 1 ? '' : 's'} found` : 'everything a backup needs is in place',
   ].join('\n');
   return { exitCode: failed ? 2 : warned ? 1 : 0, json: { checks }, text };
-}
-
-async function postgresChecks(
-  runtime: Runtime,
-  job: Job,
-  config: PostgresSourceConfig,
-): Promise<DoctorCheck[]> {
-  const ctx = { env: runtime.env };
-  const checks: DoctorCheck[] = [];
-  let serverMajor: number | undefined;
-  checks.push(
-    await probe(`${job.name}: database ${config.database} on ${config.host}:${config.port}`, async () => {
-      const password = await resolvePassword(config, ctx);
-      const client = await connectPostgres(config, config.database, password, ctx);
-      try {
-        serverMajor = await serverMajorOf(client);
-        const { rows } = await client.query<{ v: string; size: string }>(
-          'SELECT version() AS v, pg_size_pretty(pg_database_size(current_database())) AS size',
-        );
-        return `reachable as ${config.user}, ${rows[0]?.v.split(',')[0]}, ${rows[0]?.size}`;
-      } finally {
-        await client.end().catch(() => {});
-      }
-    }),
-  );
-  const tools = locatePostgresTools(config.binDir, serverMajor ?? 0);
-  for (const [name, path] of [
-    ['pg_dump', tools.pgDump],
-    ['pg_restore', tools.pgRestore],
-  ] as const) {
-    checks.push(
-      await probe(`${job.name}: ${name}`, async () => {
-        const version = await toolVersion(path);
-        const major = Number(/(\d+)(\.\d+)?/.exec(version)?.[1]);
-        if (serverMajor !== undefined && major < serverMajor) {
-          throw new Error(
-            `${path} is ${version}, older than the server (${serverMajor}): install postgresql-client-${serverMajor}`,
-          );
-        }
-        return `${path} (${version})`;
-      }),
-    );
-  }
-  return checks;
-}
-
-async function filesChecks(job: Job, config: FilesSourceConfig): Promise<DoctorCheck[]> {
-  return Promise.all(
-    config.paths.map((path) =>
-      probe(`${job.name}: ${path}`, async () => {
-        await access(path, constants.R_OK);
-        return 'readable';
-      }),
-    ),
-  );
 }
 
 async function keyRoundTrip(runtime: Runtime): Promise<string> {

@@ -1,18 +1,19 @@
 /**
  * `strongbox drill`: the proof that a backup restores. Restores the newest backup into a scratch target,
- * runs the checks (row counts against the manifest, the plan's drill SQL), measures the time the restore
- * took — the real recovery time — against the job's RTO, and drops the scratch target whatever happened.
+ * runs the checks (the source's own — row counts, file counts — against the manifest, and the plan's
+ * drill SQL where the source runs SQL), measures the time the restore took — the real recovery time —
+ * against the job's RTO, and removes the scratch target whatever happened.
  */
 
-import { runRestore, scratchTargetOf } from '#agent/restore';
+import { attribute, runRestore, scratchTargetOf, sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
-import { runSqlChecks } from '#agent/sources/postgres';
 import type { Finding } from '#core/checks';
 import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
 import { describeError } from '#core/errors';
 import { findJob } from '#core/plan';
+import type { TargetCheck } from '#core/ports';
 import type { Outcome } from './outcome';
 import type { ParsedRestoreOptions } from './restore';
 
@@ -24,56 +25,76 @@ export interface DrillResult {
   /** Seconds the restore took: the measured recovery time. */
   durationSeconds?: number;
   rtoSeconds?: number;
+  /** Every check that ran on the restored target, passed or not. */
+  checks: TargetCheck[];
   findings: Finding[];
 }
 
 export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
   const job = findJob(runtime.plan, options.job);
+  const driver = sourceDriver(job.source);
   const target = options.target ?? scratchTargetOf(runtime, job, 'drill');
-  const result: DrillResult = { job: job.name, target, rtoSeconds: job.drill?.rto, findings: [] };
-  const ctx = { env: runtime.env };
+  const result: DrillResult = { job: job.name, target, rtoSeconds: job.drill?.rto, checks: [], findings: [] };
+  const ctx = sourceContext(runtime);
   let restored = false;
   try {
     const restore = await runRestore(runtime, job, { target, backupId: options.backupId });
     restored = true;
     result.backupId = restore.backupId;
     result.durationSeconds = restore.durationSeconds;
-    result.findings.push(...restore.findings);
-    if (job.source.kind === 'postgres' && job.drill?.checks.length) {
-      result.findings.push(
-        ...(await runSqlChecks(job.source, target, job.drill.checks, ctx)).map((f) => ({
-          ...f,
-          job: job.name,
-        })),
-      );
+    result.checks.push(...restore.checks);
+    const sqlChecks = job.drill?.checks ?? [];
+    if (sqlChecks.length > 0 && driver.sqlChecks) {
+      result.checks.push(...attribute(await driver.sqlChecks(job.source, target, sqlChecks, ctx), restore));
     }
-    if (job.drill?.rto !== undefined && restore.durationSeconds > job.drill.rto) {
-      result.findings.push({
-        severity: 'critical',
-        job: job.name,
+    if (job.drill?.rto !== undefined) {
+      const over = restore.durationSeconds > job.drill.rto;
+      const detail = `restore took ${formatDuration(restore.durationSeconds)}, ${over ? 'over' : 'within'} the recovery time objective of ${formatDuration(job.drill.rto)}`;
+      result.checks.push({
         check: 'rto',
-        backupId: restore.backupId,
-        message: `restore took ${formatDuration(restore.durationSeconds)}, over the recovery time objective of ${formatDuration(job.drill.rto)}`,
+        passed: !over,
+        detail,
+        findings: over
+          ? [
+              {
+                severity: 'critical',
+                job: job.name,
+                check: 'rto',
+                backupId: restore.backupId,
+                message: detail,
+              },
+            ]
+          : [],
       });
     }
   } catch (error) {
-    result.findings.push({
-      severity: 'critical',
-      job: job.name,
-      check: 'drill-restore',
-      message: `restore failed: ${describeError(error)}`,
+    result.checks.push({
+      check: 'restore',
+      passed: false,
+      detail: `restore failed: ${describeError(error)}`,
+      findings: [
+        {
+          severity: 'critical',
+          job: job.name,
+          check: 'drill-restore',
+          message: `restore failed: ${describeError(error)}`,
+        },
+      ],
     });
   } finally {
-    if (restored) await sourceDriver(job.source).discard(job.source, target, ctx);
+    if (restored) await driver.discard(job.source, target, ctx);
   }
+  result.findings = result.checks.flatMap((c) => c.findings);
   const lines = [
     `drill ${job.name} ${result.backupId ?? '(no backup restored)'}: ${
       result.durationSeconds === undefined
         ? 'failed'
         : `restored in ${formatDuration(result.durationSeconds)}`
     }${result.rtoSeconds === undefined ? '' : ` (RTO ${formatDuration(result.rtoSeconds)})`}; scratch target removed`,
-    ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),
+    ...result.checks.map((c) => `${c.passed ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`),
   ];
-  if (result.findings.length === 0) lines.push('drill passed');
+  lines.push(
+    result.findings.length === 0 ? 'drill passed' : `drill failed: ${result.findings.length} finding(s)`,
+  );
   return { exitCode: exitCodeOf(result.findings), json: result, text: lines.join('\n') };
 }

@@ -6,11 +6,8 @@
  * of the newest backup (or `--backup-id`): decrypt, authenticate every chunk, decompress and compare the
  * SHA-256 and sizes with the manifest, without restoring anything.
  */
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { formatBytes, formatTable } from '#agent/format';
-import { settleAll } from '#agent/pipeline/flow';
-import { openBackupData } from '#agent/read-backup';
+import { readThroughBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
 import { listRunClaims, listWal, readCatalog, readManifest } from '#core/catalog';
 import { checkJob, exitCodeOf, type Finding, type JobSummary, SEVERITY_ORDER } from '#core/checks';
@@ -102,12 +99,6 @@ async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof 
 /** Reads a whole backup through decryption and decompression into nothing, checking it on the way. */
 async function readThrough(runtime: Runtime, manifest: Manifest): Promise<DeepRead> {
   const started = performance.now();
-  const controller = new AbortController();
-  const reader = await openBackupData(runtime, manifest, controller.signal);
-  const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
-  const [, counts] = await settleAll(
-    [pipeline(reader.stream, sink, { signal: controller.signal }), reader.done] as const,
-    controller,
-  );
+  const counts = await readThroughBackup(runtime, manifest, runtime.signal);
   return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000 };
 }

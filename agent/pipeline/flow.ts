@@ -30,3 +30,44 @@ export async function settleAll<T extends readonly Promise<unknown>[]>(
     -readonly [K in keyof T]: Awaited<T[K]>;
   };
 }
+
+/**
+ * Concurrent tasks that may be added while others run (one upload per data object as a source yields
+ * them): the first failure aborts `controller`, and `wait` returns once every task — also those added
+ * while waiting — has settled, throwing that first failure. No error is swallowed.
+ * @example const group = new TaskGroup(controller); group.add(upload(a)); group.add(upload(b)); await group.wait();
+ */
+export class TaskGroup {
+  readonly #controller: AbortController;
+  readonly #pending = new Set<Promise<unknown>>();
+  #first: { error: unknown } | undefined;
+
+  constructor(controller: AbortController) {
+    this.#controller = controller;
+  }
+
+  /** Adds a running task; returns it, so its result can still be awaited (it is marked as handled). */
+  add<T>(task: Promise<T>): Promise<T> {
+    const watched = task.catch((error: unknown) => {
+      if (!this.#first) {
+        this.#first = { error };
+        this.#controller.abort(error);
+      }
+      throw error;
+    });
+    const settled = watched.then(
+      () => {},
+      () => {},
+    );
+    this.#pending.add(settled);
+    void settled.then(() => this.#pending.delete(settled));
+    watched.catch(() => {});
+    return watched;
+  }
+
+  /** Waits until no task is pending; throws the first failure, if any. */
+  async wait(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+    if (this.#first) throw this.#first.error;
+  }
+}

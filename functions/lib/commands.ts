@@ -12,6 +12,7 @@ import {
   type SSMClient,
   type Target,
 } from '@aws-sdk/client-ssm';
+import { awsErrorName } from '#adapters/aws/errors';
 import {
   AGENT_ERROR_PREFIX,
   type AgentAction,
@@ -21,7 +22,6 @@ import {
 } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Job, Plan } from '#core/plan';
-import { awsErrorName } from '#adapters/aws/errors';
 
 /** Where a command goes: the host entry of the plan (instance ids or tags) and its fan-out limits. */
 export interface CommandTarget {

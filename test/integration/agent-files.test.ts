@@ -110,7 +110,7 @@ describe('files job through the CLI', () => {
       'config',
     ]);
     expect(restore.code).toBe(2);
-    expect(restore.lastError).toMatch(/only postgres jobs can be replaced/);
+    expect(restore.lastError).toMatch(/files jobs cannot be replaced in place/);
   });
 });
 

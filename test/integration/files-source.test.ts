@@ -24,9 +24,10 @@ import { Readable } from 'node:stream';
 import { create } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
-import { backupFiles, checkFiles, restoreFiles } from '#agent/sources/files';
+import { backupFiles, checkFiles, restoreFiles } from '#agent/sources/files/index';
 import { IntegrityError, RestoreError, SourceError } from '#core/errors';
-import type { FilesSourceConfig } from '#core/plan';
+import type { FilesSourceConfig } from '#core/sources/index';
+import { streamOf } from '#test/support/sources';
 
 const ctx: SourceContext = { env: {} };
 const isRoot = process.getuid?.() === 0;
@@ -85,7 +86,7 @@ describe('backupFiles → restoreFiles', () => {
     const backup = await backupFiles(config, ctx);
     const [result, restored] = await Promise.all([
       backup.done,
-      restoreFiles(backup.stream, { targetDir: target }),
+      restoreFiles(streamOf(backup), { targetDir: target }),
     ]).finally(() => new Promise((resolve) => socketServer.close(resolve)));
 
     expect(result.details).toEqual({
@@ -118,12 +119,12 @@ describe('backupFiles → restoreFiles', () => {
       'shared.txt',
     ]);
     expect(await readFile(join(target, media, 'photo.jpg'))).toEqual(Buffer.alloc(100_000, 1));
-    expect(await checkFiles(result.details as never, target)).toEqual([]);
+    expect((await checkFiles(result.details as never, target)).flatMap((c) => c.findings)).toEqual([]);
   });
 
   it('stores paths relative to / and each path once when one contains another', async () => {
     const backup = await backupFiles(configFor([app, join(app, 'conf.d')], ['cache', '*.log']), ctx);
-    const [result, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+    const [result, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
     const names: string[] = [];
     const { Parser } = await import('tar');
     await new Promise<void>((resolve, reject) => {
@@ -155,7 +156,7 @@ describe('backupFiles → restoreFiles', () => {
     await mkdir(target);
     const backup = await backupFiles(configFor([media]), ctx);
 
-    await Promise.all([backup.done, restoreFiles(backup.stream, { targetDir: target })]);
+    await Promise.all([backup.done, restoreFiles(streamOf(backup), { targetDir: target })]);
 
     expect(await readFile(join(target, media, 'photo.jpg'))).toHaveLength(100_000);
   });
@@ -166,7 +167,7 @@ describe('restoreFiles refusals and failures', () => {
 
   beforeAll(async () => {
     const backup = await backupFiles(configFor([app], ['*.log']), ctx);
-    [, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+    [, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
   });
 
   it('refuses a non-empty target and leaves it untouched', async () => {
@@ -249,10 +250,12 @@ describe('restoreFiles refusals and failures', () => {
 
 describe('checkFiles', () => {
   it('reports a file count and byte count that differ from the manifest', async () => {
-    const findings = await checkFiles(
+    const [check] = await checkFiles(
       { kind: 'files', paths: [media], excluded: [], fileCount: 2, fileBytes: 5 },
       media,
     );
+    expect(check?.passed).toBe(false);
+    const findings = check?.findings ?? [];
     expect(findings.map((f) => [f.check, f.severity])).toEqual([
       ['file-count', 'critical'],
       ['file-bytes', 'critical'],

@@ -18,11 +18,12 @@ import {
   restorePostgres,
   runSqlChecks,
   swapDatabases,
-} from '#agent/sources/postgres';
+} from '#agent/sources/postgres/index';
 import { IntegrityError, PlanError, RestoreError, SourceError } from '#core/errors';
-import type { PostgresSourceConfig } from '#core/plan';
 import type { SourceBackup } from '#core/ports';
+import type { PostgresSourceConfig } from '#core/sources/index';
 import { type PgServer, startPostgres } from '#test/support/postgres';
+import { streamOf } from '#test/support/sources';
 import { fillDemoDatabase } from '../../scripts/lib/postgres-cluster';
 
 const ctx: SourceContext = { env: { PATH: process.env.PATH } };
@@ -107,7 +108,7 @@ describe('backupPostgres → restorePostgres', () => {
     const backup = await backupPostgres(config, ctx);
     const [result] = await Promise.all([
       backup.done,
-      restorePostgres(config, backup.stream, { targetDatabase: 'shop_copy', ctx }),
+      restorePostgres(config, streamOf(backup), { targetDatabase: 'shop_copy', ctx }),
     ]);
 
     const details = result.details;
@@ -128,7 +129,7 @@ describe('backupPostgres → restorePostgres', () => {
       expect(Number(await pg.psql(`SELECT count(*) FROM ${name}`, 'shop'))).toBe(table.rows);
       expect(await fingerprint(name, 'shop_copy')).toBe(await fingerprint(name, 'shop'));
     }
-    expect(await checkPostgres(config, 'shop_copy', details, ctx)).toEqual([]);
+    expect((await checkPostgres(config, 'shop_copy', details, ctx)).flatMap((c) => c.findings)).toEqual([]);
   });
 
   it('leaves excluded tables out of the dump and out of the counts', async () => {
@@ -136,7 +137,7 @@ describe('backupPostgres → restorePostgres', () => {
     const backup = await backupPostgres(config, ctx);
     const [result] = await Promise.all([
       backup.done,
-      restorePostgres(config, backup.stream, { targetDatabase: 'shop_partial', ctx }),
+      restorePostgres(config, streamOf(backup), { targetDatabase: 'shop_partial', ctx }),
     ]);
 
     if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
@@ -152,7 +153,7 @@ describe('backupPostgres → restorePostgres', () => {
   it('restores only the selected tables, schema-qualified or not', async () => {
     const config = configFor(pg, 'multi');
     const dump = await backupPostgres(config, ctx);
-    const [result, archive] = await Promise.all([dump.done, collect(dump.stream)]);
+    const [result, archive] = await Promise.all([dump.done, collect(streamOf(dump))]);
     if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
 
     await restorePostgres(config, Readable.from([archive]), {
@@ -163,7 +164,9 @@ describe('backupPostgres → restorePostgres', () => {
     expect(await tablesOf('multi_sel')).toEqual(['public.refunds', 'sales.orders']);
     expect(await fingerprint('sales.orders', 'multi_sel')).toBe(await fingerprint('sales.orders', 'multi'));
     expect(
-      await checkPostgres(config, 'multi_sel', result.details, ctx, ['sales.orders', 'public.refunds']),
+      (
+        await checkPostgres(config, 'multi_sel', result.details, ctx, ['sales.orders', 'public.refunds'])
+      ).flatMap((c) => c.findings),
     ).toEqual([]);
 
     await restorePostgres(config, Readable.from([archive]), {
@@ -177,7 +180,7 @@ describe('backupPostgres → restorePostgres', () => {
   it('fails a selective restore of a table the backup does not have, leaving no database', async () => {
     const config = configFor(pg, 'multi');
     const backup = await backupPostgres(config, ctx);
-    const restoring = restorePostgres(config, backup.stream, {
+    const restoring = restorePostgres(config, streamOf(backup), {
       targetDatabase: 'multi_missing',
       tables: ['nosuch'],
       ctx,
@@ -190,7 +193,7 @@ describe('backupPostgres → restorePostgres', () => {
   it('refuses to restore into an existing database and leaves it untouched', async () => {
     const config = configFor(pg, 'multi');
     const backup = await backupPostgres(config, ctx);
-    const restoring = restorePostgres(config, backup.stream, { targetDatabase: 'taken', ctx });
+    const restoring = restorePostgres(config, streamOf(backup), { targetDatabase: 'taken', ctx });
 
     await expect(restoring).rejects.toBeInstanceOf(RestoreError);
     await expect(restoring).rejects.toThrow(/taken .*already exists/);
@@ -202,7 +205,7 @@ describe('backupPostgres → restorePostgres', () => {
   it('drops the target and rethrows the input error when the input fails midway', async () => {
     const config = configFor(pg, 'shop');
     const backup = await backupPostgres(config, ctx);
-    const [, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+    const [, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
     const broken = new IntegrityError('chunk 7 failed authentication');
     const input = Readable.from(
       (async function* () {
@@ -221,7 +224,7 @@ describe('backupPostgres → restorePostgres', () => {
   it('fails on a truncated archive and leaves no database behind', async () => {
     const config = configFor(pg, 'shop');
     const backup = await backupPostgres(config, ctx);
-    const [, archive] = await Promise.all([backup.done, collect(backup.stream)]);
+    const [, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
 
     const restoring = restorePostgres(config, Readable.from([archive.subarray(0, archive.length - 5000)]), {
       targetDatabase: 'shop_truncated',
@@ -263,7 +266,7 @@ describe('backupPostgres → restorePostgres', () => {
       })();
       const [result] = await Promise.all([
         backup.done,
-        restorePostgres(config, backup.stream, { targetDatabase: 'busy_copy', ctx }),
+        restorePostgres(config, streamOf(backup), { targetDatabase: 'busy_copy', ctx }),
         writer,
       ]);
 
@@ -308,7 +311,7 @@ describe('a failing pg_dump', () => {
     await chmod(join(binDir, 'pg_dump'), 0o755);
     const backup = await backupPostgres(configFor(pg, 'multi', { binDir }), ctx);
 
-    await expect(collect(backup.stream)).rejects.toThrow(message);
+    await expect(collect(streamOf(backup))).rejects.toThrow(message);
     await expect(backup.done).rejects.toBeInstanceOf(SourceError);
     await expect(backup.done).rejects.toThrow(message);
   });
@@ -365,7 +368,9 @@ describe('drill checks and scratch targets', () => {
       ],
     };
 
-    const findings = await checkPostgres(config, 'multi', details, ctx);
+    const checks = await checkPostgres(config, 'multi', details, ctx);
+    expect(checks.map((c) => [c.check, c.passed])).toEqual([['row-counts', false]]);
+    const findings = checks.flatMap((c) => c.findings);
 
     expect(findings.map((f) => [f.check, f.severity])).toEqual([
       ['row-count', 'critical'],
@@ -376,7 +381,7 @@ describe('drill checks and scratch targets', () => {
 
   it('runs SQL checks read-only and compares the first value as text', async () => {
     const config = configFor(pg, 'multi');
-    const findings = await runSqlChecks(
+    const checks = await runSqlChecks(
       config,
       'multi',
       [
@@ -391,6 +396,16 @@ describe('drill checks and scratch targets', () => {
       ctx,
     );
 
+    expect(checks.map((c) => [c.check, c.passed])).toEqual([
+      ['sql:orders', true],
+      ['sql:flag', true],
+      ['sql:flag-short', true],
+      ['sql:flag-wrong', false],
+      ['sql:wrong', false],
+      ['sql:broken', false],
+      ['sql:writes', false],
+    ]);
+    const findings = checks.flatMap((c) => c.findings);
     expect(findings.map((f) => f.message)).toEqual([
       expect.stringMatching(/check 'flag-wrong' .* returned 'f', expected 'true'/),
       expect.stringMatching(/check 'wrong' .* returned '41', expected '42'/),
@@ -442,7 +457,7 @@ describe('passwords', () => {
     const backup = await backupPostgres(config, withPassword);
     const [result] = await Promise.all([
       backup.done,
-      restorePostgres(config, backup.stream, { targetDatabase: 'vault_copy', ctx: withPassword }),
+      restorePostgres(config, streamOf(backup), { targetDatabase: 'vault_copy', ctx: withPassword }),
     ]);
 
     if (result.details.kind !== 'postgres') throw new Error('expected postgres details');

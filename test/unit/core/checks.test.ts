@@ -90,7 +90,7 @@ describe('checkAge', () => {
 describe('checkObjects', () => {
   const manifest = completeManifest();
   const keyOf = (name: string) => objectKey(manifest.job, manifest.backupId, name);
-  const key = keyOf('data.sbx');
+  const key = keyOf('data.zst.sbx');
   const stored = (sizeBytes: number): Map<string, StoredObject> =>
     new Map([
       [key, { key, sizeBytes, lastModified: new Date(manifest.finishedAt), storageClass: 'STANDARD' }],

@@ -32,7 +32,7 @@ export function jobWith(fields: Record<string, unknown> = {}): Job {
 export function completeManifest(overrides: Partial<Manifest> = {}): Manifest {
   return {
     format: 'strongbox.manifest',
-    version: 1,
+    version: 2,
     job: 'app-db',
     backupId: '20241206T020000Z-3f9a1c',
     host: 'db-1.example.internal',
@@ -53,7 +53,7 @@ export function completeManifest(overrides: Partial<Manifest> = {}): Manifest {
     },
     objects: [
       {
-        name: 'data.sbx',
+        name: 'data.zst.sbx',
         storedBytes: 48_213_904,
         sha256: 'a3f1c2d4e5b6a7980f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2',
         sourceBytes: 312_475_136,

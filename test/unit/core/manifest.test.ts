@@ -8,6 +8,8 @@ import {
   type Manifest,
   parseManifest,
   serializeManifest,
+  sourceObjectName,
+  storedObjectName,
 } from '#core/manifest';
 import { completeManifest } from './fixtures';
 
@@ -89,17 +91,17 @@ describe('serializeManifest and parseManifest', () => {
     // Assess
     expect(text.endsWith('}\n')).toBe(true);
     expect(
-      text.startsWith('{\n  "format": "strongbox.manifest",\n  "version": 1,\n  "job": "app-db",\n'),
+      text.startsWith('{\n  "format": "strongbox.manifest",\n  "version": 2,\n  "job": "app-db",\n'),
     ).toBe(true);
     expect(serializeManifest(JSON.parse(text) as Manifest)).toBe(text);
   });
 
   it('names its format and version', () => {
     // Assess
-    expect([MANIFEST_FORMAT, MANIFEST_VERSION]).toEqual(['strongbox.manifest', 1]);
+    expect([MANIFEST_FORMAT, MANIFEST_VERSION]).toEqual(['strongbox.manifest', 2]);
   });
 
-  it('drops fields that version 1 does not define', () => {
+  it('drops fields that version 2 does not define', () => {
     // Prepare
     const text = storedWith(['comment'], 'added by a newer writer');
 
@@ -123,7 +125,7 @@ describe('serializeManifest and parseManifest', () => {
   });
 });
 
-describe('parseManifest rejects what is not a v1 manifest', () => {
+describe('parseManifest rejects what is not a manifest it can read', () => {
   it.each([
     ['text that is not JSON', 'not json {', `${KEY}: manifest is not valid JSON`],
     [
@@ -141,7 +143,7 @@ describe('parseManifest rejects what is not a v1 manifest', () => {
   });
 
   it.each<[string, (string | number)[], unknown, string]>([
-    ['a newer version', ['version'], 2, 'version:'],
+    ['a version that does not exist', ['version'], 0, 'version:'],
     ['another format', ['format'], 'restic.snapshot', 'format:'],
     ['a missing job', ['job'], REMOVE, 'job:'],
     ['a bad backup id', ['backupId'], 'latest', 'backupId: is not a backup id'],
@@ -178,7 +180,7 @@ describe('parseManifest rejects what is not a v1 manifest', () => {
     const error = parseError(text);
 
     // Assess
-    expect(error.message.startsWith(`${KEY}: not a strongbox manifest v1 (${field}`)).toBe(true);
+    expect(error.message.startsWith(`${KEY}: not a strongbox manifest (${field}`)).toBe(true);
   });
 
   it.each([
@@ -190,8 +192,61 @@ describe('parseManifest rejects what is not a v1 manifest', () => {
     const error = parseError(text);
 
     // Assess
-    expect(error.message.startsWith(`${KEY}: not a strongbox manifest v1`)).toBe(true);
+    expect(error.message.startsWith(`${KEY}: not a strongbox manifest`)).toBe(true);
   });
+});
+
+describe('manifest versions', () => {
+  it('refuses a version newer than it reads, saying to upgrade', () => {
+    const error = parseError(storedWith(['version'], 3));
+    expect(error.message).toBe(
+      `${KEY}: manifest version 3 is newer than this agent reads (1, 2): upgrade strongbox`,
+    );
+  });
+
+  it('reads a version 1 manifest, which holds exactly one data object', () => {
+    const v1 = storedWith(['version'], 1);
+    expect(parseManifest(v1, KEY)).toEqual({ ...completeManifest(), version: 1 });
+    const twoObjects = JSON.parse(v1) as Manifest;
+    twoObjects.objects.push({
+      ...(twoObjects.objects[0] as Manifest['objects'][number]),
+      name: 'more.zst.sbx',
+    });
+    expect(parseError(JSON.stringify(twoObjects)).message).toMatch(
+      /objects: a version 1 manifest has exactly one data object/,
+    );
+  });
+
+  it('holds several named objects in version 2, each name once', () => {
+    const manifest = completeManifest();
+    const object = manifest.objects[0] as Manifest['objects'][number];
+    const several = { ...manifest, objects: [object, { ...object, name: 'pg_wal.tar.zst.sbx' }] };
+    expect(parseManifest(serializeManifest(several), KEY).objects.map((o) => o.name)).toEqual([
+      'data.zst.sbx',
+      'pg_wal.tar.zst.sbx',
+    ]);
+    const repeated = { ...manifest, objects: [object, object] };
+    expect(parseError(JSON.stringify(repeated)).message).toMatch(/objects: object names repeat/);
+  });
+
+  it('refuses details of another kind than the manifest says', () => {
+    const text = storedWith(['kind'], 'files');
+    expect(parseError(text).message).toMatch(/source\.kind: differs from the manifest kind/);
+  });
+});
+
+describe('object names', () => {
+  it.each([
+    ['data', 'zstd', 'data.zst.sbx'],
+    ['base.tar', 'gzip', 'base.tar.gz.sbx'],
+    ['16384.tar', 'none', '16384.tar.sbx'],
+  ] as const)(
+    'stores %s compressed with %s as %s and reads the source name back',
+    (name, algorithm, stored) => {
+      expect(storedObjectName(name, algorithm)).toBe(stored);
+      expect(sourceObjectName(stored, algorithm)).toBe(name);
+    },
+  );
 });
 
 describe('encryptionContext', () => {
@@ -205,7 +260,7 @@ describe('encryptionContext', () => {
 });
 
 describe('the complete example in docs/format.md', () => {
-  it('is a valid v1 manifest that the serializer writes byte for byte', () => {
+  it('is a valid manifest that the serializer writes byte for byte', () => {
     // Prepare
     const spec = readFileSync(new URL('../../../docs/format.md', import.meta.url), 'utf8');
     const block = /<!-- manifest-example[^>]*-->\n```json\n([\s\S]*?)```/.exec(spec)?.[1];

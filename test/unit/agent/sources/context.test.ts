@@ -1,6 +1,7 @@
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SsmSecretStore } from '#adapters/aws/secrets';
 import { resolvePassword } from '#agent/sources/context';
 import { PlanError, SourceError } from '#core/errors';
 
@@ -28,7 +29,7 @@ describe('resolvePassword', () => {
 
     const password = await resolvePassword(
       { passwordParameter: '/db/app/password' },
-      { env: {}, ssm: new SSMClient({ region: 'eu-west-1' }) },
+      { env: {}, secrets: new SsmSecretStore({ client: new SSMClient({ region: 'eu-west-1' }) }) },
     );
 
     expect(password).toBe('pw-from-ssm');
@@ -42,7 +43,7 @@ describe('resolvePassword', () => {
     ssmMock.on(GetParameterCommand).rejects(new ParameterNotFound({ message: 'nope', $metadata: {} }));
     const attempt = resolvePassword(
       { passwordParameter: '/db/missing' },
-      { env: {}, ssm: new SSMClient({ region: 'eu-west-1' }) },
+      { env: {}, secrets: new SsmSecretStore({ client: new SSMClient({ region: 'eu-west-1' }) }) },
     );
     await expect(attempt).rejects.toBeInstanceOf(PlanError);
     await expect(attempt).rejects.toThrow(/\/db\/missing does not exist/);
@@ -52,7 +53,7 @@ describe('resolvePassword', () => {
     ssmMock.on(GetParameterCommand).rejects(new Error('AccessDenied'));
     const attempt = resolvePassword(
       { passwordParameter: '/db/app/password' },
-      { env: {}, ssm: new SSMClient({ region: 'eu-west-1' }) },
+      { env: {}, secrets: new SsmSecretStore({ client: new SSMClient({ region: 'eu-west-1' }) }) },
     );
     await expect(attempt).rejects.toBeInstanceOf(SourceError);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { excluder, globToRegExp } from '#agent/sources/glob';
+import { excluder, globToRegExp } from '#agent/sources/files/glob';
 
 describe('globToRegExp', () => {
   it.each([

@@ -6,7 +6,7 @@ import {
   selectTables,
   stampedDatabaseName,
   tablePatternRegex,
-} from '#agent/sources/postgres-names';
+} from '#agent/sources/postgres/names';
 import { PlanError } from '#core/errors';
 
 describe('tablePatternRegex', () => {

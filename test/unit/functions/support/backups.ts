@@ -43,7 +43,7 @@ export function syntheticManifest(
   const finishedAt = new Date(backup.startedAt.getTime() + (backup.durationSeconds ?? 60) * 1000);
   return {
     format: 'strongbox.manifest',
-    version: 1,
+    version: 2,
     job: backup.job,
     backupId,
     host: 'db-1.example.internal',

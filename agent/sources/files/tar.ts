@@ -11,14 +11,11 @@ import { create, extract, type Unpack } from 'tar';
 import tarPackage from 'tar/package.json' with { type: 'json' };
 import type { Finding } from '#core/checks';
 import { RestoreError, SourceError } from '#core/errors';
-import type { SourceDetails } from '#core/manifest';
-import type { FilesSourceConfig } from '#core/plan';
-import type { SourceBackup } from '#core/ports';
-import type { SourceContext } from './context';
+import type { SourceBackup, TargetCheck } from '#core/ports';
+import type { FilesDetails, FilesSourceConfig } from '#core/sources/index';
+import type { SourceContext } from '../context';
+import { oneObject } from '../kit';
 import { excluder } from './glob';
-
-/** The manifest details of a files backup. */
-export type FilesDetails = Extract<SourceDetails, { kind: 'files' }>;
 
 /** Entry types that are regular files on disk once extracted (a hard link is one more path to a file). */
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Link']);
@@ -33,10 +30,14 @@ const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Link']);
  * Memory: node-tar reads files in 16 MiB blocks at most, one file at a time.
  * @example
  * const backup = await backupFiles(job.source, { env });
- * await Promise.all([pipeline(backup.stream, compress, encrypt, upload), backup.done]);
+ * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
+ * await backup.done;
  * @throws SourceError naming a configured path that does not exist or cannot be read.
  */
-export async function backupFiles(config: FilesSourceConfig, ctx: SourceContext): Promise<SourceBackup> {
+export async function backupFiles(
+  config: FilesSourceConfig,
+  ctx: SourceContext,
+): Promise<SourceBackup<FilesDetails>> {
   const paths = topLevelPaths(config.paths);
   for (const path of paths) {
     try {
@@ -106,7 +107,7 @@ export async function backupFiles(config: FilesSourceConfig, ctx: SourceContext)
     .then((details) => ({ details, tools: { tar: `node-tar ${tarPackage.version}` } }))
     .finally(() => ctx.signal?.removeEventListener('abort', onAbort));
   done.catch(() => {});
-  return { stream, done };
+  return { objects: oneObject(stream), done };
 }
 
 /** Options of {@link restoreFiles}. */
@@ -176,11 +177,11 @@ export async function restoreFiles(
 }
 
 /**
- * Checks a restored directory against the manifest: the number of regular files and their bytes.
- * An empty result means both match. Findings carry `job: ''` for the caller to fill in.
- * @example await checkFiles(manifest.source, '/srv/restore/app-config') // []
+ * Checks a restored directory against the manifest: the number of regular files and their bytes (one
+ * check, `file-count`). Findings carry `job: ''` for the caller to fill in.
+ * @example (await checkFiles(manifest.source, '/srv/restore/app-config'))[0].passed // true
  */
-export async function checkFiles(details: FilesDetails, targetDir: string): Promise<Finding[]> {
+export async function checkFiles(details: FilesDetails, targetDir: string): Promise<TargetCheck[]> {
   const found = await countFiles(targetDir);
   const findings: Finding[] = [];
   if (found.fileCount !== details.fileCount) {
@@ -199,7 +200,11 @@ export async function checkFiles(details: FilesDetails, targetDir: string): Prom
       message: `${targetDir} holds ${found.fileBytes} bytes of files, the backup recorded ${details.fileBytes}`,
     });
   }
-  return findings;
+  const passed = findings.length === 0;
+  const detail = passed
+    ? `${found.fileCount} files, ${found.fileBytes} bytes, as the backup recorded`
+    : findings.map((f) => f.message).join('; ');
+  return [{ check: 'file-count', passed, detail, findings }];
 }
 
 /** Regular files below a directory (symbolic links not followed) and their bytes. */

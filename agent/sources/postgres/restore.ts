@@ -8,8 +8,8 @@ import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { RestoreError, SourceError } from '#core/errors';
-import { resolvePassword, type SourceContext } from './context';
-import { dropDatabaseWith } from './postgres-admin';
+import { resolvePassword, type SourceContext } from '../context';
+import { dropDatabaseWith } from './admin';
 import {
   connectionArgs,
   connectMaintenance,
@@ -21,8 +21,8 @@ import {
   serverMajorOf,
   sqlStateOf,
   toolEnv,
-} from './postgres-connect';
-import { dbnameConninfo, parseTableSelector, quoteIdent, type TableSelector } from './postgres-names';
+} from './connect';
+import { dbnameConninfo, parseTableSelector, quoteIdent, type TableSelector } from './names';
 
 /** Options of {@link restorePostgres}. */
 export interface PostgresRestoreOptions {
@@ -60,7 +60,7 @@ export async function restorePostgres(
     const selectors = (options.tables ?? []).map(parseTableSelector);
     const password = await resolvePassword(config, ctx);
     // Not bound to ctx.signal: after an abort this connection still has to drop the partial target.
-    admin = await connectMaintenance(config, password, { env: ctx.env, ssm: ctx.ssm });
+    admin = await connectMaintenance(config, password, { env: ctx.env, secrets: ctx.secrets });
     const tools = locatePostgresTools(config.binDir, await serverMajorOf(admin));
     await toolVersion(tools.pgRestore);
     try {

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { RestoreError, SourceError } from '#core/errors';
-import { resolvePassword, type SourceContext } from './context';
+import { resolvePassword, type SourceContext } from '../context';
 import {
   connectMaintenance,
   describeTarget,
@@ -12,8 +12,8 @@ import {
   type PostgresTarget,
   serverMajorOf,
   sqlStateOf,
-} from './postgres-connect';
-import { quoteIdent, stampedDatabaseName } from './postgres-names';
+} from './connect';
+import { quoteIdent, stampedDatabaseName } from './names';
 
 /** Attempts of the swap when new sessions slip in between terminating them and renaming. */
 const SWAP_ATTEMPTS = 3;

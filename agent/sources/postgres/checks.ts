@@ -4,20 +4,18 @@
  */
 import type pg from 'pg';
 import type { Finding } from '#core/checks';
-import type { SourceDetails } from '#core/manifest';
-import type { Job } from '#core/plan';
-import { resolvePassword, type SourceContext } from './context';
-import { connectPostgres, messageOf, type PostgresTarget } from './postgres-connect';
-import { quoteIdent, selectTables } from './postgres-names';
-
-/** A drill's SQL check from the plan. */
-export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
+import type { SqlCheck } from '#core/plan';
+import type { TargetCheck } from '#core/ports';
+import type { PostgresDetails } from '#core/sources/index';
+import { resolvePassword, type SourceContext } from '../context';
+import { connectPostgres, messageOf, type PostgresTarget } from './connect';
+import { quoteIdent, selectTables } from './names';
 
 /**
  * Checks that every table of the manifest's details exists in `database` with exactly the recorded row
  * count (`count(*)`); after a selective restore pass the restored `tables` (`table` or `schema.table`)
- * and only those are checked. An empty result means every table matched. Findings carry `job: ''`: the
- * caller, which knows the job and backup, fills them in.
+ * and only those are checked. One check, `row-counts`, with a finding per table that is missing or
+ * differs. Findings carry `job: ''`: the caller, which knows the job and backup, fills them in.
  * @example await checkPostgres(job.source, 'app_drill', manifest.source, ctx, ['public.orders'])
  * @throws SourceError when the database cannot be reached; PlanError when a table asked for is not in
  *   the manifest.
@@ -25,10 +23,10 @@ export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
 export async function checkPostgres(
   config: PostgresTarget,
   database: string,
-  details: Extract<SourceDetails, { kind: 'postgres' }>,
+  details: PostgresDetails,
   ctx: SourceContext,
   tables?: readonly string[],
-): Promise<Finding[]> {
+): Promise<TargetCheck[]> {
   const base = { job: '' };
   const expected = selectTables(details.tables, tables);
   const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
@@ -62,7 +60,11 @@ export async function checkPostgres(
         });
       }
     }
-    return findings;
+    const passed = findings.length === 0;
+    const detail = passed
+      ? `${expected.length} table${expected.length === 1 ? '' : 's'} match the row counts the backup recorded`
+      : `${findings.length} of ${expected.length} tables differ from the row counts the backup recorded`;
+    return [{ check: 'row-counts', passed, detail, findings }];
   } finally {
     await client.end().catch(() => {});
   }
@@ -70,10 +72,10 @@ export async function checkPostgres(
 
 /**
  * Runs the plan's drill checks against `database`: each query's first column of the first row, as
- * PostgreSQL prints it (text), must equal `expect`. A query that fails or returns no row is a finding.
- * Each check runs in its own read-only transaction, so a check cannot change the restored data. Findings
- * carry `job: ''` for the caller to fill in.
- * @example await runSqlChecks(job.source, 'app_drill', job.drill.checks, ctx) // [] when all pass
+ * PostgreSQL prints it (text), must equal `expect`. A query that fails or returns no row fails its
+ * check. Each check runs in its own read-only transaction, so a check cannot change the restored data.
+ * One result per check, `sql:<name>`; findings carry `job: ''` for the caller to fill in.
+ * @example await runSqlChecks(job.source, 'app_drill', job.drill.checks, ctx) // every one passed
  * @throws SourceError when the database cannot be reached.
  */
 export async function runSqlChecks(
@@ -81,30 +83,35 @@ export async function runSqlChecks(
   database: string,
   checks: readonly SqlCheck[],
   ctx: SourceContext,
-): Promise<Finding[]> {
-  const base = { job: '' };
+): Promise<TargetCheck[]> {
   const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
   try {
-    const findings: Finding[] = [];
+    const results: TargetCheck[] = [];
     for (const check of checks) {
       const result = await firstValue(client, check.query);
+      const failed = (message: string): TargetCheck => ({
+        check: `sql:${check.name}`,
+        passed: false,
+        detail: message,
+        findings: [{ job: '', severity: 'critical', check: 'sql-check', message }],
+      });
       if ('error' in result) {
-        findings.push({
-          ...base,
-          severity: 'critical',
-          check: 'sql-check',
-          message: `check '${check.name}' failed on ${database}: ${result.error}`,
-        });
+        results.push(failed(`check '${check.name}' failed on ${database}: ${result.error}`));
       } else if (!sameValue(result, check.expect)) {
-        findings.push({
-          ...base,
-          severity: 'critical',
-          check: 'sql-check',
-          message: `check '${check.name}' on ${database} returned ${result.value === undefined ? 'no row' : `'${result.value}'`}, expected '${check.expect}'`,
+        const got = result.value === undefined ? 'no row' : `'${result.value}'`;
+        results.push(
+          failed(`check '${check.name}' on ${database} returned ${got}, expected '${check.expect}'`),
+        );
+      } else {
+        results.push({
+          check: `sql:${check.name}`,
+          passed: true,
+          detail: `check '${check.name}' returned '${check.expect}' as expected`,
+          findings: [],
         });
       }
     }
-    return findings;
+    return results;
   } finally {
     await client.end().catch(() => {});
   }

@@ -9,10 +9,10 @@ import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
-import type { SourceDetails, TableCount } from '#core/manifest';
-import type { PostgresSourceConfig } from '#core/plan';
 import type { SourceBackup } from '#core/ports';
-import { resolvePassword, type SourceContext } from './context';
+import type { PostgresDetails, PostgresSourceConfig, TableCount } from '#core/sources/index';
+import { resolvePassword, type SourceContext } from '../context';
+import { oneObject } from '../kit';
 import {
   connectionArgs,
   connectPostgres,
@@ -20,8 +20,8 @@ import {
   locatePostgresTools,
   messageOf,
   toolEnv,
-} from './postgres-connect';
-import { dbnameConninfo, quoteIdent, tablePatternRegex } from './postgres-names';
+} from './connect';
+import { dbnameConninfo, quoteIdent, tablePatternRegex } from './names';
 
 /** A relation of the database: schema, name and pg_class.relkind. */
 interface Relation {
@@ -31,9 +31,9 @@ interface Relation {
 }
 
 /**
- * Starts a backup of `config.database`. Before it returns, it has connected, opened a REPEATABLE READ
+ * Starts a backup of `config.database` (one object, `data`: the pg_dump archive). Before it returns, it has connected, opened a REPEATABLE READ
  * transaction, exported its snapshot and started pg_dump on that snapshot (so connection and permission
- * problems throw here). The caller must consume `stream` (the pg_dump archive) while awaiting `done`;
+ * problems throw here). The caller must consume the object's stream while awaiting `done`;
  * while the dump runs, the agent counts the rows of every dumped table in the same snapshot
  * (`config.rowCounts`) and reads the server version and database size. The connection stays open until
  * pg_dump has finished. `done` rejects with a SourceError when pg_dump fails, writes nothing, or a count
@@ -41,13 +41,14 @@ interface Relation {
  * Memory: one chunk of pg_dump output in flight, plus the stream's buffer (16 KiB by default).
  * @example
  * const backup = await backupPostgres(job.source, { env: process.env });
- * await Promise.all([pipeline(backup.stream, compress, encrypt, upload), backup.done]);
+ * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
+ * await backup.done;
  * @throws SourceError when the database cannot be reached or pg_dump cannot start.
  */
 export async function backupPostgres(
   config: PostgresSourceConfig,
   ctx: SourceContext,
-): Promise<SourceBackup> {
+): Promise<SourceBackup<PostgresDetails>> {
   const password = await resolvePassword(config, ctx);
   const client = await connectPostgres(config, config.database, password, ctx);
   const where = describeTarget(config, config.database);
@@ -99,7 +100,7 @@ export async function backupPostgres(
       try {
         const [, , tables] = await settleAll([dump.done, output, counting], controller);
         await client.query('COMMIT');
-        const details: SourceDetails = {
+        const details: PostgresDetails = {
           kind: 'postgres',
           database: config.database,
           serverVersion: facts.version,
@@ -120,7 +121,7 @@ export async function backupPostgres(
       }
     })();
     done.catch(() => {});
-    return { stream: counter, done };
+    return { objects: oneObject(counter), done };
   } catch (error) {
     await client.end().catch(() => {});
     if (error instanceof SourceError) throw error;

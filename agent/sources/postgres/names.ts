@@ -4,7 +4,7 @@
  */
 
 import { PlanError } from '#core/errors';
-import type { TableCount } from '#core/manifest';
+import type { TableCount } from '#core/sources/index';
 
 /** Longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;

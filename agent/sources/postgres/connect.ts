@@ -7,8 +7,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { SourceError } from '#core/errors';
-import type { PostgresSourceConfig } from '#core/plan';
-import type { SourceContext } from './context';
+import type { PostgresSourceConfig } from '#core/sources/index';
+import type { SourceContext } from '../context';
 
 /** Where a connection goes: the plan's postgres source fields. */
 export type PostgresTarget = Pick<

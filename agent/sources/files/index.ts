@@ -1,0 +1,30 @@
+/**
+ * The files source driver: a tar stream of configured paths (configs, media, models, volumes), restored
+ * into a new or empty directory; drills compare the number and bytes of regular files with the manifest.
+ */
+import { rm, stat } from 'node:fs/promises';
+import type { SourceDriver } from '#core/ports';
+import { filesSource } from '#core/sources/files';
+import { doctorFiles } from './doctor';
+import { backupFiles, checkFiles, restoreFiles } from './tar';
+
+export { backupFiles, checkFiles, countFiles, type FilesRestoreOptions, restoreFiles } from './tar';
+
+/** The `files` driver. */
+export const filesDriver: SourceDriver<'files'> = {
+  spec: filesSource,
+  backup: backupFiles,
+  restore: async (_config, input, { target, ctx }) => {
+    await restoreFiles(await input.only(), { targetDir: target, signal: ctx.signal });
+  },
+  check: (_config, details, { target }) => checkFiles(details, target),
+  doctor: doctorFiles,
+  targetExists: async (_config, target) =>
+    stat(target).then(
+      () => true,
+      () => false,
+    ),
+  discard: (_config, target) => rm(target, { recursive: true, force: true }),
+  scratchTarget: (_config, label, now, tempDir) =>
+    `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
+};

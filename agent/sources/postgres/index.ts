@@ -1,0 +1,43 @@
+/**
+ * The logical PostgreSQL source driver: pg_dump custom-format backups taken in an exported snapshot
+ * with exact row counts, streamed restores into a new database (whole or selected tables), the swap of
+ * `restore --replace`, the checks a restore drill runs, and what doctor checks. One module per concern;
+ * this one assembles the driver (core/ports `SourceDriver`).
+ */
+import type { SourceDriver } from '#core/ports';
+import { postgresSource } from '#core/sources/postgres';
+import { databaseExists, dropDatabase, swapDatabases } from './admin';
+import { backupPostgres } from './backup';
+import { checkPostgres, runSqlChecks } from './checks';
+import { doctorPostgres } from './doctor';
+import { stampedDatabaseName } from './names';
+import { restorePostgres } from './restore';
+
+export { databaseExists, dropDatabase, type SwapOptions, swapDatabases } from './admin';
+export { backupPostgres } from './backup';
+export { checkPostgres, runSqlChecks } from './checks';
+export { locatePostgresTools, type PostgresTarget, type PostgresTools } from './connect';
+export { selectTables, stampedDatabaseName } from './names';
+export { type PostgresRestoreOptions, restorePostgres } from './restore';
+
+/** The `postgres` driver. */
+export const postgresDriver: SourceDriver<'postgres'> = {
+  spec: postgresSource,
+  backup: backupPostgres,
+  restore: async (config, input, { target, tables, ctx }) =>
+    restorePostgres(config, await input.only(), {
+      targetDatabase: target,
+      tables: tables && [...tables],
+      ctx,
+    }),
+  check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),
+  doctor: doctorPostgres,
+  targetExists: databaseExists,
+  discard: dropDatabase,
+  scratchTarget: (config, label, now) => stampedDatabaseName(config.database, label, now),
+  replace: {
+    liveTarget: (config) => config.database,
+    swap: (config, options) => swapDatabases(config, options),
+  },
+  sqlChecks: runSqlChecks,
+};

@@ -1,0 +1,30 @@
+/** The files source: a tar stream of configured paths (driver: agent/sources/files/). */
+import { z } from 'zod';
+import { defineSource } from './spec';
+
+const plan = z.strictObject({
+  kind: z.literal('files'),
+  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1),
+  exclude: z.array(z.string()).default([]),
+});
+
+const details = z.object({
+  kind: z.literal('files'),
+  paths: z.array(z.string()),
+  excluded: z.array(z.string()),
+  fileCount: z.number().int().nonnegative(),
+  /** Bytes of regular file content in the archive. */
+  fileBytes: z.number().int().nonnegative(),
+});
+
+export const filesSource = defineSource({
+  kind: 'files',
+  title: 'file trees (configs, media, models, volumes) as a tar stream',
+  targetNoun: 'directory',
+  plan,
+  details,
+  capabilities: { tables: false, replace: false, sqlChecks: false, pointInTime: false },
+});
+
+export type FilesSourceConfig = z.output<typeof plan>;
+export type FilesDetails = z.output<typeof details>;
