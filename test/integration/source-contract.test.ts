@@ -1,0 +1,351 @@
+/**
+ * The SourceDriver contract (core/ports.ts), one suite run against every registered driver — each later
+ * kind joins by adding its fixture to FIXTURES. Each driver must:
+ * - declare what it does truthfully (optional methods exactly for its capabilities);
+ * - round-trip: back up, restore into a new target identical to the source, its checks all passing;
+ * - on an input that fails midway, remove the target it created, rethrow the input's own error and leave
+ *   existing targets untouched; refuse an existing target without touching it;
+ * - on an aborted backup leave nothing in the vault that looks complete (no manifest, no data object);
+ * - find a wrong restore with its drill checks.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FileVault } from '#adapters/vaults/file';
+import { runBackup } from '#agent/backup';
+import { checkRestored, runRestore, sourceContext } from '#agent/restore';
+import { allDrivers, sourceDriver } from '#agent/sources/index';
+import { listBackups, readManifest } from '#core/catalog';
+import { IntegrityError, RestoreError } from '#core/errors';
+import type { Job } from '#core/plan';
+import type { PutOptions, RestoreInput, SourceContext, SourceDriver, Vault } from '#core/ports';
+import { SOURCE_KINDS, type SourceConfig, type SourceKind } from '#core/sources/index';
+import { type PgServer, startPostgres } from '#test/support/postgres';
+import { testRuntime } from '#test/support/runtime';
+
+/** What the suite needs of a kind: a world to back up, and ways to look at targets. */
+interface SourceFixture {
+  kind: SourceKind;
+  setUp(): Promise<void>;
+  tearDown(): Promise<void>;
+  /** The job's source config, pointing at the data setUp made. */
+  config(): SourceConfig;
+  /** A target name no one has used yet. */
+  freshTarget(label: string): string;
+  /** Makes a target that exists and holds something of its own. */
+  makeExisting(label: string): Promise<string>;
+  /** A digest of everything a target holds, to compare before and after. */
+  fingerprint(target: string): Promise<string>;
+  /** The digest the source's data has (what a correct restore holds). */
+  sourceFingerprint(): Promise<string>;
+  /** Changes a restored target so that a check must notice. */
+  spoil(target: string): Promise<void>;
+}
+
+let pg: PgServer;
+let pgTargets = 0;
+
+const postgresFixture: SourceFixture = {
+  kind: 'postgres',
+  async setUp() {
+    pg = await startPostgres({ databases: ['contract'] });
+    await pg.psql(
+      `CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
+       INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;
+       CREATE SCHEMA sales;
+       CREATE TABLE sales.orders (id bigserial PRIMARY KEY, item int REFERENCES items, qty int);
+       INSERT INTO sales.orders (item, qty) SELECT 1 + g % 500, g FROM generate_series(1, 2000) g;`,
+      'contract',
+    );
+  },
+  tearDown: () => pg?.stop() ?? Promise.resolve(),
+  config: () => ({
+    kind: 'postgres',
+    database: 'contract',
+    host: '127.0.0.1',
+    port: pg.port,
+    user: 'postgres',
+    excludeTables: [],
+    rowCounts: true,
+  }),
+  freshTarget: (label) => `contract_${label.replace(/\W/g, '_')}_${++pgTargets}`,
+  async makeExisting(label) {
+    const name = `contract_existing_${label.replace(/\W/g, '_')}_${++pgTargets}`;
+    await pg.psql(`CREATE DATABASE ${name}`);
+    await pg.psql(`CREATE TABLE marker (note text); INSERT INTO marker VALUES ('precious');`, name);
+    return name;
+  },
+  fingerprint: (database) => databaseFingerprint(database),
+  sourceFingerprint: () => databaseFingerprint('contract'),
+  spoil: async (database) => {
+    await pg.psql('DELETE FROM sales.orders WHERE id % 10 = 0', database);
+  },
+};
+
+/** Tables and an order-independent digest of each one's rows. */
+async function databaseFingerprint(database: string): Promise<string> {
+  const tables = (
+    await pg.psql("SELECT schemaname || '.' || relname FROM pg_stat_user_tables ORDER BY 1", database)
+  )
+    .split('\n')
+    .filter(Boolean);
+  const parts: string[] = [];
+  for (const table of tables) {
+    parts.push(
+      `${table}=${await pg.psql(`SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') FROM ${table} t`, database)}`,
+    );
+  }
+  return parts.join(';');
+}
+
+let filesRoot: string;
+let filesTargets = 0;
+
+const filesFixture: SourceFixture = {
+  kind: 'files',
+  async setUp() {
+    filesRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-files-'));
+    const tree = join(filesRoot, 'source', 'etc', 'app');
+    await mkdir(join(tree, 'conf.d'), { recursive: true });
+    await writeFile(join(tree, 'app.yaml'), 'listen: 8080\n');
+    await writeFile(join(tree, 'conf.d', 'db.yaml'), 'host: db\n');
+    await writeFile(join(tree, 'model.bin'), Buffer.alloc(300_000, 7));
+  },
+  tearDown: () => (filesRoot ? rm(filesRoot, { recursive: true, force: true }) : Promise.resolve()),
+  config: () => ({ kind: 'files', paths: [join(filesRoot, 'source')], exclude: [] }),
+  freshTarget: (label) => join(filesRoot, `target-${label.replace(/\W/g, '-')}-${++filesTargets}`),
+  async makeExisting(label) {
+    const dir = join(filesRoot, `existing-${label.replace(/\W/g, '-')}-${++filesTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  fingerprint: (dir) => treeFingerprint(dir),
+  sourceFingerprint: () => treeFingerprint(join(filesRoot, 'source')),
+  spoil: async (dir) => {
+    const [file] = (await readdir(dir, { recursive: true, withFileTypes: true })).filter(
+      (e) => e.isFile() && e.name === 'db.yaml',
+    );
+    if (file) await unlink(join(file.parentPath, file.name));
+  },
+};
+
+/** Relative paths below the restored copy of the source (or any directory) and their contents' digests. */
+async function treeFingerprint(dir: string): Promise<string> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  const parts: string[] = [];
+  for (const file of files.sort()) {
+    // A restore lands below the target as <target>/<absolute source path>: compare from the source's name on.
+    const name = file.slice(file.indexOf('/etc/app/') >= 0 ? file.indexOf('/etc/app/') : dir.length);
+    parts.push(
+      `${name}=${createHash('sha256')
+        .update(await readFile(file))
+        .digest('hex')}`,
+    );
+  }
+  return parts.join(';');
+}
+
+/** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
+const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture];
+
+it('has a fixture for every registered source kind', () => {
+  expect(FIXTURES.map((f) => f.kind).sort()).toEqual([...SOURCE_KINDS].sort());
+});
+
+describe.each(FIXTURES.map((fixture) => [fixture.kind, fixture] as const))(
+  'the %s driver',
+  (kind, fixture) => {
+    let driver: SourceDriver;
+    let work: string;
+    const ctx: SourceContext = { env: {} };
+
+    beforeAll(async () => {
+      driver = sourceDriver(kind) as SourceDriver;
+      await fixture.setUp();
+      work = await mkdtemp(join(tmpdir(), `strongbox-contract-${kind}-`));
+    });
+    afterAll(async () => {
+      await fixture.tearDown();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    function job(): Record<string, unknown> {
+      return { name: `contract-${kind}`, source: fixture.config() };
+    }
+
+    /** The raw objects of one backup, read by the driver itself (no vault). */
+    async function backupObjects(): Promise<Map<string, Buffer>> {
+      const backup = await driver.backup(fixture.config() as never, ctx);
+      const objects = new Map<string, Buffer>();
+      const reading = (async () => {
+        for await (const object of backup.objects) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of object.stream) chunks.push(chunk as Buffer);
+          objects.set(object.name, Buffer.concat(chunks));
+        }
+      })();
+      await Promise.all([reading, backup.done]);
+      return objects;
+    }
+
+    /** A RestoreInput over objects in memory; `fail` makes every object stop with that error halfway. */
+    function inputOf(objects: Map<string, Buffer>, fail?: Error): RestoreInput {
+      const open = async (name: string) => {
+        const data = objects.get(name);
+        if (!data) throw new Error(`no object ${name}`);
+        if (!fail) return Readable.from([data]);
+        return Readable.from(
+          (async function* () {
+            yield data.subarray(0, Math.floor(data.length / 2));
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            throw fail;
+          })(),
+        );
+      };
+      const names = [...objects.keys()];
+      return {
+        objects: names.map((name) => ({ name, sourceBytes: objects.get(name)?.length ?? 0 })),
+        open,
+        only: () => {
+          if (names.length !== 1) throw new IntegrityError('several objects');
+          return open(names[0] as string);
+        },
+      };
+    }
+
+    it('declares optional methods exactly for its capabilities', () => {
+      const { capabilities } = driver.spec;
+      expect(driver.spec.kind).toBe(kind);
+      expect(Boolean(driver.replace)).toBe(capabilities.replace);
+      expect(Boolean(driver.sqlChecks)).toBe(capabilities.sqlChecks);
+      expect(allDrivers().filter((d) => d.spec.kind === kind)).toHaveLength(1);
+    });
+
+    it('round-trips through the vault: the restored target holds the source data and passes its checks', async () => {
+      const { runtime, dir } = await testRuntime({ jobs: [job()] });
+      try {
+        const target = fixture.freshTarget('roundtrip');
+        const jobConfig = runtime.plan.jobs[0] as Job;
+        const backup = await runBackup(runtime, jobConfig);
+        expect(backup.objects).toBeGreaterThanOrEqual(1);
+
+        const restore = await runRestore(runtime, jobConfig, { target });
+
+        expect(await fixture.fingerprint(target)).toBe(await fixture.sourceFingerprint());
+        expect(restore.checks.length).toBeGreaterThan(0);
+        expect(restore.checks.filter((c) => !c.passed)).toEqual([]);
+        await driver.discard(fixture.config() as never, target, ctx);
+        expect(await driver.targetExists(fixture.config() as never, target, ctx)).toBe(false);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('removes the target it created and rethrows the error of an input that fails midway', async () => {
+      const objects = await backupObjects();
+      const existing = await fixture.makeExisting('bystander');
+      const before = await fixture.fingerprint(existing);
+      const target = fixture.freshTarget('broken');
+      const broken = new IntegrityError('chunk 7 failed authentication');
+
+      const restoring = driver.restore(fixture.config() as never, inputOf(objects, broken), { target, ctx });
+
+      await expect(restoring).rejects.toBe(broken);
+      expect(await driver.targetExists(fixture.config() as never, target, ctx)).toBe(false);
+      expect(await fixture.fingerprint(existing)).toBe(before);
+    });
+
+    it('refuses to restore into a target that exists, and leaves it untouched', async () => {
+      const objects = await backupObjects();
+      const existing = await fixture.makeExisting('taken');
+      const before = await fixture.fingerprint(existing);
+
+      const restoring = driver.restore(fixture.config() as never, inputOf(objects), {
+        target: existing,
+        ctx,
+      });
+
+      await expect(restoring).rejects.toBeInstanceOf(RestoreError);
+      expect(await fixture.fingerprint(existing)).toBe(before);
+    });
+
+    it('leaves nothing that looks complete when the backup is aborted midway', async () => {
+      const controller = new AbortController();
+      const { runtime, dir, fileVault } = await testRuntime({
+        jobs: [job()],
+        wrapVault: (vault) => abortOnFirstChunk(vault, controller),
+        signal: controller.signal,
+      });
+      try {
+        const attempt = runBackup(runtime, runtime.plan.jobs[0] as Job);
+
+        await expect(attempt).rejects.toThrow();
+        expect(await listBackups(fileVault, `contract-${kind}`)).toEqual([]);
+        const left = await readdir(join(dir, 'vault'), { recursive: true, withFileTypes: true }).catch(
+          () => [],
+        );
+        expect(left.filter((e) => e.isFile()).map((e) => e.name)).toEqual([]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('finds a wrong restore with its checks', async () => {
+      const { runtime, dir } = await testRuntime({ jobs: [job()] });
+      try {
+        const jobConfig = runtime.plan.jobs[0] as Job;
+        await runBackup(runtime, jobConfig);
+        const target = fixture.freshTarget('spoiled');
+        const restore = await runRestore(runtime, jobConfig, { target });
+        await fixture.spoil(target);
+        const manifest = (await listBackups(runtime.vault, jobConfig.name)).at(-1);
+        expect(manifest?.complete).toBe(true);
+
+        const { checks, findings } = await import('#agent/restore').then(async ({ checkRestored }) =>
+          checkRestored(
+            jobConfig,
+            await import('#core/catalog').then(({ readManifest }) =>
+              readManifest(runtime.vault, jobConfig.name, restore.backupId),
+            ),
+            target,
+            undefined,
+            sourceContext(runtime),
+          ),
+        );
+
+        expect(checks.some((c) => !c.passed)).toBe(true);
+        expect(findings.some((f) => f.severity === 'critical' && f.backupId === restore.backupId)).toBe(true);
+        await driver.discard(fixture.config() as never, target, ctx);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
+
+/** A vault whose puts abort the backup once the first bytes of a data object reach it. */
+function abortOnFirstChunk(vault: FileVault, controller: AbortController): Vault {
+  return {
+    url: vault.url,
+    get: (key, options) => vault.get(key, options),
+    head: (key) => vault.head(key),
+    list: (prefix) => vault.list(prefix),
+    delete: (keys) => vault.delete(keys),
+    put: (key: string, body: Readable, options?: PutOptions) => {
+      const watch = new Transform({
+        transform(chunk, _encoding, callback) {
+          controller.abort(new Error('interrupted by the test'));
+          callback(null, chunk);
+        },
+      });
+      pipeline(body, watch).catch(() => {});
+      return vault.put(key, watch, options);
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * A Runtime over a file vault and a fresh local master key in a temp directory, for tests that call the
+ * agent's use cases (runBackup, runRestore) directly rather than through the CLI.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateMasterKeyFile, LocalKeyProvider } from '#adapters/keys/local';
+import { FileVault } from '#adapters/vaults/file';
+import type { Runtime } from '#agent/runtime';
+import { validatePlan } from '#core/plan';
+import { systemClock, type Vault } from '#core/ports';
+
+/** Options of {@link testRuntime}. */
+export interface TestRuntimeOptions {
+  /** Jobs of the plan, as YAML would give them (`{ name, source: { kind, … } }`). */
+  jobs: Record<string, unknown>[];
+  /** Wraps the file vault (a FaultyVault, a recording wrapper). */
+  wrapVault?: (vault: FileVault) => Vault;
+  signal?: AbortSignal;
+}
+
+/** A runtime, the directory it lives in and the file vault under its wrapper. */
+export async function testRuntime(
+  options: TestRuntimeOptions,
+): Promise<{ runtime: Runtime; dir: string; fileVault: FileVault }> {
+  const dir = await mkdtemp(join(tmpdir(), 'strongbox-runtime-'));
+  const keyPath = join(dir, 'master.key');
+  await generateMasterKeyFile(keyPath);
+  const fileVault = new FileVault(`file://${dir}/vault`);
+  const plan = validatePlan({
+    version: 1,
+    vault: { url: fileVault.url },
+    key: { type: 'local', path: keyPath },
+    jobs: options.jobs,
+  });
+  const runtime: Runtime = {
+    plan,
+    planPath: join(dir, 'plan.yaml'),
+    vault: options.wrapVault ? options.wrapVault(fileVault) : fileVault,
+    keys: new LocalKeyProvider(keyPath),
+    secrets: { read: async (name) => Promise.reject(new Error(`no secret ${name} in tests`)) },
+    env: {},
+    clock: systemClock,
+    host: 'test-host',
+    log: () => {},
+    signal: options.signal ?? new AbortController().signal,
+  };
+  return { runtime, dir, fileVault };
+}
