@@ -9,13 +9,13 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
+import { awsErrorName, describeAwsError } from '#adapters/aws/errors';
 import { FUNCTIONS } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Clock } from '#core/ports';
 import { systemClock } from '#core/ports';
 import { type FunctionEnv, readFunctionEnv } from './env';
 import { ALERT_ATTRIBUTE, alertSchema } from './lib/alerts';
-import { awsErrorName, describeAwsError } from '#adapters/aws/errors';
 import { snsEventSchema } from './lib/events';
 import { runLogged } from './lib/handler';
 import {

@@ -8,6 +8,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { listBackups, previousComplete } from '#core/catalog';
 import { FUNCTIONS } from '#core/deployment';
 import { describeError } from '#core/errors';
@@ -15,7 +16,6 @@ import { runClaimKey } from '#core/layout';
 import { findJob } from '#core/plan';
 import { type Tier, tierOf } from '#core/tiers';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { describeTarget, jobTarget, sendAgentCommand } from './lib/commands';
 import { jobScheduleSchema } from './lib/events';
 import { runLogged } from './lib/handler';

@@ -9,14 +9,14 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { type ClaimStore, S3ClaimStore } from '#adapters/aws/claims';
+import { awsErrorName, describeAwsError } from '#adapters/aws/errors';
 import { type RetrievalTier, S3Vault } from '#adapters/vaults/s3';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
 import type { Clock, Vault } from '#core/ports';
 import { systemClock } from '#core/ports';
 import { type EnvName, type FunctionEnv, readFunctionEnv } from './env';
-import { awsErrorName, describeAwsError } from '#adapters/aws/errors';
-import { type ClaimStore, S3ClaimStore } from '#adapters/aws/claims';
 
 /** A vault that can also ask for archived objects to be retrieved (the S3 vault can). */
 export interface RetrievableVault extends Vault {

@@ -18,6 +18,7 @@ import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/cl
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3ClaimStore } from '#adapters/aws/claims';
 import { S3Vault } from '#adapters/vaults/s3';
 import { listBackups } from '#core/catalog';
 import { AGENT_ENV } from '#core/deployment';
@@ -25,7 +26,6 @@ import { type Plan, parsePlan } from '#core/plan';
 import { systemClock } from '#core/ports';
 import { createBackupFinishedHandler } from '#functions/backup-finished';
 import { ALERT_ATTRIBUTE } from '#functions/lib/alerts';
-import { S3ClaimStore } from '#adapters/aws/claims';
 import { createMetrics } from '#functions/lib/metrics';
 import { createNotifySlackHandler, webhookFromSsm } from '#functions/notify-slack';
 import { createRestoreHandler } from '#functions/restore';

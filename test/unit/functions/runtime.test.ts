@@ -7,9 +7,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
+import { S3ClaimStore } from '#adapters/aws/claims';
 import { PlanError, VaultError } from '#core/errors';
 import { readFunctionEnv } from '#functions/env';
-import { S3ClaimStore } from '#adapters/aws/claims';
 import { deploymentVault, lazy, loadPlan } from '#functions/runtime';
 import { captureOutput } from './support/output';
 import { TEST_PLAN_YAML, testPlan } from './support/services';
