@@ -161,52 +161,13 @@ export const COMMAND_TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Canc
 /** How the agent's last stderr line starts when it fails (SSM keeps only the tail of the output). */
 export const AGENT_ERROR_PREFIX = 'strongbox: error: ';
 
-/** What `strongbox backup --json` prints on stdout (one JSON object); the functions read these fields. */
-export interface AgentBackupResult {
-  job: string;
-  backupId: string;
-  tier: string;
-  sourceBytes: number;
-  storedBytes: number;
-  durationSeconds: number;
-}
-
-/** A finding as the agent prints it (core/checks `Finding`). */
-export interface AgentFinding {
-  severity: 'critical' | 'warning' | 'info';
-  job: string;
-  check: string;
-  message: string;
-  backupId?: string;
-}
-
 /**
- * What `strongbox drill --json` prints on stdout (one JSON object), also when the drill failed (exit 2,
- * with a `drill-restore` finding): the backup and duration are absent when nothing was restored.
+ * What the agent prints with `--json`, as the functions read it: the schemas and types of
+ * core/agent-output, the one owner of that contract.
  */
-export interface AgentDrillResult {
-  job: string;
-  backupId?: string;
-  /** The scratch target restored into (and dropped afterwards). */
-  target?: string;
-  /** Seconds the restore took: the measured recovery time. */
-  durationSeconds?: number;
-  /** The job's recovery time objective, when the plan sets one. */
-  rtoSeconds?: number;
-  findings: AgentFinding[];
-}
-
-/** What `strongbox restore --json` prints on stdout (one JSON object). */
-export interface AgentRestoreResult {
-  job: string;
-  backupId: string;
-  mode: 'scratch' | 'replace';
-  /** Where the data now is. */
-  target: string;
-  /** After a replace: the name the previous live data is kept under. */
-  keptAs?: string;
-  /** After a replace: the safety backup taken first. */
-  safetyBackupId?: string;
-  durationSeconds: number;
-  findings: AgentFinding[];
-}
+export type {
+  AgentBackupResult,
+  AgentDrillResult,
+  AgentRestoreResult,
+  Finding as AgentFinding,
+} from './agent-output';

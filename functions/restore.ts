@@ -18,6 +18,8 @@ import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
+import { agentRestoreResultSchema } from '#core/agent-output';
 import { isBackupId } from '#core/backup-id';
 import { listBackups, readManifest, selectBackup } from '#core/catalog';
 import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
@@ -33,13 +35,12 @@ import {
 import { findJob, type Job, type Plan } from '#core/plan';
 import type { StoredObject } from '#core/ports';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import {
-  agentJson,
   type CommandTarget,
   describeTarget,
   jobTarget,
   outputLocation,
+  readAgentResult,
   sendAgentCommand,
   targetOfHost,
 } from './lib/commands';
@@ -508,24 +509,6 @@ async function alertContinuation(
   );
 }
 
-const restoreResultSchema = z.looseObject({
-  job: z.string(),
-  backupId: z.string(),
-  mode: z.string(),
-  target: z.string(),
-  keptAs: z.string().optional(),
-  safetyBackupId: z.string().optional(),
-  durationSeconds: z.number(),
-  findings: z.array(
-    z.looseObject({
-      severity: z.enum(['critical', 'warning', 'info']),
-      job: z.string(),
-      check: z.string(),
-      message: z.string(),
-    }),
-  ),
-});
-
 /** The outcome branch: tells the alert topic how a restore command ended on a host. */
 export async function reportRestoreOutcome(
   event: unknown,
@@ -536,11 +519,12 @@ export async function reportRestoreOutcome(
   if ('ignored' in finished) return { status: 'ignored', reason: finished.ignored };
   const { parameters, invocation } = finished;
   const job = parameters.job;
-  const result = restoreResultSchema.safeParse(agentJson(invocation.stdout));
+  const result = readAgentResult(agentRestoreResultSchema, invocation.stdout);
+  if (!result.ok) services.logger.warn('restore result unreadable', { job, problem: result.problem });
   const host = hostOf(services.plan, job, invocation.instanceId);
-  const succeeded = invocation.status === 'Success' && result.success;
-  const findings = result.success ? result.data.findings : [];
-  const details = result.success
+  const succeeded = invocation.status === 'Success' && result.ok;
+  const findings = result.ok ? result.data.findings : [];
+  const details = result.ok
     ? [
         result.data.mode === 'replace'
           ? `Restored ${result.data.backupId} over '${result.data.target}' in ${formatDuration(result.data.durationSeconds)}; the previous database is kept as '${result.data.keptAs}' (safety backup ${result.data.safetyBackupId}).`
@@ -561,7 +545,7 @@ export async function reportRestoreOutcome(
       plan: services.plan.name,
       job,
       host,
-      backupId: result.success ? result.data.backupId : parameters.backupId,
+      backupId: result.ok ? result.data.backupId : parameters.backupId,
       details,
       findings,
       nextSteps: succeeded
@@ -579,7 +563,7 @@ export async function reportRestoreOutcome(
   return {
     status: succeeded ? 'finished' : 'failed',
     job,
-    backupId: result.success ? result.data.backupId : parameters.backupId,
+    backupId: result.ok ? result.data.backupId : parameters.backupId,
     instanceId: invocation.instanceId,
     alerted: true,
   };

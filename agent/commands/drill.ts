@@ -8,6 +8,7 @@ import { runRestore, scratchTargetOf } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { runSqlChecks } from '#agent/sources/postgres';
+import type { AgentDrillResult } from '#core/agent-output';
 import type { Finding } from '#core/checks';
 import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
@@ -75,5 +76,9 @@ export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptio
     ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),
   ];
   if (result.findings.length === 0) lines.push('drill passed');
-  return { exitCode: exitCodeOf(result.findings), json: result, text: lines.join('\n') };
+  return {
+    exitCode: exitCodeOf(result.findings),
+    json: result satisfies AgentDrillResult,
+    text: lines.join('\n'),
+  };
 }

@@ -12,6 +12,8 @@ import {
   type SSMClient,
   type Target,
 } from '@aws-sdk/client-ssm';
+import type { z } from 'zod';
+import { awsErrorName } from '#adapters/aws/errors';
 import {
   AGENT_ERROR_PREFIX,
   type AgentAction,
@@ -21,7 +23,7 @@ import {
 } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Job, Plan } from '#core/plan';
-import { awsErrorName } from '#adapters/aws/errors';
+import { checkInput } from './validate';
 
 /** Where a command goes: the host entry of the plan (instance ids or tags) and its fan-out limits. */
 export interface CommandTarget {
@@ -294,6 +296,22 @@ export function agentJson(stdout: string): unknown {
     }
   }
   return undefined;
+}
+
+/**
+ * The agent's `--json` result checked against its contract (a core/agent-output schema).
+ * @example const read = readAgentResult(agentRestoreResultSchema, invocation.stdout)
+ *   // { ok: false, problem: 'findings[0].severity: must be one of "critical", "warning", "info", got string "bad"' }
+ * @returns the result, or why there is none: no JSON object on stdout, or each field that does not match.
+ */
+export function readAgentResult<S extends z.ZodType>(
+  schema: S,
+  stdout: string,
+): { ok: true; data: z.output<S> } | { ok: false; problem: string } {
+  const json = agentJson(stdout);
+  if (json === undefined) return { ok: false, problem: 'no JSON object on stdout' };
+  const checked = checkInput(schema, json);
+  return checked.ok ? checked : { ok: false, problem: checked.issues.join('; ') };
 }
 
 /** Where SSM put the full output of an invocation in CloudWatch Logs. */
