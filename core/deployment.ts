@@ -2,13 +2,19 @@
  * The contract between the CDK app (infra/), the Lambda handlers (functions/) and the agent on hosts:
  * names both sides must spell the same. One owner, so a rename cannot leave one side behind.
  */
+import { z } from 'zod';
 
 /** Lambda handlers, one file each under functions/, exporting `handler`. */
 export const FUNCTIONS = {
   runBackup: 'run-backup',
   backupFinished: 'backup-finished',
   verify: 'verify',
-  restore: 'restore',
+  /** `aws lambda invoke` with a restore request: validate, pick the backup, retrieve or command. */
+  restoreRequest: 'restore-request',
+  /** S3 `Object Restore Completed`: continue the pending requests of that backup. */
+  restoreContinue: 'restore-continue',
+  /** SSM status change of a restore command: tell the alert topic how it ended. */
+  restoreReport: 'restore-report',
   restoreDrill: 'restore-drill',
   notifySlack: 'notify-slack',
 } as const;
@@ -93,17 +99,23 @@ export const AGENT_ENV = {
   region: 'AWS_REGION',
 } as const;
 
-/** Options of a restore or drill that travel as one JSON document parameter (`--options`). */
-export interface AgentRestoreOptions {
+/**
+ * Options of a restore or drill that travel as one JSON document parameter (`--options`); also what a
+ * pending restore request keeps in the vault until its archived objects are retrieved.
+ */
+export const agentRestoreOptionsSchema = z.strictObject({
   /** Database name (postgres) or directory (files) to restore into; a new scratch target by default. */
-  target?: string;
+  target: z.string().min(1).optional(),
   /** Tables to restore (logical PostgreSQL only), `schema.table` or `table`. */
-  tables?: string[];
+  tables: z.array(z.string().min(1)).optional(),
   /** Restore beside the live data, check, swap, keep the old one. */
-  replace?: boolean;
+  replace: z.boolean().optional(),
   /** Must equal the job name when replace is set. */
-  confirm?: string;
-}
+  confirm: z.string().optional(),
+});
+
+/** Options of a restore or drill (`--options`). */
+export type AgentRestoreOptions = z.output<typeof agentRestoreOptionsSchema>;
 
 /**
  * The agent command line a document invocation runs, from the document parameters. The document's shell
