@@ -2,6 +2,7 @@
  * Verification checks, shared by `strongbox verify` and the verify Lambda. Each takes facts and returns
  * findings; none does I/O.
  */
+import type { Finding, Severity } from './agent-output';
 import { completeManifests, dataObjects, type JobCatalog, type RunClaim } from './catalog';
 import { formatDuration } from './duration';
 import { objectKey } from './layout';
@@ -11,17 +12,8 @@ import type { StoredObject } from './ports';
 import { tierLifecycles } from './retention';
 import type { LocalDate, Tier } from './tiers';
 
-export type Severity = 'critical' | 'warning' | 'info';
-
-/** One thing verification found. */
-export interface Finding {
-  severity: Severity;
-  job: string;
-  /** Short machine-readable name: `backup-age`, `no-backup`, `object-missing`, … */
-  check: string;
-  message: string;
-  backupId?: string;
-}
+/** One thing verification found, and its severity: the agent's `--json` contract (core/agent-output). */
+export type { Finding, Severity } from './agent-output';
 
 /** Ordering of severities, worst first. */
 export const SEVERITY_ORDER: readonly Severity[] = ['critical', 'warning', 'info'];

@@ -2,13 +2,19 @@
  * The contract between the CDK app (infra/), the Lambda handlers (functions/) and the agent on hosts:
  * names both sides must spell the same. One owner, so a rename cannot leave one side behind.
  */
+import { z } from 'zod';
 
 /** Lambda handlers, one file each under functions/, exporting `handler`. */
 export const FUNCTIONS = {
   runBackup: 'run-backup',
   backupFinished: 'backup-finished',
   verify: 'verify',
-  restore: 'restore',
+  /** `aws lambda invoke` with a restore request: validate, pick the backup, retrieve or command. */
+  restoreRequest: 'restore-request',
+  /** S3 `Object Restore Completed`: continue the pending requests of that backup. */
+  restoreContinue: 'restore-continue',
+  /** SSM status change of a restore command: tell the alert topic how it ended. */
+  restoreReport: 'restore-report',
   restoreDrill: 'restore-drill',
   notifySlack: 'notify-slack',
 } as const;
@@ -93,17 +99,23 @@ export const AGENT_ENV = {
   region: 'AWS_REGION',
 } as const;
 
-/** Options of a restore or drill that travel as one JSON document parameter (`--options`). */
-export interface AgentRestoreOptions {
+/**
+ * Options of a restore or drill that travel as one JSON document parameter (`--options`); also what a
+ * pending restore request keeps in the vault until its archived objects are retrieved.
+ */
+export const agentRestoreOptionsSchema = z.strictObject({
   /** Database name (postgres) or directory (files) to restore into; a new scratch target by default. */
-  target?: string;
+  target: z.string().min(1).optional(),
   /** Tables to restore (logical PostgreSQL only), `schema.table` or `table`. */
-  tables?: string[];
+  tables: z.array(z.string().min(1)).optional(),
   /** Restore beside the live data, check, swap, keep the old one. */
-  replace?: boolean;
+  replace: z.boolean().optional(),
   /** Must equal the job name when replace is set. */
-  confirm?: string;
-}
+  confirm: z.string().optional(),
+});
+
+/** Options of a restore or drill (`--options`). */
+export type AgentRestoreOptions = z.output<typeof agentRestoreOptionsSchema>;
 
 /**
  * The agent command line a document invocation runs, from the document parameters. The document's shell
@@ -161,52 +173,13 @@ export const COMMAND_TERMINAL_STATUSES = ['Success', 'Failed', 'TimedOut', 'Canc
 /** How the agent's last stderr line starts when it fails (SSM keeps only the tail of the output). */
 export const AGENT_ERROR_PREFIX = 'strongbox: error: ';
 
-/** What `strongbox backup --json` prints on stdout (one JSON object); the functions read these fields. */
-export interface AgentBackupResult {
-  job: string;
-  backupId: string;
-  tier: string;
-  sourceBytes: number;
-  storedBytes: number;
-  durationSeconds: number;
-}
-
-/** A finding as the agent prints it (core/checks `Finding`). */
-export interface AgentFinding {
-  severity: 'critical' | 'warning' | 'info';
-  job: string;
-  check: string;
-  message: string;
-  backupId?: string;
-}
-
 /**
- * What `strongbox drill --json` prints on stdout (one JSON object), also when the drill failed (exit 2,
- * with a `drill-restore` finding): the backup and duration are absent when nothing was restored.
+ * What the agent prints with `--json`, as the functions read it: the schemas and types of
+ * core/agent-output, the one owner of that contract.
  */
-export interface AgentDrillResult {
-  job: string;
-  backupId?: string;
-  /** The scratch target restored into (and dropped afterwards). */
-  target?: string;
-  /** Seconds the restore took: the measured recovery time. */
-  durationSeconds?: number;
-  /** The job's recovery time objective, when the plan sets one. */
-  rtoSeconds?: number;
-  findings: AgentFinding[];
-}
-
-/** What `strongbox restore --json` prints on stdout (one JSON object). */
-export interface AgentRestoreResult {
-  job: string;
-  backupId: string;
-  mode: 'scratch' | 'replace';
-  /** Where the data now is. */
-  target: string;
-  /** After a replace: the name the previous live data is kept under. */
-  keptAs?: string;
-  /** After a replace: the safety backup taken first. */
-  safetyBackupId?: string;
-  durationSeconds: number;
-  findings: AgentFinding[];
-}
+export type {
+  AgentBackupResult,
+  AgentDrillResult,
+  AgentRestoreResult,
+  Finding as AgentFinding,
+} from './agent-output';

@@ -3,7 +3,7 @@
  * each verb states what callers may rely on.
  */
 import type { Readable } from 'node:stream';
-import type { Finding } from './checks';
+import type { TargetCheck } from './agent-output';
 import type { KeyRef } from './manifest';
 import type { SqlCheck } from './plan';
 import type { SourceConfigOf, SourceDetailsOf, SourceKind, SourceSpec } from './sources/index';
@@ -150,16 +150,7 @@ export interface RestoreTarget {
   ctx: SourceContext;
 }
 
-/** One check a restore or a drill ran on a restored target, passed or not. */
-export interface TargetCheck {
-  /** Short machine-readable name: `row-counts`, `file-count`, `sql:<name>`. */
-  check: string;
-  passed: boolean;
-  /** What was compared and what was found, in words: `42 tables match the recorded row counts`. */
-  detail: string;
-  /** What failed (empty when passed); `job` is filled in by the caller. */
-  findings: Finding[];
-}
+export type { TargetCheck };
 
 /** One line of `strongbox doctor`. */
 export interface DoctorCheck {

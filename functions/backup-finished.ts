@@ -6,10 +6,10 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import { type AgentBackupResult, agentBackupResultSchema } from '#core/agent-output';
 import { FUNCTIONS, METRICS } from '#core/deployment';
 import { makeAlert, publishAlert } from './lib/alerts';
-import { agentJson, type InvocationResult, outputLocation } from './lib/commands';
+import { type InvocationResult, outputLocation, readAgentResult } from './lib/commands';
 import { commandStatusEventSchema } from './lib/events';
 import { readFinishedCommand } from './lib/finished-command';
 import { runLogged } from './lib/handler';
@@ -26,15 +26,6 @@ export const BACKUP_FINISHED_ENV = ['documentName', 'logGroupName', 'topicArn'] 
 
 /** The services backup-finished uses. */
 export type BackupFinishedServices = Services<(typeof BACKUP_FINISHED_ENV)[number]>;
-
-/** The agent's `strongbox backup --json` result (core/deployment AgentBackupResult), as far as it is read. */
-const backupResultSchema = z.looseObject({
-  job: z.string(),
-  backupId: z.string(),
-  storedBytes: z.number().nonnegative(),
-  sourceBytes: z.number().nonnegative(),
-  durationSeconds: z.number().nonnegative(),
-});
 
 /** What backup-finished made of an event. */
 export interface BackupFinishedResult {
@@ -66,13 +57,13 @@ export async function handleBackupFinished(
   const { parameters, invocation } = finished;
   const job = parameters.job;
   const base = { job, backupId: parameters.backupId, instanceId: invocation.instanceId };
-  const result = backupResultSchema.safeParse(agentJson(invocation.stdout));
+  const result = readAgentResult(agentBackupResultSchema, invocation.stdout);
 
   if (invocation.status === 'Success') {
     publishJobMetrics(services.metrics, job, [
       { name: METRICS.backupSucceeded, unit: MetricUnit.Count, value: 1 },
       { name: METRICS.backupFailed, unit: MetricUnit.Count, value: 0 },
-      ...(result.success
+      ...(result.ok
         ? [
             { name: METRICS.lastBackupBytes, unit: MetricUnit.Bytes, value: result.data.storedBytes },
             {
@@ -83,10 +74,11 @@ export async function handleBackupFinished(
           ]
         : []),
     ]);
-    if (result.success) {
+    if (result.ok) {
       services.logger.info('backup succeeded', { ...base, ...pick(result.data) });
       return { status: 'succeeded', ...base, backupId: result.data.backupId, alerted: false };
     }
+    services.logger.warn('backup result unreadable', { ...base, problem: result.problem });
     await alert(services, invocation, job, parameters.backupId, {
       severity: 'warning',
       title: `Backup result unreadable: ${job} on ${hostOf(services.plan, job, invocation.instanceId)}`,
@@ -116,7 +108,7 @@ export async function handleBackupFinished(
   return { status: 'failed', ...base, reason, alerted: true };
 }
 
-function pick(result: z.output<typeof backupResultSchema>) {
+function pick(result: AgentBackupResult) {
   const { backupId, storedBytes, sourceBytes, durationSeconds } = result;
   return { backupId, storedBytes, sourceBytes, durationSeconds };
 }

@@ -12,10 +12,9 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
+import { agentDrillResultSchema, type Finding } from '#core/agent-output';
 import { listBackups } from '#core/catalog';
-import type { Finding } from '#core/checks';
 import { FUNCTIONS, METRICS } from '#core/deployment';
 import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
@@ -23,10 +22,10 @@ import { drillClaimKey } from '#core/layout';
 import { findJob, type Job } from '#core/plan';
 import { countFindings, makeAlert, publishAlert, worstSeverity } from './lib/alerts';
 import {
-  agentJson,
   type CommandTarget,
   describeTarget,
   outputLocation,
+  readAgentResult,
   sendAgentCommand,
   targetOfHost,
 } from './lib/commands';
@@ -47,24 +46,6 @@ export const RESTORE_DRILL_ENV = ['documentName', 'logGroupName', 'topicArn'] as
 
 /** The services restore-drill uses. */
 export type RestoreDrillServices = Services<(typeof RESTORE_DRILL_ENV)[number] | 'vaultBucket'>;
-
-/** The agent's `strongbox drill --json` result (core/deployment AgentDrillResult). */
-const drillResultSchema = z.looseObject({
-  job: z.string(),
-  backupId: z.string().optional(),
-  target: z.string().optional(),
-  durationSeconds: z.number().nonnegative().optional(),
-  rtoSeconds: z.number().optional(),
-  findings: z.array(
-    z.object({
-      severity: z.enum(['critical', 'warning', 'info']),
-      job: z.string(),
-      check: z.string(),
-      message: z.string(),
-      backupId: z.string().optional(),
-    }),
-  ),
-});
 
 /** What restore-drill did. */
 export type RestoreDrillResult =
@@ -189,8 +170,9 @@ async function finishDrill(event: unknown, services: RestoreDrillServices): Prom
   const jobName = parameters.job;
   const job = plan.jobs.find((j) => j.name === jobName);
   const host = hostOf(plan, jobName, invocation.instanceId, 'drill');
-  const parsedResult = drillResultSchema.safeParse(agentJson(invocation.stdout));
-  const result = parsedResult.success ? parsedResult.data : undefined;
+  const read = readAgentResult(agentDrillResultSchema, invocation.stdout);
+  const result = read.ok ? read.data : undefined;
+  if (!read.ok) services.logger.warn('drill result unreadable', { job: jobName, problem: read.problem });
   const findings: Finding[] = [...(result?.findings ?? [])];
   const duration = result?.durationSeconds;
   const rto = job?.drill?.rto;

@@ -3,6 +3,7 @@
 import { type BackupResult, runBackup } from '#agent/backup';
 import { formatBytes, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
+import type { AgentBackupOutput } from '#core/agent-output';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
 import { findJob } from '#core/plan';
 import type { Tier } from '#core/tiers';
@@ -49,7 +50,7 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   ]);
   return {
     exitCode: 0,
-    json: results.length === 1 ? results[0] : { backups: results },
+    json: (results.length === 1 ? results[0] : { backups: results }) satisfies AgentBackupOutput | undefined,
     text: formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE'], ...rows]),
   };
 }

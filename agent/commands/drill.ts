@@ -8,6 +8,7 @@
 import { attribute, runRestore, scratchTargetOf, sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
+import type { AgentDrillResult } from '#core/agent-output';
 import type { Finding } from '#core/checks';
 import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
@@ -96,5 +97,9 @@ export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptio
   lines.push(
     result.findings.length === 0 ? 'drill passed' : `drill failed: ${result.findings.length} finding(s)`,
   );
-  return { exitCode: exitCodeOf(result.findings), json: result, text: lines.join('\n') };
+  return {
+    exitCode: exitCodeOf(result.findings),
+    json: result satisfies AgentDrillResult,
+    text: lines.join('\n'),
+  };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { formatBytes } from '#agent/format';
 import { type RestoreRequest, runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import type { AgentRestoreResult } from '#core/agent-output';
 import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
 import { findJob, formatPath } from '#core/plan';
@@ -73,5 +74,9 @@ export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOpt
   ];
   if (result.findings.length === 0) lines.push('checks passed: the restored data matches the manifest');
   const critical = result.findings.some((f) => f.severity === 'critical');
-  return { exitCode: critical ? 2 : result.findings.length ? 1 : 0, json: result, text: lines.join('\n') };
+  return {
+    exitCode: critical ? 2 : result.findings.length ? 1 : 0,
+    json: result satisfies AgentRestoreResult,
+    text: lines.join('\n'),
+  };
 }

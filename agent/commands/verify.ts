@@ -9,6 +9,7 @@
 import { formatBytes, formatTable } from '#agent/format';
 import { readThroughBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
+import type { AgentVerifyResult } from '#core/agent-output';
 import { listRunClaims, listWal, readCatalog, readManifest } from '#core/catalog';
 import { checkJob, exitCodeOf, type Finding, type JobSummary, SEVERITY_ORDER } from '#core/checks';
 import { formatDuration } from '#core/duration';
@@ -75,7 +76,11 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
     ...findings.map((f) => `${f.severity.toUpperCase()}  ${f.job}: ${f.message}`),
   ];
   if (findings.length === 0) lines.push('all checks passed');
-  return { exitCode: exitCodeOf(findings), json: { jobs: reports, findings }, text: lines.join('\n') };
+  return {
+    exitCode: exitCodeOf(findings),
+    json: { jobs: reports, findings } satisfies AgentVerifyResult,
+    text: lines.join('\n'),
+  };
 }
 
 async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof checkJob>> {

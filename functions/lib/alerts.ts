@@ -6,7 +6,8 @@
  */
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
-import { type Finding, SEVERITY_ORDER, type Severity } from '#core/checks';
+import { type Finding, findingSchema, type Severity, severitySchema } from '#core/agent-output';
+import { SEVERITY_ORDER } from '#core/checks';
 
 /** Name of the SNS message attribute that carries the alert as JSON. */
 export const ALERT_ATTRIBUTE = 'strongbox.alert';
@@ -14,17 +15,9 @@ export const ALERT_ATTRIBUTE = 'strongbox.alert';
 /** Findings an alert lists at most (the rest are counted); keeps a message well under SNS's 256 KB. */
 export const MAX_ALERT_FINDINGS = 200;
 
-const findingSchema = z.object({
-  severity: z.enum(['critical', 'warning', 'info']),
-  job: z.string(),
-  check: z.string(),
-  message: z.string(),
-  backupId: z.string().optional(),
-});
-
 /** The alert as the message attribute carries it. */
 export const alertSchema = z.object({
-  severity: z.enum(['critical', 'warning', 'info']),
+  severity: severitySchema,
   title: z.string().min(1),
   /** The plan (deployment) the alert is about. */
   plan: z.string(),

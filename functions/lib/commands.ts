@@ -12,6 +12,7 @@ import {
   type SSMClient,
   type Target,
 } from '@aws-sdk/client-ssm';
+import { z } from 'zod';
 import { awsErrorName } from '#adapters/aws/errors';
 import {
   AGENT_ERROR_PREFIX,
@@ -22,16 +23,29 @@ import {
 } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import type { Job, Plan } from '#core/plan';
+import { checkInput } from './validate';
 
-/** Where a command goes: the host entry of the plan (instance ids or tags) and its fan-out limits. */
-export interface CommandTarget {
-  /** Name of the plan's host entry, for messages (absent for ad-hoc restore targets). */
-  name?: string;
-  instanceIds?: string[];
-  tags?: Record<string, string>;
-  maxConcurrency: number | string;
-  maxErrors: number | string;
-}
+/**
+ * Where a command goes: the host entry of the plan (instance ids or tags) and its fan-out limits. A
+ * schema because pending restore requests keep their target in the vault and are read back.
+ */
+export const commandTargetSchema = z
+  .strictObject({
+    /** Name of the plan's host entry, for messages (absent for ad-hoc restore targets). */
+    name: z.string().min(1).optional(),
+    instanceIds: z.array(z.string().min(1)).min(1).optional(),
+    tags: z.record(z.string().min(1), z.string()).optional(),
+    /** SendCommand MaxConcurrency: a count or a percentage (`50%`). */
+    maxConcurrency: z.union([z.number().int().min(1), z.string().regex(/^\d+%?$/)]),
+    /** SendCommand MaxErrors: a count or a percentage. */
+    maxErrors: z.union([z.number().int().min(0), z.string().regex(/^\d+%?$/)]),
+  })
+  .refine((t) => Boolean(t.instanceIds?.length) || Object.keys(t.tags ?? {}).length > 0, {
+    message: 'names neither instanceIds nor tags',
+  });
+
+/** Where a command goes (see commandTargetSchema). */
+export type CommandTarget = z.output<typeof commandTargetSchema>;
 
 /** The longest run limit of a document step (aws:runShellScript timeoutSeconds). */
 export const MAX_RUN_SECONDS = 172_800;
@@ -294,6 +308,22 @@ export function agentJson(stdout: string): unknown {
     }
   }
   return undefined;
+}
+
+/**
+ * The agent's `--json` result checked against its contract (a core/agent-output schema).
+ * @example const read = readAgentResult(agentRestoreResultSchema, invocation.stdout)
+ *   // { ok: false, problem: 'findings[0].severity: must be one of "critical", "warning", "info", got string "bad"' }
+ * @returns the result, or why there is none: no JSON object on stdout, or each field that does not match.
+ */
+export function readAgentResult<S extends z.ZodType>(
+  schema: S,
+  stdout: string,
+): { ok: true; data: z.output<S> } | { ok: false; problem: string } {
+  const json = agentJson(stdout);
+  if (json === undefined) return { ok: false, problem: 'no JSON object on stdout' };
+  const checked = checkInput(schema, json);
+  return checked.ok ? checked : { ok: false, problem: checked.issues.join('; ') };
 }
 
 /** Where SSM put the full output of an invocation in CloudWatch Logs. */

@@ -1,7 +1,7 @@
 /**
  * The Strongbox Lambdas and the events that reach them: each function's role holds only what its handler
- * calls (the table in {@link StrongboxFunctions}), the EventBridge rule on SSM command status changes of
- * the Strongbox document, and the one on finished archive retrievals of the vault bucket.
+ * calls (FUNCTION_PERMISSIONS), the EventBridge rule on SSM command status changes of the Strongbox
+ * document, and the one on finished archive retrievals of the vault bucket.
  */
 import { Arn, ArnFormat, Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -53,6 +53,12 @@ type Permission =
   | 'listVault'
   /** Read manifests and data objects of the plan's jobs. */
   | 'readBackups'
+  /**
+   * Head data objects of the plan's jobs (storage class, retrieval state). IAM has no action for heads
+   * alone: HeadObject needs s3:GetObject, so the stored bytes are readable too — still encrypted on the
+   * host, and no function holds a key that unwraps their data keys.
+   */
+  | 'headBackups'
   /** Ask for temporary copies of archived objects of the plan's jobs. */
   | 'restoreArchived'
   /** Read back what a command did. */
@@ -60,6 +66,8 @@ type Permission =
   | 'publishAlerts'
   /** Create and release its own claims below a prefix, and read them back when `read`. */
   | { claims: string; read?: boolean }
+  /** Write records whose keys match a pattern (`restores/*.json`): never read or delete them. */
+  | { records: string }
   | { sendCommandTo: 'jobHosts' | 'drillHosts' | 'allHosts' };
 
 const SAMPLE_ID = newBackupId(new Date(0), '000000');
@@ -78,15 +86,25 @@ export const FUNCTION_PERMISSIONS: Record<Exclude<FunctionName, 'notify-slack'>,
   ],
   [FUNCTIONS.backupFinished]: ['readCommands', 'publishAlerts'],
   [FUNCTIONS.verify]: ['listVault', 'readBackups', 'publishAlerts'],
-  [FUNCTIONS.restore]: [
+  // Answers the person who invoked it: no alerts. Any plan host, as the request may name one.
+  [FUNCTIONS.restoreRequest]: [
     'listVault',
     'readBackups',
     'restoreArchived',
+    // Pending requests only, not the `.started` markers restore-continue claims beside them.
+    { records: `${topLevel(restoreRequestPrefix('job', SAMPLE_ID))}/*.json` },
+    { sendCommandTo: 'allHosts' },
+  ],
+  // Reads the pending requests back and claims each once; heads objects, retrieves nothing.
+  [FUNCTIONS.restoreContinue]: [
+    'listVault',
+    'headBackups',
     { claims: topLevel(restoreRequestPrefix('job', SAMPLE_ID)), read: true },
     { sendCommandTo: 'allHosts' },
-    'readCommands',
     'publishAlerts',
   ],
+  // Reads command outcomes and alerts: no vault, no retrieval, no SendCommand.
+  [FUNCTIONS.restoreReport]: ['readCommands', 'publishAlerts'],
   [FUNCTIONS.restoreDrill]: [
     'listVault',
     { claims: topLevel(drillClaimKey('job', SAMPLE_ID)) },
@@ -97,10 +115,11 @@ export const FUNCTION_PERMISSIONS: Record<Exclude<FunctionName, 'notify-slack'>,
 };
 
 /**
- * The functions of a deployment: run-backup, backup-finished, verify, restore, restore-drill, and
- * notify-slack when the plan has a Slack webhook. SSM status changes of the document's commands go to
- * backup-finished, restore and restore-drill (each handles its own action); finished archive retrievals
- * of the vault go to restore. Events that still fail after two retries land in `deadLetterQueue`.
+ * The functions of a deployment: run-backup, backup-finished, verify, restore-request, restore-continue,
+ * restore-report, restore-drill, and notify-slack when the plan has a Slack webhook. SSM status changes
+ * of the document's commands go to backup-finished, restore-report and restore-drill (each handles its
+ * own action); finished archive retrievals of the vault go to restore-continue. Events that still fail
+ * after two retries land in `deadLetterQueue`.
  * @example const fns = new StrongboxFunctions(this, 'Functions', { plan, vaultBucket, vaultKey, ... });
  */
 export class StrongboxFunctions extends Construct {
@@ -140,13 +159,18 @@ export class StrongboxFunctions extends Construct {
       [FUNCTIONS.runBackup]: { ...common, ...commands, ...alerts },
       [FUNCTIONS.backupFinished]: { ...common, ...commands, ...alerts },
       [FUNCTIONS.verify]: { ...common, ...alerts },
-      [FUNCTIONS.restore]: { ...common, ...commands, ...alerts },
+      [FUNCTIONS.restoreRequest]: { ...common, ...commands },
+      [FUNCTIONS.restoreContinue]: { ...common, ...commands, ...alerts },
+      [FUNCTIONS.restoreReport]: { ...common, ...commands, ...alerts },
       [FUNCTIONS.restoreDrill]: { ...common, ...commands, ...alerts },
     };
     const timeouts: Partial<Record<FunctionName, Duration>> = {
       // verify reads every manifest and hashes the newest backups within a byte budget.
       [FUNCTIONS.verify]: Duration.minutes(15),
-      [FUNCTIONS.restore]: Duration.minutes(5),
+      // A request heads every object of the backup and may start a retrieval of each; a continuation
+      // heads the objects of every pending request of the backup.
+      [FUNCTIONS.restoreRequest]: Duration.minutes(5),
+      [FUNCTIONS.restoreContinue]: Duration.minutes(5),
     };
 
     const functions = new Map<FunctionName, StrongboxFunction>();
@@ -193,7 +217,7 @@ export class StrongboxFunctions extends Construct {
         detail: { 'document-name': [props.documentName], status: [...COMMAND_TERMINAL_STATUSES] },
       },
     });
-    for (const name of [FUNCTIONS.backupFinished, FUNCTIONS.restore, FUNCTIONS.restoreDrill] as const) {
+    for (const name of [FUNCTIONS.backupFinished, FUNCTIONS.restoreReport, FUNCTIONS.restoreDrill] as const) {
       this.commandStatusRule.addTarget(
         new targets.LambdaFunction(this.get(name).function, {
           deadLetterQueue: this.deadLetterQueue,
@@ -211,7 +235,7 @@ export class StrongboxFunctions extends Construct {
       },
     });
     this.retrievalDoneRule.addTarget(
-      new targets.LambdaFunction(this.get(FUNCTIONS.restore).function, {
+      new targets.LambdaFunction(this.get(FUNCTIONS.restoreContinue).function, {
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: 4,
         maxEventAge: Duration.hours(6),
@@ -244,6 +268,9 @@ export class StrongboxFunctions extends Construct {
         keyUseViaS3(keyArn, bucket.bucketArn, ['kms:Decrypt']),
       ];
     }
+    if (permission === 'headBackups') {
+      return [new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: jobObjects(jobPrefix) })];
+    }
     if (permission === 'restoreArchived') {
       return [new iam.PolicyStatement({ actions: ['s3:RestoreObject'], resources: jobObjects(jobPrefix) })];
     }
@@ -269,6 +296,15 @@ export class StrongboxFunctions extends Construct {
             },
           },
         }),
+      ];
+    }
+    if ('records' in permission) {
+      return [
+        new iam.PolicyStatement({
+          actions: ['s3:PutObject'],
+          resources: [bucket.arnForObjects(permission.records)],
+        }),
+        keyUseViaS3(keyArn, bucket.bucketArn, ['kms:GenerateDataKey']),
       ];
     }
     if ('claims' in permission) {
@@ -308,7 +344,7 @@ const WILDCARDS = [
     reason: 'Objects of one plan job: keys below backups/<job>/ and wal/<job>/ hold ids made at run time.',
   },
   {
-    finding: /^Resource::.*\/(runs|drills|restores)\/\*$/,
+    finding: /^Resource::.*\/(runs|drills|restores)\/\*(\.json)?$/,
     reason: "The function's own claims and pending requests: one key per scheduled run or request.",
   },
   {

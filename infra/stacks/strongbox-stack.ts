@@ -108,8 +108,8 @@ export class StrongboxStack extends Stack {
     });
     new CfnOutput(this, 'AlertTopicArn', { value: this.alerts.topic.topicArn });
     new CfnOutput(this, 'RestoreFunctionName', {
-      description: 'aws lambda invoke --function-name <this> … to restore',
-      value: this.functions.get(FUNCTIONS.restore).function.functionName,
+      description: 'aws lambda invoke --function-name <this> … to restore (the restore-request function)',
+      value: this.functions.get(FUNCTIONS.restoreRequest).function.functionName,
     });
     new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboard.dashboardName });
   }

@@ -1,9 +1,13 @@
 /**
- * The AWS flow end to end, locally: run-backup → (SSM) agent → backup-finished → verify → restore →
- * (SSM) agent → restore → restore-drill → (SSM) agent → restore-drill, against a real PostgreSQL and a
- * real S3-protocol server (s3rver). SSM is the local adapter (test/support/ssm-adapter.ts), which runs
- * the real agent CLI as the Strongbox document would and emits the status-change events EventBridge
- * would deliver — each event goes to all three functions the rule targets. SNS is mocked at the SDK:
+ * The AWS flow end to end, locally: run-backup → (SSM) agent → backup-finished → verify →
+ * restore-request → (SSM) agent → restore-report → restore-drill → (SSM) agent → restore-drill, against
+ * a real PostgreSQL and a real S3-protocol server (s3rver). SSM is the local adapter
+ * (test/support/ssm-adapter.ts), which runs the real agent CLI as the Strongbox document would and emits
+ * the status-change events EventBridge would deliver — each event goes to all three functions the rule
+ * targets (backup-finished, restore-report, restore-drill). s3rver keeps every object in Standard, so the
+ * archive path (restore-request → retrieval → restore-continue) is covered by the unit tests over a
+ * vault with storage classes; here restore-continue only meets a retrieval event nobody waits for.
+ * SNS is mocked at the SDK:
  * every alert published is also delivered through notify-slack to a local stand-in for Slack.
  *
  * Set STRONGBOX_E2E_ALERTS=<file> to keep the alert texts and Slack bodies of a run (for docs).
@@ -28,8 +32,10 @@ import { createBackupFinishedHandler } from '#functions/backup-finished';
 import { ALERT_ATTRIBUTE } from '#functions/lib/alerts';
 import { createMetrics } from '#functions/lib/metrics';
 import { createNotifySlackHandler, webhookFromSsm } from '#functions/notify-slack';
-import { createRestoreHandler } from '#functions/restore';
+import { createRestoreContinueHandler } from '#functions/restore-continue';
 import { createRestoreDrillHandler } from '#functions/restore-drill';
+import { createRestoreReportHandler } from '#functions/restore-report';
+import { createRestoreRequestHandler } from '#functions/restore-request';
 import { createRunBackupHandler } from '#functions/run-backup';
 import type { Services } from '#functions/runtime';
 import { createVerifyHandler } from '#functions/verify';
@@ -59,7 +65,9 @@ let fn: {
   runBackup: ReturnType<typeof createRunBackupHandler>;
   backupFinished: ReturnType<typeof createBackupFinishedHandler>;
   verify: ReturnType<typeof createVerifyHandler>;
-  restore: ReturnType<typeof createRestoreHandler>;
+  restoreRequest: ReturnType<typeof createRestoreRequestHandler>;
+  restoreContinue: ReturnType<typeof createRestoreContinueHandler>;
+  restoreReport: ReturnType<typeof createRestoreReportHandler>;
   restoreDrill: ReturnType<typeof createRestoreDrillHandler>;
   notifySlack: ReturnType<typeof createNotifySlackHandler>;
 };
@@ -95,7 +103,7 @@ async function deliver(events: Awaited<ReturnType<LocalSsm['settle']>>) {
   for (const event of events) {
     results.push({
       backupFinished: await fn.backupFinished(event),
-      restore: await fn.restore(event),
+      restoreReport: await fn.restoreReport(event),
       restoreDrill: await fn.restoreDrill(event),
     });
   }
@@ -204,7 +212,9 @@ beforeAll(async () => {
     runBackup: createRunBackupHandler(async () => services('run-backup')),
     backupFinished: createBackupFinishedHandler(async () => services('backup-finished')),
     verify: createVerifyHandler(async () => services('verify')),
-    restore: createRestoreHandler(async () => services('restore')),
+    restoreRequest: createRestoreRequestHandler(async () => services('restore-request')),
+    restoreContinue: createRestoreContinueHandler(async () => services('restore-continue')),
+    restoreReport: createRestoreReportHandler(async () => services('restore-report')),
     restoreDrill: createRestoreDrillHandler(async () => services('restore-drill')),
     notifySlack: createNotifySlackHandler(async () => ({
       env: { slackWebhookParameter: TEST_ENV.slackWebhookParameter },
@@ -251,7 +261,7 @@ describe('the AWS flow, locally', () => {
           job: 'shop',
           backupId: started.backupId,
         }),
-        restore: expect.objectContaining({ status: 'ignored' }),
+        restoreReport: expect.objectContaining({ status: 'ignored' }),
         restoreDrill: expect.objectContaining({ status: 'ignored' }),
       },
     ]);
@@ -288,11 +298,11 @@ describe('the AWS flow, locally', () => {
     await flushAlerts();
   });
 
-  it('restore → agent → restore: the newest backup lands in a scratch database with every row', async () => {
-    const response = await fn.restore({ job: 'shop', latest: true, into: 'shop_restored' });
+  it('restore-request → agent → restore-report: the newest backup lands in a scratch database with every row', async () => {
+    const response = await fn.restoreRequest({ job: 'shop', latest: true, into: 'shop_restored' });
     expect(response).toMatchObject({ status: 'started', job: 'shop', target: `db-host (${HOST})` });
     const [result] = await deliver(await ssm.settle());
-    expect(result?.restore).toMatchObject({ status: 'finished', job: 'shop' });
+    expect(result?.restoreReport).toMatchObject({ status: 'finished', job: 'shop' });
     expect(result?.backupFinished).toMatchObject({ status: 'ignored' });
     expect(published.at(-1)?.Subject).toBe(`[Strongbox INFO] Restore finished: shop on db-host (${HOST})`);
     for (const table of ['customers', 'orders']) {
@@ -300,6 +310,22 @@ describe('the AWS flow, locally', () => {
         await pg.psql(`select count(*) from ${table}`, 'shop'),
       );
     }
+  });
+
+  it('restore-continue: a retrieval event of a backup nobody asked to restore commands nothing', async () => {
+    const [backup] = await listBackups(
+      new S3Vault(plan.vault, { env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } }),
+      'shop',
+    );
+    const data = backup?.objects.find((o) => !o.key.endsWith('/manifest.json'));
+    const before = ssm.commands.size;
+    const result = await fn.restoreContinue({
+      source: 'aws.s3',
+      'detail-type': 'Object Restore Completed',
+      detail: { bucket: { name: s3.bucket }, object: { key: data?.key ?? '' } },
+    });
+    expect(result).toEqual({ status: 'ignored', reason: `no pending restore of shop/${backup?.backupId}` });
+    expect(ssm.commands.size).toBe(before);
   });
 
   it('restore-drill → agent → restore-drill: the drill passes its checks, records the RTO and drops its scratch database', async () => {

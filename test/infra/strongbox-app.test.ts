@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -100,7 +100,7 @@ describe.each(EXAMPLES)('examples/%s.yaml', (name) => {
     }
   });
 
-  it('sends SSM status changes of the Strongbox document to backup-finished, restore and restore-drill', () => {
+  it('sends SSM status changes of the Strongbox document to backup-finished, restore-report and restore-drill', () => {
     const template = example(name).templates.app;
     const [rule] = Object.values(
       template.findResources('AWS::Events::Rule', { Properties: { EventPattern: { source: ['aws.ssm'] } } }),
@@ -118,9 +118,46 @@ describe.each(EXAMPLES)('examples/%s.yaml', (name) => {
     );
     expect(targets).toEqual([
       expect.stringMatching(/^FunctionsBackupFinished/),
-      expect.stringMatching(/^FunctionsRestoreFunction/),
+      expect.stringMatching(/^FunctionsRestoreReport/),
       expect.stringMatching(/^FunctionsRestoreDrill/),
     ]);
+  });
+
+  it('sends finished archive retrievals of the vault bucket to restore-continue only', () => {
+    const template = example(name).templates.app;
+    const [rule, ...others] = Object.values(
+      template.findResources('AWS::Events::Rule', { Properties: { EventPattern: { source: ['aws.s3'] } } }),
+    );
+    expect(others).toEqual([]);
+    expect(rule?.Properties.EventPattern).toMatchObject({
+      source: ['aws.s3'],
+      'detail-type': ['Object Restore Completed'],
+    });
+    const targets = rule?.Properties.Targets.map(
+      (t: { Arn: { 'Fn::GetAtt': string[] } }) => t.Arn['Fn::GetAtt'][0],
+    );
+    expect(targets).toEqual([expect.stringMatching(/^FunctionsRestoreContinue/)]);
+  });
+
+  it('outputs the restore-request function as RestoreFunctionName (the README invokes it)', () => {
+    const template = example(name).templates.app;
+    const output = template.findOutputs('RestoreFunctionName').RestoreFunctionName;
+    expect(output?.Value).toEqual({ Ref: expect.stringMatching(/^FunctionsRestoreRequestFunction/) });
+  });
+
+  it('alarms on errors of every function', () => {
+    const template = example(name).templates.app;
+    const functions = Object.keys(template.findResources('AWS::Lambda::Function'));
+    const [alarm] = Object.values(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { AlarmDescription: Match.stringLikeRegexp('a Strongbox function failed') },
+      }),
+    );
+    type AlarmMetric = { MetricStat?: { Metric: { Dimensions: { Value: { Ref: string } }[] } } };
+    const metrics = (alarm?.Properties.Metrics ?? []) as AlarmMetric[];
+    const watched = metrics.flatMap((m) => m.MetricStat?.Metric.Dimensions.map((d) => d.Value.Ref) ?? []);
+    expect(functions.length).toBeGreaterThanOrEqual(7);
+    expect(watched.sort()).toEqual(functions.sort());
   });
 
   it('ships the plan as written: its JSON is the YAML document', () => {
@@ -155,16 +192,32 @@ describe('function roles hold only what each handler calls', () => {
       'ssm:ListCommands',
     ],
     Verify: [...LOGS, ...DEAD_LETTER, ...ALERTS, 's3:ListBucket', 's3:GetObject'],
-    Restore: [
+    RestoreRequest: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      's3:ListBucket',
+      's3:GetObject',
+      's3:RestoreObject',
+      's3:PutObject',
+      'kms:GenerateDataKey',
+      'kms:Decrypt',
+      'ssm:SendCommand',
+    ],
+    RestoreContinue: [
       ...LOGS,
       ...DEAD_LETTER,
       ...ALERTS,
       's3:ListBucket',
       's3:GetObject',
-      's3:RestoreObject',
       's3:PutObject',
       's3:DeleteObject',
       'ssm:SendCommand',
+    ],
+    RestoreReport: [
+      ...LOGS,
+      ...DEAD_LETTER,
+      ...ALERTS,
+      's3:GetObject',
       'ssm:GetCommandInvocation',
       'ssm:ListCommands',
     ],
@@ -195,16 +248,43 @@ describe('function roles hold only what each handler calls', () => {
     expect([...new Set(roleStatements(fn).flatMap(actionsOf))].sort()).toEqual([...new Set(actions)].sort());
   });
 
-  it.each(['RunBackup', 'BackupFinished', 'RestoreDrill', 'NotifySlack'])('%s reads no backup', (fn) => {
-    const reads = roleStatements(fn).filter((s) => actionsOf(s).includes('s3:GetObject'));
-    expect(JSON.stringify(reads)).not.toMatch(/\/(backups|wal)\//);
-  });
+  it.each(['RunBackup', 'BackupFinished', 'RestoreReport', 'RestoreDrill', 'NotifySlack'])(
+    '%s reads no backup',
+    (fn) => {
+      const reads = roleStatements(fn).filter((s) => actionsOf(s).includes('s3:GetObject'));
+      expect(JSON.stringify(reads)).not.toMatch(/\/(backups|wal)\//);
+    },
+  );
 
   it('lets run-backup command only the hosts of scheduled jobs, by tag', () => {
     const send = roleStatements('RunBackup').filter((s) => actionsOf(s).includes('ssm:SendCommand'));
     const conditions = send.flatMap((s) => (s.Condition ? [s.Condition] : []));
     expect(conditions).toEqual([
       { StringEquals: { 'ssm:resourceTag/Project': 'modax', 'ssm:resourceTag/Role': 'control' } },
+    ]);
+  });
+
+  it('lets only restore-request ask S3 for archive retrievals', () => {
+    for (const fn of Object.keys(expected)) {
+      const retrieves = roleStatements(fn).some((s) => actionsOf(s).includes('s3:RestoreObject'));
+      expect(retrieves, fn).toBe(fn === 'RestoreRequest');
+    }
+  });
+
+  it('gives restore-report no vault and no host: it reads command outcomes and alerts', () => {
+    const statements = roleStatements('RestoreReport');
+    expect(statements.filter((s) => actionsOf(s).includes('ssm:SendCommand'))).toEqual([]);
+    const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap(actionsOf)).toEqual(['s3:GetObject']);
+    expect(JSON.stringify(s3)).not.toContain('VaultBucket');
+  });
+
+  it('lets restore-request only write pending requests (restores/*.json), not the markers beside them', () => {
+    const writes = roleStatements('RestoreRequest').filter((s) =>
+      actionsOf(s).some((a) => ['s3:PutObject', 's3:DeleteObject'].includes(a)),
+    );
+    expect(writes.map((s) => [actionsOf(s), JSON.stringify(s.Resource)])).toEqual([
+      [['s3:PutObject'], expect.stringMatching(/"\/restores\/\*\.json"\]\]\}$/)],
     ]);
   });
 

@@ -304,19 +304,13 @@ describe.each(FIXTURES.map((fixture) => [fixture.kind, fixture] as const))(
         const target = fixture.freshTarget('spoiled');
         const restore = await runRestore(runtime, jobConfig, { target });
         await fixture.spoil(target);
-        const manifest = (await listBackups(runtime.vault, jobConfig.name)).at(-1);
-        expect(manifest?.complete).toBe(true);
-
-        const { checks, findings } = await import('#agent/restore').then(async ({ checkRestored }) =>
-          checkRestored(
-            jobConfig,
-            await import('#core/catalog').then(({ readManifest }) =>
-              readManifest(runtime.vault, jobConfig.name, restore.backupId),
-            ),
-            target,
-            undefined,
-            sourceContext(runtime),
-          ),
+        const manifest = await readManifest(runtime.vault, jobConfig.name, restore.backupId);
+        const { checks, findings } = await checkRestored(
+          jobConfig,
+          manifest,
+          target,
+          undefined,
+          sourceContext(runtime),
         );
 
         expect(checks.some((c) => !c.passed)).toBe(true);

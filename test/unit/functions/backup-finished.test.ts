@@ -18,6 +18,7 @@ const RESULT = {
   kind: 'postgres',
   sourceBytes: 312_475_136,
   storedBytes: 48_213_904,
+  objects: 1,
   durationSeconds: 271.4,
   manifestKey: `backups/app-db/${BACKUP_ID}/manifest.json`,
 };

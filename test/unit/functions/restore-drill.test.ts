@@ -38,6 +38,7 @@ function drillOutput(fields: Record<string, unknown>) {
     target: 'app_drill_20241208t040012',
     durationSeconds: 271.5,
     rtoSeconds: 3600,
+    checks: [],
     findings: [],
     ...fields,
   });

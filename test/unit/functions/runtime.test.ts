@@ -8,6 +8,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { S3ClaimStore } from '#adapters/aws/claims';
+import { FUNCTIONS } from '#core/deployment';
 import { PlanError, VaultError } from '#core/errors';
 import { readFunctionEnv } from '#functions/env';
 import { deploymentVault, lazy, loadPlan } from '#functions/runtime';
@@ -135,7 +136,7 @@ describe('lazy', () => {
 });
 
 describe('the Lambda entry points', () => {
-  it.each(['run-backup', 'backup-finished', 'verify', 'restore', 'restore-drill', 'notify-slack'])(
+  it.each(Object.values(FUNCTIONS))(
     '%s exports a handler that fails clearly when the stack did not set its environment',
     async (name) => {
       const saved = { ...process.env };

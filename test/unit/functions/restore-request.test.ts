@@ -1,21 +1,15 @@
-import { PublishCommand } from '@aws-sdk/client-sns';
-import {
-  GetCommandInvocationCommand,
-  ListCommandsCommand,
-  SendCommandCommand,
-  SSMServiceException,
-} from '@aws-sdk/client-ssm';
+import { SendCommandCommand, SSMServiceException } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PlanError } from '#core/errors';
 import { objectKey, restoreRequestPrefix } from '#core/layout';
 import type { Vault } from '#core/ports';
-import { createRestoreHandler, type PendingRestore, type RestoreServices } from '#functions/restore';
+import { pendingRestoreSchema } from '#functions/lib/restore-requests';
+import { createRestoreRequestHandler, type RestoreRequestServices } from '#functions/restore-request';
 import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
-import { COMMAND_ID, commandStatusEvent, restoreCompletedEvent } from './events';
+import { COMMAND_ID } from './events';
 import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
 import { MemoryVault } from './support/memory-vault';
 import { captureOutput } from './support/output';
-import { fixedClock, publishedAlerts, s3rverVault, testServices } from './support/services';
+import { fixedClock, s3rverVault, testServices } from './support/services';
 
 captureOutput();
 const DAY = 86_400_000;
@@ -29,13 +23,15 @@ const NOW = new Date('2024-12-06T09:00:00Z');
 
 function setup(vault: Vault) {
   const clock = fixedClock(NOW);
-  const t = testServices({ vault: vault as RestoreServices['vault'], clock, service: 'restore' });
+  const t = testServices({
+    vault: vault as RestoreRequestServices['vault'],
+    clock,
+    service: 'restore-request',
+  });
   t.ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_ID } });
-  t.snsMock.on(PublishCommand).resolves({ MessageId: 'm-1' });
-  const handler = createRestoreHandler(async () => t.services as RestoreServices);
+  const handler = createRestoreRequestHandler(async () => t.services as RestoreRequestServices);
   const sent = () => t.ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
-  const alerts = () => publishedAlerts(t.snsMock);
-  return { ...t, handler, sent, alerts, clock };
+  return { ...t, handler, sent, clock };
 }
 
 describe('restore requests (objects in Standard, s3rver)', () => {
@@ -178,12 +174,12 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     [{ job: 'app-db', latest: true, force: true }, ["unknown field 'force'"]],
     [
       { job: 'web-files', latest: true, tables: ['orders'] },
-      ["tables: only logical PostgreSQL jobs restore table by table ('web-files' is files)"],
+      ["tables: files backups cannot be restored table by table ('web-files' is files)"],
     ],
     [
       { job: 'web-files', latest: true, mode: 'replace', confirm: 'web-files' },
       [
-        "mode: only PostgreSQL jobs can be replaced in place; restore 'web-files' in scratch mode into a directory",
+        "mode: files jobs cannot be replaced in place; restore 'web-files' in scratch mode into a directory",
       ],
     ],
     [{ job: 'nope', latest: true }, ["job 'nope' is not in the plan (jobs: app-db, web-files)"]],
@@ -211,7 +207,7 @@ describe('restore requests (objects in Standard, s3rver)', () => {
   });
 });
 
-describe('restores from Glacier and Deep Archive', () => {
+describe('restore requests for archived backups (Glacier, Deep Archive)', () => {
   let vault: MemoryVault;
   let backupId: string;
   let key: string;
@@ -227,13 +223,13 @@ describe('restores from Glacier and Deep Archive', () => {
     key = objectKey('app-db', backupId, SYNTHETIC_OBJECT);
   });
 
-  it('starts the retrieval, keeps the request, answers retrieving with an eta — and continues once S3 reports it done', async () => {
+  it('starts the retrieval, keeps a valid pending request, answers retrieving with an eta and commands nothing', async () => {
     // Prepare
-    const { handler, sent, alerts } = setup(vault);
-    // Act: the request
-    const first = await handler({ job: 'app-db', backupId, into: 'app_jan' });
+    const { handler, sent, snsMock } = setup(vault);
+    // Act
+    const response = await handler({ job: 'app-db', backupId, into: 'app_jan' });
     // Assess
-    expect(first).toMatchObject({
+    expect(response).toMatchObject({
       status: 'retrieving',
       job: 'app-db',
       backupId,
@@ -243,56 +239,23 @@ describe('restores from Glacier and Deep Archive', () => {
     });
     expect(vault.retrievals).toEqual([{ key, days: 7, tier: 'Standard' }]);
     expect(sent()).toEqual([]);
+    expect(snsMock.calls()).toEqual([]);
     const stored = [...vault.objects.keys()].filter((k) =>
       k.startsWith(restoreRequestPrefix('app-db', backupId)),
     );
-    expect(stored).toHaveLength(1);
-    const pending = JSON.parse(vault.text(stored[0] ?? '') ?? '{}') as PendingRestore;
-    expect(pending).toMatchObject({
+    const requestId = response.status === 'retrieving' ? response.requestId : '';
+    expect(stored).toEqual([`${restoreRequestPrefix('app-db', backupId)}${requestId}.json`]);
+    expect(pendingRestoreSchema.parse(JSON.parse(vault.text(stored[0] ?? '') ?? '{}'))).toEqual({
+      requestId,
       job: 'app-db',
       backupId,
       options: { target: 'app_jan' },
+      target: { name: 'db-primary', instanceIds: ['i-0123456789abcdef0'], maxConcurrency: 1, maxErrors: 0 },
       objects: [key],
+      retrieval: { tier: 'Standard', days: 7 },
+      requestedAt: NOW.toISOString(),
+      eta: '2024-12-06T14:00:00.000Z',
     });
-
-    // Act: S3 says the retrieval is done — twice (events may repeat)
-    vault.completeRestore(key);
-    const continued = await handler(restoreCompletedEvent(key));
-    const again = await handler(restoreCompletedEvent(key));
-
-    // Assess
-    expect(continued).toEqual({ status: 'continued', job: 'app-db', backupId, commandIds: [COMMAND_ID] });
-    expect(again).toMatchObject({ status: 'ignored' });
-    expect(sent()).toEqual([
-      expect.objectContaining({
-        Parameters: {
-          action: ['restore'],
-          job: ['app-db'],
-          backupId: [backupId],
-          options: ['{"target":"app_jan"}'],
-          executionTimeout: ['7200'],
-        },
-      }),
-    ]);
-    expect(alerts().map((a) => a.subject)).toEqual([
-      `[Strongbox INFO] Restore continues: app-db ${backupId}`,
-    ]);
-  });
-
-  it('waits while another object of the backup is still being retrieved', async () => {
-    const { handler, sent } = setup(vault);
-    const second = objectKey('app-db', backupId, 'extra.sbx');
-    vault.set(second, 'x', { storageClass: 'GLACIER' });
-    const manifestKey = `backups/app-db/${backupId}/manifest.json`;
-    const manifest = JSON.parse(vault.text(manifestKey) ?? '{}');
-    manifest.objects.push({ ...manifest.objects[0], name: 'extra.sbx', storedBytes: 1 });
-    vault.set(manifestKey, JSON.stringify(manifest));
-    await handler({ job: 'app-db', latest: true });
-    vault.completeRestore(key);
-    expect(await handler(restoreCompletedEvent(key))).toMatchObject({ status: 'waiting', remaining: 1 });
-    vault.completeRestore(second);
-    expect(await handler(restoreCompletedEvent(second))).toMatchObject({ status: 'continued' });
-    expect(sent()).toHaveLength(1);
   });
 
   it('uses the retrieval tier asked for, and refuses Expedited for Deep Archive', async () => {
@@ -323,94 +286,10 @@ describe('restores from Glacier and Deep Archive', () => {
     expect(sent()).toHaveLength(1);
   });
 
-  it.each([
-    ['another bucket', restoreCompletedEvent('backups/app-db/x', 'someone-elses-bucket'), 'is not the vault'],
-    [
-      'a key outside backups',
-      restoreCompletedEvent('runs/app-db/20241206T020000Z-abcdef.json'),
-      'is not part of a backup',
-    ],
-  ])('ignores a retrieval event from %s', async (_what, event, reason) => {
-    const { handler, sent } = setup(vault);
-    expect(await handler(event)).toEqual({ status: 'ignored', reason: expect.stringContaining(reason) });
-    expect(sent()).toEqual([]);
-  });
-
-  it('refuses a malformed S3 event', async () => {
+  it('does not ask again for a retrieval already under way, and still keeps the request', async () => {
     const { handler } = setup(vault);
-    const error = await handler({
-      source: 'aws.s3',
-      'detail-type': 'Object Restore Completed',
-      detail: {},
-    }).catch((e) => e);
-    expect(error).toBeInstanceOf(PlanError);
-    expect((error as Error).message).toBe(
-      'restore completed event: detail.bucket: required; detail.object: required',
-    );
-  });
-});
-
-describe('restore outcomes', () => {
-  function withCommand(action: string) {
-    const t = setup(new MemoryVault(() => NOW));
-    t.ssmMock.on(ListCommandsCommand).resolves({
-      Commands: [
-        {
-          CommandId: COMMAND_ID,
-          Parameters: { action: [action], job: ['app-db'], backupId: ['20241205T090000Z-abcdef'] },
-        },
-      ],
-    });
-    return t;
-  }
-
-  it('tells the alert topic that a restore finished, with its checks', async () => {
-    const { handler, ssmMock, alerts } = withCommand('restore');
-    ssmMock.on(GetCommandInvocationCommand).resolves({
-      Status: 'Success',
-      ResponseCode: 0,
-      StandardOutputContent: JSON.stringify({
-        job: 'app-db',
-        backupId: '20241205T090000Z-abcdef',
-        kind: 'postgres',
-        mode: 'scratch',
-        target: 'app_restore_20241206t090000',
-        sourceBytes: 1000,
-        durationSeconds: 271,
-        findings: [],
-      }),
-    });
-    expect(await handler(commandStatusEvent('Success'))).toMatchObject({ status: 'finished', alerted: true });
-    const [sent] = alerts();
-    expect(sent?.subject).toBe(
-      '[Strongbox INFO] Restore finished: app-db on db-primary (i-0123456789abcdef0)',
-    );
-    expect(sent?.text).toContain(
-      "Restored 20241205T090000Z-abcdef into 'app_restore_20241206t090000' in 4m 31s.",
-    );
-  });
-
-  it('alerts with the agent error line when a restore failed', async () => {
-    const { handler, ssmMock, alerts } = withCommand('restore');
-    ssmMock.on(GetCommandInvocationCommand).resolves({
-      Status: 'Failed',
-      ResponseCode: 2,
-      StandardErrorContent:
-        'strongbox: error: backups/app-db/20241205T090000Z-abcdef/data.zst.sbx: chunk 12 failed authentication\n',
-    });
-    expect(await handler(commandStatusEvent('Failed'))).toMatchObject({ status: 'failed' });
-    expect(alerts()[0]?.alert).toMatchObject({
-      severity: 'critical',
-      title: 'Restore failed: app-db on db-primary (i-0123456789abcdef0)',
-      details: expect.arrayContaining([
-        'Agent error: backups/app-db/20241205T090000Z-abcdef/data.zst.sbx: chunk 12 failed authentication',
-      ]),
-    });
-  });
-
-  it('leaves backup commands to backup-finished', async () => {
-    const { handler, alerts } = withCommand('backup');
-    expect(await handler(commandStatusEvent('Failed'))).toMatchObject({ status: 'ignored' });
-    expect(alerts()).toEqual([]);
+    await vault.requestRestore(key, 7, 'Standard');
+    expect(await handler({ job: 'app-db', latest: true })).toMatchObject({ status: 'retrieving' });
+    expect(vault.retrievals).toHaveLength(1);
   });
 });

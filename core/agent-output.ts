@@ -1,0 +1,217 @@
+/**
+ * The agent's `--json` output contract: what `strongbox backup|restore|drill|verify --json` print on
+ * stdout (one JSON object on one line), and the error object a failing `--json` run prints. The agent's
+ * commands check their output against these types (`satisfies`); the Lambda functions parse the agent's
+ * stdout with these schemas (functions/lib/commands `parseAgentJson`). One owner, so a renamed field
+ * breaks a test instead of a deployment.
+ *
+ * The objects are strict: a field the schema does not name is an error, so the contract test
+ * (test/unit/core/agent-output.test.ts, which runs the real CLI) fails when the agent prints a field
+ * that was renamed or added without changing the contract here. The agent and the functions ship in
+ * one deployment (the document installs the bundle of the same `cdk deploy`), so both sides always
+ * read the same version of this file.
+ */
+import { z } from 'zod';
+import { isBackupId } from './backup-id';
+import { TIERS } from './tiers';
+
+/** How bad a finding is, worst first. */
+export const SEVERITIES = ['critical', 'warning', 'info'] as const;
+
+/** The severity of a finding. */
+export const severitySchema = z.enum(SEVERITIES);
+
+/** How bad a finding is: `critical` (exit 2), `warning` (exit 1) or `info`. */
+export type Severity = z.output<typeof severitySchema>;
+
+/** A backup id as the agent prints it (`20241206T020000Z-3f9a1c`). */
+const backupIdSchema = z.string().refine(isBackupId, 'must be a backup id like 20241206T020000Z-3f9a1c');
+
+const bytes = z.number().int().nonnegative();
+const seconds = z.number().nonnegative();
+
+/**
+ * One thing a check found: verification (core/checks), the checks of a restore against its manifest,
+ * a drill's SQL checks and its recovery time.
+ */
+export const findingSchema = z.strictObject({
+  severity: severitySchema,
+  job: z.string().min(1),
+  /** Short machine-readable name: `backup-age`, `no-backup`, `object-missing`, `rto`, … */
+  check: z.string().min(1),
+  message: z.string(),
+  backupId: backupIdSchema.optional(),
+});
+
+/** One thing a check found (the type core/checks and the functions use). */
+export type Finding = z.output<typeof findingSchema>;
+
+/** One check a restore or a drill ran on the restored target, passed or not (core/ports `TargetCheck`). */
+export const targetCheckSchema = z.strictObject({
+  /** Short machine-readable name: `row-counts`, `file-count`, `sql:<name>`, `rto`, `restore`. */
+  check: z.string().min(1),
+  passed: z.boolean(),
+  /** What was compared and what was found, in words. */
+  detail: z.string(),
+  /** What failed; empty when passed. */
+  findings: z.array(findingSchema),
+});
+
+/** One check a restore or a drill ran. */
+export type TargetCheck = z.output<typeof targetCheckSchema>;
+
+/** `strongbox backup --job <job> --json`: one backup written and committed. */
+export const agentBackupResultSchema = z.strictObject({
+  job: z.string().min(1),
+  backupId: backupIdSchema,
+  tier: z.enum(TIERS),
+  /** The job's source kind (`postgres`, `files`, …). */
+  kind: z.string().min(1),
+  /** Bytes the source produced (before compression and encryption). */
+  sourceBytes: bytes,
+  /** Bytes stored in the vault. */
+  storedBytes: bytes,
+  /** Data objects stored (most sources store one). */
+  objects: z.number().int().positive(),
+  durationSeconds: seconds,
+  /** Vault key of the manifest written last. */
+  manifestKey: z.string().min(1),
+});
+
+/** What one backup printed. */
+export type AgentBackupResult = z.output<typeof agentBackupResultSchema>;
+
+/**
+ * `strongbox backup --json`: the result of the one job, or `{ backups: [...] }` when the run covered
+ * every job of the plan (a run with a failed job prints no result: it fails).
+ */
+export const agentBackupOutputSchema = z.union([
+  agentBackupResultSchema,
+  z.strictObject({ backups: z.array(agentBackupResultSchema) }),
+]);
+
+/** What `strongbox backup --json` prints. */
+export type AgentBackupOutput = z.output<typeof agentBackupOutputSchema>;
+
+/** `strongbox restore --json`: where a backup was restored to and what the checks of it found. */
+export const agentRestoreResultSchema = z.strictObject({
+  job: z.string().min(1),
+  backupId: backupIdSchema,
+  /** The job's source kind. */
+  kind: z.string().min(1),
+  mode: z.enum(['scratch', 'replace']),
+  /** Where the data now is: the scratch target, or the live database name after a replace. */
+  target: z.string().min(1),
+  /** After a replace: the name the previous live data is kept under. */
+  keptAs: z.string().min(1).optional(),
+  /** After a replace: the safety backup taken first. */
+  safetyBackupId: backupIdSchema.optional(),
+  /** Bytes restored (after decryption and decompression). */
+  sourceBytes: bytes,
+  durationSeconds: seconds,
+  /** Every check of the restored data against the manifest, passed or not. */
+  checks: z.array(targetCheckSchema),
+  /** What the checks found wrong; empty when everything matched. */
+  findings: z.array(findingSchema),
+});
+
+/** What `strongbox restore --json` prints. */
+export type AgentRestoreResult = z.output<typeof agentRestoreResultSchema>;
+
+/**
+ * `strongbox drill --json`, also when the drill failed (exit 2, with a `drill-restore` finding): the
+ * backup and the duration are absent when nothing was restored.
+ */
+export const agentDrillResultSchema = z.strictObject({
+  job: z.string().min(1),
+  backupId: backupIdSchema.optional(),
+  /** The scratch target restored into (and removed afterwards). */
+  target: z.string().min(1),
+  /** Seconds the restore took: the measured recovery time. */
+  durationSeconds: seconds.optional(),
+  /** The job's recovery time objective, when the plan sets one. */
+  rtoSeconds: seconds.optional(),
+  /** Every check that ran: the source's own, the plan's SQL checks, the RTO; or the failed restore. */
+  checks: z.array(targetCheckSchema),
+  findings: z.array(findingSchema),
+});
+
+/** What `strongbox drill --json` prints. */
+export type AgentDrillResult = z.output<typeof agentDrillResultSchema>;
+
+/** A full read of one backup by `strongbox verify --deep`: decrypted, authenticated, decompressed. */
+export const agentDeepReadSchema = z.strictObject({
+  backupId: backupIdSchema,
+  storedBytes: bytes,
+  sourceBytes: bytes,
+  seconds,
+});
+
+/** One job's summary in `strongbox verify --json` (core/checks `JobSummary`, plus the deep read). */
+export const agentVerifyJobSchema = z.strictObject({
+  job: z.string().min(1),
+  newestBackupId: backupIdSchema.optional(),
+  /** Seconds since the newest complete backup finished. */
+  backupAgeSeconds: seconds.optional(),
+  /** Stored bytes of the newest complete backup. */
+  lastBackupBytes: bytes.optional(),
+  /** Complete backups within retention, checked against their manifests. */
+  retained: z.number().int().nonnegative(),
+  /** Complete backups past their tier's retention. */
+  expired: z.number().int().nonnegative(),
+  /** Backups with data but no manifest. */
+  incomplete: z.number().int().nonnegative(),
+  /** With `--deep`: the full read of the newest backup (or `--backup-id`). */
+  deep: agentDeepReadSchema.optional(),
+});
+
+/** `strongbox verify --json`: one summary per job and every finding, worst first. */
+export const agentVerifyResultSchema = z.strictObject({
+  jobs: z.array(agentVerifyJobSchema),
+  findings: z.array(findingSchema),
+});
+
+/** What `strongbox verify --json` prints. */
+export type AgentVerifyResult = z.output<typeof agentVerifyResultSchema>;
+
+/** What kind of failure ended a run: core/errors' types, by meaning. */
+export const AGENT_ERROR_KINDS = [
+  /** The plan, a flag or a request is wrong (PlanError): the user can fix it. */
+  'plan',
+  /** The data source failed (SourceError). */
+  'source',
+  /** The vault failed (VaultError). */
+  'vault',
+  /** Stored data does not match what was written (IntegrityError). */
+  'integrity',
+  /** A key could not be created, unwrapped or used (KeyError). */
+  'key',
+  /** A job, backup or object does not exist (NotFoundError). */
+  'not-found',
+  /** Restoring failed; what was there before is untouched (RestoreError). */
+  'restore',
+  /** Stopped by a signal; nothing was committed. */
+  'interrupted',
+  /** Anything else: a bug or an unexpected failure. */
+  'internal',
+] as const;
+
+/** The kind of an agent failure. */
+export type AgentErrorKind = (typeof AGENT_ERROR_KINDS)[number];
+
+/**
+ * What a failing `--json` run prints on stdout, beside the `strongbox: error: …` line on stderr.
+ * @example { "error": { "kind": "plan", "message": "jobs[0].source.database: required" } }
+ */
+export const agentErrorOutputSchema = z.strictObject({
+  error: z.strictObject({
+    kind: z.enum(AGENT_ERROR_KINDS),
+    /** The one-line error message (the stderr error line without its prefix). */
+    message: z.string().min(1),
+    /** Every problem of a plan error, when there are several. */
+    issues: z.array(z.string().min(1)).min(1).optional(),
+  }),
+});
+
+/** What a failing `--json` run prints. */
+export type AgentErrorOutput = z.output<typeof agentErrorOutputSchema>;

@@ -1,0 +1,317 @@
+/**
+ * restore-request — a restore on demand (`aws lambda invoke` with the payload of docs/functions.md):
+ * validated field by field, the backup picked (by id, latest, or the newest that started at or before
+ * `at`). When any of its data objects is in Glacier Flexible Retrieval or Deep Archive, their retrieval
+ * is started, the request is kept in the vault at `restores/<job>/<backupId>/<requestId>.json` (Standard
+ * class) for restore-continue, and the answer is `{status: "retrieving", eta}`. Otherwise the target host
+ * is commanded at once (`strongbox restore --options …`) and the answer carries the command id.
+ * restore-report tells the alert topic how the command ended.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
+import { isBackupId } from '#core/backup-id';
+import { listBackups, readManifest, selectBackup } from '#core/catalog';
+import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
+import { NotFoundError, PlanError } from '#core/errors';
+import { objectKey } from '#core/layout';
+import { findJob, type Job, type Plan } from '#core/plan';
+import { type CommandTarget, describeTarget, jobTarget, targetOfHost } from './lib/commands';
+import { isoTime, jobName } from './lib/events';
+import { runLogged } from './lib/handler';
+import { createMetrics } from './lib/metrics';
+import {
+  commandRestore,
+  isReadable,
+  newRequestId,
+  RETRIEVAL_TIERS,
+  restoreJobProblems,
+  savePendingRestore,
+} from './lib/restore-requests';
+import { RETRIEVAL_HOURS } from './lib/storage-classes';
+import { checkInput } from './lib/validate';
+import { lazy, openServices, type Services } from './runtime';
+
+const logger = new Logger({ serviceName: FUNCTIONS.restoreRequest });
+const metrics = createMetrics(FUNCTIONS.restoreRequest);
+
+/** Environment this handler needs beyond the plan and vault (core/deployment FUNCTION_ENV). */
+export const RESTORE_REQUEST_ENV = ['documentName', 'logGroupName'] as const;
+
+/** The services restore-request uses. */
+export type RestoreRequestServices = Services<(typeof RESTORE_REQUEST_ENV)[number]>;
+
+const INSTANCE_ID = /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/;
+const TABLE = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
+
+const targetSchema = z
+  .strictObject({
+    /** A host entry of the plan. */
+    host: z.string().min(1).optional(),
+    instanceIds: z
+      .array(z.string().regex(INSTANCE_ID, 'must be an EC2 (i-…) or managed (mi-…) instance id'))
+      .min(1)
+      .max(50)
+      .optional(),
+    tags: z.record(z.string().min(1), z.string()).optional(),
+  })
+  .refine(
+    (t) =>
+      [t.host, t.instanceIds, t.tags && Object.keys(t.tags).length > 0 ? t.tags : undefined].filter(Boolean)
+        .length === 1,
+    {
+      message: 'give exactly one of host, instanceIds or tags',
+    },
+  );
+
+/** The restore request payload (docs/functions.md). */
+export const restoreRequestSchema = z
+  .strictObject({
+    job: jobName,
+    backupId: z.string().refine(isBackupId, 'must be a backup id like 20241206T020000Z-3f9a1c').optional(),
+    latest: z.literal(true).optional(),
+    at: isoTime.optional(),
+    /** Where to restore; the job's own host when absent. */
+    target: targetSchema.optional(),
+    mode: z.enum(['scratch', 'replace']).default('scratch'),
+    /** Must equal the job name for mode replace. */
+    confirm: z.string().optional(),
+    /** Database (postgres) or directory (files) to restore into (scratch mode); a new one when absent. */
+    into: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^\0\n\r]+$/, 'must be one line')
+      .optional(),
+    /** Tables to restore (logical PostgreSQL jobs, scratch mode). */
+    tables: z.array(z.string().regex(TABLE, 'must be table or schema.table')).min(1).optional(),
+    /** How archived objects are retrieved: S3 retrieval tier and days the copy stays readable. */
+    retrieval: z
+      .strictObject({
+        tier: z.enum(RETRIEVAL_TIERS).default('Standard'),
+        days: z.number().int().min(1).max(30).default(7),
+      })
+      .optional(),
+  })
+  .superRefine((request, ctx) => {
+    const selectors = [request.backupId, request.latest, request.at].filter((v) => v !== undefined).length;
+    if (selectors !== 1) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of backupId, latest or at' });
+    }
+    if (request.mode === 'replace') {
+      if (request.confirm !== request.job) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['confirm'],
+          message: `must equal the job name '${request.job}' to replace its live data`,
+        });
+      }
+      if (request.into)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['into'],
+          message: 'replace restores beside the live database and swaps; it takes no into',
+        });
+      if (request.tables)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tables'],
+          message: 'replace restores the whole database; restore tables in scratch mode',
+        });
+    }
+  });
+
+/** A validated restore request. */
+export type RestoreRequest = z.output<typeof restoreRequestSchema>;
+
+/** What restore-request answered. */
+export type RestoreRequestResponse =
+  | {
+      status: 'started';
+      job: string;
+      backupId: string;
+      mode: 'scratch' | 'replace';
+      commandId: string;
+      target: string;
+    }
+  | {
+      status: 'retrieving';
+      job: string;
+      backupId: string;
+      requestId: string;
+      /** Objects being retrieved. */
+      objects: number;
+      retrievalTier: (typeof RETRIEVAL_TIERS)[number];
+      /** When the slowest retrieval should be done (the documented upper bound). */
+      eta: string;
+    }
+  | { status: 'rejected'; errors: string[] }
+  /** SSM refused the command (e.g. a target outside the plan's hosts, which the function may not command). */
+  | { status: 'not-started'; job: string; backupId: string; reason: string };
+
+/**
+ * Validates a request, picks the backup, then retrieves or commands. Invalid requests are answered
+ * `rejected` with one message per field; nothing is started.
+ * @example await requestRestore({ job: 'app-db', latest: true }, services) // { status: 'started', commandId, … }
+ */
+export async function requestRestore(
+  payload: unknown,
+  services: RestoreRequestServices,
+): Promise<RestoreRequestResponse> {
+  const checked = checkInput(restoreRequestSchema, payload);
+  if (!checked.ok) return { status: 'rejected', errors: checked.issues };
+  const request = checked.data;
+  const { plan, vault, clock } = services;
+  let job: Job;
+  let target: CommandTarget;
+  try {
+    job = findJob(plan, request.job);
+    const problems = restoreJobProblems(job, request);
+    if (problems.length > 0) return { status: 'rejected', errors: problems };
+    target = requestTarget(plan, job, request);
+  } catch (error) {
+    if (error instanceof PlanError) return { status: 'rejected', errors: [...error.issues] };
+    throw error;
+  }
+  let backupId: string;
+  try {
+    const selector = request.backupId
+      ? { backupId: request.backupId }
+      : request.at
+        ? { at: new Date(request.at) }
+        : { latest: true as const };
+    backupId = selectBackup(await listBackups(vault, job.name), selector).backupId;
+  } catch (error) {
+    if (error instanceof NotFoundError)
+      return { status: 'rejected', errors: [`${job.name}: ${error.message}`] };
+    throw error;
+  }
+  const manifest = await readManifest(vault, job.name, backupId);
+  const options = agentOptions(request);
+  const now = clock.now();
+
+  const heads = await Promise.all(
+    manifest.objects.map(async (o) => {
+      const key = objectKey(job.name, backupId, o.name);
+      const head = await vault.head(key);
+      if (!head)
+        throw new NotFoundError(`${key} is missing: backup ${backupId} cannot be restored (run verify)`);
+      return head;
+    }),
+  );
+  const archived = heads.filter((h) => !isReadable(h, now));
+  if (archived.length === 0) {
+    let commandId: string;
+    try {
+      commandId = await commandRestore(services.ssm, services.env, { job, backupId, options, target });
+    } catch (error) {
+      if (isRetryableAwsError(error)) throw error;
+      const reason = `Systems Manager refused the restore command: ${describeAwsError(error)}`;
+      services.logger.warn('restore not started', { job: job.name, backupId, reason });
+      return { status: 'not-started', job: job.name, backupId, reason };
+    }
+    services.logger.info('restore commanded', {
+      job: job.name,
+      backupId,
+      commandId,
+      target: describeTarget(target),
+    });
+    return {
+      status: 'started',
+      job: job.name,
+      backupId,
+      mode: request.mode,
+      commandId,
+      target: describeTarget(target),
+    };
+  }
+
+  const retrieval = {
+    tier: request.retrieval?.tier ?? 'Standard',
+    days: request.retrieval?.days ?? 7,
+  } as const;
+  const unavailable = archived.filter((h) => RETRIEVAL_HOURS[h.storageClass]?.[retrieval.tier] === undefined);
+  if (unavailable.length > 0) {
+    return {
+      status: 'rejected',
+      errors: [
+        `retrieval.tier: ${retrieval.tier} retrieval is not available for ${[...new Set(unavailable.map((h) => h.storageClass))].join(', ')} objects; use Standard or Bulk`,
+      ],
+    };
+  }
+  for (const head of archived) {
+    if (!head.restore) await vault.requestRestore(head.key, retrieval.days, retrieval.tier);
+  }
+  const hours = Math.max(...archived.map((h) => RETRIEVAL_HOURS[h.storageClass]?.[retrieval.tier] ?? 48));
+  const eta = new Date(now.getTime() + hours * 3_600_000).toISOString();
+  const requestId = newRequestId(now);
+  await savePendingRestore(vault, {
+    requestId,
+    job: job.name,
+    backupId,
+    options,
+    target,
+    objects: heads.map((h) => h.key),
+    retrieval,
+    requestedAt: now.toISOString(),
+    eta,
+  });
+  services.logger.info('retrieval started; restore-continue goes on when S3 reports it done', {
+    job: job.name,
+    backupId,
+    requestId,
+    objects: archived.length,
+    eta,
+  });
+  return {
+    status: 'retrieving',
+    job: job.name,
+    backupId,
+    requestId,
+    objects: archived.length,
+    retrievalTier: retrieval.tier,
+    eta,
+  };
+}
+
+/** The host to command: the request's, or the job's own host. */
+function requestTarget(plan: Plan, job: Job, request: RestoreRequest): CommandTarget {
+  const target = request.target;
+  if (!target) return jobTarget(plan, job);
+  if (target.host) return targetOfHost(plan, target.host, 'target.host');
+  // One host at a time, and stop at the first failure: a restore is not a fleet operation.
+  return { instanceIds: target.instanceIds, tags: target.tags, maxConcurrency: 1, maxErrors: 0 };
+}
+
+function agentOptions(request: RestoreRequest): AgentRestoreOptions {
+  const options: AgentRestoreOptions = {};
+  if (request.into) options.target = request.into;
+  if (request.tables) options.tables = request.tables;
+  if (request.mode === 'replace') {
+    options.replace = true;
+    options.confirm = request.confirm;
+  }
+  return options;
+}
+
+/**
+ * The handler over given services (tests pass mocked clients and a real vault).
+ * @example export const handler = createRestoreRequestHandler(async () => services)
+ */
+export function createRestoreRequestHandler(getServices: () => Promise<RestoreRequestServices>) {
+  return async (event: unknown, context?: Context): Promise<RestoreRequestResponse> => {
+    const services = await getServices();
+    return runLogged(services.logger, context, FUNCTIONS.restoreRequest, async () => {
+      const response = await requestRestore(event, services);
+      if (response.status === 'rejected')
+        services.logger.warn('restore request rejected', { errors: response.errors });
+      return response;
+    });
+  };
+}
+
+/** Lambda entry: a direct invocation with a restore request (`aws lambda invoke`). */
+export const handler = createRestoreRequestHandler(
+  lazy(() => openServices(process.env, RESTORE_REQUEST_ENV, { logger, metrics })),
+);
