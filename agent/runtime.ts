@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
+import { describeRetry } from '#adapters/vaults/retrying';
 import { AGENT_ENV } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
@@ -68,15 +69,21 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const absolute = resolve(planPath);
   const plan = await loadPlanFile(absolute, env);
+  const log = options.log ?? (() => {});
+  const signal = options.signal ?? new AbortController().signal;
   return {
     plan,
     planPath: absolute,
-    vault: await openVault(plan.vault, { env }),
+    // Retries of reads, listings and deletes stop when the operator interrupts the agent.
+    vault: await openVault(plan.vault, {
+      env,
+      retry: { signal, onRetry: (event) => log(describeRetry(event)) },
+    }),
     keys: await openKeyProvider(plan.key, { baseDir: dirname(absolute) }),
     env,
     clock: options.clock ?? systemClock,
     host: hostname(),
-    log: options.log ?? (() => {}),
-    signal: options.signal ?? new AbortController().signal,
+    log,
+    signal,
   };
 }
