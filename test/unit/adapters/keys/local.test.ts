@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openKeyProvider } from '#adapters/keys/index';
-import { canonicalContext, generateMasterKeyFile, keyFingerprint, LocalKeyProvider } from '#adapters/keys/local';
+import {
+  canonicalContext,
+  generateMasterKeyFile,
+  keyFingerprint,
+  LocalKeyProvider,
+} from '#adapters/keys/local';
 import { KeyError } from '#core/errors';
 import { encryptionContext } from '#core/manifest';
 
