@@ -9,7 +9,7 @@ import type { Manifest } from './manifest';
 import type { Job, Retention } from './plan';
 import type { StoredObject } from './ports';
 import { tierLifecycles } from './retention';
-import type { LocalDate, Tier } from './tiers';
+import { type LocalDate, localDate, type Tier } from './tiers';
 
 export type Severity = 'critical' | 'warning' | 'info';
 
@@ -177,19 +177,13 @@ export function checkTierCoverage(
     .slice(1)
     .map((b, i) => b.startedAt.getTime() - (sorted[i] as TieredBackup).startedAt.getTime());
   const usualGapDays = gaps.length > 0 ? medianOf(gaps) / DAY_MS : Number.POSITIVE_INFINITY;
-  const format = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-  });
   const findings: Finding[] = [];
   for (const { tier, periodDays, stepDays, label } of COVERED_TIERS) {
     if (usualGapDays > periodDays) continue;
     const windowStart = new Date(
       Math.max(now.getTime() - retention[tier] * DAY_MS, first.startedAt.getTime()),
     );
-    const periodOf = (instant: Date) => periodKey(tier, localDateWith(format, instant));
+    const periodOf = (instant: Date) => periodKey(tier, localDate(instant, timeZone));
     const partial = periodOf(windowStart);
     const current = periodOf(now);
     const expected: string[] = [];
@@ -221,23 +215,6 @@ const COVERED_TIERS = [
   { tier: 'monthly', periodDays: 31, stepDays: 7, label: 'months' },
   { tier: 'yearly', periodDays: 366, stepDays: 28, label: 'years' },
 ] as const;
-
-function localDateWith(format: Intl.DateTimeFormat, instant: Date): LocalDate {
-  const parts = format.formatToParts(instant);
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  return isoWeekOf(get('year'), get('month'), get('day'));
-}
-
-function isoWeekOf(year: number, month: number, day: number): LocalDate {
-  const date = new Date(Date.UTC(year, month - 1, day));
-  const weekday = (date.getUTCDay() + 6) % 7;
-  date.setUTCDate(date.getUTCDate() - weekday + 3);
-  const isoYear = date.getUTCFullYear();
-  const jan4 = new Date(Date.UTC(isoYear, 0, 4));
-  const week1Thursday = jan4.getTime() + (3 - ((jan4.getUTCDay() + 6) % 7)) * DAY_MS;
-  const isoWeek = 1 + Math.round((date.getTime() - week1Thursday) / (7 * DAY_MS));
-  return { year, month, day, isoYear, isoWeek };
-}
 
 function periodKey(tier: 'weekly' | 'monthly' | 'yearly', date: LocalDate): string {
   if (tier === 'weekly') return `${date.isoYear}-W${String(date.isoWeek).padStart(2, '0')}`;
