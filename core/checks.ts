@@ -9,6 +9,7 @@ import type { Manifest } from './manifest';
 import type { Job, Retention } from './plan';
 import type { StoredObject } from './ports';
 import { tierLifecycles } from './retention';
+import { coldnessOf, LIFECYCLE_MIN_OBJECT_BYTES } from './storage-classes';
 import { type LocalDate, localDate, type Tier } from './tiers';
 
 export type Severity = 'critical' | 'warning' | 'info';
@@ -255,17 +256,6 @@ export function checkRetentionOverdue(
   ];
 }
 
-/** Coldness of storage classes: a restore from a colder class takes longer. */
-const CLASS_RANK: Readonly<Record<string, number>> = {
-  STANDARD: 0,
-  INTELLIGENT_TIERING: 0,
-  STANDARD_IA: 1,
-  ONEZONE_IA: 1,
-  GLACIER_IR: 1,
-  GLACIER: 2,
-  DEEP_ARCHIVE: 3,
-};
-
 /**
  * The storage class of each object of a retained backup against its tier's lifecycle (core/retention
  * `tierLifecycles`) at the object's age. An object colder than the lifecycle allows (archived early, or
@@ -299,15 +289,15 @@ export function checkStorageClasses(
     const age = ageDays(found.lastModified, now);
     const expectedNow = classAt(age);
     const expectedBefore = classAt(Math.max(0, age - grace));
-    const rank = CLASS_RANK[found.storageClass] ?? 0;
+    const rank = coldnessOf(found.storageClass);
     const base = { job: manifest.job, backupId: manifest.backupId, check: 'storage-class' };
-    if (rank > (CLASS_RANK[expectedNow] ?? 0)) {
+    if (rank > coldnessOf(expectedNow)) {
       findings.push({
         ...base,
         severity: 'warning',
         message: `${key} is in ${found.storageClass} at ${age}d old; the ${manifest.tier} lifecycle has it in ${expectedNow} (a restore now needs a retrieval)`,
       });
-    } else if (rank < (CLASS_RANK[expectedBefore] ?? 0) && found.sizeBytes >= 128 * 1024) {
+    } else if (rank < coldnessOf(expectedBefore) && found.sizeBytes >= LIFECYCLE_MIN_OBJECT_BYTES) {
       findings.push({
         ...base,
         severity: 'info',

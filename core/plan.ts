@@ -7,6 +7,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { parseDurationSeconds, secondsToDays } from './duration';
 import { PlanError } from './errors';
+import { UPLOAD_CLASSES } from './storage-classes';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
@@ -66,7 +67,7 @@ const vaultSchema = z.strictObject({
   /** Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1). */
   queueSize: z.number().int().min(1).max(16).default(4),
   /** S3 storage class of data objects at upload; lifecycle rules move them later. */
-  storageClass: z.enum(['STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING']).default('STANDARD'),
+  storageClass: z.enum(UPLOAD_CLASSES).default('STANDARD'),
   objectLock: z
     .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.number().int().min(1).max(36_500) })
     .optional(),

@@ -9,12 +9,12 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } f
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import { S3ClaimStore } from '#adapters/aws/claims';
 import type { S3Vault } from '#adapters/vaults/s3';
 import { type Plan, parsePlan } from '#core/plan';
 import type { Clock, Vault } from '#core/ports';
 import type { EnvName, FunctionEnv } from '#functions/env';
 import { ALERT_ATTRIBUTE, alertSchema } from '#functions/lib/alerts';
-import { S3ClaimStore } from '#adapters/aws/claims';
 import { createMetrics } from '#functions/lib/metrics';
 import type { RetrievableVault, Services } from '#functions/runtime';
 import { s3rverVault as openS3rverVault, type S3rverInstance } from '#test/support/s3rver';
