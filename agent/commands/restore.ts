@@ -5,7 +5,8 @@ import { type RestoreRequest, runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
-import { findJob, formatPath } from '#core/plan';
+import { describeZodIssues } from '#core/issues';
+import { findJob } from '#core/plan';
 import type { Outcome } from './outcome';
 
 /** Restore options as the AWS document sends them (`--options '<json>'`): core AgentRestoreOptions. */
@@ -38,11 +39,7 @@ export function parseRestoreOptions(
     }
     const parsed = optionsSchema.safeParse(data);
     if (!parsed.success) {
-      throw new PlanError(
-        parsed.error.issues.map(
-          (i) => `--options${i.path.length ? `.${formatPath(i.path)}` : ''}: ${i.message}`,
-        ),
-      );
+      throw new PlanError(describeZodIssues(parsed.error.issues, data, { root: '--options' }));
     }
     fromJson = parsed.data;
   }
