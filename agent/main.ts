@@ -18,7 +18,7 @@ import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS } from '#core/deployment';
-import { describeError, PlanError, StrongboxError } from '#core/errors';
+import { errorLines, StrongboxError } from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
 interface Common {
@@ -155,15 +155,6 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
 /** The agent was stopped by a signal. */
 class InterruptedError extends StrongboxError {}
 
-/** Longest error line: SSM keeps only the first 8,000 characters of stderr, and alerts quote this line. */
-const ERROR_LINE_CHARS = 2_000;
-
-/** One line saying what went wrong, at most ERROR_LINE_CHARS long. */
-function errorLine(error: unknown): string {
-  const line = describeError(error).replace(/\s*\n\s*/g, ' | ');
-  return line.length > ERROR_LINE_CHARS ? `${line.slice(0, ERROR_LINE_CHARS - 1)}…` : line;
-}
-
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const env = { ...process.env };
@@ -193,14 +184,10 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version end here with code 0; usage errors were already printed by commander.
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof PlanError && error.issues.length > 1) {
-      process.stderr.write(`${error.issues.map((issue) => `  ${issue}`).join('\n')}\n`);
-      const more = error.issues.length - 1;
-      process.stderr.write(`strongbox: error: ${error.issues[0]} (and ${more} more, listed above)\n`);
-    } else {
-      if (env.STRONGBOX_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-      process.stderr.write(`strongbox: error: ${errorLine(error)}\n`);
+    if (env.STRONGBOX_DEBUG && error instanceof Error) {
+      process.stderr.write(`${error.stack}\n`);
     }
+    process.stderr.write(`${errorLines(error).join('\n')}\n`);
     return 2;
   }
 }
@@ -210,7 +197,7 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`strongbox: error: ${errorLine(error)}\n`);
+    process.stderr.write(`${errorLines(error).join('\n')}\n`);
     process.exitCode = 2;
   },
 );

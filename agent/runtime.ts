@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { SsmSecretStore } from '#adapters/aws/secrets';
 import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
+import { describeRetry } from '#adapters/vaults/retrying';
 import { AGENT_ENV } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
@@ -71,16 +72,22 @@ export async function openRuntime(
 ): Promise<Runtime> {
   const absolute = resolve(planPath);
   const plan = await loadPlanFile(absolute, env);
+  const log = options.log ?? (() => {});
+  const signal = options.signal ?? new AbortController().signal;
   return {
     plan,
     planPath: absolute,
-    vault: await openVault(plan.vault, { env }),
+    // Retries of reads, listings and deletes stop when the operator interrupts the agent.
+    vault: await openVault(plan.vault, {
+      env,
+      retry: { signal, onRetry: (event) => log(describeRetry(event)) },
+    }),
     keys: await openKeyProvider(plan.key, { baseDir: dirname(absolute) }),
     secrets: new SsmSecretStore({ env }),
     env,
     clock: options.clock ?? systemClock,
     host: hostname(),
-    log: options.log ?? (() => {}),
-    signal: options.signal ?? new AbortController().signal,
+    log,
+    signal,
   };
 }

@@ -10,7 +10,8 @@ import type { Manifest } from './manifest';
 import type { Job, Retention } from './plan';
 import type { StoredObject } from './ports';
 import { tierLifecycles } from './retention';
-import type { LocalDate, Tier } from './tiers';
+import { coldnessOf, LIFECYCLE_MIN_OBJECT_BYTES } from './storage-classes';
+import { type LocalDate, localDate, type Tier } from './tiers';
 
 /** One thing verification found, and its severity: the agent's `--json` contract (core/agent-output). */
 export type { Finding, Severity } from './agent-output';
@@ -169,19 +170,13 @@ export function checkTierCoverage(
     .slice(1)
     .map((b, i) => b.startedAt.getTime() - (sorted[i] as TieredBackup).startedAt.getTime());
   const usualGapDays = gaps.length > 0 ? medianOf(gaps) / DAY_MS : Number.POSITIVE_INFINITY;
-  const format = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-  });
   const findings: Finding[] = [];
   for (const { tier, periodDays, stepDays, label } of COVERED_TIERS) {
     if (usualGapDays > periodDays) continue;
     const windowStart = new Date(
       Math.max(now.getTime() - retention[tier] * DAY_MS, first.startedAt.getTime()),
     );
-    const periodOf = (instant: Date) => periodKey(tier, localDateWith(format, instant));
+    const periodOf = (instant: Date) => periodKey(tier, localDate(instant, timeZone));
     const partial = periodOf(windowStart);
     const current = periodOf(now);
     const expected: string[] = [];
@@ -213,23 +208,6 @@ const COVERED_TIERS = [
   { tier: 'monthly', periodDays: 31, stepDays: 7, label: 'months' },
   { tier: 'yearly', periodDays: 366, stepDays: 28, label: 'years' },
 ] as const;
-
-function localDateWith(format: Intl.DateTimeFormat, instant: Date): LocalDate {
-  const parts = format.formatToParts(instant);
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  return isoWeekOf(get('year'), get('month'), get('day'));
-}
-
-function isoWeekOf(year: number, month: number, day: number): LocalDate {
-  const date = new Date(Date.UTC(year, month - 1, day));
-  const weekday = (date.getUTCDay() + 6) % 7;
-  date.setUTCDate(date.getUTCDate() - weekday + 3);
-  const isoYear = date.getUTCFullYear();
-  const jan4 = new Date(Date.UTC(isoYear, 0, 4));
-  const week1Thursday = jan4.getTime() + (3 - ((jan4.getUTCDay() + 6) % 7)) * DAY_MS;
-  const isoWeek = 1 + Math.round((date.getTime() - week1Thursday) / (7 * DAY_MS));
-  return { year, month, day, isoYear, isoWeek };
-}
 
 function periodKey(tier: 'weekly' | 'monthly' | 'yearly', date: LocalDate): string {
   if (tier === 'weekly') return `${date.isoYear}-W${String(date.isoWeek).padStart(2, '0')}`;
@@ -270,17 +248,6 @@ export function checkRetentionOverdue(
   ];
 }
 
-/** Coldness of storage classes: a restore from a colder class takes longer. */
-const CLASS_RANK: Readonly<Record<string, number>> = {
-  STANDARD: 0,
-  INTELLIGENT_TIERING: 0,
-  STANDARD_IA: 1,
-  ONEZONE_IA: 1,
-  GLACIER_IR: 1,
-  GLACIER: 2,
-  DEEP_ARCHIVE: 3,
-};
-
 /**
  * The storage class of each object of a retained backup against its tier's lifecycle (core/retention
  * `tierLifecycles`) at the object's age. An object colder than the lifecycle allows (archived early, or
@@ -314,15 +281,15 @@ export function checkStorageClasses(
     const age = ageDays(found.lastModified, now);
     const expectedNow = classAt(age);
     const expectedBefore = classAt(Math.max(0, age - grace));
-    const rank = CLASS_RANK[found.storageClass] ?? 0;
+    const rank = coldnessOf(found.storageClass);
     const base = { job: manifest.job, backupId: manifest.backupId, check: 'storage-class' };
-    if (rank > (CLASS_RANK[expectedNow] ?? 0)) {
+    if (rank > coldnessOf(expectedNow)) {
       findings.push({
         ...base,
         severity: 'warning',
         message: `${key} is in ${found.storageClass} at ${age}d old; the ${manifest.tier} lifecycle has it in ${expectedNow} (a restore now needs a retrieval)`,
       });
-    } else if (rank < (CLASS_RANK[expectedBefore] ?? 0) && found.sizeBytes >= 128 * 1024) {
+    } else if (rank < coldnessOf(expectedBefore) && found.sizeBytes >= LIFECYCLE_MIN_OBJECT_BYTES) {
       findings.push({
         ...base,
         severity: 'info',

@@ -7,6 +7,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { parseDurationSeconds, secondsToDays } from './duration';
 import { PlanError } from './errors';
+import { describeZodIssues } from './issues';
 import {
   capabilitiesOf,
   SOURCE_KINDS,
@@ -14,6 +15,7 @@ import {
   sourcePlanSchema,
   sourceSpec,
 } from './sources/index';
+import { UPLOAD_CLASSES } from './storage-classes';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
@@ -73,7 +75,7 @@ const vaultSchema = z.strictObject({
   /** Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1). */
   queueSize: z.number().int().min(1).max(16).default(4),
   /** S3 storage class of data objects at upload; lifecycle rules move them later. */
-  storageClass: z.enum(['STANDARD', 'STANDARD_IA', 'INTELLIGENT_TIERING']).default('STANDARD'),
+  storageClass: z.enum(UPLOAD_CLASSES).default('STANDARD'),
   objectLock: z
     .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.number().int().min(1).max(36_500) })
     .optional(),
@@ -266,37 +268,8 @@ export type Retention = Plan['retention'];
 export type VaultConfig = Plan['vault'];
 export type KeyConfig = Plan['key'];
 
-/** Formats a path as the plan reads: `jobs[1].source.database`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`))
-    .join('');
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = formatPath(issue.path);
-  const at = (text: string) => (path ? `${path}: ${text}` : text);
-  switch (issue.code) {
-    case 'invalid_type':
-      return at(
-        issue.input === undefined ? 'required' : `expected ${issue.expected}, got ${typeName(issue.input)}`,
-      );
-    case 'invalid_key':
-      return at(issue.issues.map((inner) => inner.message).join('; '));
-    case 'unrecognized_keys':
-      return at(
-        `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`,
-      );
-    default:
-      return at(issue.message);
-  }
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`;
-}
+/** @deprecated moved to core/issues; kept so existing imports of `#core/plan` keep working. */
+export { formatPath } from './issues';
 
 /**
  * Validates plan data that is already parsed (from YAML or JSON).
@@ -304,20 +277,15 @@ function typeName(value: unknown): string {
  */
 export function validatePlan(data: unknown): Plan {
   const result = planSchema.safeParse(data, {
-    // Keeps each issue's input, so a wrong type reads `expected number, got string "x"`, not `required`.
-    reportInput: true,
     error: (issue) => {
-      if (issue.code === 'invalid_value' && issue.values.length > 0) {
-        const values = issue.values.map((v) => String(v));
-        return values.length === 1 ? `must be ${values[0]}` : `must be one of ${values.join(', ')}`;
-      }
       if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator) {
         return `must be one of ${discriminatorHint(issue.path ?? [])}`;
       }
       return undefined;
     },
   });
-  if (!result.success) throw new PlanError(result.error.issues.map(describeIssue));
+  if (!result.success)
+    throw new PlanError(describeZodIssues(result.error.issues, data, { notation: 'yaml' }));
   return result.data;
 }
 

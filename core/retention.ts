@@ -4,6 +4,7 @@
  * file vault and the lifecycle rules of an S3 vault agree.
  */
 import type { Retention } from './plan';
+import { STORAGE_CLASSES, type StorageClass } from './storage-classes';
 import type { Tier } from './tiers';
 import { TIERS } from './tiers';
 
@@ -50,12 +51,15 @@ export function selectRetained<T extends RetainedCandidate>(
     });
 }
 
-/** S3 storage classes a tier can move through, coldest last, with their minimum storage charge. */
+/**
+ * S3 storage classes a tier can move through, coldest last: when lifecycle moves an object there (days
+ * after upload), and the minimum storage charge of the class (core/storage-classes).
+ */
 export const STORAGE_LADDER = [
-  { storageClass: 'STANDARD_IA', afterDays: 30, minimumDays: 30 },
-  { storageClass: 'GLACIER', afterDays: 90, minimumDays: 90 },
-  { storageClass: 'DEEP_ARCHIVE', afterDays: 180, minimumDays: 180 },
-] as const;
+  { storageClass: 'STANDARD_IA', afterDays: 30, minimumDays: STORAGE_CLASSES.STANDARD_IA.minimumDays },
+  { storageClass: 'GLACIER', afterDays: 90, minimumDays: STORAGE_CLASSES.GLACIER.minimumDays },
+  { storageClass: 'DEEP_ARCHIVE', afterDays: 180, minimumDays: STORAGE_CLASSES.DEEP_ARCHIVE.minimumDays },
+] as const satisfies readonly { storageClass: StorageClass; afterDays: number; minimumDays: number }[];
 
 export type ArchiveStorageClass = (typeof STORAGE_LADDER)[number]['storageClass'];
 

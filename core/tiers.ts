@@ -18,28 +18,51 @@ export interface LocalDate {
   isoWeek: number;
 }
 
-/** Calendar date of an instant in an IANA time zone. */
+const DAY_MS = 86_400_000;
+
+/** One formatter per time zone: making one costs far more than using it. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/**
+ * Calendar date of an instant in an IANA time zone, with its ISO week. The one calendar of Strongbox:
+ * tiers, tier coverage checks and anything else that asks "which day, week, month is this" use it.
+ * @throws RangeError for an unknown time zone.
+ * @example localDate(new Date('2024-12-31T23:30:00Z'), 'Europe/Berlin')
+ *   // { year: 2025, month: 1, day: 1, isoYear: 2025, isoWeek: 1 }
+ */
 export function localDate(instant: Date, timeZone: string): LocalDate {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-  }).formatToParts(instant);
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+    });
+    formatters.set(timeZone, format);
+  }
+  const parts = format.formatToParts(instant);
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const year = get('year');
-  const month = get('month');
-  const day = get('day');
-  // ISO week: shift to the Thursday of this week, whose year is the ISO year.
+  return calendarDate(get('year'), get('month'), get('day'));
+}
+
+/**
+ * The {@link LocalDate} of a calendar day (month 1–12). ISO 8601: weeks start on Monday and week 1 is
+ * the week that holds the year's first Thursday, so a week belongs to the ISO year of its Thursday and
+ * its number is that Thursday's day of the year divided by seven, rounded up.
+ * @throws RangeError for a day that does not exist (2025-02-29).
+ * @example calendarDate(2021, 1, 3) // { year: 2021, month: 1, day: 3, isoYear: 2020, isoWeek: 53 }
+ */
+export function calendarDate(year: number, month: number, day: number): LocalDate {
   const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) {
+    throw new RangeError(`${year}-${month}-${day} is not a calendar day`);
+  }
   const weekday = (date.getUTCDay() + 6) % 7; // Monday 0 … Sunday 6
-  date.setUTCDate(date.getUTCDate() - weekday + 3);
-  const isoYear = date.getUTCFullYear();
-  const firstThursday = new Date(Date.UTC(isoYear, 0, 4));
-  const firstWeekday = (firstThursday.getUTCDay() + 6) % 7;
-  firstThursday.setUTCDate(firstThursday.getUTCDate() - firstWeekday + 3);
-  const isoWeek = 1 + Math.round((date.getTime() - firstThursday.getTime()) / (7 * 86_400_000));
-  return { year, month, day, isoYear, isoWeek };
+  const thursday = new Date(date.getTime() + (3 - weekday) * DAY_MS);
+  const isoYear = thursday.getUTCFullYear();
+  const dayOfYear = (thursday.getTime() - Date.UTC(isoYear, 0, 1)) / DAY_MS + 1;
+  return { year, month, day, isoYear, isoWeek: Math.ceil(dayOfYear / 7) };
 }
 
 /**

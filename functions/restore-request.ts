@@ -17,6 +17,7 @@ import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
 import { NotFoundError, PlanError } from '#core/errors';
 import { objectKey } from '#core/layout';
 import { findJob, type Job, type Plan } from '#core/plan';
+import { RETRIEVAL_HOURS } from '#core/storage-classes';
 import { type CommandTarget, describeTarget, jobTarget, targetOfHost } from './lib/commands';
 import { isoTime, jobName } from './lib/events';
 import { runLogged } from './lib/handler';
@@ -29,7 +30,6 @@ import {
   restoreJobProblems,
   savePendingRestore,
 } from './lib/restore-requests';
-import { RETRIEVAL_HOURS } from './lib/storage-classes';
 import { checkInput } from './lib/validate';
 import { lazy, openServices, type Services } from './runtime';
 

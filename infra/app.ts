@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { App } from 'aws-cdk-lib';
 import { parse as parseYaml } from 'yaml';
-import { describeError, PlanError } from '#core/errors';
+import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
 import { assertDeployable } from './plan-checks';
 import { StrongboxStack } from './stacks/strongbox-stack';
@@ -84,26 +84,4 @@ export function buildStrongboxApp(app: App, options: StrongboxAppOptions): Stron
     functionsDir: options.functionsDir,
   });
   return { vault, replica, app: stack };
-}
-
-/** The longest error line the agent prints (agent/main); SSM keeps 8,000 characters of stderr. */
-const ERROR_LINE_CHARS = 2_000;
-
-/**
- * The lines the CLI prints for an error, as the agent prints them (agent/main): several plan problems
- * one per line, then `strongbox: error: <the first> (and N more, listed above)`; anything else on one
- * `strongbox: error:` line of at most 2,000 characters. The error line is always the last.
- */
-export function errorLines(error: unknown): string[] {
-  if (error instanceof PlanError && error.issues.length > 1) {
-    const more = error.issues.length - 1;
-    return [
-      ...error.issues.map((issue) => `  ${issue}`),
-      `strongbox: error: ${error.issues[0]} (and ${more} more, listed above)`,
-    ];
-  }
-  const line = describeError(error).replace(/\s*\n\s*/g, ' | ');
-  return [
-    `strongbox: error: ${line.length > ERROR_LINE_CHARS ? `${line.slice(0, ERROR_LINE_CHARS - 1)}…` : line}`,
-  ];
 }

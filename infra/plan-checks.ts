@@ -4,7 +4,8 @@
  * of failing half-way through a deployment.
  */
 import { PlanError } from '#core/errors';
-import { formatPath, type Plan } from '#core/plan';
+import { formatPath } from '#core/issues';
+import type { Plan } from '#core/plan';
 import { MAX_EXECUTION_TIMEOUT_SECONDS } from './constructs/agent-document';
 
 /** SendCommand takes at most this many instance ids; more hosts are targeted by tags. */

@@ -32,6 +32,7 @@ import { AGENT_ENV } from '#core/deployment';
 import { NotFoundError, PlanError, StrongboxError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 import type { PutOptions, StoredObject, Vault } from '#core/ports';
+import type { RetrievalTier } from '#core/storage-classes';
 import { checkKey } from './vault-key';
 
 const MiB = 1024 * 1024;
@@ -48,8 +49,8 @@ export interface S3VaultOptions {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
-/** Glacier retrieval tiers. */
-export type RetrievalTier = 'Expedited' | 'Standard' | 'Bulk';
+/** Glacier retrieval tiers (core/storage-classes). */
+export type { RetrievalTier } from '#core/storage-classes';
 
 /**
  * What a restore request found: a retrieval was `started`, was already `ongoing`, a temporary copy is

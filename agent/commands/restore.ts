@@ -6,7 +6,8 @@ import type { Runtime } from '#agent/runtime';
 import type { AgentRestoreResult } from '#core/agent-output';
 import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
-import { findJob, formatPath } from '#core/plan';
+import { describeZodIssues } from '#core/issues';
+import { findJob } from '#core/plan';
 import type { Outcome } from './outcome';
 
 /** Restore options as the AWS document sends them (`--options '<json>'`): core AgentRestoreOptions. */
@@ -39,11 +40,7 @@ export function parseRestoreOptions(
     }
     const parsed = optionsSchema.safeParse(data);
     if (!parsed.success) {
-      throw new PlanError(
-        parsed.error.issues.map(
-          (i) => `--options${i.path.length ? `.${formatPath(i.path)}` : ''}: ${i.message}`,
-        ),
-      );
+      throw new PlanError(describeZodIssues(parsed.error.issues, data, { root: '--options' }));
     }
     fromJson = parsed.data;
   }

@@ -15,9 +15,9 @@ import { parseBackupKey, restoreRequestKey, restoreRequestPrefix, restoreStarted
 import type { Job } from '#core/plan';
 import type { StoredObject, Vault } from '#core/ports';
 import { sourceSpec } from '#core/sources/index';
+import { needsRetrieval } from '#core/storage-classes';
 import { type CommandTarget, commandTargetSchema, type DocumentConfig, sendAgentCommand } from './commands';
 import { isoTime, jobName } from './events';
-import { ARCHIVE_CLASSES } from './storage-classes';
 import { checkInput } from './validate';
 
 /** S3 retrieval tiers a request may ask for. */
@@ -141,7 +141,7 @@ export async function readPendingRestore(
 
 /** Whether an object can be read now: not archived, or archived with a finished, unexpired retrieval. */
 export function isReadable(object: StoredObject, now: Date): boolean {
-  if (!(ARCHIVE_CLASSES as readonly string[]).includes(object.storageClass)) return true;
+  if (!needsRetrieval(object.storageClass)) return true;
   return object.restore?.ongoing === false && (object.restore.expiresAt ?? now) >= now;
 }
 

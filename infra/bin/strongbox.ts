@@ -4,8 +4,8 @@
  * plan stops the synth with the agent's message (`strongbox: error: …`, last line) and exit status 2.
  */
 import { App } from 'aws-cdk-lib';
-import { PlanError } from '#core/errors';
-import { buildStrongboxApp, errorLines, loadPlanFile } from '../app';
+import { errorLines, PlanError } from '#core/errors';
+import { buildStrongboxApp, loadPlanFile } from '../app';
 import { addNagChecks } from '../nag';
 
 function main(): void {

@@ -1,7 +1,8 @@
 /**
  * The Vault contract (core/ports.ts), one suite run against every implementation: FileVault on a temp
- * directory and S3Vault on a real S3-protocol server (s3rver, started here). Each case gets a fresh,
- * empty vault (a new directory, or a new prefix in the bucket).
+ * directory, the RetryingVault wrapper around one (as openVault opens every vault), and S3Vault on a
+ * real S3-protocol server (s3rver, started here). Each case gets a fresh, empty vault (a new directory,
+ * or a new prefix in the bucket).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileVault } from '#adapters/vaults/file';
+import { RetryingVault } from '#adapters/vaults/retrying';
 import { createS3Client, S3Vault } from '#adapters/vaults/s3';
 import { NotFoundError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
@@ -58,6 +60,16 @@ const fileImplementation: Implementation = {
           .filter((e) => e.isFile())
           .map((e) => join(e.parentPath, e.name)),
     };
+  },
+};
+
+/** The wrapper must keep the contract of the vault it wraps. */
+const retryingFileImplementation: Implementation = {
+  ...fileImplementation,
+  name: 'RetryingVault(FileVault)',
+  open: async () => {
+    const subject = await fileImplementation.open();
+    return { ...subject, vault: new RetryingVault(subject.vault) };
   },
 };
 
@@ -173,206 +185,209 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-describe.each([fileImplementation, s3Implementation])('Vault contract: $name', (implementation) => {
-  beforeAll(() => implementation.setUp());
-  afterAll(() => implementation.tearDown());
+describe.each([fileImplementation, retryingFileImplementation, s3Implementation])(
+  'Vault contract: $name',
+  (implementation) => {
+    beforeAll(() => implementation.setUp());
+    afterAll(() => implementation.tearDown());
 
-  it('stores an object whole: put, head, get', async () => {
-    // Prepare
-    const { vault } = await implementation.open();
-    const data = randomBytes(300_000);
-    const before = Date.now();
-
-    // Act
-    const put = await vault.put('backups/db/20241206T020000Z-3f9a1c/data.sbx', Readable.from([data]));
-    const head = await vault.head('backups/db/20241206T020000Z-3f9a1c/data.sbx');
-    const got = await readAll(await vault.get('backups/db/20241206T020000Z-3f9a1c/data.sbx'));
-
-    // Assess
-    expect(put.sizeBytes).toBe(data.length);
-    expect(head).toMatchObject({
-      key: 'backups/db/20241206T020000Z-3f9a1c/data.sbx',
-      sizeBytes: data.length,
-    });
-    expect(head?.storageClass).toBe('STANDARD');
-    expect(Math.abs((head?.lastModified.getTime() ?? 0) - before)).toBeLessThan(60_000);
-    expect(got.equals(data)).toBe(true);
-  });
-
-  it('stores an empty object', async () => {
-    const { vault } = await implementation.open();
-    expect((await vault.put('empty', Readable.from([], { objectMode: false }))).sizeBytes).toBe(0);
-    expect((await vault.head('empty'))?.sizeBytes).toBe(0);
-    expect((await readAll(await vault.get('empty'))).length).toBe(0);
-  });
-
-  it('lists every object below a prefix once, in key order', async () => {
-    // s3rver lists in directory-walk order, which differs from S3's byte order when a sibling name
-    // continues with a byte below '/' ('a-b' against 'a/…'); FileVault's exact S3 order for those is
-    // tested in test/unit/adapters/vaults/file-vault.test.ts.
-    const { vault } = await implementation.open();
-    const keys = [
-      'backups/a/2/x',
-      'wal/db/00000001/000000010000000000000001',
-      'backups/a/10',
-      'backups/ab/1',
-      'backups/a/1',
-      'backups/b/1',
-    ];
-    for (const key of keys) await vault.put(key, Readable.from([Buffer.from(key)]));
-
-    expect(await listKeys(vault, '')).toEqual([...keys].sort());
-    expect(await listKeys(vault, 'backups/')).toEqual([
-      'backups/a/1',
-      'backups/a/10',
-      'backups/a/2/x',
-      'backups/ab/1',
-      'backups/b/1',
-    ]);
-    expect(await listKeys(vault, 'backups/a/')).toEqual(['backups/a/1', 'backups/a/10', 'backups/a/2/x']);
-    expect(await listKeys(vault, 'backups/a')).toEqual([
-      'backups/a/1',
-      'backups/a/10',
-      'backups/a/2/x',
-      'backups/ab/1',
-    ]);
-    expect(await listKeys(vault, 'backups/a/1')).toEqual(['backups/a/1', 'backups/a/10']);
-    expect(await listKeys(vault, 'nothing/')).toEqual([]);
-    const listed = [];
-    for await (const object of vault.list('backups/b/')) listed.push(object);
-    expect(listed).toHaveLength(1);
-    expect(listed[0]).toMatchObject({ key: 'backups/b/1', sizeBytes: 11, storageClass: 'STANDARD' });
-  });
-
-  it('replaces an object put again under the same key', async () => {
-    const { vault } = await implementation.open();
-    await vault.put('k/object', Readable.from([Buffer.from('first version, longer')]));
-    await vault.put('k/object', Readable.from([Buffer.from('second')]));
-    expect((await readAll(await vault.get('k/object'))).toString()).toBe('second');
-    expect(await listKeys(vault, 'k/')).toEqual(['k/object']);
-  });
-
-  it('reports a missing object: get throws NotFoundError, head is undefined', async () => {
-    const { vault } = await implementation.open();
-    await expect(vault.get('backups/none/manifest.json')).rejects.toBeInstanceOf(NotFoundError);
-    expect(await vault.head('backups/none/manifest.json')).toBeUndefined();
-  });
-
-  it('deletes objects and ignores keys that do not exist', async () => {
-    const { vault } = await implementation.open();
-    await vault.put('d/one', Readable.from([Buffer.from('1')]));
-    await vault.put('d/two', Readable.from([Buffer.from('2')]));
-    await vault.delete(['d/one', 'd/never-existed']);
-    expect(await listKeys(vault, 'd/')).toEqual(['d/two']);
-    await expect(vault.get('d/one')).rejects.toBeInstanceOf(NotFoundError);
-    await vault.delete([]);
-  });
-
-  it.each([
-    ['small', 200_000],
-    ['multipart', 11 * MiB],
-  ])('leaves nothing when the body fails midway (%s)', async (_name, failAfterBytes) => {
-    // Prepare
-    const subject = await implementation.open();
-    const broken = new Error('pg_dump exited with status 1');
-
-    // Act
-    const put = subject.vault.put('backups/db/x/data.sbx', failingBody(failAfterBytes, broken));
-
-    // Assess: the body's own error, unchanged, and no trace of the object.
-    await expect(put).rejects.toBe(broken);
-    expect(await subject.vault.head('backups/db/x/data.sbx')).toBeUndefined();
-    expect(await listKeys(subject.vault, '')).toEqual([]);
-    expect(await subject.leftovers()).toEqual([]);
-    if (subject.sent && failAfterBytes > 5 * MiB) {
-      const commands = subject.sent.map((r) => r.command);
-      expect(commands).toContain('CreateMultipartUploadCommand');
-      expect(commands).toContain('AbortMultipartUploadCommand');
-    }
-  });
-
-  it('leaves nothing when the put is aborted through its signal', async () => {
-    const subject = await implementation.open();
-    const controller = new AbortController();
-    const body = endlessBody((total) => {
-      if (total === 12 * MiB) controller.abort();
-    });
-
-    const put = subject.vault.put('backups/db/y/data.sbx', body, { signal: controller.signal });
-
-    await expect(put).rejects.toMatchObject({ name: 'AbortError' });
-    expect(body.destroyed).toBe(true);
-    expect(await subject.vault.head('backups/db/y/data.sbx')).toBeUndefined();
-    expect(await listKeys(subject.vault, '')).toEqual([]);
-    expect(await subject.leftovers()).toEqual([]);
-  });
-
-  it('refuses to start a put whose signal is already aborted', async () => {
-    const subject = await implementation.open();
-    const put = subject.vault.put('z', Readable.from([Buffer.from('z')]), { signal: AbortSignal.abort() });
-    await expect(put).rejects.toMatchObject({ name: 'AbortError' });
-    expect(await subject.vault.head('z')).toBeUndefined();
-    expect(await subject.leftovers()).toEqual([]);
-  });
-
-  it('round-trips a large object spanning several parts byte for byte', async () => {
-    const subject = await implementation.open();
-    const data = randomBytes(12 * MiB + 12_345);
-    const pieces = Array.from({ length: Math.ceil(data.length / 65_552) }, (_, i) =>
-      data.subarray(i * 65_552, (i + 1) * 65_552),
-    );
-
-    const put = await subject.vault.put('backups/db/big/data.sbx', Readable.from(pieces));
-    const got = await readAll(await subject.vault.get('backups/db/big/data.sbx'));
-
-    expect(put.sizeBytes).toBe(data.length);
-    expect((await subject.vault.head('backups/db/big/data.sbx'))?.sizeBytes).toBe(data.length);
-    expect(sha256(got)).toBe(sha256(data));
-    if (subject.sent) {
-      expect(subject.sent.filter((r) => r.command === 'UploadPartCommand')).toHaveLength(3);
-    }
-  });
-
-  it('sends tags, storage class and object lock with the object (never a separate tagging call)', async () => {
-    const subject = await implementation.open();
-    const retainUntil = new Date('2031-01-01T00:00:00Z');
-    const options = {
-      tags: { 'strongbox:tier': 'daily', 'strongbox:job': 'db main' },
-      storageClass: 'STANDARD_IA',
-      lock: { mode: 'GOVERNANCE' as const, retainUntil },
-      contentType: 'application/octet-stream',
-    };
-
-    await subject.vault.put('t/small', Readable.from([randomBytes(1000)]), options);
-    await subject.vault.put('t/large', Readable.from([randomBytes(6 * MiB)]), options);
-
-    if (!subject.sent || !subject.storedClass) {
-      // File vaults ignore tags and storage classes: retention there is `strongbox prune`.
-      expect((await subject.vault.head('t/small'))?.storageClass).toBe('STANDARD');
-      return;
-    }
-    for (const command of ['PutObjectCommand', 'CreateMultipartUploadCommand']) {
-      const request = subject.sent.find((r) => r.command === command);
-      expect(request?.headers, command).toMatchObject({
-        'x-amz-tagging': 'strongbox%3Atier=daily&strongbox%3Ajob=db%20main',
-        'x-amz-storage-class': 'STANDARD_IA',
-        'x-amz-object-lock-mode': 'GOVERNANCE',
-        'x-amz-object-lock-retain-until-date': '2031-01-01T00:00:00Z',
-      });
-    }
-    expect(subject.sent.map((r) => r.command)).not.toContain('PutObjectTaggingCommand');
-    expect(await subject.storedClass('t/small')).toBe('STANDARD_IA');
-    expect(await subject.storedClass('t/large')).toBe('STANDARD_IA');
-  });
-
-  it.each(['../escape', '/absolute', 'a//b', 'a/./b', 'a/../b', 'back\\slash', ''])(
-    'rejects the key %j everywhere',
-    async (key) => {
+    it('stores an object whole: put, head, get', async () => {
+      // Prepare
       const { vault } = await implementation.open();
-      await expect(vault.put(key, Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(VaultError);
-      await expect(vault.get(key)).rejects.toBeInstanceOf(VaultError);
-      await expect(vault.head(key)).rejects.toBeInstanceOf(VaultError);
-      await expect(vault.delete([key])).rejects.toBeInstanceOf(VaultError);
-    },
-  );
-});
+      const data = randomBytes(300_000);
+      const before = Date.now();
+
+      // Act
+      const put = await vault.put('backups/db/20241206T020000Z-3f9a1c/data.sbx', Readable.from([data]));
+      const head = await vault.head('backups/db/20241206T020000Z-3f9a1c/data.sbx');
+      const got = await readAll(await vault.get('backups/db/20241206T020000Z-3f9a1c/data.sbx'));
+
+      // Assess
+      expect(put.sizeBytes).toBe(data.length);
+      expect(head).toMatchObject({
+        key: 'backups/db/20241206T020000Z-3f9a1c/data.sbx',
+        sizeBytes: data.length,
+      });
+      expect(head?.storageClass).toBe('STANDARD');
+      expect(Math.abs((head?.lastModified.getTime() ?? 0) - before)).toBeLessThan(60_000);
+      expect(got.equals(data)).toBe(true);
+    });
+
+    it('stores an empty object', async () => {
+      const { vault } = await implementation.open();
+      expect((await vault.put('empty', Readable.from([], { objectMode: false }))).sizeBytes).toBe(0);
+      expect((await vault.head('empty'))?.sizeBytes).toBe(0);
+      expect((await readAll(await vault.get('empty'))).length).toBe(0);
+    });
+
+    it('lists every object below a prefix once, in key order', async () => {
+      // s3rver lists in directory-walk order, which differs from S3's byte order when a sibling name
+      // continues with a byte below '/' ('a-b' against 'a/…'); FileVault's exact S3 order for those is
+      // tested in test/unit/adapters/vaults/file-vault.test.ts.
+      const { vault } = await implementation.open();
+      const keys = [
+        'backups/a/2/x',
+        'wal/db/00000001/000000010000000000000001',
+        'backups/a/10',
+        'backups/ab/1',
+        'backups/a/1',
+        'backups/b/1',
+      ];
+      for (const key of keys) await vault.put(key, Readable.from([Buffer.from(key)]));
+
+      expect(await listKeys(vault, '')).toEqual([...keys].sort());
+      expect(await listKeys(vault, 'backups/')).toEqual([
+        'backups/a/1',
+        'backups/a/10',
+        'backups/a/2/x',
+        'backups/ab/1',
+        'backups/b/1',
+      ]);
+      expect(await listKeys(vault, 'backups/a/')).toEqual(['backups/a/1', 'backups/a/10', 'backups/a/2/x']);
+      expect(await listKeys(vault, 'backups/a')).toEqual([
+        'backups/a/1',
+        'backups/a/10',
+        'backups/a/2/x',
+        'backups/ab/1',
+      ]);
+      expect(await listKeys(vault, 'backups/a/1')).toEqual(['backups/a/1', 'backups/a/10']);
+      expect(await listKeys(vault, 'nothing/')).toEqual([]);
+      const listed = [];
+      for await (const object of vault.list('backups/b/')) listed.push(object);
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toMatchObject({ key: 'backups/b/1', sizeBytes: 11, storageClass: 'STANDARD' });
+    });
+
+    it('replaces an object put again under the same key', async () => {
+      const { vault } = await implementation.open();
+      await vault.put('k/object', Readable.from([Buffer.from('first version, longer')]));
+      await vault.put('k/object', Readable.from([Buffer.from('second')]));
+      expect((await readAll(await vault.get('k/object'))).toString()).toBe('second');
+      expect(await listKeys(vault, 'k/')).toEqual(['k/object']);
+    });
+
+    it('reports a missing object: get throws NotFoundError, head is undefined', async () => {
+      const { vault } = await implementation.open();
+      await expect(vault.get('backups/none/manifest.json')).rejects.toBeInstanceOf(NotFoundError);
+      expect(await vault.head('backups/none/manifest.json')).toBeUndefined();
+    });
+
+    it('deletes objects and ignores keys that do not exist', async () => {
+      const { vault } = await implementation.open();
+      await vault.put('d/one', Readable.from([Buffer.from('1')]));
+      await vault.put('d/two', Readable.from([Buffer.from('2')]));
+      await vault.delete(['d/one', 'd/never-existed']);
+      expect(await listKeys(vault, 'd/')).toEqual(['d/two']);
+      await expect(vault.get('d/one')).rejects.toBeInstanceOf(NotFoundError);
+      await vault.delete([]);
+    });
+
+    it.each([
+      ['small', 200_000],
+      ['multipart', 11 * MiB],
+    ])('leaves nothing when the body fails midway (%s)', async (_name, failAfterBytes) => {
+      // Prepare
+      const subject = await implementation.open();
+      const broken = new Error('pg_dump exited with status 1');
+
+      // Act
+      const put = subject.vault.put('backups/db/x/data.sbx', failingBody(failAfterBytes, broken));
+
+      // Assess: the body's own error, unchanged, and no trace of the object.
+      await expect(put).rejects.toBe(broken);
+      expect(await subject.vault.head('backups/db/x/data.sbx')).toBeUndefined();
+      expect(await listKeys(subject.vault, '')).toEqual([]);
+      expect(await subject.leftovers()).toEqual([]);
+      if (subject.sent && failAfterBytes > 5 * MiB) {
+        const commands = subject.sent.map((r) => r.command);
+        expect(commands).toContain('CreateMultipartUploadCommand');
+        expect(commands).toContain('AbortMultipartUploadCommand');
+      }
+    });
+
+    it('leaves nothing when the put is aborted through its signal', async () => {
+      const subject = await implementation.open();
+      const controller = new AbortController();
+      const body = endlessBody((total) => {
+        if (total === 12 * MiB) controller.abort();
+      });
+
+      const put = subject.vault.put('backups/db/y/data.sbx', body, { signal: controller.signal });
+
+      await expect(put).rejects.toMatchObject({ name: 'AbortError' });
+      expect(body.destroyed).toBe(true);
+      expect(await subject.vault.head('backups/db/y/data.sbx')).toBeUndefined();
+      expect(await listKeys(subject.vault, '')).toEqual([]);
+      expect(await subject.leftovers()).toEqual([]);
+    });
+
+    it('refuses to start a put whose signal is already aborted', async () => {
+      const subject = await implementation.open();
+      const put = subject.vault.put('z', Readable.from([Buffer.from('z')]), { signal: AbortSignal.abort() });
+      await expect(put).rejects.toMatchObject({ name: 'AbortError' });
+      expect(await subject.vault.head('z')).toBeUndefined();
+      expect(await subject.leftovers()).toEqual([]);
+    });
+
+    it('round-trips a large object spanning several parts byte for byte', async () => {
+      const subject = await implementation.open();
+      const data = randomBytes(12 * MiB + 12_345);
+      const pieces = Array.from({ length: Math.ceil(data.length / 65_552) }, (_, i) =>
+        data.subarray(i * 65_552, (i + 1) * 65_552),
+      );
+
+      const put = await subject.vault.put('backups/db/big/data.sbx', Readable.from(pieces));
+      const got = await readAll(await subject.vault.get('backups/db/big/data.sbx'));
+
+      expect(put.sizeBytes).toBe(data.length);
+      expect((await subject.vault.head('backups/db/big/data.sbx'))?.sizeBytes).toBe(data.length);
+      expect(sha256(got)).toBe(sha256(data));
+      if (subject.sent) {
+        expect(subject.sent.filter((r) => r.command === 'UploadPartCommand')).toHaveLength(3);
+      }
+    });
+
+    it('sends tags, storage class and object lock with the object (never a separate tagging call)', async () => {
+      const subject = await implementation.open();
+      const retainUntil = new Date('2031-01-01T00:00:00Z');
+      const options = {
+        tags: { 'strongbox:tier': 'daily', 'strongbox:job': 'db main' },
+        storageClass: 'STANDARD_IA',
+        lock: { mode: 'GOVERNANCE' as const, retainUntil },
+        contentType: 'application/octet-stream',
+      };
+
+      await subject.vault.put('t/small', Readable.from([randomBytes(1000)]), options);
+      await subject.vault.put('t/large', Readable.from([randomBytes(6 * MiB)]), options);
+
+      if (!subject.sent || !subject.storedClass) {
+        // File vaults ignore tags and storage classes: retention there is `strongbox prune`.
+        expect((await subject.vault.head('t/small'))?.storageClass).toBe('STANDARD');
+        return;
+      }
+      for (const command of ['PutObjectCommand', 'CreateMultipartUploadCommand']) {
+        const request = subject.sent.find((r) => r.command === command);
+        expect(request?.headers, command).toMatchObject({
+          'x-amz-tagging': 'strongbox%3Atier=daily&strongbox%3Ajob=db%20main',
+          'x-amz-storage-class': 'STANDARD_IA',
+          'x-amz-object-lock-mode': 'GOVERNANCE',
+          'x-amz-object-lock-retain-until-date': '2031-01-01T00:00:00Z',
+        });
+      }
+      expect(subject.sent.map((r) => r.command)).not.toContain('PutObjectTaggingCommand');
+      expect(await subject.storedClass('t/small')).toBe('STANDARD_IA');
+      expect(await subject.storedClass('t/large')).toBe('STANDARD_IA');
+    });
+
+    it.each(['../escape', '/absolute', 'a//b', 'a/./b', 'a/../b', 'back\\slash', ''])(
+      'rejects the key %j everywhere',
+      async (key) => {
+        const { vault } = await implementation.open();
+        await expect(vault.put(key, Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(VaultError);
+        await expect(vault.get(key)).rejects.toBeInstanceOf(VaultError);
+        await expect(vault.head(key)).rejects.toBeInstanceOf(VaultError);
+        await expect(vault.delete([key])).rejects.toBeInstanceOf(VaultError);
+      },
+    );
+  },
+);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
-import { findJob, formatPath, parsePlan, retentionOf, validatePlan } from '#core/plan';
+import { findJob, parsePlan, retentionOf, validatePlan } from '#core/plan';
 import { minimalPlanData, planWithJob } from './fixtures';
 
 /** The issues validatePlan reports for `data`, or a failure when it accepts it. */
@@ -607,21 +607,6 @@ describe('parsePlan', () => {
 
     // Assess
     expect(act).toThrow('plan: must be a mapping with version, vault, key and jobs');
-  });
-});
-
-describe('formatPath', () => {
-  it.each([
-    [['jobs', 1, 'source', 'database'], 'jobs[1].source.database'],
-    [['version'], 'version'],
-    [['hosts', 'db', 'instanceIds', 0], 'hosts.db.instanceIds[0]'],
-    [[], ''],
-  ])('formats %j as %s', (path, expected) => {
-    // Act
-    const text = formatPath(path);
-
-    // Assess
-    expect(text).toBe(expected);
   });
 });
 

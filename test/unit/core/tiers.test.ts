@@ -1,7 +1,75 @@
 import { describe, expect, it } from 'vitest';
-import { localDate, type Tier, tierOf } from '#core/tiers';
+import { calendarDate, localDate, type Tier, tierOf } from '#core/tiers';
 
 const at = (iso: string) => new Date(iso);
+const DAY_MS = 86_400_000;
+
+/**
+ * ISO 8601 week numbering straight from its definition, written independently of core/tiers: week 1 of
+ * a year is the Monday-to-Sunday week that holds 4 January; weeks count from its Monday; a day before
+ * it belongs to the previous ISO year, a day on or after next year's week 1 to the next. Weekdays come
+ * from day numbers (1 January 1970 was a Thursday), not from Date's getDay.
+ */
+function isoWeekOracle(year: number, month: number, day: number): { isoYear: number; isoWeek: number } {
+  const dayNumber = Date.UTC(year, month - 1, day) / DAY_MS;
+  const mondayOfWeek1 = (y: number) => {
+    const jan4 = Date.UTC(y, 0, 4) / DAY_MS;
+    return jan4 - ((jan4 + 3) % 7); // (n + 3) % 7: Monday 0 … Sunday 6, since day 0 was a Thursday
+  };
+  let isoYear = year;
+  if (dayNumber >= mondayOfWeek1(year + 1)) isoYear = year + 1;
+  else if (dayNumber < mondayOfWeek1(year)) isoYear = year - 1;
+  return { isoYear, isoWeek: Math.floor((dayNumber - mondayOfWeek1(isoYear)) / 7) + 1 };
+}
+
+/** Every day from 1 January 1999 to 31 December 2031 as [year, month, day]. */
+const EVERY_DAY: [number, number, number][] = [];
+for (let n = Date.UTC(1999, 0, 1); n <= Date.UTC(2031, 11, 31); n += DAY_MS) {
+  const date = new Date(n);
+  EVERY_DAY.push([date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()]);
+}
+
+describe('calendarDate', () => {
+  it.each([
+    // [year, month, day, ISO year, ISO week]
+    [2020, 12, 31, 2020, 53],
+    [2021, 1, 3, 2020, 53],
+    [2021, 1, 4, 2021, 1],
+    [2026, 12, 28, 2026, 53],
+    [2027, 1, 3, 2026, 53],
+    [2027, 1, 4, 2027, 1],
+    [2024, 12, 30, 2025, 1],
+    [2023, 1, 1, 2022, 52],
+    [2004, 12, 31, 2004, 53],
+    [2005, 1, 2, 2004, 53],
+    [1999, 1, 3, 1998, 53],
+    [2000, 2, 29, 2000, 9],
+  ])('puts %i-%i-%i in ISO week %i-W%i', (year, month, day, isoYear, isoWeek) => {
+    expect(calendarDate(year, month, day)).toEqual({ year, month, day, isoYear, isoWeek });
+  });
+
+  it('agrees with the ISO 8601 definition on every day from 1999 to 2031', () => {
+    // Act
+    const wrong = EVERY_DAY.filter(([y, m, d]) => {
+      const date = calendarDate(y, m, d);
+      const expected = isoWeekOracle(y, m, d);
+      return date.isoYear !== expected.isoYear || date.isoWeek !== expected.isoWeek;
+    });
+
+    // Assess
+    expect(EVERY_DAY).toHaveLength(12_053);
+    expect(wrong.slice(0, 5)).toEqual([]);
+  });
+
+  it.each([
+    [2025, 2, 29],
+    [2024, 13, 1],
+    [2024, 4, 31],
+    [2024, 1, 0],
+  ])('refuses %i-%i-%i, which is not a calendar day', (year, month, day) => {
+    expect(() => calendarDate(year, month, day)).toThrow(RangeError);
+  });
+});
 
 describe('localDate', () => {
   it.each([
@@ -31,6 +99,31 @@ describe('localDate', () => {
 
     // Assess
     expect(date).toEqual({ year, month, day, isoYear, isoWeek });
+  });
+
+  it.each([
+    // Offsets at 12:00 UTC stay within ±12 h all year (DST included): the local day is the UTC day.
+    ['UTC', 0],
+    ['Europe/Berlin', 0],
+    ['America/New_York', 0],
+    ['America/Los_Angeles', 0],
+    ['Asia/Kathmandu', 0],
+    ['Australia/Sydney', 0],
+    ['Pacific/Pago_Pago', 0],
+    // UTC+14: at 12:00 UTC it is already the next day.
+    ['Pacific/Kiritimati', 1],
+  ])('dates 12:00 UTC of every day from 1999 to 2031 in %s by the ISO 8601 definition', (zone, shiftDays) => {
+    // Act
+    const wrong = EVERY_DAY.filter(([y, m, d]) => {
+      const date = localDate(new Date(Date.UTC(y, m - 1, d, 12)), zone);
+      const local = new Date(Date.UTC(y, m - 1, d + shiftDays));
+      const [ly, lm, ld] = [local.getUTCFullYear(), local.getUTCMonth() + 1, local.getUTCDate()];
+      const expected = { year: ly, month: lm, day: ld, ...isoWeekOracle(ly, lm, ld) };
+      return JSON.stringify(date) !== JSON.stringify(expected);
+    });
+
+    // Assess
+    expect(wrong.slice(0, 5)).toEqual([]);
   });
 
   it('gives week 52 or 53 to the last day of every year from 2015 to 2035, as the calendar does', () => {

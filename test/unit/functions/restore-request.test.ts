@@ -178,9 +178,7 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     ],
     [
       { job: 'web-files', latest: true, mode: 'replace', confirm: 'web-files' },
-      [
-        "mode: files jobs cannot be replaced in place; restore 'web-files' in scratch mode into a directory",
-      ],
+      ["mode: files jobs cannot be replaced in place; restore 'web-files' in scratch mode into a directory"],
     ],
     [{ job: 'nope', latest: true }, ["job 'nope' is not in the plan (jobs: app-db, web-files)"]],
     [

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileVault } from '#adapters/vaults/file';
 import { openVault } from '#adapters/vaults/index';
+import { RetryingVault } from '#adapters/vaults/retrying';
 import { S3Vault } from '#adapters/vaults/s3';
 import { PlanError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
@@ -99,9 +100,15 @@ describe('openVault', () => {
     storageClass: 'STANDARD',
   };
 
-  it('chooses the vault by URL scheme', async () => {
-    expect(await openVault(base)).toBeInstanceOf(FileVault);
-    expect(await openVault({ ...base, url: 's3://bucket-name/prefix' })).toBeInstanceOf(S3Vault);
+  it('chooses the vault by URL scheme and wraps it in a RetryingVault', async () => {
+    const file = await openVault(base);
+    const s3 = await openVault({ ...base, url: 's3://bucket-name/prefix' });
+    expect(file).toBeInstanceOf(RetryingVault);
+    expect(file.inner).toBeInstanceOf(FileVault);
+    expect(file.url).toBe('file:///tmp/x');
+    expect(s3).toBeInstanceOf(RetryingVault);
+    expect(s3.inner).toBeInstanceOf(S3Vault);
+    expect(s3.url).toBe('s3://bucket-name/prefix');
     await expect(openVault({ ...base, url: 'ftp://host/x' })).rejects.toThrow(PlanError);
   });
 });

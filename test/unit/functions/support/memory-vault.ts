@@ -7,8 +7,7 @@
 import { Readable } from 'node:stream';
 import { NotFoundError, VaultError } from '#core/errors';
 import type { PutOptions, StoredObject, Vault } from '#core/ports';
-
-const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+import { needsRetrieval } from '#core/storage-classes';
 
 interface Entry {
   body: Buffer;
@@ -67,7 +66,7 @@ export class MemoryVault implements Vault {
     this.calls.get++;
     const entry = this.objects.get(key);
     if (!entry) throw new NotFoundError(`${this.url}/${key} does not exist`);
-    if (ARCHIVE_CLASSES.has(entry.storageClass) && !(entry.restore && !entry.restore.ongoing)) {
+    if (needsRetrieval(entry.storageClass) && !(entry.restore && !entry.restore.ongoing)) {
       throw new VaultError(`${this.url}/${key} is in ${entry.storageClass}: retrieve it first`);
     }
     return Readable.from([entry.body]);
