@@ -1,22 +1,15 @@
 /** `strongbox restore`: CLI glue over agent/restore. */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { formatBytes } from '#agent/format';
 import { type RestoreRequest, runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import type { AgentRestoreResult } from '#core/agent-output';
+import { agentRestoreOptionsSchema } from '#core/deployment';
 import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
 import { describeZodIssues } from '#core/issues';
 import { findJob } from '#core/plan';
 import type { Outcome } from './outcome';
-
-/** Restore options as the AWS document sends them (`--options '<json>'`): core AgentRestoreOptions. */
-const optionsSchema = z.strictObject({
-  target: z.string().min(1).optional(),
-  tables: z.array(z.string().min(1)).optional(),
-  replace: z.boolean().optional(),
-  confirm: z.string().optional(),
-});
 
 /** A job name plus a restore request, from CLI flags and/or `--options` JSON (flags win). */
 export interface ParsedRestoreOptions extends RestoreRequest {
@@ -30,7 +23,7 @@ export interface ParsedRestoreOptions extends RestoreRequest {
 export function parseRestoreOptions(
   flags: Record<string, string | boolean | undefined>,
 ): ParsedRestoreOptions {
-  let fromJson: z.output<typeof optionsSchema> = {};
+  let fromJson: z.output<typeof agentRestoreOptionsSchema> = {};
   if (typeof flags.options === 'string' && flags.options.trim() !== '') {
     let data: unknown;
     try {
@@ -38,7 +31,7 @@ export function parseRestoreOptions(
     } catch {
       throw new PlanError(['--options: not valid JSON']);
     }
-    const parsed = optionsSchema.safeParse(data);
+    const parsed = agentRestoreOptionsSchema.safeParse(data);
     if (!parsed.success) {
       throw new PlanError(describeZodIssues(parsed.error.issues, data, { root: '--options' }));
     }
