@@ -85,8 +85,13 @@ export async function runBackup(
   const onAbort = () => controller.abort(outer.reason);
   if (outer.aborted) onAbort();
   outer.addEventListener('abort', onAbort, { once: true });
-  /** Keys the vault has stored: removed again unless the manifest is written. */
-  const stored: string[] = [];
+  /**
+   * Keys of every data object put, stored or not: removed again unless the manifest's put succeeded (a
+   * put that failed may still have stored its object — its answer may be what was lost — and deleting a
+   * key that does not exist is not an error).
+   */
+  const written: string[] = [];
+  let manifestPut = false;
   try {
     const driver = sourceDriver(job.source);
     const source = await driver.backup(job.source, {
@@ -100,6 +105,7 @@ export async function runBackup(
     const storeOne = async (object: SourceObject, index: number) => {
       const name = storedObjectName(object.name, job.compression.algorithm);
       const key = objectKey(job.name, backupId, name);
+      written.push(key);
       const sourceMeter = new Meter({ hash: false });
       const storedMeter = new Meter();
       const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
@@ -120,12 +126,7 @@ export async function runBackup(
           ),
         ),
         tasks.add(compress.done),
-        tasks.add(
-          vault.put(key, body, { ...putOptions, signal: controller.signal }).then((result) => {
-            stored.push(key);
-            return result;
-          }),
-        ),
+        tasks.add(vault.put(key, body, { ...putOptions, signal: controller.signal })),
       ]);
       if (sizeBytes !== storedMeter.bytes) {
         throw new VaultError(
@@ -187,13 +188,13 @@ export async function runBackup(
       source: details,
     };
     const { tags: _dataTags, ...manifestOptions } = putOptions;
+    manifestPut = true;
     await vault.put(manifestKey(job.name, backupId), Readable.from([serializeManifest(manifest)]), {
       ...manifestOptions,
       storageClass: 'STANDARD',
       tags: { [OBJECT_TAGS.job]: job.name },
       contentType: 'application/json',
     });
-    stored.length = 0; // committed: nothing to clean up
     return {
       job: job.name,
       backupId,
@@ -206,9 +207,16 @@ export async function runBackup(
       manifestKey: manifestKey(job.name, backupId),
     };
   } catch (error) {
-    // Data objects are useless without their manifest; remove them (Object Lock may refuse: then they
-    // stay as an incomplete backup that `verify` reports and `prune` removes once it may).
-    if (stored.length > 0) await vault.delete(stored).catch(() => {});
+    // Data objects are useless without their manifest: remove them. The manifest — should its failed put
+    // have stored it after all — goes first, so the backup never looks complete without its data; if it
+    // cannot go, its data stays with it. Object Lock may refuse: what is left is then an incomplete
+    // backup that `verify` reports and `prune` removes once it may.
+    try {
+      if (manifestPut) await vault.delete([manifestKey(job.name, backupId)]);
+      if (written.length > 0) await vault.delete(written);
+    } catch {
+      // Refused or unreachable: the original error is what the caller must see.
+    }
     throw error;
   } finally {
     dataKey.plaintext.fill(0);

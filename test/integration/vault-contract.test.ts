@@ -5,18 +5,21 @@
  * or a new prefix in the bucket).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Faults, FaultyVault } from '#adapters/vaults/faulty';
 import { FileVault } from '#adapters/vaults/file';
 import { RetryingVault } from '#adapters/vaults/retrying';
 import { createS3Client, S3Vault } from '#adapters/vaults/s3';
+import { runBackup } from '#agent/backup';
 import { NotFoundError, VaultError } from '#core/errors';
-import type { VaultConfig } from '#core/plan';
+import type { Job, VaultConfig } from '#core/plan';
 import type { Vault } from '#core/ports';
+import { testRuntime } from '#test/support/runtime';
 import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
 
 const MiB = 1024 * 1024;
@@ -391,3 +394,100 @@ describe.each([fileImplementation, retryingFileImplementation, s3Implementation]
     );
   },
 );
+
+/**
+ * The backup's commit invariants, over every vault: whatever the vault does wrong — it stores fewer
+ * bytes than were sent, the data is stored but the manifest write fails, the upload fails after some
+ * parts, a stored object's answer is lost, the manifest is stored but its answer is lost, cleanup is
+ * refused — the backup fails with the vault's error and leaves no manifest, and (unless cleanup was
+ * refused) no data object and no partial upload. A FaultyVault (adapters/vaults/faulty.ts) injects each
+ * fault into the real vault.
+ */
+describe.each([fileImplementation, s3Implementation])('backup commit invariants: $name', (implementation) => {
+  let tree: string;
+  const JOB = 'files-job';
+
+  beforeAll(async () => {
+    await implementation.setUp();
+    tree = await mkdtemp(join(scratch, 'tree-'));
+    // Incompressible, so the stored object is larger than two S3 parts (5 MiB each here).
+    await writeFile(join(tree, 'weights.bin'), randomBytes(12 * MiB));
+    await writeFile(join(tree, 'app.yaml'), 'listen: 8080\n');
+  });
+  afterAll(() => implementation.tearDown());
+
+  async function backupWith(faults: Faults) {
+    const subject = await implementation.open();
+    const faulty = new FaultyVault(subject.vault, faults);
+    const { runtime, dir } = await testRuntime({
+      jobs: [{ name: JOB, source: { kind: 'files', paths: [tree] } }],
+      wrapVault: () => faulty,
+    });
+    const outcome = await runBackup(runtime, runtime.plan.jobs[0] as Job).then(
+      (result) => ({ result, error: undefined }),
+      (error: unknown) => ({ result: undefined, error }),
+    );
+    const keys = await listKeys(subject.vault, '');
+    const leftovers = await subject.leftovers();
+    await rm(dir, { recursive: true, force: true });
+    return { outcome, keys, leftovers, faulty };
+  }
+
+  const isData = (key: string) => key.startsWith(`backups/${JOB}/`) && !key.endsWith('/manifest.json');
+  const isManifest = (key: string) => key.endsWith('/manifest.json');
+
+  it('commits a backup when nothing goes wrong (the faults below are what make the others fail)', async () => {
+    const { outcome, keys } = await backupWith({});
+    expect(outcome.error).toBeUndefined();
+    expect(keys.filter(isManifest)).toHaveLength(1);
+    expect(keys.filter(isData)).toHaveLength(1);
+  });
+
+  it.each<[string, Faults, RegExp]>([
+    [
+      'the vault reports fewer bytes than were sent',
+      { put: [{ when: isData, fail: 'misreport', reportBytes: (n) => n - 1 }] },
+      /the vault stored \d+ bytes but \d+ were sent/,
+    ],
+    [
+      'the data object is stored but the manifest write fails',
+      { put: [{ when: isManifest, fail: 'before' }] },
+      /injected fault: put .*manifest\.json/,
+    ],
+    [
+      'the upload fails after some parts',
+      { put: [{ when: isData, fail: 'cut', afterBytes: 11 * MiB }] },
+      /injected fault/,
+    ],
+    [
+      'the data object is stored but the answer is lost',
+      { put: [{ when: isData, fail: 'after' }] },
+      /injected fault: put .*data\.zst\.sbx/,
+    ],
+    [
+      'the manifest is stored but the answer is lost',
+      { put: [{ when: isManifest, fail: 'after' }] },
+      /injected fault: put .*manifest\.json/,
+    ],
+  ])('leaves no manifest and no data object when %s', async (_, faults, message) => {
+    const { outcome, keys, leftovers, faulty } = await backupWith(faults);
+
+    expect(faulty.injected.length).toBeGreaterThan(0);
+    expect(outcome.error).toBeInstanceOf(VaultError);
+    expect((outcome.error as Error).message).toMatch(message);
+    expect(keys.filter(isManifest)).toEqual([]);
+    expect(keys.filter(isData)).toEqual([]);
+    expect(leftovers).toEqual([]);
+  });
+
+  it("reports the vault's error, not the cleanup's, and leaves an incomplete backup when cleanup is refused", async () => {
+    const { outcome, keys } = await backupWith({
+      put: [{ when: isManifest, fail: 'before' }],
+      delete: [{ when: isData, error: new VaultError('AccessDenied: Object Lock') }],
+    });
+
+    expect((outcome.error as Error).message).toMatch(/injected fault: put .*manifest\.json/);
+    expect(keys.filter(isManifest)).toEqual([]);
+    expect(keys.filter(isData)).toHaveLength(1);
+  });
+});
