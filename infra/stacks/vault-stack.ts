@@ -9,6 +9,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { DEFAULT_KEY_ROTATION_DAYS, type Plan, retentionOf } from '#core/plan';
+import { capabilitiesOf } from '#core/sources/index';
 import { replicaBucketName, Vault, type VaultJob, type VaultReplication } from '../constructs/vault';
 
 /** The vault settings a plan implies (jobs with their retention, Object Lock, upload class, rotation). */
@@ -16,8 +17,8 @@ export function vaultSettings(plan: Plan) {
   const jobs: VaultJob[] = plan.jobs.map((job) => ({
     name: job.name,
     retention: retentionOf(plan, job),
-    // PostgreSQL jobs may archive WAL (physical backups, a later source); the rule costs nothing otherwise.
-    archivesWal: job.source.kind.startsWith('postgres'),
+    // Sources that recover to a point in time keep a WAL archive, expired after the pointInTime window.
+    archivesWal: capabilitiesOf(job.source.kind).pointInTime,
   }));
   return {
     jobs,

@@ -182,11 +182,18 @@ describe('Vault', () => {
     }
   });
 
-  it("expires each PostgreSQL job's WAL after its point-in-time window", () => {
-    expect(rules.find((r) => r.Id === 'appdb-wal')).toEqual(
+  it("expires the WAL of jobs that recover to a point in time after the job's window, and keeps no rule for others", () => {
+    // Logical dumps and file trees keep no WAL archive (their sources lack the pointInTime capability).
+    expect(rules.find((r) => r.Id === 'appdb-wal')).toBeUndefined();
+    expect(rules.find((r) => r.Id === 'web-config-wal')).toBeUndefined();
+    const settings = vaultSettings(plan);
+    const { template: withWal } = vaultTemplate({
+      jobs: settings.jobs.map((job) => (job.name === 'appdb' ? { ...job, archivesWal: true } : job)),
+    });
+    const walRules = vaultBucket(withWal).Properties.LifecycleConfiguration.Rules as LifecycleRule[];
+    expect(walRules.find((r) => r.Id === 'appdb-wal')).toEqual(
       expect.objectContaining({ Prefix: 'wal/appdb/', ExpirationInDays: 3 }),
     );
-    expect(rules.find((r) => r.Id === 'web-config-wal')).toBeUndefined();
   });
 
   it('aborts incomplete multipart uploads after a day, in a rule without tag filters', () => {
