@@ -180,6 +180,7 @@ async function restoreInto(
       await driver.restore(job.source, reader, {
         target,
         tables,
+        details: detailsOf(manifest.source, job.source.kind),
         ctx: { ...ctx, signal: controller.signal },
       });
       restored = true;

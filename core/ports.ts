@@ -142,11 +142,13 @@ export interface RestoreInput {
 }
 
 /** Where and what a driver restores, and the context it runs in. */
-export interface RestoreTarget {
+export interface RestoreTarget<D = unknown> {
   /** A database name, a directory: created by the restore (or an empty directory), never overwritten. */
   target: string;
   /** Tables to restore (drivers with the `tables` capability), `schema.table` or `table`. */
   tables?: readonly string[];
+  /** The manifest's details of the backup being restored (what the source recorded beside the data). */
+  details?: D;
   ctx: SourceContext;
 }
 
@@ -191,7 +193,11 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
    * that existed before is never touched) and the original error — the input's own, e.g. an
    * IntegrityError — is rethrown. Resolves once all is written.
    */
-  restore(config: SourceConfigOf<K>, input: RestoreInput, options: RestoreTarget): Promise<void>;
+  restore(
+    config: SourceConfigOf<K>,
+    input: RestoreInput,
+    options: RestoreTarget<SourceDetailsOf<K>>,
+  ): Promise<void>;
   /** The checks of a restored target against the manifest's details (drills run them too). */
   check(
     config: SourceConfigOf<K>,

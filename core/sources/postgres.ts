@@ -16,9 +16,44 @@ const plan = z.strictObject({
   excludeTables: z.array(z.string()).default([]),
   /** Exact row counts per table, taken in the dump's own snapshot, for restore checks. */
   rowCounts: z.boolean().default(true),
+  /**
+   * Restore without the recorded owners (pg_restore --no-owner): every object and the database then
+   * belong to the restoring role. Privileges (ACLs) are still restored.
+   */
+  noOwner: z.boolean().default(false),
 });
 
 const table = z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() });
+
+/** A cluster role the database needs, as recorded at backup time (never its password). */
+const role = z.object({
+  name: z.string(),
+  /** Owns objects of the database (or the database itself). */
+  owns: z.boolean(),
+  superuser: z.boolean(),
+  inherit: z.boolean(),
+  createRole: z.boolean(),
+  createDb: z.boolean(),
+  login: z.boolean(),
+  replication: z.boolean(),
+  bypassRls: z.boolean(),
+  connectionLimit: z.number().int(),
+  validUntil: z.string().nullable(),
+  /** Has default privileges (ALTER DEFAULT PRIVILEGES FOR ROLE) in the database. */
+  defaultPrivileges: z.boolean(),
+  /** Roles it is a member of (each also recorded). */
+  memberOf: z.array(z.object({ role: z.string(), admin: z.boolean() })),
+});
+
+/** The database's own state, which pg_restore applies only with --create (never used by a restore). */
+const databaseState = z.object({
+  owner: z.string(),
+  comment: z.string().nullable(),
+  /** pg_database.datacl as aclitem text; null for the default privileges. */
+  acl: z.array(z.string()).nullable(),
+  /** `name=value` settings of the database (role null) or of a role in it. */
+  settings: z.array(z.object({ role: z.string().nullable(), setting: z.string() })),
+});
 
 const details = z.object({
   kind: z.literal('postgres'),
@@ -30,6 +65,10 @@ const details = z.object({
   tables: z.array(table),
   /** pg_dump --exclude-table patterns that applied. */
   excludedTables: z.array(z.string()),
+  /** Roles the database needs (owners, grantees, their groups); absent in backups of older agents. */
+  roles: z.array(role).optional(),
+  /** Owner, comment, ACL and settings of the database; absent in backups of older agents. */
+  databaseState: databaseState.optional(),
 });
 
 export const postgresSource = defineSource({
@@ -45,3 +84,7 @@ export type PostgresSourceConfig = z.output<typeof plan>;
 export type PostgresDetails = z.output<typeof details>;
 /** One table's exact row count in a backup. */
 export type TableCount = z.output<typeof table>;
+/** A role a backed-up database needs. */
+export type PostgresRole = z.output<typeof role>;
+/** Database-level state of a backed-up database. */
+export type DatabaseState = z.output<typeof databaseState>;

@@ -38,6 +38,7 @@ function configFor(server: PgServer, database: string, extra: Partial<PostgresSo
     user: server.user,
     excludeTables: [],
     rowCounts: true,
+    noOwner: false,
     ...extra,
   } satisfies PostgresSourceConfig;
 }
@@ -465,7 +466,7 @@ describe('passwords', () => {
     expect(await locked.psql('SELECT count(*) FROM t', 'vault_copy')).toBe('5');
     const log = await readFile(argvLog, 'utf8');
     expect(log).toMatch(/^pg_dump -Fc -Z0 --snapshot=\S+ .*PGPASSWORD=set$/m);
-    expect(log).toMatch(/^pg_restore --no-owner --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --exit-on-error .*PGPASSWORD=set$/m);
     expect(log).not.toContain(secret);
   });
 

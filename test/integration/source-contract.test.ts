@@ -71,6 +71,7 @@ const postgresFixture: SourceFixture = {
     user: 'postgres',
     excludeTables: [],
     rowCounts: true,
+    noOwner: false,
   }),
   freshTarget: (label) => `contract_${label.replace(/\W/g, '_')}_${++pgTargets}`,
   async makeExisting(label) {

@@ -21,6 +21,7 @@ import {
   messageOf,
   toolEnv,
 } from './connect';
+import { readDatabaseState, readNeededRoles } from './globals';
 import { dbnameConninfo, quoteIdent, tablePatternRegex } from './names';
 
 /** A relation of the database: schema, name and pg_class.relkind. */
@@ -61,6 +62,8 @@ export async function backupPostgres(
     const facts = rows[0];
     if (!facts) throw new SourceError(`${where}: the server returned no snapshot`);
     const relations = await listRelations(client);
+    const roles = await readNeededRoles(client);
+    const databaseState = await readDatabaseState(client);
     const excluded = await matchExcluded(client, config.excludeTables);
     const counted = relations.filter((r) => r.kind === 'r' && !excluded.has(keyOf(r)));
     const tools = locatePostgresTools(config.binDir, Math.floor(Number(facts.num) / 10_000));
@@ -107,6 +110,8 @@ export async function backupPostgres(
           databaseBytes: Number(facts.bytes),
           tables,
           excludedTables: [...config.excludeTables],
+          roles,
+          databaseState,
         };
         return { details, tools: { pg_dump: version } };
       } catch (error) {

@@ -24,10 +24,12 @@ export { type PostgresRestoreOptions, restorePostgres } from './restore';
 export const postgresDriver: SourceDriver<'postgres'> = {
   spec: postgresSource,
   backup: backupPostgres,
-  restore: async (config, input, { target, tables, ctx }) =>
+  restore: async (config, input, { target, tables, details, ctx }) =>
     restorePostgres(config, await input.only(), {
       targetDatabase: target,
       tables: tables && [...tables],
+      ...(details ? { details } : {}),
+      noOwner: config.noOwner,
       ctx,
     }),
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { RestoreError, SourceError } from '#core/errors';
+import type { PostgresDetails } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import { dropDatabaseWith } from './admin';
 import {
@@ -22,6 +23,7 @@ import {
   sqlStateOf,
   toolEnv,
 } from './connect';
+import { applyDatabaseState, prepareRoles } from './globals';
 import { dbnameConninfo, parseTableSelector, quoteIdent, type TableSelector } from './names';
 
 /** Options of {@link restorePostgres}. */
@@ -35,6 +37,13 @@ export interface PostgresRestoreOptions {
    * @default every object of the archive
    */
   tables?: string[];
+  /**
+   * The manifest's details: the roles the database needs and its database-level state. Without them (a
+   * backup of an older agent) owners are still restored from the archive but nothing is checked first.
+   */
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState'>;
+  /** Restore without owners (pg_restore --no-owner): the restoring role owns everything. @default false */
+  noOwner?: boolean;
   ctx: SourceContext;
 }
 
@@ -54,7 +63,10 @@ export async function restorePostgres(
   options: PostgresRestoreOptions,
 ): Promise<void> {
   const { targetDatabase: target, ctx } = options;
+  const owners = !options.noOwner;
+  const where = describeTarget(config, target);
   let created = false;
+  let createdRoles: string[] = [];
   let admin: pg.Client | undefined;
   try {
     const selectors = (options.tables ?? []).map(parseTableSelector);
@@ -63,6 +75,22 @@ export async function restorePostgres(
     admin = await connectMaintenance(config, password, { env: ctx.env, secrets: ctx.secrets });
     const tools = locatePostgresTools(config.binDir, await serverMajorOf(admin));
     await toolVersion(tools.pgRestore);
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1', [
+      target,
+    ]);
+    if ((rowCount ?? 0) > 0) {
+      throw new RestoreError(`${where} already exists: restore into a new name (it was left untouched)`);
+    }
+    ({ created: createdRoles } = await prepareRoles(admin, options.details?.roles ?? [], {
+      owners,
+      where,
+      ...(options.details?.databaseState ? { state: options.details.databaseState } : {}),
+    }));
+    if (createdRoles.length > 0) {
+      ctx.log?.(
+        `created role${createdRoles.length === 1 ? '' : 's'} ${createdRoles.join(', ')} (missing on ${config.host}:${config.port}; without passwords)`,
+      );
+    }
     try {
       await admin.query(`CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0`);
     } catch (error) {
@@ -77,10 +105,15 @@ export async function restorePostgres(
       });
     }
     created = true;
+    const state = options.details?.databaseState;
+    // Before pg_restore: objects of the owner then get CREATE on the schemas the database owner holds.
+    if (owners && state)
+      await admin.query(`ALTER DATABASE ${quoteIdent(target)} OWNER TO ${quoteIdent(state.owner)}`);
     const schemas = [...new Set(selectors.map((s) => s.schema))];
     if (schemas.length > 0) await createSchemas(config, target, password, schemas, ctx);
-    await runPgRestore(tools.pgRestore, config, input, target, password, selectors, schemas, ctx);
+    await runPgRestore(tools.pgRestore, config, input, target, password, selectors, schemas, owners, ctx);
     if (selectors.length > 0) await keepOnlySelected(config, target, password, selectors, ctx);
+    if (state) await applyDatabaseState(admin, target, state, { owners });
   } catch (error) {
     if (!input.destroyed) {
       // Stop the stages feeding us with the real cause; our listener keeps an input nobody else listens
@@ -98,9 +131,29 @@ export async function restorePostgres(
         );
       }
     }
+    if (admin) await dropRoles(admin, createdRoles, where, error);
     throw error;
   } finally {
     await admin?.end().catch(() => {});
+  }
+}
+
+/** Drops the roles a failed restore created (newest first), after its database is gone. */
+async function dropRoles(
+  admin: pg.Client,
+  roles: readonly string[],
+  where: string,
+  cause: unknown,
+): Promise<void> {
+  for (const role of [...roles].reverse()) {
+    try {
+      await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+    } catch (dropError) {
+      throw new RestoreError(
+        `restore into ${where} failed (${messageOf(cause)}) and role ${role} it created could not be dropped: ${messageOf(dropError)}`,
+        { cause },
+      );
+    }
   }
 }
 
@@ -113,12 +166,13 @@ async function runPgRestore(
   password: string | undefined,
   selectors: readonly TableSelector[],
   schemas: readonly string[],
+  owners: boolean,
   ctx: SourceContext,
 ): Promise<void> {
   const controller = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
   const args = [
-    '--no-owner',
+    ...(owners ? [] : ['--no-owner']),
     '--exit-on-error',
     ...connectionArgs(config),
     ...schemas.flatMap((schema) => ['-n', schema]),
