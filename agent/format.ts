@@ -9,7 +9,7 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit += 1;
   }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+  return unit === 0 ? `${Math.round(bytes)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
 /** Left-aligned columns separated by two spaces; the first row is the header. */
@@ -28,4 +28,13 @@ export function formatTable(rows: readonly (readonly string[])[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * Bytes per second over a duration, readable: `12.3 MiB/s`; `-` when nothing was timed.
+ * @example formatRate(1_048_576, 2) // '512.0 KiB/s'
+ */
+export function formatRate(bytes: number, seconds: number): string {
+  if (!(seconds > 0)) return '-';
+  return `${formatBytes(Math.round(bytes / seconds))}/s`;
 }

@@ -11,6 +11,7 @@ import { drillCommand } from '#agent/commands/drill';
 import { keygenCommand } from '#agent/commands/keygen';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
+import { errorJson } from '#agent/commands/outcome';
 import { pruneCommand } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
@@ -18,7 +19,7 @@ import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS } from '#core/deployment';
-import { errorLines, StrongboxError } from '#core/errors';
+import { type ErrorContext, errorLines, InterruptedError, UsageError } from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
 interface Common {
@@ -27,21 +28,57 @@ interface Common {
   quiet?: boolean;
 }
 
+/** What a run is doing, for its error line: `backup app-db`, `verify`. */
+type Operation = string;
+
+/** `--job a --job b` and `--job a,b`: every name, in the order given. */
+function jobNames(value: string, previous: string[] = []): string[] {
+  const names = value.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '')) {
+    throw new InvalidArgumentError('expected job names, one per --job or separated by commas (a,b)');
+  }
+  return [...previous, ...names];
+}
+
+/** `--job` for commands that act on one job (restore). */
+function oneJob(value: string, previous: string | undefined): string {
+  if (previous !== undefined || value.includes(',')) {
+    throw new InvalidArgumentError('names one job here; run the command once per job');
+  }
+  return value;
+}
+
+/** `backup app-db`, `backup app-db,media`, `backup` (every job). */
+function operationOf(command: string, jobs?: string | readonly string[]): Operation {
+  const names = typeof jobs === 'string' ? [jobs] : (jobs ?? []);
+  return names.length ? `${command} ${[...new Set(names)].join(',')}` : command;
+}
+
+const JOBS_HELP = 'only these jobs: repeat --job or separate names with commas (default: every job)';
+
 function backupIdArg(value: string): string {
   if (!isBackupId(value)) throw new InvalidArgumentError('expected a backup id like 20241206T020000Z-3f9a1c');
   return value;
 }
 
 /** Builds the command tree; `run` executes one command and reports its outcome. */
-function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: Common) => Promise<void>) {
+function buildCli(
+  run: (
+    action: (runtime: Runtime) => Promise<Outcome>,
+    common: Common,
+    operation: Operation,
+    options?: { plan: boolean },
+  ) => Promise<void>,
+) {
   const program = new Command('strongbox')
     .description(
       'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
         `they restore. Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
-    .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Usage errors end like every other failure, with one `strongbox: error: …` line (main prints it).
+    .configureOutput({ outputError: () => {} });
 
   const withPlan = (command: Command) =>
     command
@@ -53,15 +90,19 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     program
       .command('backup')
       .description(
-        'back up one job, or every job in plan order (a failing job does not stop the others); ' +
-          'the manifest is written last, so a failed backup never looks complete',
+        'back up the given jobs, or every job, in plan order (a failing job does not stop the others; ' +
+          'every job is reported); the manifest is written last, so a failed backup never looks complete',
       ),
   )
-    .option('-j, --job <name>', 'job to back up (default: every job)')
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--backup-id <id>', 'backup id to write (default: a new one from the clock)', backupIdArg)
     .addOption(new Option('--tier <tier>', 'GFS tier (default: from the previous backup)').choices(TIERS))
-    .action((o: Common & { job?: string; backupId?: string; tier?: Tier }) =>
-      run((rt) => backupCommand(rt, { job: o.job, backupId: o.backupId, tier: o.tier }), o),
+    .action((o: Common & { job?: string[]; backupId?: string; tier?: Tier }) =>
+      run(
+        (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier }),
+        o,
+        operationOf('backup', o.job),
+      ),
     );
 
   withPlan(
@@ -73,7 +114,7 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
           'authenticated before use; a failed restore removes what it created.',
       ),
   )
-    .requiredOption('-j, --job <name>', 'job whose backup to restore')
+    .requiredOption('-j, --job <name>', 'job whose backup to restore (one)', oneJob)
     .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
     .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
     .option('--tables <list>', 'comma-separated tables to restore (postgres; schema.table or table)')
@@ -81,25 +122,30 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     .option('--confirm <job>', 'required with --replace: the job name again')
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .action((o: Common & Record<string, string | boolean | undefined>) =>
-      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o),
+      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o, operationOf('restore', o.job as string)),
     );
 
   withPlan(
     program
       .command('drill')
-      .description('restore the newest backup into a scratch target, check it, time it, drop it'),
+      .description(
+        "restore each job's newest backup into a scratch target, run every check on it, time it against " +
+          'the RTO and drop it; every job in plan order unless --job says which',
+      ),
   )
-    .requiredOption('-j, --job <name>', 'job to drill')
-    .option('--options <json>', 'restore options as JSON (target)')
-    .action((o: Common & Record<string, string | boolean | undefined>) =>
-      run((rt) => drillCommand(rt, parseRestoreOptions(o)), o),
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
+    .option('--options <json>', 'restore options as JSON (target; with one job)')
+    .action((o: Common & { job?: string[]; options?: string }) =>
+      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job)),
     );
 
   withPlan(
     program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
   )
-    .option('-j, --job <name>', 'only this job')
-    .action((o: Common & { job?: string }) => run((rt) => listCommand(rt, { job: o.job }), o));
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
+    .action((o: Common & { job?: string[] }) =>
+      run((rt) => listCommand(rt, { jobs: o.job }), o, operationOf('list', o.job)),
+    );
 
   withPlan(
     program
@@ -111,11 +157,15 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
           'without restoring it',
       ),
   )
-    .option('-j, --job <name>', 'only this job')
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--deep', 'read the data back through decryption and decompression')
     .option('--backup-id <id>', 'deep-verify this backup instead of the newest', backupIdArg)
-    .action((o: Common & { job?: string; deep?: boolean; backupId?: string }) =>
-      run((rt) => verifyCommand(rt, { job: o.job, deep: o.deep, backupId: o.backupId }), o),
+    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string }) =>
+      run(
+        (rt) => verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId }),
+        o,
+        operationOf('verify', o.job),
+      ),
     );
 
   withPlan(
@@ -123,10 +173,10 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
       .command('prune')
       .description("apply the plan's retention to the vault and remove stale incomplete backups"),
   )
-    .option('-j, --job <name>', 'only this job')
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('-n, --dry-run', 'only say what would be deleted')
-    .action((o: Common & { job?: string; dryRun?: boolean }) =>
-      run((rt) => pruneCommand(rt, { job: o.job, dryRun: o.dryRun }), o),
+    .action((o: Common & { job?: string[]; dryRun?: boolean }) =>
+      run((rt) => pruneCommand(rt, { jobs: o.job, dryRun: o.dryRun }), o, operationOf('prune', o.job)),
     );
 
   withPlan(
@@ -136,24 +186,48 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
         'check tools, database access, vault write access, key use and free space; one line per check',
       ),
   )
-    .option('-j, --job <name>', 'only this job')
-    .action((o: Common & { job?: string }) => run((rt) => doctorCommand(rt, { job: o.job }), o));
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
+    .action((o: Common & { job?: string[] }) =>
+      run((rt) => doctorCommand(rt, { jobs: o.job }), o, operationOf('doctor', o.job)),
+    );
 
   program
     .command('keygen')
     .description('create a new local master key file (mode 0600; refuses to overwrite)')
     .argument('<path>', 'where to write the key')
     .option('--json', 'print one JSON object on stdout')
-    .action(async (path: string, o: { json?: boolean }) => {
-      const outcome = await keygenCommand(path);
-      process.stdout.write(o.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
-    });
+    .action((path: string, o: { json?: boolean }) =>
+      run(() => keygenCommand(path), { plan: '', json: o.json }, `keygen ${path}`, { plan: false }),
+    );
 
   return program;
 }
 
-/** The agent was stopped by a signal. */
-class InterruptedError extends StrongboxError {}
+/** Names a refused or unreachable address after what it is in the plan: the vault, a job's database. */
+function endpointNamer(runtime: Runtime | undefined): ErrorContext['nameEndpoint'] {
+  if (!runtime) return undefined;
+  return (host, port) => {
+    const endpoint = runtime.plan.vault.endpoint;
+    if (endpoint) {
+      const url = new URL(endpoint);
+      const urlPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+      const local = (name: string) => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(name);
+      if (urlPort === port && (url.hostname === host || (local(url.hostname) && local(host)))) {
+        return `the vault ${runtime.plan.vault.url} (${endpoint})`;
+      }
+    }
+    const jobs = runtime.plan.jobs.filter((job) => {
+      const source = job.source as { host?: unknown; port?: unknown };
+      return source.port === port && (source.host === host || source.host === undefined);
+    });
+    return jobs.length ? `the database of job ${jobs.map((j) => j.name).join(', ')}` : undefined;
+  };
+}
+
+/** The subcommand an argv names, for usage errors (`strongbox backup --bogus` → `backup`). */
+function commandOf(argv: readonly string[]): string | undefined {
+  return argv.slice(2).find((arg) => !arg.startsWith('-'));
+}
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -167,27 +241,48 @@ async function main(argv: string[]): Promise<number> {
       interrupt.abort(new InterruptedError(`interrupted by ${name}; nothing was committed`));
     });
   }
-  const cli = buildCli(async (action, common) => {
-    const runtime = await openRuntime(common.plan, env, {
-      log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
-      signal: interrupt.signal,
-    });
-    const outcome = await action(runtime);
+  let operation: Operation | undefined;
+  let runtime: Runtime | undefined;
+  const cli = buildCli(async (action, common, named, options = { plan: true }) => {
+    operation = named;
+    if (options.plan) {
+      runtime = await openRuntime(common.plan, env, {
+        log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
+        signal: interrupt.signal,
+      });
+    }
+    const outcome = await action(runtime as Runtime);
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
     exitCode = outcome.exitCode;
+    // A run that reported every job and then failed (a job of several failed) ends with the error line.
+    if (outcome.failure) process.stderr.write(`${errorLines(outcome.failure, {}, named).join('\n')}\n`);
   });
+  const json = argv.includes('--json');
   try {
     await cli.parseAsync(argv);
     return exitCode;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      // --help and --version end here with code 0; usage errors were already printed by commander.
-      return error.exitCode === 0 ? 0 : 2;
+  } catch (caught) {
+    let error = caught;
+    if (caught instanceof CommanderError) {
+      // --help and --version end here with code 0.
+      if (caught.exitCode === 0) return 0;
+      const command = commandOf(argv);
+      const known = cli.commands.some((c) => c.name() === command);
+      operation = known ? command : undefined;
+      const hint = known ? `strongbox ${command} --help` : 'strongbox --help';
+      const message =
+        caught.code === 'commander.help'
+          ? `no command given (commands: ${cli.commands.map((c) => c.name()).join(', ')})`
+          : caught.message.replace(/^error: /, '').replace(/\. /, ': ');
+      error = new UsageError(`${message} (see ${hint})`);
     }
     if (env.STRONGBOX_DEBUG && error instanceof Error) {
       process.stderr.write(`${error.stack}\n`);
     }
-    process.stderr.write(`${errorLines(error).join('\n')}\n`);
+    const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
+    const lines = errorLines(error, context, operation);
+    process.stderr.write(`${lines.join('\n')}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
     return 2;
   }
 }

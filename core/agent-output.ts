@@ -82,13 +82,20 @@ export const agentBackupResultSchema = z.strictObject({
 export type AgentBackupResult = z.output<typeof agentBackupResultSchema>;
 
 /**
- * `strongbox backup --json`: the result of the one job, or `{ backups: [...] }` when the run covered
- * every job of the plan (a run with a failed job prints no result: it fails).
+ * `strongbox backup --json` over several jobs (every job of the plan, or several `--job`s): every job's
+ * outcome — the backups written and the jobs that failed with their error. Exit 2 when any job failed.
  */
-export const agentBackupOutputSchema = z.union([
-  agentBackupResultSchema,
-  z.strictObject({ backups: z.array(agentBackupResultSchema) }),
-]);
+export const agentBackupRunSchema = z.strictObject({
+  backups: z.array(agentBackupResultSchema),
+  failed: z.array(z.lazy(() => agentJobFailureSchema)),
+});
+
+/**
+ * `strongbox backup --json`: the result of the one job (`--job <job>`, or a plan with one job), or
+ * {@link agentBackupRunSchema} when the run covered several jobs. A one-job run that fails prints the
+ * error object.
+ */
+export const agentBackupOutputSchema = z.union([agentBackupResultSchema, agentBackupRunSchema]);
 
 /** What `strongbox backup --json` prints. */
 export type AgentBackupOutput = z.output<typeof agentBackupOutputSchema>;
@@ -139,6 +146,15 @@ export const agentDrillResultSchema = z.strictObject({
 /** What `strongbox drill --json` prints. */
 export type AgentDrillResult = z.output<typeof agentDrillResultSchema>;
 
+/**
+ * `strongbox drill --json` over several jobs (no `--job`, or several): one drill result per job, in
+ * plan order. Exit status: the worst finding of any drill.
+ */
+export const agentDrillRunSchema = z.strictObject({ drills: z.array(agentDrillResultSchema) });
+
+/** What `strongbox drill --json` prints for several jobs. */
+export type AgentDrillRun = z.output<typeof agentDrillRunSchema>;
+
 /** A full read of one backup by `strongbox verify --deep`: decrypted, authenticated, decompressed. */
 export const agentDeepReadSchema = z.strictObject({
   backupId: backupIdSchema,
@@ -176,6 +192,8 @@ export type AgentVerifyResult = z.output<typeof agentVerifyResultSchema>;
 
 /** What kind of failure ended a run: core/errors' types, by meaning. */
 export const AGENT_ERROR_KINDS = [
+  /** The command line is wrong: an unknown command or option, a missing or bad value (UsageError). */
+  'usage',
   /** The plan, a flag or a request is wrong (PlanError): the user can fix it. */
   'plan',
   /** The data source failed (SourceError). */
@@ -199,19 +217,31 @@ export const AGENT_ERROR_KINDS = [
 /** The kind of an agent failure. */
 export type AgentErrorKind = (typeof AGENT_ERROR_KINDS)[number];
 
+/** One error, as `--json` output carries it. */
+export const agentErrorSchema = z.strictObject({
+  kind: z.enum(AGENT_ERROR_KINDS),
+  /** The one-line error message (the stderr error line without its prefix). */
+  message: z.string().min(1),
+  /** Every problem of a plan error, when there are several. */
+  issues: z.array(z.string().min(1)).min(1).optional(),
+});
+
+/** One error as `--json` output carries it. */
+export type AgentError = z.output<typeof agentErrorSchema>;
+
+/** A job of a several-job run that failed, and why. */
+export const agentJobFailureSchema = z.strictObject({
+  job: z.string().min(1),
+  error: agentErrorSchema,
+});
+
 /**
- * What a failing `--json` run prints on stdout, beside the `strongbox: error: …` line on stderr.
+ * What a failing `--json` run prints on stdout, beside the `strongbox: error: …` line on stderr: every
+ * failure that is not a command's own result — a usage error, a plan that does not load, a one-job
+ * backup or restore that failed, an interrupted run.
  * @example { "error": { "kind": "plan", "message": "jobs[0].source.database: required" } }
  */
-export const agentErrorOutputSchema = z.strictObject({
-  error: z.strictObject({
-    kind: z.enum(AGENT_ERROR_KINDS),
-    /** The one-line error message (the stderr error line without its prefix). */
-    message: z.string().min(1),
-    /** Every problem of a plan error, when there are several. */
-    issues: z.array(z.string().min(1)).min(1).optional(),
-  }),
-});
+export const agentErrorOutputSchema = z.strictObject({ error: agentErrorSchema });
 
 /** What a failing `--json` run prints. */
 export type AgentErrorOutput = z.output<typeof agentErrorOutputSchema>;

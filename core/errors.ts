@@ -45,14 +45,125 @@ export class NotFoundError extends StrongboxError {}
 /** Restoring failed; what was there before is untouched. */
 export class RestoreError extends StrongboxError {}
 
-/** Turns anything thrown into a one-line message that is safe to print. */
-export function describeError(error: unknown): string {
-  if (error instanceof PlanError) return error.message;
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error && !error.message.includes(error.cause.message);
-    return cause ? `${error.message}: ${(error.cause as Error).message}` : error.message;
+/** The command line is wrong: an unknown command or option, a missing or malformed value. */
+export class UsageError extends StrongboxError {}
+
+/** The agent was stopped by a signal (SIGINT, SIGTERM); nothing was committed. */
+export class InterruptedError extends StrongboxError {}
+
+/**
+ * What the edge knows that a low-level error does not: whose address a refused connection was (the
+ * vault, a job's database). Returns a name such as `the vault s3://bucket`, or undefined.
+ */
+export interface ErrorContext {
+  nameEndpoint?: (host: string, port: number) => string | undefined;
+}
+
+/** What errno codes mean, in words an operator reads at 3 a.m. */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  EEXIST: 'it already exists',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EROFS: 'the file system is read-only',
+  EMFILE: 'too many open files',
+  EIO: 'an input/output error on the device',
+  ENXIO: 'no such device',
+  ECONNREFUSED: 'the connection was refused (nothing listens there)',
+  ECONNRESET: 'the connection was reset by the other side',
+  ETIMEDOUT: 'the connection timed out',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved (DNS did not answer)',
+};
+
+/** Codes node:zlib gives corrupt input. */
+const ZLIB_DATA_CODES = new Set(['Z_DATA_ERROR', 'Z_BUF_ERROR', 'Z_NEED_DICT']);
+
+interface SystemError extends Error {
+  code: string;
+  syscall?: string;
+  path?: string;
+  address?: string;
+  port?: number;
+  hostname?: string;
+}
+
+function isSystemError(error: unknown): error is SystemError {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
+}
+
+/**
+ * A Node system or zlib error as a sentence: `writing /srv/vault/x: no space left on the device
+ * (ENOSPC)`, `cannot connect to the vault s3://b at 127.0.0.1:9000: the connection was refused …`;
+ * undefined for other errors.
+ */
+function explainSystemError(error: SystemError, context: ErrorContext): string | undefined {
+  if (ZLIB_DATA_CODES.has(error.code)) {
+    return 'the data is not gzip-compressed as its manifest says (corrupt, or not written by Strongbox)';
   }
-  return String(error);
+  if (error.code === 'EPIPE') {
+    return 'the process or connection reading the data stopped before the end (broken pipe); its own error, if it printed one, is above';
+  }
+  const words = ERRNO_WORDS[error.code];
+  if (!words) return undefined;
+  const host = error.address ?? error.hostname;
+  if (host !== undefined || error.syscall === 'connect' || error.syscall === 'getaddrinfo') {
+    const where = host === undefined ? '' : error.port === undefined ? host : `${host}:${error.port}`;
+    const named =
+      host !== undefined && error.port !== undefined ? context.nameEndpoint?.(host, error.port) : undefined;
+    return `cannot connect to ${named ? `${named} at ${where}` : where || 'the server'}: ${words} (${error.code})`;
+  }
+  const verb =
+    error.syscall === 'write' || error.syscall === 'open' || error.syscall === 'mkdir'
+      ? 'writing'
+      : undefined;
+  if (error.path) return `${verb ? `${verb} ` : ''}${error.path}: ${words} (${error.code})`;
+  return `${words} (${error.code})`;
+}
+
+/**
+ * Turns anything thrown into a one-line message that is safe to print: the error's own message, then
+ * the causes it wraps that add something. Node system errors become sentences (errno in words, the
+ * path, the endpoint named through `context`), an abort reports what caused it, and a JSON syntax error
+ * is never quoted (its message echoes the bytes it read).
+ * @example describeError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', address: '127.0.0.1', port: 5432 }))
+ *   // 'cannot connect to 127.0.0.1:5432: the connection was refused (nothing listens there) (ECONNREFUSED)'
+ */
+export function describeError(error: unknown, context: ErrorContext = {}): string {
+  if (error instanceof PlanError) return error.message;
+  if (!(error instanceof Error)) return String(error);
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current instanceof Error && !seen.has(current)) {
+    seen.add(current);
+    if (current instanceof SyntaxError && current !== error) break;
+    const explained = isSystemError(current) ? explainSystemError(current, context) : undefined;
+    const code = isSystemError(current) ? current.code : '';
+    const path = isSystemError(current) ? current.path : undefined;
+    const said = (part: string) =>
+      part.includes(code) ||
+      part.includes(ERRNO_WORDS[code] ?? code) ||
+      (path !== undefined && part.includes(path));
+    if (explained && parts.some(said)) break;
+    if (explained) {
+      parts.push(explained);
+      break;
+    }
+    const here: Error = current;
+    const aborted = here.name === 'AbortError' && here.cause instanceof Error;
+    if (!aborted && !parts.some((part) => part.includes(here.message))) {
+      parts.push(here instanceof SyntaxError ? 'not valid JSON' : here.message);
+    }
+    current = here.cause;
+  }
+  return parts.join(': ') || error.name;
 }
 
 /**
@@ -65,20 +176,22 @@ export const ERROR_LINE_CHARS = 2_000;
  * The lines the CLI (`strongbox`, and `cdk synth` of the Strongbox app) prints for an error, the last
  * one always `strongbox: error: …` of at most {@link ERROR_LINE_CHARS} characters. A PlanError with
  * several issues prints each indented on its own line first, then names the first in the error line
- * (`… (and 2 more, listed above)`); anything else is the one error line. Line breaks inside a message
- * become ` | `, so the error line stays one line.
+ * (`… (and 2 more, listed above)`); anything else is the one error line. `operation` (`backup app-db`)
+ * leads the message, so the line says what failed on what. Line breaks inside a message become ` | `,
+ * so the error line stays one line.
  * @example errorLines(new PlanError(['jobs[0].source.database: required']))
  *   // ['strongbox: error: jobs[0].source.database: required']
  */
-export function errorLines(error: unknown): string[] {
+export function errorLines(error: unknown, context: ErrorContext = {}, operation = ''): string[] {
+  const lead = operation ? `${operation}: ` : '';
   if (error instanceof PlanError && error.issues.length > 1) {
     const more = ` (and ${error.issues.length - 1} more, listed above)`;
     return [
       ...error.issues.map((issue) => `  ${oneLine(issue)}`),
-      errorLine(oneLine(error.issues[0] as string), more),
+      errorLine(lead + oneLine(error.issues[0] as string), more),
     ];
   }
-  return [errorLine(oneLine(describeError(error)), '')];
+  return [errorLine(lead + oneLine(describeError(error, context)), '')];
 }
 
 function oneLine(text: string): string {

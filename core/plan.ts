@@ -332,6 +332,24 @@ export function findJob(plan: Plan, name: string): Job {
   return job;
 }
 
+/**
+ * The jobs a command runs on: the named ones in plan order (each once), or every job when no name is
+ * given. Every unknown name is reported, not only the first.
+ * @example selectJobs(plan, ['app-db', 'media']).map((j) => j.name) // ['app-db', 'media']
+ * @throws PlanError naming each job that is not in the plan, and the jobs there are.
+ */
+export function selectJobs(plan: Plan, names?: readonly string[]): Job[] {
+  if (!names || names.length === 0) return [...plan.jobs];
+  const unknown = [...new Set(names.filter((name) => !plan.jobs.some((j) => j.name === name)))];
+  if (unknown.length > 0) {
+    const list = unknown.map((name) => `'${name}'`).join(', ');
+    throw new PlanError([
+      `${unknown.length === 1 ? 'job' : 'jobs'} ${list} ${unknown.length === 1 ? 'is' : 'are'} not in the plan (jobs: ${plan.jobs.map((j) => j.name).join(', ')})`,
+    ]);
+  }
+  return plan.jobs.filter((job) => names.includes(job.name));
+}
+
 /** The retention that applies to a job: the plan's, with the job's overrides. */
 export function retentionOf(plan: Plan, job: Job): Retention {
   const override = Object.fromEntries(Object.entries(job.retention ?? {}).filter(([, v]) => v !== undefined));

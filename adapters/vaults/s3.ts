@@ -371,9 +371,12 @@ export function toVaultError(error: unknown, action: string): StrongboxError {
   const name = awsErrorName(error);
   const status = awsHttpStatus(error);
   const hint = name === 'AccessDenied' ? ' (check the IAM policy of this host or function)' : '';
+  // A network error (ECONNREFUSED, ENOTFOUND, …) is left to the cause, which core/errors describeError
+  // turns into a sentence naming the endpoint.
+  const network = status === undefined && typeof (error as { syscall?: unknown })?.syscall === 'string';
   const message = error instanceof Error ? error.message : String(error);
-  const detail = `${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`;
-  return new VaultError(`${action} failed: ${detail}${hint}`, {
+  const detail = network ? '' : `: ${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`;
+  return new VaultError(`${action} failed${detail}${hint}`, {
     cause: error,
     retryable: isRetryableAwsError(error),
   });

@@ -1,56 +1,69 @@
-/** `strongbox backup`: back up one job, or every job of the plan in order. */
+/** `strongbox backup`: back up the given jobs, or every job of the plan, in plan order. */
 
 import { type BackupResult, runBackup } from '#agent/backup';
-import { formatBytes, formatTable } from '#agent/format';
+import { formatBytes, formatRate, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
 import type { AgentBackupOutput } from '#core/agent-output';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
-import { findJob } from '#core/plan';
+import { selectJobs } from '#core/plan';
 import type { Tier } from '#core/tiers';
-import type { Outcome } from './outcome';
+import { errorJson, type Outcome } from './outcome';
 
 export interface BackupCommandOptions {
-  job?: string;
+  /** Jobs to back up (default: every job of the plan). */
+  jobs?: readonly string[];
   backupId?: string;
   tier?: Tier;
 }
 
 /**
- * Runs the backup of one job, or of every job in plan order. One job failing does not stop the others:
- * each is attempted, and the run then fails naming every job that failed.
- * @throws the job's error (one job), or a StrongboxError naming each failed job (every job).
+ * Runs the backup of each selected job in plan order. One job failing does not stop the others: each is
+ * attempted, every job's outcome is reported (table and `--json`), and the run then fails naming every
+ * job that failed.
+ * @throws the job's error when the run covers one job.
  */
 export async function backupCommand(runtime: Runtime, options: BackupCommandOptions): Promise<Outcome> {
-  const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+  const jobs = selectJobs(runtime.plan, options.jobs);
   if (jobs.length > 1 && options.backupId) {
-    throw new PlanError(['--backup-id: names one backup, so it needs --job']);
+    throw new PlanError(['--backup-id: names one backup, so it needs exactly one --job']);
   }
   const results: BackupResult[] = [];
-  const failures: string[] = [];
+  const failures: { job: string; error: unknown }[] = [];
   for (const job of jobs) {
     try {
       results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
     } catch (error) {
       if (jobs.length === 1 || runtime.signal.aborted) throw error;
       runtime.log(`backup ${job.name} failed: ${describeError(error)}`);
-      failures.push(`${job.name}: ${describeError(error)}`);
+      failures.push({ job: job.name, error });
     }
   }
-  if (failures.length) {
-    throw new StrongboxError(`${failures.length} of ${jobs.length} backups failed (${failures.join('; ')})`);
-  }
-  const rows = results.map((r) => [
-    r.job,
-    r.backupId,
-    r.tier,
-    formatBytes(r.sourceBytes),
-    formatBytes(r.storedBytes),
-    `${r.durationSeconds.toFixed(1)}s`,
-    `${formatBytes(r.sourceBytes / Math.max(r.durationSeconds, 0.001))}/s`,
-  ]);
-  return {
-    exitCode: 0,
-    json: (results.length === 1 ? results[0] : { backups: results }) satisfies AgentBackupOutput | undefined,
-    text: formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE'], ...rows]),
-  };
+  const rows = jobs.map((job) => {
+    const r = results.find((result) => result.job === job.name);
+    if (!r) return [job.name, '-', '-', '-', '-', '-', '-', 'FAILED'];
+    return [
+      r.job,
+      r.backupId,
+      r.tier,
+      formatBytes(r.sourceBytes),
+      formatBytes(r.storedBytes),
+      `${r.durationSeconds.toFixed(1)}s`,
+      formatRate(r.sourceBytes, r.durationSeconds),
+      'ok',
+    ];
+  });
+  const text = [
+    formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE', 'STATUS'], ...rows]),
+    ...failures.map((f) => `FAILED  ${f.job}: ${describeError(f.error)}`),
+  ].join('\n');
+  const json: AgentBackupOutput =
+    jobs.length === 1 && results[0]
+      ? results[0]
+      : { backups: results, failed: failures.map((f) => ({ job: f.job, error: errorJson(f.error) })) };
+  const failure = failures.length
+    ? new StrongboxError(
+        `${failures.length} of ${jobs.length} backups failed (${failures.map((f) => `${f.job}: ${describeError(f.error)}`).join('; ')})`,
+      )
+    : undefined;
+  return { exitCode: failure ? 2 : 0, json, text, failure };
 }

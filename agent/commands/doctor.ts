@@ -15,15 +15,18 @@ import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { probe } from '#agent/sources/kit';
 import { listBackups } from '#core/catalog';
-import type { Job } from '#core/plan';
+import { type Job, selectJobs } from '#core/plan';
 import type { DoctorCheck } from '#core/ports';
 import type { Outcome } from './outcome';
 
 export type { DoctorCheck };
 
 /** Runs every check; exit 2 if any failed, 1 if only warnings. */
-export async function doctorCommand(runtime: Runtime, options: { job?: string }): Promise<Outcome> {
-  const jobs = runtime.plan.jobs.filter((j) => !options.job || j.name === options.job);
+export async function doctorCommand(
+  runtime: Runtime,
+  options: { jobs?: readonly string[] },
+): Promise<Outcome> {
+  const jobs = selectJobs(runtime.plan, options.jobs);
   const checks: DoctorCheck[] = [];
   if (jobs.some((j) => j.compression.algorithm === 'zstd')) {
     checks.push(await probe('zstd', () => toolVersion('zstd', ['-V'])));

@@ -8,15 +8,22 @@
 import { attribute, runRestore, scratchTargetOf, sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
-import type { AgentDrillResult } from '#core/agent-output';
+import type { AgentDrillResult, AgentDrillRun } from '#core/agent-output';
 import type { Finding } from '#core/checks';
 import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
-import { describeError } from '#core/errors';
-import { findJob } from '#core/plan';
+import { describeError, PlanError } from '#core/errors';
+import { type Job, selectJobs } from '#core/plan';
 import type { TargetCheck } from '#core/ports';
 import type { Outcome } from './outcome';
-import type { ParsedRestoreOptions } from './restore';
+import { parseRestoreOptions } from './restore';
+
+export interface DrillOptions {
+  /** Jobs to drill (default: every job of the plan, in plan order). */
+  jobs?: readonly string[];
+  /** `--options` JSON: restore options (a target), with one job only. */
+  options?: string;
+}
 
 /** What a drill found (the `--json` output). */
 export interface DrillResult {
@@ -31,8 +38,47 @@ export interface DrillResult {
   findings: Finding[];
 }
 
-export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
-  const job = findJob(runtime.plan, options.job);
+/**
+ * Drills each selected job in plan order; every drill is reported, and the exit status is the worst
+ * finding of any of them. A drill that fails to restore is a finding, not an error.
+ */
+export async function drillCommand(runtime: Runtime, options: DrillOptions): Promise<Outcome> {
+  const jobs = selectJobs(runtime.plan, options.jobs);
+  const restoreOptions = parseRestoreOptions({ options: options.options });
+  if (jobs.length > 1 && (restoreOptions.target || restoreOptions.backupId)) {
+    throw new PlanError(['--options: a target names one scratch place, so it needs exactly one --job']);
+  }
+  const results: DrillResult[] = [];
+  const texts: string[] = [];
+  for (const job of jobs) {
+    const { result, text } = await drillJob(runtime, job, restoreOptions);
+    results.push(result);
+    texts.push(text);
+  }
+  const findings = results.flatMap((r) => r.findings);
+  const failed = results.filter((r) => r.findings.length > 0).map((r) => r.job);
+  if (results.length > 1) {
+    texts.push(
+      failed.length === 0
+        ? `${results.length} drills passed`
+        : `${failed.length} of ${results.length} drills failed: ${failed.join(', ')}`,
+    );
+  }
+  return {
+    exitCode: exitCodeOf(findings),
+    json:
+      results.length === 1
+        ? (results[0] satisfies AgentDrillResult | undefined)
+        : ({ drills: results } satisfies AgentDrillRun),
+    text: texts.join('\n\n'),
+  };
+}
+
+async function drillJob(
+  runtime: Runtime,
+  job: Job,
+  options: { target?: string; backupId?: string },
+): Promise<{ result: DrillResult; text: string }> {
   const driver = sourceDriver(job.source);
   const target = options.target ?? scratchTargetOf(runtime, job, 'drill');
   const result: DrillResult = { job: job.name, target, rtoSeconds: job.drill?.rto, checks: [], findings: [] };
@@ -95,11 +141,9 @@ export async function drillCommand(runtime: Runtime, options: ParsedRestoreOptio
     ...result.checks.map((c) => `${c.passed ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`),
   ];
   lines.push(
-    result.findings.length === 0 ? 'drill passed' : `drill failed: ${result.findings.length} finding(s)`,
+    result.findings.length === 0
+      ? `drill ${job.name} passed (${result.checks.length} check${result.checks.length === 1 ? '' : 's'})`
+      : `drill ${job.name} failed: ${result.findings.length} finding(s)`,
   );
-  return {
-    exitCode: exitCodeOf(result.findings),
-    json: result satisfies AgentDrillResult,
-    text: lines.join('\n'),
-  };
+  return { result, text: lines.join('\n') };
 }

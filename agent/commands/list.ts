@@ -3,12 +3,12 @@
 import { formatBytes, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
 import { listBackups } from '#core/catalog';
-import { findJob } from '#core/plan';
+import { selectJobs } from '#core/plan';
 import type { Outcome } from './outcome';
 
 /** Lists backups from the vault listing alone (no manifest reads, no archive retrievals). */
-export async function listCommand(runtime: Runtime, options: { job?: string }): Promise<Outcome> {
-  const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+export async function listCommand(runtime: Runtime, options: { jobs?: readonly string[] }): Promise<Outcome> {
+  const jobs = selectJobs(runtime.plan, options.jobs);
   const rows: string[][] = [];
   const json: unknown[] = [];
   for (const job of jobs) {

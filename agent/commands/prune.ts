@@ -8,18 +8,19 @@ import { formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
 import { listBackups, readManifest } from '#core/catalog';
 import { manifestKey } from '#core/layout';
-import { findJob, retentionOf } from '#core/plan';
+import { retentionOf, selectJobs } from '#core/plan';
 import { selectRetained } from '#core/retention';
 import type { Outcome } from './outcome';
 
 export interface PruneOptions {
-  job?: string;
+  /** Jobs to act on (default: every job of the plan). */
+  jobs?: readonly string[];
   dryRun?: boolean;
 }
 
 /** Deletes what retention no longer keeps; with dryRun only reports it. */
 export async function pruneCommand(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
-  const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+  const jobs = selectJobs(runtime.plan, options.jobs);
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
   for (const job of jobs) {

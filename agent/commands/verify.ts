@@ -15,11 +15,12 @@ import { checkJob, exitCodeOf, type Finding, type JobSummary, SEVERITY_ORDER } f
 import { formatDuration } from '#core/duration';
 import { describeError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
-import { findJob, type Job, retentionOf } from '#core/plan';
+import { type Job, retentionOf, selectJobs } from '#core/plan';
 import type { Outcome } from './outcome';
 
 export interface VerifyOptions {
-  job?: string;
+  /** Jobs to act on (default: every job of the plan). */
+  jobs?: readonly string[];
   deep?: boolean;
   /** Deep-verify this backup instead of the newest. */
   backupId?: string;
@@ -35,7 +36,7 @@ export interface DeepRead {
 
 /** Verifies each job; the exit code is the worst finding's (0 none, 1 warning, 2 critical). */
 export async function verifyCommand(runtime: Runtime, options: VerifyOptions): Promise<Outcome> {
-  const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
+  const jobs = selectJobs(runtime.plan, options.jobs);
   const findings: Finding[] = [];
   const reports: (JobSummary & { deep?: DeepRead })[] = [];
   for (const job of jobs) {

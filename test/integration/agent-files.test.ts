@@ -139,12 +139,14 @@ describe('an interrupted backup', () => {
 describe('retention and age, with the clock moved forward', () => {
   it('verify warns, then goes critical as the newest backup ages', async () => {
     const at = (hours: number) => ({ now: () => new Date(Date.now() + hours * 3_600_000) });
-    const fresh = await verifyCommand(await openRuntime(plan, {}, { clock: at(1) }), { job: 'config' });
+    const fresh = await verifyCommand(await openRuntime(plan, {}, { clock: at(1) }), { jobs: ['config'] });
     expect(fresh.exitCode).toBe(0);
-    const late = await verifyCommand(await openRuntime(plan, {}, { clock: at(26) }), { job: 'config' });
+    const late = await verifyCommand(await openRuntime(plan, {}, { clock: at(26) }), { jobs: ['config'] });
     expect(late.exitCode).toBe(1);
     expect(late.text).toMatch(/WARNING {2}config: newest backup is 1d \d+h old \(warning at 1d 1h\)/);
-    const critical = await verifyCommand(await openRuntime(plan, {}, { clock: at(31) }), { job: 'config' });
+    const critical = await verifyCommand(await openRuntime(plan, {}, { clock: at(31) }), {
+      jobs: ['config'],
+    });
     expect(critical.exitCode).toBe(2);
   });
 
