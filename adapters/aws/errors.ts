@@ -27,6 +27,8 @@ const RETRYABLE_NAMES = new Set([
   'InternalError',
   'ServiceUnavailable',
   'TimeoutError',
+  // A conditional write that raced another write to the same key (S3 answers 409): try again.
+  'ConditionalRequestConflict',
 ]);
 
 /** Network errors of the connection itself. */

@@ -9,6 +9,12 @@
  * Upload aborts its multipart upload, and the vault sends AbortMultipartUpload again when it knows the
  * upload id (the abort may be lost), ignoring NoSuchUpload.
  *
+ * Every write is create-only: `If-None-Match: *` goes on the PutObject and on the
+ * CompleteMultipartUpload (Upload copies its params into both; UploadPart carries no such header, as S3
+ * documents), so a put never replaces an object, and a put to a key that exists fails with a VaultError
+ * saying so (S3 answers 412). The deployment's host policy denies writes without the header, so a stolen
+ * host credential cannot overwrite a backup either (docs/deploy.md).
+ *
  * Credentials come from the SDK's default provider chain (environment, profile, instance role), or
  * from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` in the `env` the entry point passes down.
  */
@@ -155,6 +161,7 @@ export class S3Vault implements Vault {
         Bucket: this.bucket,
         Key: this.#key(key),
         Body: counter,
+        IfNoneMatch: '*',
         ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
         ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
         ...(options.contentType ? { ContentType: options.contentType } : {}),
@@ -177,7 +184,14 @@ export class S3Vault implements Vault {
       if (upload.uploadId) await this.#abortMultipart(key, upload.uploadId);
       if (failure?.origin === 'abort') throw signal?.reason ?? error;
       if (failure?.origin === 'body') throw failure.error;
-      throw toVaultError(failure?.error ?? error, `put ${this.#describe(key)}`);
+      const cause = failure?.error ?? error;
+      if (awsErrorName(cause) === 'PreconditionFailed' || awsHttpStatus(cause) === 412) {
+        throw new VaultError(
+          `put ${this.#describe(key)} refused: the object already exists, and Strongbox writes every object once (If-None-Match: *), never over another`,
+          { cause },
+        );
+      }
+      throw toVaultError(cause, `put ${this.#describe(key)}`);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

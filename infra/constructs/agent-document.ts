@@ -22,8 +22,19 @@ import { TIERS } from '#core/tiers';
 /** The longest run SSM allows a `aws:runShellScript` step (48 h). */
 export const MAX_EXECUTION_TIMEOUT_SECONDS = 172_800;
 
-/** Where hosts keep downloaded files until they are checked and installed. */
-export const HOST_STAGING_DIR = '/var/lib/strongbox/staging';
+/**
+ * Where the `aws:downloadContent` steps put the bundle and the plan: a path relative to the command's own
+ * downloads directory (`…/orchestration/<command-id>/downloads/`, which the SSM Agent creates and which is
+ * the run step's working directory). An absolute path that does not exist yet would be taken as a *file*
+ * name, so the second download would overwrite the first; a shared absolute directory would let two
+ * commands on one host truncate each other's download. Each file gets its own relative path: its name.
+ */
+export function downloadPath(fileName: string): string {
+  if (fileName === '' || fileName.includes('/') || fileName === '.' || fileName === '..') {
+    throw new RangeError(`a download needs a plain file name, got '${fileName}'`);
+  }
+  return fileName;
+}
 
 /** What the document needs to know. Values may be CDK tokens (bucket name, key ARN). */
 export interface AgentDocumentOptions {
@@ -47,8 +58,6 @@ export interface AgentDocumentOptions {
   jobs: readonly string[];
   /** Default run limit of the agent step, in seconds (1 to 172800). */
   defaultTimeoutSeconds: number;
-  /** Where downloads are staged. @default HOST_STAGING_DIR */
-  stagingDir?: string;
 }
 
 /** Parameters the script reads, with the environment variable SSM sets for each. */
@@ -143,7 +152,6 @@ export function argvScript(): string[] {
  * overrides, then exec `node HOST_PATHS.agent <agentArgv…>`.
  */
 export function agentRunScript(options: AgentDocumentOptions): string[] {
-  const staging = options.stagingDir ?? HOST_STAGING_DIR;
   const errorPrefix = AGENT_ERROR_PREFIX;
   return [
     '#!/bin/bash',
@@ -156,7 +164,7 @@ export function agentRunScript(options: AgentDocumentOptions): string[] {
     // install <staged file> <expected sha256> <destination> <mode>
     'install_checked() {',
     '  local src="$1" want="$2" dest="$3" mode="$4" got',
-    '  [ -f "$src" ] || fail "downloaded file $src is missing"',
+    '  [ -f "$src" ] || fail "downloaded file $PWD/$src is missing"',
     '  got="$(sha256sum "$src" | cut -d " " -f 1)" || fail "cannot compute the SHA-256 of $src"',
     '  [ "$got" = "$want" ] || fail "SHA-256 of $src is $got, expected $want: the download is damaged or was replaced; run the command again"',
     '  if ! cmp -s "$src" "$dest"; then',
@@ -164,9 +172,9 @@ export function agentRunScript(options: AgentDocumentOptions): string[] {
     '    mv -f "$dest.new.$$" "$dest" || fail "cannot install $dest"',
     '  fi',
     '}',
-    `install_checked ${shellQuote(`${staging}/`)}${shellQuote(options.agentFileName)} ${shellQuote(options.agentSha256)} ${shellQuote(HOST_PATHS.agent)} 0755`,
-    `install_checked ${shellQuote(`${staging}/`)}${shellQuote(options.planFileName)} ${shellQuote(options.planSha256)} ${shellQuote(HOST_PATHS.plan)} 0644`,
-    `find ${shellQuote(staging)} -maxdepth 1 -type f -mtime +1 -delete 2>/dev/null || true`,
+    // The downloads are relative to the working directory: this command's own downloads directory.
+    `install_checked ${shellQuote(`./${downloadPath(options.agentFileName)}`)} ${shellQuote(options.agentSha256)} ${shellQuote(HOST_PATHS.agent)} 0755`,
+    `install_checked ${shellQuote(`./${downloadPath(options.planFileName)}`)} ${shellQuote(options.planSha256)} ${shellQuote(HOST_PATHS.plan)} 0644`,
     'command -v node >/dev/null 2>&1 || fail "Node.js 20 or later is needed on this host: node is not on the PATH of the SSM Agent"',
     `node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || fail "Node.js 20 or later is needed on this host, found $(node --version)"`,
     `export ${AGENT_ENV.vaultUrl}=${shellQuote(options.vaultUrl)}`,
@@ -182,7 +190,6 @@ export function agentRunScript(options: AgentDocumentOptions): string[] {
  * `DOCUMENT_RUN_STEP`, whose run limit is the `executionTimeout` parameter.
  */
 export function agentDocumentContent(options: AgentDocumentOptions): Record<string, unknown> {
-  const staging = options.stagingDir ?? HOST_STAGING_DIR;
   const timeout = options.defaultTimeoutSeconds;
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_EXECUTION_TIMEOUT_SECONDS) {
     throw new RangeError(
@@ -198,11 +205,15 @@ export function agentDocumentContent(options: AgentDocumentOptions): Record<stri
     interpolationType: 'ENV_VAR',
   });
   const linux = { StringEquals: ['platformType', 'Linux'] };
-  const download = (name: string, url: string) => ({
+  const download = (name: string, url: string, fileName: string) => ({
     action: 'aws:downloadContent',
     name,
     precondition: linux,
-    inputs: { sourceType: 'S3', sourceInfo: JSON.stringify({ path: url }), destinationPath: staging },
+    inputs: {
+      sourceType: 'S3',
+      sourceInfo: JSON.stringify({ path: url }),
+      destinationPath: downloadPath(fileName),
+    },
   });
   return {
     schemaVersion: '2.2',
@@ -234,8 +245,8 @@ export function agentDocumentContent(options: AgentDocumentOptions): Record<stri
       },
     },
     mainSteps: [
-      download('downloadAgent', options.agentUrl),
-      download('downloadPlan', options.planUrl),
+      download('downloadAgent', options.agentUrl, options.agentFileName),
+      download('downloadPlan', options.planUrl, options.planFileName),
       {
         action: 'aws:runShellScript',
         name: DOCUMENT_RUN_STEP,

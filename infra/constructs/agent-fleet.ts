@@ -89,6 +89,9 @@ export class AgentFleet extends Construct {
       documentType: 'Command',
       documentFormat: 'JSON',
       targetType: '/',
+      // A changed plan or agent becomes a new version of the same document, not a replacement under a new
+      // name: commands in flight during a deploy keep a document to be observed by.
+      updateMethod: 'NewVersion',
       content: agentDocumentContent({
         agentUrl: assetHttpsUrl(this.agentBundle),
         agentFileName: basename(this.agentBundle.s3ObjectKey),

@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -31,6 +31,7 @@ import {
 } from '#core/deployment';
 import {
   type AgentDocumentOptions,
+  agentDocumentContent,
   agentRunScript,
   parameterPatterns,
 } from '#infra/constructs/agent-document';
@@ -188,6 +189,19 @@ describe('AgentFleet document', () => {
     expect(content.parameters[DOCUMENT_TIMEOUT_PARAMETER].default).toBe(String(3 * 3600));
   });
 
+  it('downloads each file to its own path relative to the command’s downloads directory', () => {
+    const paths = content.mainSteps
+      .filter((step: { action: string }) => step.action === 'aws:downloadContent')
+      .map((step: { inputs: { destinationPath: string } }) => step.inputs.destinationPath);
+    expect(paths).toHaveLength(2);
+    expect(new Set(paths).size).toBe(2);
+    for (const path of paths) expect(path).toMatch(/^[^/]+$/);
+  });
+
+  it('is updated as a new version of the same document when the plan or the agent changes', () => {
+    template.hasResourceProperties('AWS::SSM::Document', { UpdateMethod: 'NewVersion' });
+  });
+
   it('checks the SHA-256 of the bundle it ships', () => {
     const sha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
     expect(JSON.stringify(content.mainSteps[2].inputs.runCommand)).toContain(sha);
@@ -247,13 +261,29 @@ describe('document parameter patterns', () => {
  * Runs the run step's script in a sandbox: staging, agent and plan paths under a temp dir, a PATH
  * with only the tools the script needs and a fake `node` that prints its argv (NUL-separated).
  */
+/**
+ * Where the SSM Agent writes an `aws:downloadContent` file (its plugins/downloadcontent): a relative
+ * destinationPath is joined to the command's `downloads/` directory; an absolute one is a directory only if
+ * it already is one or ends with `/`, else the file is written as that path.
+ */
+function ssmDownloadTarget(root: string, orchestration: string, destinationPath: string, objectName: string) {
+  const path = destinationPath.startsWith('/')
+    ? `${root}${destinationPath}`
+    : `${join(orchestration, 'downloads')}/${destinationPath}`;
+  const isDirectory = path.endsWith('/') || (existsSync(path) && statSync(path).isDirectory());
+  return isDirectory ? join(path, objectName) : path;
+}
+
+/**
+ * A host with nothing pre-created: the test plays the SSM Agent (the downloads land where the document's
+ * destinationPath puts them by the agent's rule, the run step starts in the downloads directory) and runs
+ * the document's own script with bash. The installed paths are moved under the temp root.
+ */
 function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'strongbox-doc-'));
-  const staging = join(root, 'staging');
   const bin = join(root, 'bin');
-  mkdirSync(staging);
   mkdirSync(bin);
-  for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv', 'find'])
+  for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv'])
     symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
   if (options.withNode ?? true) {
     writeFileSync(join(bin, 'node'), '#!/bin/bash\n[ "$1" = "-e" ] && exit 0\nprintf "%s\\0" "$@"\n');
@@ -261,8 +291,6 @@ function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
   }
   const agent = 'agent-abc.mjs';
   const plan = 'plan-abc.json';
-  writeFileSync(join(staging, agent), 'agent bundle');
-  writeFileSync(join(staging, plan), '{"version":1}');
   const sha = (text: string) => createHash('sha256').update(text).digest('hex');
   const docOptions: AgentDocumentOptions = {
     agentUrl: 'https://example/agent',
@@ -276,8 +304,28 @@ function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
     region: 'eu-central-1',
     jobs: ['appdb'],
     defaultTimeoutSeconds: 3600,
-    stagingDir: staging,
   };
+  // The SSM Agent's own directory for this command; it creates downloads/ when it downloads.
+  const orchestration = join(root, 'var/lib/amazon/ssm/mi-0123456789abcdef0/document/orchestration/cmd-1');
+  const content = agentDocumentContent(docOptions) as {
+    mainSteps: { action: string; inputs: { destinationPath: string; sourceInfo: string } }[];
+  };
+  const bodies: Record<string, string> = {
+    'https://example/agent': 'agent bundle',
+    'https://example/plan': '{"version":1}',
+  };
+  for (const step of content.mainSteps.filter((s) => s.action === 'aws:downloadContent')) {
+    const url = JSON.parse(step.inputs.sourceInfo).path as string;
+    const target = ssmDownloadTarget(
+      root,
+      orchestration,
+      step.inputs.destinationPath,
+      url.split('/').at(-1) as string,
+    );
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, bodies[url] as string);
+  }
+  const cwd = join(orchestration, 'downloads');
   const installed = { agent: join(root, 'opt/strongbox.mjs'), plan: join(root, 'etc/plan.json') };
   const script = agentRunScript(docOptions)
     .map((line) =>
@@ -289,7 +337,11 @@ function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
     )
     .join('\n');
   const run = (env: Record<string, string>) => {
-    const result = spawnSync('/bin/bash', ['-c', script], { env: { PATH: bin, ...env }, encoding: 'utf8' });
+    const result = spawnSync('/bin/bash', ['-c', script], {
+      cwd,
+      env: { PATH: bin, ...env },
+      encoding: 'utf8',
+    });
     const argv = result.stdout.split('\0').slice(0, -1);
     return { status: result.status, argv, stderrLines: result.stderr.trimEnd().split('\n') };
   };
@@ -329,6 +381,15 @@ describe('the run step script', () => {
     // Assess
     expect(result.status).toBe(0);
     expect(result.argv).toEqual([HOST_PATHS.agent, ...agentArgv({ action, job: 'appdb', ...params })]);
+  });
+
+  it('works on a host where nothing was created beforehand, with the downloads of two concurrent commands apart', () => {
+    // Two commands on one host: each has its own orchestration directory, so neither sees the other's files.
+    const first = sandbox();
+    const second = sandbox({ tamper: true });
+    expect(first.run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(0);
+    expect(second.run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(2);
+    expect(readFileSync(first.installed.agent, 'utf8')).toBe('agent bundle');
   });
 
   it('installs the checked bundle and plan, and exports the deployment overrides', () => {

@@ -15,6 +15,7 @@ declare module 's3rver' {
   interface S3rverContext {
     method: string;
     path: string;
+    headers: Record<string, string | string[] | undefined>;
     query: Record<string, string | string[] | undefined>;
     status: number;
     type: string;
@@ -25,6 +26,8 @@ declare module 's3rver' {
     constructor(options: S3rverOptions);
     /** Koa's middleware list, composed when the server starts listening. */
     middleware: ((ctx: S3rverContext, next: () => Promise<void>) => Promise<void>)[];
+    /** Its file store. */
+    store: { existsObject(bucket: string, key: string): Promise<boolean> };
     run(): Promise<AddressInfo>;
     close(): Promise<void>;
   }

@@ -37,7 +37,16 @@ export interface S3rverInstance {
  * beforeAll(async () => { s3 = await startS3rver(); });
  * afterAll(() => s3?.stop());
  */
-export async function startS3rver(bucket = 'backups-test'): Promise<S3rverInstance> {
+export async function startS3rver(
+  bucket = 'backups-test',
+  options: {
+    /**
+     * Enforce S3's conditional writes, which s3rver 3.7 ignores: a PutObject or CompleteMultipartUpload
+     * with `If-None-Match: *` on a key that exists answers 412 PreconditionFailed, as S3 does.
+     */
+    conditionalWrites?: boolean;
+  } = {},
+): Promise<S3rverInstance> {
   const dir = await mkdtemp(join(tmpdir(), 'strongbox-s3rver-'));
   const server = new S3rver({
     address: '127.0.0.1',
@@ -47,6 +56,7 @@ export async function startS3rver(bucket = 'backups-test'): Promise<S3rverInstan
     configureBuckets: [{ name: bucket }],
   });
   server.middleware.unshift(multipartUploadsMiddleware(dir));
+  if (options.conditionalWrites) server.middleware.unshift(conditionalWritesMiddleware(server));
   let address: Awaited<ReturnType<S3rver['run']>>;
   try {
     address = await server.run();
@@ -100,6 +110,30 @@ function multipartUploadsMiddleware(dir: string): Middleware {
         `<Bucket>${escapeXml(bucket)}</Bucket><Prefix>${escapeXml(prefix)}</Prefix>` +
         `<IsTruncated>false</IsTruncated>${uploads.join('')}</ListMultipartUploadsResult>`;
       return;
+    }
+    await next();
+  };
+}
+
+/** `If-None-Match: *` on PutObject (`PUT` without `uploadId`) and CompleteMultipartUpload (`POST ?uploadId`). */
+function conditionalWritesMiddleware(server: S3rver): Middleware {
+  return async (ctx, next) => {
+    const [, bucket = '', ...keyParts] = ctx.path.split('/');
+    const key = decodeURIComponent(keyParts.join('/'));
+    const uploadId = typeof ctx.query.uploadId === 'string';
+    const writes = (ctx.method === 'PUT' && !uploadId) || (ctx.method === 'POST' && uploadId);
+    if (
+      writes &&
+      key !== '' &&
+      ctx.headers['if-none-match'] === '*' &&
+      (await server.store.existsObject(bucket, key))
+    ) {
+      return sendError(
+        ctx,
+        412,
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+      );
     }
     await next();
   };
