@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { TargetCheck } from './agent-output';
 import type { KeyRef } from './manifest';
 import type { SqlCheck } from './plan';
+import type { RecoveryTarget } from './recovery';
 import type { SourceConfigOf, SourceDetailsOf, SourceKind, SourceSpec } from './sources/index';
 
 /** One stored object as a listing or a head request reports it. */
@@ -147,6 +148,13 @@ export interface RestoreTarget {
   target: string;
   /** Tables to restore (drivers with the `tables` capability), `schema.table` or `table`. */
   tables?: readonly string[];
+  /**
+   * Point-in-time recovery (drivers with the `pointInTime` capability): replay the job's WAL archive up
+   * to `target`, fetching each file with `restoreCommand` (PostgreSQL's `%f %p` placeholders in it).
+   */
+  recovery?: { target: RecoveryTarget; restoreCommand: string };
+  /** Start the restored copy and wait until it serves (drivers with the `pointInTime` capability). */
+  start?: boolean;
   ctx: SourceContext;
 }
 
