@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { TargetCheck } from './agent-output';
 import type { KeyRef } from './manifest';
 import type { SqlCheck } from './plan';
+import type { RecoveryTarget } from './recovery';
 import type { SourceConfigOf, SourceDetailsOf, SourceKind, SourceSpec } from './sources/index';
 
 /** One stored object as a listing or a head request reports it. */
@@ -149,6 +150,13 @@ export interface RestoreTarget<D = unknown> {
   tables?: readonly string[];
   /** The manifest's details of the backup being restored (what the source recorded beside the data). */
   details?: D;
+  /**
+   * Point-in-time recovery (drivers with the `pointInTime` capability): replay the job's WAL archive up
+   * to `target`, fetching each file with `restoreCommand` (PostgreSQL's `%f %p` placeholders in it).
+   */
+  recovery?: { target: RecoveryTarget; restoreCommand: string };
+  /** Start the restored copy and wait until it serves (drivers with the `pointInTime` capability). */
+  start?: boolean;
   ctx: SourceContext;
 }
 

@@ -8,10 +8,12 @@ import type { SourceDriver } from '#core/ports';
 import { SOURCE_SPECS, type SourceDetails, type SourceKind } from '#core/sources/index';
 import { filesDriver } from './files/index';
 import { postgresDriver } from './postgres/index';
+import { postgresPhysicalDriver } from './postgres-physical/index';
 
 const DRIVERS: { readonly [K in SourceKind]: SourceDriver<K> } = {
   postgres: postgresDriver,
   files: filesDriver,
+  'postgres-physical': postgresPhysicalDriver,
 };
 
 /**

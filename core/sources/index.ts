@@ -7,14 +7,16 @@
 import { z } from 'zod';
 import { filesSource } from './files';
 import { postgresSource } from './postgres';
+import { postgresPhysicalSource } from './postgres-physical';
 import type { SourceCapabilities, SourceSpec } from './spec';
 
 export type { FilesDetails, FilesSourceConfig } from './files';
 export type { PostgresDetails, PostgresSourceConfig, TableCount } from './postgres';
+export type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from './postgres-physical';
 export { NO_CAPABILITIES, type SourceCapabilities, type SourceSpec } from './spec';
 
 /** Every source kind, in the order docs and messages list them. */
-export const SOURCE_SPECS = [postgresSource, filesSource] as const;
+export const SOURCE_SPECS = [postgresSource, filesSource, postgresPhysicalSource] as const;
 
 type Specs = typeof SOURCE_SPECS;
 // biome-ignore lint/suspicious/noExplicitAny: any spec, whatever its schemas

@@ -8,12 +8,25 @@
  * - on an aborted backup leave nothing in the vault that looks complete (no manifest, no data object);
  * - find a wrong restore with its drill checks.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import {
+  appendFile,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileVault } from '#adapters/vaults/file';
 import { runBackup } from '#agent/backup';
@@ -88,16 +101,16 @@ const postgresFixture: SourceFixture = {
 };
 
 /** Tables and an order-independent digest of each one's rows. */
-async function databaseFingerprint(database: string): Promise<string> {
+async function databaseFingerprint(database: string, server: Pick<PgServer, 'psql'> = pg): Promise<string> {
   const tables = (
-    await pg.psql("SELECT schemaname || '.' || relname FROM pg_stat_user_tables ORDER BY 1", database)
+    await server.psql("SELECT schemaname || '.' || relname FROM pg_stat_user_tables ORDER BY 1", database)
   )
     .split('\n')
     .filter(Boolean);
   const parts: string[] = [];
   for (const table of tables) {
     parts.push(
-      `${table}=${await pg.psql(`SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') FROM ${table} t`, database)}`,
+      `${table}=${await server.psql(`SELECT count(*) || ':' || coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '') FROM ${table} t`, database)}`,
     );
   }
   return parts.join(';');
@@ -152,8 +165,93 @@ async function treeFingerprint(dir: string): Promise<string> {
   return parts.join(';');
 }
 
+let physical: PgServer;
+let physicalRoot: string;
+let physicalTargets = 0;
+const sh = promisify(execFile);
+
+const physicalFixture: SourceFixture = {
+  kind: 'postgres-physical',
+  async setUp() {
+    physical = await startPostgres({ databases: ['contract'], settings: { wal_level: 'replica' } });
+    await physical.psql(
+      `CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
+       INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;`,
+      'contract',
+    );
+    // Where a site keeps data directories (/var/lib/postgresql): owned by the postgres user.
+    physicalRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-pgdata-'));
+    const [uid, gid] = await Promise.all(
+      ['-u', '-g'].map(async (f) => Number((await sh('id', [f, 'postgres'])).stdout)),
+    );
+    await chown(physicalRoot, uid as number, gid as number);
+  },
+  async tearDown() {
+    await physical?.stop();
+    if (physicalRoot) await rm(physicalRoot, { recursive: true, force: true });
+  },
+  config: () => ({
+    kind: 'postgres-physical',
+    host: '127.0.0.1',
+    port: physical.port,
+    user: 'postgres',
+    database: 'postgres',
+    osUser: 'postgres',
+  }),
+  freshTarget: (label) => join(physicalRoot, `pgdata-${label.replace(/\W/g, '-')}-${++physicalTargets}`),
+  async makeExisting(label) {
+    const dir = join(physicalRoot, `existing-${label.replace(/\W/g, '-')}-${++physicalTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  // A data directory is compared by what its server serves: start it on its own port, read, stop.
+  fingerprint: async (dir) =>
+    existsSync(join(dir, 'PG_VERSION')) ? servedFingerprint(dir) : treeFingerprint(dir),
+  sourceFingerprint: () => databaseFingerprint('contract', physical),
+  spoil: async (dir) => {
+    const [file] = (await readdir(join(dir, 'base', '1'))).filter((name) => /^\d+$/.test(name));
+    await appendFile(join(dir, 'base', '1', file as string), Buffer.alloc(1));
+  },
+};
+
+/** Starts a restored data directory as postgres on a free port, fingerprints `contract`, stops it. */
+async function servedFingerprint(dir: string): Promise<string> {
+  const bin = physical.binDir;
+  const port = String(20_000 + Math.floor(Math.random() * 20_000));
+  const asPostgres = (file: string, args: string[]) => sh('runuser', ['-u', 'postgres', '--', file, ...args]);
+  await asPostgres(join(bin, 'pg_ctl'), [
+    ...['-D', dir, '-l', join(physicalRoot, `${port}.log`), '-w', 'start'],
+    ...['-o', `-c port=${port} -c listen_addresses='' -c unix_socket_directories=${dir}`],
+  ]);
+  try {
+    const psql = async (sql: string, database = 'postgres') =>
+      (
+        await sh(join(bin, 'psql'), [
+          '-X',
+          '-q',
+          '-A',
+          '-t',
+          '-h',
+          dir,
+          '-p',
+          port,
+          '-U',
+          'postgres',
+          '-d',
+          database,
+          '-c',
+          sql,
+        ])
+      ).stdout.trim();
+    return await databaseFingerprint('contract', { psql });
+  } finally {
+    await asPostgres(join(bin, 'pg_ctl'), ['-D', dir, '-m', 'fast', '-w', 'stop']);
+  }
+}
+
 /** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
-const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture];
+const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture, physicalFixture];
 
 it('has a fixture for every registered source kind', () => {
   expect(FIXTURES.map((f) => f.kind).sort()).toEqual([...SOURCE_KINDS].sort());
