@@ -124,7 +124,10 @@ export async function runRestore(
   const replace = driver.replace;
   if (!replace) throw new PlanError([`replace: ${job.source.kind} jobs cannot be replaced in place`]);
   const live = replace.liveTarget(job.source);
-  const safety = await runBackup(runtime, job);
+  // Every precondition before the safety backup: a refused replace changes nothing and can be retried.
+  await replace.preflight(job.source, { live, details: detailsOf(manifest.source, job.source.kind), ctx });
+  // Marked as a safety backup: never what "latest" picks, so a retry restores the backup asked for.
+  const safety = await runBackup(runtime, job, { purpose: 'safety' });
   runtime.log(`safety backup ${safety.backupId} of '${live}' taken`);
   const beside = scratchTargetOf(runtime, job, 'restore');
   const { sourceBytes } = await restoreInto(runtime, job, manifest, beside, undefined, ctx);
