@@ -73,6 +73,11 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
     if (request.tables?.length)
       problems.push('tables: --replace restores the whole backup; restore tables into a --target');
   }
+  if (request.tables?.length === 0 || request.tables?.every((t) => t === '')) {
+    problems.push('tables: the list is empty (leave --tables out to restore every table)');
+  } else if (request.tables?.some((t) => t.trim() === '')) {
+    problems.push(`tables: '${request.tables.join(',')}' has an empty entry`);
+  }
   if (request.tables && !capabilities.tables) {
     problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }
