@@ -18,7 +18,6 @@ import { dropDatabaseWith } from './admin';
 import {
   connectionArgs,
   connectMaintenance,
-  connectPostgres,
   describeTarget,
   locatePostgresTools,
   messageOf,
