@@ -46,6 +46,8 @@ export interface BackupOptions {
   tier?: Tier;
   /** Stops the backup; nothing is left that looks complete. @default the runtime's signal */
   signal?: AbortSignal;
+  /** Recorded in the manifest: `safety` for the backup `restore --replace` takes first. */
+  purpose?: 'safety';
 }
 
 /** What a finished backup reports (the `--json` output of `strongbox backup`). */
@@ -170,6 +172,7 @@ export async function runBackup(
       host: runtime.host,
       kind: job.source.kind,
       tier,
+      ...(options.purpose ? { purpose: options.purpose } : {}),
       startedAt: started.toISOString(),
       finishedAt: clock.now().toISOString(),
       compression: {

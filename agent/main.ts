@@ -117,7 +117,10 @@ function buildCli(
     .requiredOption('-j, --job <name>', 'job whose backup to restore (one)', oneJob)
     .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
     .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
-    .option('--tables <list>', 'comma-separated tables to restore (postgres; schema.table or table)')
+    .option(
+      '--tables <list>',
+      'comma-separated tables to restore (postgres; schema.table or table): each with its partitions, types, sequences, keys, constraints, indexes, triggers and privileges; not foreign keys to tables left out',
+    )
     .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
     .option('--confirm <job>', 'required with --replace: the job name again')
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')

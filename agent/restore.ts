@@ -73,6 +73,11 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
     if (request.tables?.length)
       problems.push('tables: --replace restores the whole backup; restore tables into a --target');
   }
+  if (request.tables?.length === 0 || request.tables?.every((t) => t === '')) {
+    problems.push('tables: the list is empty (leave --tables out to restore every table)');
+  } else if (request.tables?.some((t) => t.trim() === '')) {
+    problems.push(`tables: '${request.tables.join(',')}' has an empty entry`);
+  }
   if (request.tables && !capabilities.tables) {
     problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }
@@ -124,7 +129,10 @@ export async function runRestore(
   const replace = driver.replace;
   if (!replace) throw new PlanError([`replace: ${job.source.kind} jobs cannot be replaced in place`]);
   const live = replace.liveTarget(job.source);
-  const safety = await runBackup(runtime, job);
+  // Every precondition before the safety backup: a refused replace changes nothing and can be retried.
+  await replace.preflight(job.source, { live, details: detailsOf(manifest.source, job.source.kind), ctx });
+  // Marked as a safety backup: never what "latest" picks, so a retry restores the backup asked for.
+  const safety = await runBackup(runtime, job, { purpose: 'safety' });
   runtime.log(`safety backup ${safety.backupId} of '${live}' taken`);
   const beside = scratchTargetOf(runtime, job, 'restore');
   const { sourceBytes } = await restoreInto(runtime, job, manifest, beside, undefined, ctx);

@@ -108,14 +108,23 @@ export async function listManifests(
   );
 }
 
-/** The newest complete backup of a job, or undefined when there is none. Reads one manifest. */
+/**
+ * The newest complete backup of a job that is not a safety backup (`purpose: 'safety'`, taken by
+ * `restore --replace` of the data it was about to replace: restoring it would restore the live data), or
+ * undefined when there is none. Reads manifests newest first until one qualifies.
+ */
 export async function newestComplete(vault: Vault, job: string): Promise<Manifest | undefined> {
-  const newest = (await listBackups(vault, job)).filter((b) => b.complete).at(-1);
-  return newest ? readManifest(vault, job, newest.backupId) : undefined;
+  const complete = (await listBackups(vault, job)).filter((b) => b.complete);
+  for (const backup of complete.reverse()) {
+    const manifest = await readManifest(vault, job, backup.backupId);
+    if (manifest.purpose !== 'safety') return manifest;
+  }
+  return undefined;
 }
 
 /**
- * The backup a restore asks for: by id, or the newest complete one.
+ * The backup a restore asks for: by id (a safety backup too), or the newest complete one that is not a
+ * safety backup.
  * @throws NotFoundError naming the job when there is none.
  */
 export async function findBackup(vault: Vault, job: string, backupId?: string): Promise<Manifest> {

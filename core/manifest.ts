@@ -63,6 +63,11 @@ function manifestFields<V extends number, O extends z.ZodType<z.output<typeof ob
     host: z.string(),
     kind: z.enum(SOURCE_KINDS),
     tier: z.enum(TIERS),
+    /**
+     * Why the backup was taken, when not on schedule or on request: `safety` = taken by `restore
+     * --replace` before it replaced the live data. Never what "latest" picks. Optional (v2).
+     */
+    purpose: z.enum(['safety']).optional(),
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),
     compression: z.object({ algorithm: z.enum(COMPRESSIONS), level: z.number().int().optional() }),

@@ -172,9 +172,16 @@ export interface DoctorCheck {
 }
 
 /** Replacing the live data in place (drivers with the `replace` capability). */
-export interface ReplaceSupport<C> {
+export interface ReplaceSupport<C, D = unknown> {
   /** The live target a replace restores over: the database a job backs up. */
   liveTarget(config: C): string;
+  /**
+   * Checks every precondition of the replace (the live target exists, the rights to restore beside it,
+   * to swap and to end its sessions) before anything changes: the caller runs it before the safety
+   * backup, so a refused replace leaves nothing to clean up and can be retried as it is.
+   * @throws RestoreError naming each missing right.
+   */
+  preflight(config: C, options: { live: string; details?: D; ctx: SourceContext }): Promise<void>;
   /**
    * Swaps a restored copy in: `live` is kept under a new name, `beside` takes its name, in one step so
    * either both happen or neither. Nothing is dropped.
@@ -221,7 +228,7 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
   /** A fresh target name: `<database>_<label>_<stamp>`, or a directory below `tempDir`. */
   scratchTarget(config: SourceConfigOf<K>, label: string, now: Date, tempDir: string): string;
   /** Present when `spec.capabilities.replace`. */
-  readonly replace?: ReplaceSupport<SourceConfigOf<K>>;
+  readonly replace?: ReplaceSupport<SourceConfigOf<K>, SourceDetailsOf<K>>;
   /** Runs the plan's `drill.checks`; present when `spec.capabilities.sqlChecks`. */
   sqlChecks?(
     config: SourceConfigOf<K>,

@@ -38,10 +38,10 @@ export function parseRestoreOptions(
     fromJson = parsed.data;
   }
   const text = (name: string) => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
+  // Kept as written, empty entries included: validateRestoreRequest refuses an empty or malformed list.
   const tables = text('tables')
     ?.split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
+    .map((t) => t.trim());
   return {
     job: text('job') ?? '',
     backupId: text('backupId'),

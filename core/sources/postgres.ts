@@ -65,6 +65,16 @@ const details = z.object({
   tables: z.array(table),
   /** pg_dump --exclude-table patterns that applied. */
   excludedTables: z.array(z.string()),
+  /** Partitioned tables with their leaf partitions (whose rows `tables` counts); absent in backups of older agents. */
+  partitionedTables: z
+    .array(
+      z.object({
+        schema: z.string(),
+        name: z.string(),
+        leaves: z.array(z.object({ schema: z.string(), name: z.string() })),
+      }),
+    )
+    .optional(),
   /** Roles the database needs (owners, grantees, their groups); absent in backups of older agents. */
   roles: z.array(role).optional(),
   /** Owner, comment, ACL and settings of the database; absent in backups of older agents. */
@@ -84,6 +94,8 @@ export type PostgresSourceConfig = z.output<typeof plan>;
 export type PostgresDetails = z.output<typeof details>;
 /** One table's exact row count in a backup. */
 export type TableCount = z.output<typeof table>;
+/** A partitioned table of a backup and its leaf partitions. */
+export type PartitionedTable = NonNullable<PostgresDetails['partitionedTables']>[number];
 /** A role a backed-up database needs. */
 export type PostgresRole = z.output<typeof role>;
 /** Database-level state of a backed-up database. */

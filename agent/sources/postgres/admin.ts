@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { RestoreError, SourceError } from '#core/errors';
+import type { PostgresDetails } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import {
   connectMaintenance,
@@ -13,6 +14,7 @@ import {
   serverMajorOf,
   sqlStateOf,
 } from './connect';
+import { prepareRoles } from './globals';
 import { quoteIdent, stampedDatabaseName } from './names';
 
 /** Attempts of the swap when new sessions slip in between terminating them and renaming. */
@@ -98,6 +100,8 @@ export async function swapDatabases(
       );
     }
     for (let attempt = 1; ; attempt++) {
+      const sessions = await sessionsOf(admin, [live, beside]);
+      if (sessions.length > 0) ctx.log?.(`ending ${describeSessions(sessions)}`);
       await terminateSessions(admin, [live, beside]);
       try {
         await renameBoth(admin, live, keptAs, beside);
@@ -146,6 +150,121 @@ async function renameBoth(admin: pg.Client, live: string, keptAs: string, beside
     }
     throw error;
   }
+}
+
+/** Options of {@link preflightReplace}. */
+export interface ReplacePreflightOptions {
+  live: string;
+  /** The manifest's details of the backup that will be restored beside. */
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState'>;
+  /** Restore without owners (the plan's noOwner). */
+  noOwner?: boolean;
+  ctx: SourceContext;
+}
+
+/**
+ * Everything `restore --replace` will need, checked before it takes its safety backup, so a refused
+ * replace changes nothing and can simply be retried: the live database exists; the job's role may rename
+ * it (a member of its owner) and create the copy (CREATEDB); the copy can get its owners, privileges and
+ * roles (see prepareRoles, in a dry run); and the job's role may end every session now on the live
+ * database (superuser sessions need a superuser, other roles' sessions membership in them or in
+ * pg_signal_backend). The sessions it will end are named in the log.
+ * @throws RestoreError naming each missing privilege; SourceError when the server cannot be reached.
+ */
+export async function preflightReplace(
+  config: PostgresTarget,
+  options: ReplacePreflightOptions,
+): Promise<void> {
+  const { live, ctx } = options;
+  const admin = await connectMaintenance(config, await resolvePassword(config, ctx), ctx);
+  try {
+    const { rows } = await admin.query<{
+      me: string;
+      superuser: boolean;
+      owner: string;
+      owns: boolean;
+      signal: boolean;
+    }>(
+      `SELECT current_user AS me, r.rolsuper AS superuser, pg_catalog.pg_get_userbyid(d.datdba) AS owner,
+              pg_catalog.pg_has_role(current_user, d.datdba, 'MEMBER') AS owns,
+              pg_catalog.pg_has_role(current_user, 'pg_signal_backend', 'USAGE') AS signal
+         FROM pg_catalog.pg_database d, pg_catalog.pg_roles r
+        WHERE d.datname = $1 AND r.rolname = current_user`,
+      [live],
+    );
+    const me = rows[0];
+    if (!me) {
+      throw new RestoreError(
+        `cannot replace ${describeTarget(config, live)}: it does not exist (restore into a --target instead)`,
+      );
+    }
+    const problems: string[] = [];
+    if (!me.superuser && !me.owns) {
+      problems.push(
+        `${me.me} cannot rename ${live} (owned by ${me.owner}): it is not a member of ${me.owner} (GRANT ${quoteIdent(me.owner)} TO ${quoteIdent(me.me)})`,
+      );
+    }
+    try {
+      await prepareRoles(admin, options.details?.roles ?? [], {
+        owners: !options.noOwner,
+        where: `the copy of ${live}`,
+        ...(options.details?.databaseState ? { state: options.details.databaseState } : {}),
+        dryRun: true,
+      });
+    } catch (error) {
+      if (!(error instanceof RestoreError)) throw error;
+      problems.push(error.message);
+    }
+    const sessions = await sessionsOf(admin, [live]);
+    const blocked = me.superuser ? [] : sessions.filter((s) => s.superuser || (!s.mine && !me.signal));
+    if (blocked.length > 0) {
+      problems.push(
+        `${me.me} cannot end ${describeSessions(blocked)} (superuser sessions need a superuser; other roles' sessions need membership in them or in pg_signal_backend)`,
+      );
+    }
+    if (problems.length > 0) {
+      throw new RestoreError(
+        `cannot replace ${describeTarget(config, live)}; nothing was changed: ${problems.join('; ')}`,
+      );
+    }
+    if (sessions.length > 0) ctx.log?.(`the swap will end ${describeSessions(sessions)}`);
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+/** A session on a database, as pg_stat_activity shows it. */
+interface Session {
+  pid: number;
+  database: string;
+  user: string;
+  application: string;
+  client: string | null;
+  superuser: boolean;
+  /** The current role may end it as a member of its role. */
+  mine: boolean;
+}
+
+/** Every other session on the databases, oldest first. */
+async function sessionsOf(admin: pg.Client, names: readonly string[]): Promise<Session[]> {
+  const { rows } = await admin.query<Session>(
+    `SELECT a.pid, a.datname AS database, coalesce(a.usename, '?') AS user,
+            coalesce(a.application_name, '') AS application, a.client_addr::text AS client,
+            coalesce(r.rolsuper, false) AS superuser,
+            coalesce(pg_catalog.pg_has_role(current_user, a.usesysid, 'USAGE'), false) AS mine
+       FROM pg_catalog.pg_stat_activity a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
+      WHERE a.datname = ANY($1::text[]) AND a.pid <> pg_backend_pid()
+      ORDER BY a.backend_start`,
+    [names],
+  );
+  return rows;
+}
+
+/** `2 sessions on app: pid 4711 app from 10.0.0.5 (psql), pid 4712 …`. */
+function describeSessions(sessions: readonly Session[]): string {
+  const one = (s: Session) =>
+    `pid ${s.pid} ${s.user} on ${s.database}${s.client ? ` from ${s.client}` : ' (local)'}${s.application ? ` (${s.application})` : ''}`;
+  return `${sessions.length} session${sessions.length === 1 ? '' : 's'}: ${sessions.map(one).join(', ')}`;
 }
 
 async function existsWith(admin: pg.Client, name: string): Promise<boolean> {

@@ -11,6 +11,7 @@ import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
 import type { SourceBackup } from '#core/ports';
 import type { PostgresDetails, PostgresSourceConfig, TableCount } from '#core/sources/index';
+import type { PartitionedTable } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import { oneObject } from '../kit';
 import {
@@ -62,6 +63,7 @@ export async function backupPostgres(
     const facts = rows[0];
     if (!facts) throw new SourceError(`${where}: the server returned no snapshot`);
     const relations = await listRelations(client);
+    const partitionedTables = await listPartitioned(client);
     const roles = await readNeededRoles(client);
     const databaseState = await readDatabaseState(client);
     const excluded = await matchExcluded(client, config.excludeTables);
@@ -110,6 +112,7 @@ export async function backupPostgres(
           databaseBytes: Number(facts.bytes),
           tables,
           excludedTables: [...config.excludeTables],
+          partitionedTables,
           roles,
           databaseState,
         };
@@ -145,6 +148,22 @@ async function listRelations(client: pg.Client): Promise<Relation[]> {
                          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
                            AND d.deptype = 'e')
       ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+/** Every partitioned table (any level) with its leaf partitions. */
+async function listPartitioned(client: pg.Client): Promise<PartitionedTable[]> {
+  const { rows } = await client.query<PartitionedTable>(
+    `SELECT n.nspname AS schema, c.relname AS name,
+            coalesce(json_agg(json_build_object('schema', ln.nspname, 'name', l.relname)
+                              ORDER BY ln.nspname, l.relname) FILTER (WHERE l.oid IS NOT NULL), '[]') AS leaves
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN LATERAL pg_catalog.pg_partition_tree(c.oid::regclass) t ON t.isleaf
+       LEFT JOIN pg_catalog.pg_class l ON l.oid = t.relid
+       LEFT JOIN pg_catalog.pg_namespace ln ON ln.oid = l.relnamespace
+      WHERE c.relkind = 'p' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+      GROUP BY n.nspname, c.relname ORDER BY 1, 2`,
   );
   return rows;
 }

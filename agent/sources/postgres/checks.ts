@@ -28,7 +28,7 @@ export async function checkPostgres(
   tables?: readonly string[],
 ): Promise<TargetCheck[]> {
   const base = { job: '' };
-  const expected = selectTables(details.tables, tables);
+  const expected = selectTables(details.tables, tables, details.partitionedTables);
   const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
   try {
     const findings: Finding[] = [];

@@ -111,8 +111,10 @@ export async function readDatabaseState(client: pg.Client): Promise<DatabaseStat
 
 /** What {@link prepareRoles} found and did. */
 export interface RolePreparation {
-  /** Roles it created (they were missing on the server), in creation order. */
+  /** Roles it created (they were missing on the server), in creation order; none in a dry run. */
   created: string[];
+  /** Roles that were missing on the server. */
+  missing: string[];
 }
 
 /**
@@ -122,14 +124,14 @@ export interface RolePreparation {
  * `ALTER … OWNER TO`), and every needed role must exist. Missing roles are created (attributes and
  * memberships as recorded, never a password) when the restoring role has CREATEROLE; membership in an
  * owner it just created is granted to it, so it can set that owner. `owners: false` (`noOwner`) checks
- * only the roles named in privileges.
+ * only the roles named in privileges. `dryRun` checks and reports what it would create, changing nothing.
  * @throws RestoreError naming the role and the missing privilege, before any change, when the restoring
  *   role lacks CREATEROLE for a missing role or membership in an existing owner.
  */
 export async function prepareRoles(
   admin: pg.Client,
   roles: readonly PostgresRole[],
-  options: { owners: boolean; where: string; state?: DatabaseState },
+  options: { owners: boolean; where: string; state?: DatabaseState; dryRun?: boolean },
 ): Promise<RolePreparation> {
   const { rows } = await admin.query<{
     me: string;
@@ -184,6 +186,7 @@ export async function prepareRoles(
       `cannot restore ${options.where} with its owners and privileges: ${problems.join('; ')}`,
     );
   }
+  if (options.dryRun) return { created: [], missing: missing.map((r) => r.name) };
   const created: string[] = [];
   for (const role of missing) {
     await admin.query(`CREATE ROLE ${quoteIdent(role.name)} ${roleAttributes(role)}`);
@@ -204,7 +207,7 @@ export async function prepareRoles(
       await admin.query(`GRANT ${quoteIdent(role.name)} TO ${quoteIdent(me.me)}`);
     }
   }
-  return { created };
+  return { created, missing: missing.map((r) => r.name) };
 }
 
 /** CREATE ROLE's options for a recorded role (no password). */

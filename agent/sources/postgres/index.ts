@@ -6,14 +6,21 @@
  */
 import type { SourceDriver } from '#core/ports';
 import { postgresSource } from '#core/sources/postgres';
-import { databaseExists, dropDatabase, swapDatabases } from './admin';
+import { databaseExists, dropDatabase, preflightReplace, swapDatabases } from './admin';
 import { backupPostgres } from './backup';
 import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
 import { stampedDatabaseName } from './names';
 import { restorePostgres } from './restore';
 
-export { databaseExists, dropDatabase, type SwapOptions, swapDatabases } from './admin';
+export {
+  databaseExists,
+  dropDatabase,
+  preflightReplace,
+  type ReplacePreflightOptions,
+  type SwapOptions,
+  swapDatabases,
+} from './admin';
 export { backupPostgres } from './backup';
 export { checkPostgres, runSqlChecks } from './checks';
 export { locatePostgresTools, type PostgresTarget, type PostgresTools } from './connect';
@@ -39,6 +46,8 @@ export const postgresDriver: SourceDriver<'postgres'> = {
   scratchTarget: (config, label, now) => stampedDatabaseName(config.database, label, now),
   replace: {
     liveTarget: (config) => config.database,
+    preflight: (config, { live, details, ctx }) =>
+      preflightReplace(config, { live, ...(details ? { details } : {}), noOwner: config.noOwner, ctx }),
     swap: (config, options) => swapDatabases(config, options),
   },
   sqlChecks: runSqlChecks,

@@ -5,6 +5,7 @@
 
 import { PlanError } from '#core/errors';
 import type { TableCount } from '#core/sources/index';
+import type { PartitionedTable } from '#core/sources/postgres';
 
 /** Longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -105,23 +106,34 @@ export function parseTableSelector(text: string): TableSelector {
 }
 
 /**
- * The tables of a manifest that a selection names (all when `selection` is undefined or empty);
- * `table` means `public.table`.
+ * The tables of a manifest that a selection names (all when `selection` is undefined); `table` means
+ * `public.table`, and a partitioned table (listed in `partitioned`) means its leaf partitions.
  * @example selectTables(details.tables, ['public.orders']) // [{ schema: 'public', name: 'orders', rows: 12 }]
- * @throws PlanError naming a selector that matches no table of the manifest.
+ * @throws PlanError for an empty selection, or naming a selector that matches no table of the manifest.
  */
-export function selectTables(tables: readonly TableCount[], selection?: readonly string[]): TableCount[] {
-  if (!selection || selection.length === 0) return [...tables];
+export function selectTables(
+  tables: readonly TableCount[],
+  selection?: readonly string[],
+  partitioned: readonly PartitionedTable[] = [],
+): TableCount[] {
+  if (!selection) return [...tables];
+  if (selection.length === 0)
+    throw new PlanError(['tables: the list is empty (leave it out for every table)']);
   const chosen = new Set<TableCount>();
+  const same = (a: { schema: string; name: string }, b: { schema: string; name: string }) =>
+    a.name === b.name && a.schema === b.schema;
   for (const text of selection) {
     const selector = parseTableSelector(text);
-    const match = tables.find((t) => t.name === selector.name && t.schema === selector.schema);
-    if (!match) {
+    const parent = partitioned.find((p) => same(p, selector));
+    const matches = parent
+      ? tables.filter((t) => parent.leaves.some((leaf) => same(leaf, t)))
+      : tables.filter((t) => same(t, selector));
+    if (!parent && matches.length === 0) {
       throw new PlanError([
         `table ${selector.schema}.${selector.name} is not in the backup (it has ${tables.length} tables)`,
       ]);
     }
-    chosen.add(match);
+    for (const match of matches) chosen.add(match);
   }
   return tables.filter((t) => chosen.has(t));
 }

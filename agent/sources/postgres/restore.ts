@@ -3,18 +3,21 @@
  * from a stream (no temp file). The target is always created by the restore; a restore that fails for
  * any reason drops what it created and leaves every other database untouched.
  */
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
-import { RestoreError, SourceError } from '#core/errors';
+import { PlanError, RestoreError, SourceError } from '#core/errors';
 import type { PostgresDetails } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import { dropDatabaseWith } from './admin';
 import {
   connectionArgs,
   connectMaintenance,
-  connectPostgres,
   describeTarget,
   locatePostgresTools,
   messageOf,
@@ -24,16 +27,23 @@ import {
   toolEnv,
 } from './connect';
 import { applyDatabaseState, prepareRoles } from './globals';
-import { dbnameConninfo, parseTableSelector, quoteIdent, type TableSelector } from './names';
+import {
+  dbnameConninfo,
+  MAX_IDENTIFIER_BYTES,
+  parseTableSelector,
+  quoteIdent,
+  type TableSelector,
+} from './names';
+import { parseTocList, peekToc, selectEntries, type TocEntry } from './toc';
 
 /** Options of {@link restorePostgres}. */
 export interface PostgresRestoreOptions {
   /** Database to create and restore into; it must not exist. */
   targetDatabase: string;
   /**
-   * Tables to restore, `schema.table` or `table` (= `public.table`), exact names as pg_restore compares
-   * them. Only their definitions and rows are restored: not their indexes, constraints, defaults or
-   * sequences.
+   * Tables to restore, `schema.table` or `table` (= `public.table`), exact names. Each comes with its
+   * partitions and what it needs to work (toc.ts selectEntries), not with foreign keys to tables left
+   * out. An empty list is refused.
    * @default every object of the archive
    */
   tables?: string[];
@@ -48,13 +58,18 @@ export interface PostgresRestoreOptions {
 }
 
 /**
- * Creates `targetDatabase` (from template0) and restores the archive read from `input` into it with
- * `pg_restore --no-owner --exit-on-error`. On any failure — pg_restore exiting non-zero, the input
+ * Checks the restoring role's rights and creates the roles the database needs that the server lacks
+ * (globals.ts prepareRoles), creates `targetDatabase` (from template0) owned as recorded, restores the
+ * archive read from `input` into it with `pg_restore --exit-on-error` (owners and ACLs as dumped;
+ * `--no-owner` with `noOwner`; `-L` with a filtered TOC for `tables`), then applies the database's
+ * comment, ACL and settings. On any failure — pg_restore exiting non-zero, the input
  * stream erroring (e.g. an IntegrityError from decryption midway), an abort — pg_restore is killed, the
- * created database is dropped and the original error is rethrown; `input` is destroyed with that error
+ * created database and roles are dropped and the original error is rethrown; `input` is destroyed with that error
  * so the stages feeding it stop too.
  * @example await restorePostgres(job.source, decrypted, { targetDatabase: 'app_drill', ctx: { env } })
- * @throws RestoreError when the target already exists (it is left untouched) or pg_restore fails;
+ * @throws PlanError for an empty or malformed table list or a target over 63 bytes; RestoreError when
+ *   the role lacks a right (before anything is created), the target already exists (it is left
+ *   untouched), a table is not in the archive or pg_restore fails;
  *   the input's own error when the input fails; SourceError when the server cannot be reached.
  */
 export async function restorePostgres(
@@ -69,7 +84,15 @@ export async function restorePostgres(
   let createdRoles: string[] = [];
   let admin: pg.Client | undefined;
   try {
+    if (options.tables && options.tables.length === 0) {
+      throw new PlanError(['tables: the list is empty (leave it out to restore every table)']);
+    }
     const selectors = (options.tables ?? []).map(parseTableSelector);
+    if (Buffer.byteLength(target) > MAX_IDENTIFIER_BYTES) {
+      throw new PlanError([
+        `target: database name '${target}' is ${Buffer.byteLength(target)} bytes; PostgreSQL keeps ${MAX_IDENTIFIER_BYTES} and would truncate it`,
+      ]);
+    }
     const password = await resolvePassword(config, ctx);
     // Not bound to ctx.signal: after an abort this connection still has to drop the partial target.
     admin = await connectMaintenance(config, password, { env: ctx.env, secrets: ctx.secrets });
@@ -107,12 +130,26 @@ export async function restorePostgres(
     created = true;
     const state = options.details?.databaseState;
     // Before pg_restore: objects of the owner then get CREATE on the schemas the database owner holds.
-    if (owners && state)
+    if (owners && state) {
       await admin.query(`ALTER DATABASE ${quoteIdent(target)} OWNER TO ${quoteIdent(state.owner)}`);
-    const schemas = [...new Set(selectors.map((s) => s.schema))];
-    if (schemas.length > 0) await createSchemas(config, target, password, schemas, ctx);
-    await runPgRestore(tools.pgRestore, config, input, target, password, selectors, schemas, owners, ctx);
-    if (selectors.length > 0) await keepOnlySelected(config, target, password, selectors, ctx);
+    }
+    let archive = input;
+    let listFile: string | undefined;
+    try {
+      if (selectors.length > 0) {
+        const env = toolEnv(ctx.env, password);
+        const signal = ctx.signal ?? new AbortController().signal;
+        const { list, replay } = await peekToc(tools.pgRestore, input, { env, signal });
+        archive = replay;
+        const chosen = chooseEntries(list, selectors, options.details?.roles ?? []);
+        const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));
+        listFile = join(dir, 'selected.list');
+        await writeFile(listFile, `${chosen.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
+      }
+      await runPgRestore(tools.pgRestore, config, archive, target, password, listFile, owners, ctx);
+    } finally {
+      if (listFile) await rm(dirname(listFile), { recursive: true, force: true });
+    }
     if (state) await applyDatabaseState(admin, target, state, { owners });
   } catch (error) {
     if (!input.destroyed) {
@@ -164,8 +201,7 @@ async function runPgRestore(
   input: Readable,
   target: string,
   password: string | undefined,
-  selectors: readonly TableSelector[],
-  schemas: readonly string[],
+  listFile: string | undefined,
   owners: boolean,
   ctx: SourceContext,
 ): Promise<void> {
@@ -175,8 +211,7 @@ async function runPgRestore(
     ...(owners ? [] : ['--no-owner']),
     '--exit-on-error',
     ...connectionArgs(config),
-    ...schemas.flatMap((schema) => ['-n', schema]),
-    ...[...new Set(selectors.map((s) => s.name))].flatMap((name) => ['-t', name]),
+    ...(listFile ? ['-L', listFile] : []),
     '-d',
     dbnameConninfo(target),
   ];
@@ -239,54 +274,33 @@ function drained(stdin: Writable): Promise<boolean> {
   });
 }
 
-/** pg_restore -t restores a table but not its schema: create the selected schemas first. */
-async function createSchemas(
-  config: PostgresTarget,
-  target: string,
-  password: string | undefined,
-  schemas: readonly string[],
-  ctx: SourceContext,
-): Promise<void> {
-  const client = await connectPostgres(config, target, password, ctx);
-  try {
-    for (const schema of schemas) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
 /**
- * pg_restore's -n and -t combine as a cross product (`-n a -n b -t x -t y` also restores a.y and b.x):
- * drop the tables restored that nobody asked for. A table
- * asked for that is not there (pg_restore ignores names it does not find) fails the restore.
+ * The TOC entries of a selective restore: each selector's TABLE entry (its tag is `schema name owner`)
+ * and what it needs (see selectEntries).
+ * @throws RestoreError naming a table the archive does not have.
  */
-async function keepOnlySelected(
-  config: PostgresTarget,
-  target: string,
-  password: string | undefined,
+function chooseEntries(
+  list: string,
   selectors: readonly TableSelector[],
-  ctx: SourceContext,
-): Promise<void> {
-  const client = await connectPostgres(config, target, password, ctx);
-  try {
-    const { rows } = await client.query<{ schema: string; name: string }>(
-      `SELECT n.nspname AS schema, c.relname AS name
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`,
+  roles: readonly { name: string }[],
+): TocEntry[] {
+  const entries = parseTocList(list);
+  const known = new Set(roles.map((r) => r.name));
+  const roots: number[] = [];
+  const missing: string[] = [];
+  for (const s of selectors) {
+    const prefix = `${s.schema} ${s.name} `;
+    const match = entries.find(
+      (e) =>
+        e.desc === 'TABLE' &&
+        e.tag.startsWith(prefix) &&
+        (known.has(e.tag.slice(prefix.length)) || !e.tag.slice(prefix.length).includes(' ')),
     );
-    const matches = (s: TableSelector, table: { schema: string; name: string }) =>
-      s.name === table.name && s.schema === table.schema;
-    const missing = selectors.filter((s) => !rows.some((table) => matches(s, table)));
-    if (missing.length > 0) {
-      const names = missing.map((s) => `${s.schema}.${s.name}`).join(', ');
-      throw new RestoreError(`table ${names} is not in the backup: nothing was restored for it`);
-    }
-    for (const table of rows.filter((t) => !selectors.some((s) => matches(s, t)))) {
-      await client.query(
-        `DROP TABLE IF EXISTS ${quoteIdent(table.schema)}.${quoteIdent(table.name)} CASCADE`,
-      );
-    }
-  } finally {
-    await client.end().catch(() => {});
+    if (match) roots.push(match.id);
+    else missing.push(`${s.schema}.${s.name}`);
   }
+  if (missing.length > 0) {
+    throw new RestoreError(`table ${missing.join(', ')} is not in the backup: nothing was restored`);
+  }
+  return selectEntries(entries, roots);
 }

@@ -79,6 +79,7 @@ jobs:
       binDir: /usr/lib/postgresql/16/bin
       excludeTables: [public.audit_log]
       rowCounts: false
+      noOwner: true
     compression: { algorithm: gzip, level: 6 }
     retention: { daily: 3d }
     limits: { warnAge: 26h, criticalAge: 2d, minBytes: 1048576, shrinkRatio: 0.7 }
@@ -135,6 +136,7 @@ describe('validatePlan accepts good plans', () => {
             user: 'postgres',
             excludeTables: [],
             rowCounts: true,
+            noOwner: false,
           },
           compression: { algorithm: 'zstd' },
           limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
@@ -198,6 +200,7 @@ describe('validatePlan accepts good plans', () => {
         binDir: '/usr/lib/postgresql/16/bin',
         excludeTables: ['public.audit_log'],
         rowCounts: false,
+        noOwner: true,
       },
       compression: { algorithm: 'gzip', level: 6 },
       retention: { daily: 3 },
