@@ -60,6 +60,8 @@ export interface BackupResult {
   objects: number;
   durationSeconds: number;
   manifestKey: string;
+  /** What the source warned about, as the manifest records it (absent when nothing). */
+  warnings?: string[];
 }
 
 /**
@@ -160,7 +162,7 @@ export async function runBackup(
     );
     const sourceResult = tasks.add(source.done);
     await tasks.wait();
-    const { details, tools } = await sourceResult;
+    const { details, tools, warnings } = await sourceResult;
 
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
@@ -186,6 +188,7 @@ export async function runBackup(
       objects,
       tools: { strongbox: VERSION, ...tools },
       source: details,
+      ...(warnings?.length ? { warnings } : {}),
     };
     const { tags: _dataTags, ...manifestOptions } = putOptions;
     manifestPut = true;
@@ -205,6 +208,7 @@ export async function runBackup(
       objects: objects.length,
       durationSeconds: (clock.now().getTime() - started.getTime()) / 1000,
       manifestKey: manifestKey(job.name, backupId),
+      ...(warnings?.length ? { warnings } : {}),
     };
   } catch (error) {
     // Data objects are useless without their manifest: remove them. The manifest — should its failed put

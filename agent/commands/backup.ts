@@ -48,9 +48,16 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
     `${r.durationSeconds.toFixed(1)}s`,
     `${formatBytes(r.sourceBytes / Math.max(r.durationSeconds, 0.001))}/s`,
   ]);
+  const warned = results.filter((r) => r.warnings?.length);
+  const warningLines = warned.flatMap((r) =>
+    (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
+  );
   return {
-    exitCode: 0,
+    exitCode: warned.length > 0 ? 1 : 0,
     json: (results.length === 1 ? results[0] : { backups: results }) satisfies AgentBackupOutput | undefined,
-    text: formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE'], ...rows]),
+    text: [
+      formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE'], ...rows]),
+      ...warningLines,
+    ].join('\n'),
   };
 }
