@@ -83,7 +83,6 @@ export type Diagnostic =
 const DIAGNOSTICS: readonly { kind: 'changed' | 'vanished' | 'unreadable'; re: RegExp }[] = [
   { kind: 'changed', re: /^tar: (.+): (file changed as we read it)$/ },
   { kind: 'changed', re: /^tar: (.+): (File shrank by \d+ bytes?; padding with zeros)$/ },
-  { kind: 'changed', re: /^tar: (.+): (Read error at byte \d+, while reading \d+ bytes?: .*)$/ },
   { kind: 'vanished', re: /^tar: (.+): (File removed before we read it)$/ },
   { kind: 'vanished', re: /^tar: (.+): (?:Warning: )?(Cannot [a-z ]+: No such file or directory)$/ },
   { kind: 'unreadable', re: /^tar: (.+): (?:Warning: )?(Cannot [a-z ]+: Permission denied)$/ },
@@ -101,7 +100,8 @@ export function classifyDiagnostic(line: string): Diagnostic {
   for (const { kind, re } of DIAGNOSTICS) {
     const match = re.exec(line);
     if (match) {
-      const name = match[1] as string;
+      // `tar: NAME: Warning: Cannot …` (with --ignore-failed-read): the name ends before the warning.
+      const name = (match[1] as string).replace(/: Warning$/, '');
       return {
         kind,
         path: name === '.' ? '/' : `/${name.replace(/^\.\//, '')}`,
