@@ -207,6 +207,22 @@ describe('restoreFiles refusals and failures', () => {
     await expect(lstat(target)).rejects.toThrow(/ENOENT/);
   });
 
+  it('fails and removes the target when the input fails after the archive end tar stops at', async () => {
+    const target = join(work, 'late-failure');
+    const broken = new IntegrityError('final chunk failed authentication');
+    const input = Readable.from(
+      (async function* () {
+        yield archive;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        yield Buffer.alloc(10240);
+        throw broken;
+      })(),
+    );
+
+    await expect(restoreFiles(input, { targetDir: target })).rejects.toBe(broken);
+    await expect(lstat(target)).rejects.toThrow(/ENOENT/);
+  });
+
   it('empties but keeps an empty directory it was given when the input fails', async () => {
     const target = join(work, 'given');
     await mkdir(target);

@@ -6,8 +6,7 @@
  */
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
 import { spawnTool } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { RestoreError, SourceError } from '#core/errors';
@@ -60,7 +59,7 @@ export async function restoreFiles(input: Readable, options: FilesRestoreOptions
       signal,
       stdout: 'ignore',
     });
-    const fed = tar.stdin ? pipeline(input, tar.stdin) : Promise.reject(new SourceError('tar has no stdin'));
+    const fed = tar.stdin ? feedTar(input, tar.stdin) : Promise.reject(new SourceError('tar has no stdin'));
     fed.catch(() => {});
     try {
       // The input's error (an IntegrityError) wins over tar's complaint about the cut archive.
@@ -91,6 +90,31 @@ export async function restoreFiles(input: Readable, options: FilesRestoreOptions
     }
     throw error;
   }
+}
+
+/**
+ * Writes the input into tar's stdin with backpressure. tar stops reading at the archive's end marker,
+ * which may come before the input's end: the rest is still read (and dropped), because the input ends
+ * only once it is authenticated whole — a restore must not succeed on a backup that fails verification.
+ */
+async function feedTar(input: Readable, stdin: Writable): Promise<void> {
+  let open = true;
+  const closed = new Promise<void>((resolve) => {
+    stdin.once('close', () => {
+      open = false;
+      resolve();
+    });
+  });
+  stdin.on('error', () => {
+    open = false;
+  });
+  for await (const chunk of input) {
+    if (!open) continue;
+    if (!stdin.write(chunk as Buffer)) {
+      await Promise.race([new Promise<void>((resolve) => stdin.once('drain', () => resolve())), closed]);
+    }
+  }
+  if (open) stdin.end();
 }
 
 /**
