@@ -22,8 +22,8 @@ import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { SourceError, VaultError } from '#core/errors';
-import { manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
+import { PlanError, SourceError, VaultError } from '#core/errors';
+import { backupPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
 import {
   encryptionContext,
   MANIFEST_FORMAT,
@@ -76,6 +76,7 @@ export async function runBackup(
   const { vault, keys, clock } = runtime;
   const started = clock.now();
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));
+  if (options.backupId !== undefined) await refuseExisting(runtime, job, backupId);
   const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
   const context = encryptionContext(job.name, backupId);
   const dataKey = await keys.generateDataKey(context);
@@ -225,6 +226,19 @@ export async function runBackup(
   } finally {
     dataKey.plaintext.fill(0);
     outer.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Refuses a chosen backup id the vault already holds anything under (a complete backup or the objects
+ * of an incomplete one): a backup is never overwritten or mixed with another's objects.
+ * @throws PlanError naming the id and the job.
+ */
+async function refuseExisting(runtime: Runtime, job: Job, backupId: string): Promise<void> {
+  for await (const object of runtime.vault.list(backupPrefix(job.name, backupId))) {
+    throw new PlanError([
+      `--backup-id: backup ${backupId} of job ${job.name} already exists (${object.key}); backups are never overwritten, choose another id`,
+    ]);
   }
 }
 
