@@ -22,8 +22,8 @@ import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { SourceError, VaultError } from '#core/errors';
-import { manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
+import { PlanError, SourceError, VaultError } from '#core/errors';
+import { backupPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
 import {
   encryptionContext,
   MANIFEST_FORMAT,
@@ -62,6 +62,8 @@ export interface BackupResult {
   objects: number;
   durationSeconds: number;
   manifestKey: string;
+  /** What the source warned about, as the manifest records it (absent when nothing). */
+  warnings?: string[];
 }
 
 /**
@@ -76,6 +78,7 @@ export async function runBackup(
   const { vault, keys, clock } = runtime;
   const started = clock.now();
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));
+  if (options.backupId !== undefined) await refuseExisting(runtime, job, backupId);
   const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
   const context = encryptionContext(job.name, backupId);
   const dataKey = await keys.generateDataKey(context);
@@ -162,7 +165,7 @@ export async function runBackup(
     );
     const sourceResult = tasks.add(source.done);
     await tasks.wait();
-    const { details, tools } = await sourceResult;
+    const { details, tools, warnings } = await sourceResult;
 
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,
@@ -189,6 +192,7 @@ export async function runBackup(
       objects,
       tools: { strongbox: VERSION, ...tools },
       source: details,
+      ...(warnings?.length ? { warnings } : {}),
     };
     const { tags: _dataTags, ...manifestOptions } = putOptions;
     manifestPut = true;
@@ -208,6 +212,7 @@ export async function runBackup(
       objects: objects.length,
       durationSeconds: (clock.now().getTime() - started.getTime()) / 1000,
       manifestKey: manifestKey(job.name, backupId),
+      ...(warnings?.length ? { warnings } : {}),
     };
   } catch (error) {
     // Data objects are useless without their manifest: remove them. The manifest — should its failed put
@@ -224,6 +229,19 @@ export async function runBackup(
   } finally {
     dataKey.plaintext.fill(0);
     outer.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Refuses a chosen backup id the vault already holds anything under (a complete backup or the objects
+ * of an incomplete one): a backup is never overwritten or mixed with another's objects.
+ * @throws PlanError naming the id and the job.
+ */
+async function refuseExisting(runtime: Runtime, job: Job, backupId: string): Promise<void> {
+  for await (const object of runtime.vault.list(backupPrefix(job.name, backupId))) {
+    throw new PlanError([
+      `--backup-id: backup ${backupId} of job ${job.name} already exists (${object.key}); backups are never overwritten, choose another id`,
+    ]);
   }
 }
 

@@ -76,6 +76,8 @@ export const agentBackupResultSchema = z.strictObject({
   durationSeconds: seconds,
   /** Vault key of the manifest written last. */
   manifestKey: z.string().min(1),
+  /** What the source warned about (files changed or vanished while read); the run exits 1. */
+  warnings: z.array(z.string()).optional(),
 });
 
 /** What one backup printed. */

@@ -84,6 +84,11 @@ function manifestFields<V extends number, O extends z.ZodType<z.output<typeof ob
     /** Versions of the tools that made the backup: strongbox, pg_dump, tar, … */
     tools: z.record(z.string(), z.string()),
     source: sourceDetailsSchema,
+    /**
+     * Version 2, optional: what the backup holds but not exactly as asked (files that changed or vanished
+     * while read), one line each. A backup with warnings is complete and restores.
+     */
+    warnings: z.array(z.string()).optional(),
   });
 }
 

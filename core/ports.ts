@@ -111,6 +111,11 @@ export interface SourceResult<D> {
   details: D;
   /** Versions of the tools that produced the data: `{ pg_dump: '15.18' }`. */
   tools: Record<string, string>;
+  /**
+   * What the backup holds but not exactly as asked, one line each (`/var/log/app.log: file changed as
+   * we read it`): the backup is complete and usable, and the run ends with a warning (exit 1).
+   */
+  warnings?: string[];
 }
 
 /** A running backup of a source: its data objects and what the source learned while producing them. */

@@ -52,8 +52,10 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
       'ok',
     ];
   });
+  const warned = results.filter((r) => r.warnings?.length);
   const text = [
     formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE', 'STATUS'], ...rows]),
+    ...warned.flatMap((r) => (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`)),
     ...failures.map((f) => `FAILED  ${f.job}: ${describeError(f.error)}`),
   ].join('\n');
   const json: AgentBackupOutput =
@@ -65,5 +67,5 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
         `${failures.length} of ${jobs.length} backups failed (${failures.map((f) => `${f.job}: ${describeError(f.error)}`).join('; ')})`,
       )
     : undefined;
-  return { exitCode: failure ? 2 : 0, json, text, failure };
+  return { exitCode: failure ? 2 : warned.length > 0 ? 1 : 0, json, text, failure };
 }

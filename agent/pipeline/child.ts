@@ -32,6 +32,10 @@ export interface SpawnToolOptions {
   stdout?: 'pipe' | 'ignore';
   /** Name of the tool in messages. @default the command's base name */
   name?: string;
+  /** Exit statuses that count as success (GNU tar's 1 means "some files changed"). @default [0] */
+  okExitCodes?: readonly number[];
+  /** Called with every complete line of stderr (besides the bounded tail kept for messages). */
+  onStderrLine?: (line: string) => void;
 }
 
 /** A running tool. */
@@ -42,10 +46,13 @@ export interface ToolProcess {
   /** The child's stdout, or null when `stdout: 'ignore'`. */
   stdout: Readable | null;
   /**
-   * Resolves when the tool exited with status 0 (and its stderr was read to the end); rejects with a
-   * SourceError otherwise. Already marked as handled: not awaiting it never crashes the process.
+   * Resolves when the tool exited with one of `okExitCodes` (and its stderr was read to the end);
+   * rejects with a SourceError otherwise. Already marked as handled: not awaiting it never crashes the
+   * process.
    */
   done: Promise<void>;
+  /** Like `done`, resolving with the exit status (for tools with several successful ones). */
+  exitStatus: Promise<number>;
 }
 
 /** Debian packages of tools that are often missing, for "not found" messages. */
@@ -81,7 +88,8 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
     return failedTool(options, new SourceError(`${name} could not be started`, { cause: error }));
   }
 
-  const tail = new StderrTail();
+  const tail = new StderrTail(options.onStderrLine);
+  const okExitCodes = options.okExitCodes ?? [0];
   const stderrClosed = new Promise<void>((resolve) => {
     if (!child.stderr) return resolve();
     child.stderr.on('data', (data: Buffer) => tail.write(data));
@@ -94,7 +102,7 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
 
   const signal = options.signal;
   const onAbort = () => child.kill('SIGTERM');
-  const done = new Promise<void>((resolve, reject) => {
+  const exitStatus = new Promise<number>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
       if (error.code === 'ENOENT') {
@@ -112,8 +120,8 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
     child.once('exit', (code, exitSignal) => {
       signal?.removeEventListener('abort', onAbort);
       void stderrClosed.then(() => {
-        if (code === 0) return resolve();
         const lines = tail.lines();
+        if (code !== null && okExitCodes.includes(code)) return resolve(code);
         const stderr = lines.length ? `:\n${lines.join('\n')}` : ' (no output on stderr)';
         if (signal?.aborted) {
           reject(
@@ -129,13 +137,15 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
       });
     });
   });
+  exitStatus.catch(() => {});
+  const done = exitStatus.then(() => {});
   done.catch(() => {});
 
   if (signal) {
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   }
-  return { child, stdin: child.stdin, stdout: child.stdout, done };
+  return { child, stdin: child.stdin, stdout: child.stdout, done, exitStatus };
 }
 
 /** A ToolProcess for a tool that never started: streams that fail with the error, `done` rejected. */
@@ -146,29 +156,49 @@ function failedTool(options: SpawnToolOptions, error: SourceError): ToolProcess 
   stdin?.on('error', () => {});
   stdout?.destroy(error);
   stdout?.on('error', () => {});
-  const done = Promise.reject(error);
+  const exitStatus = Promise.reject(error);
+  exitStatus.catch(() => {});
+  const done = exitStatus.then(() => {});
   done.catch(() => {});
-  return { child: new ChildProcessClass(), stdin, stdout, done };
+  return { child: new ChildProcessClass(), stdin, stdout, done, exitStatus };
 }
 
-/** Keeps the last lines of a stream of text, bounded in count and length. */
+/** Characters of one stderr line passed to `onStderrLine` (longer lines are cut). */
+const STDERR_LINE_CALLBACK_CHARS = 64 * 1024;
+
+/** Keeps the last lines of a stream of text, bounded in count and length; passes each line on if asked. */
 class StderrTail {
   readonly #decoder = new StringDecoder('utf8');
   readonly #lines: string[] = [];
+  readonly #onLine: ((line: string) => void) | undefined;
   #partial = '';
+  #ended = false;
+
+  constructor(onLine?: (line: string) => void) {
+    this.#onLine = onLine;
+  }
 
   write(data: Buffer): void {
     const text = this.#partial + this.#decoder.write(data);
     const parts = text.split('\n');
-    this.#partial = (parts.pop() ?? '').slice(-STDERR_LINE_CHARS);
+    const keep = this.#onLine ? STDERR_LINE_CALLBACK_CHARS : STDERR_LINE_CHARS;
+    this.#partial = (parts.pop() ?? '').slice(0, keep);
+    for (const line of parts) this.#onLine?.(line.replace(/\r$/, ''));
     for (const line of parts.slice(-STDERR_TAIL_LINES)) this.#add(line);
   }
 
+  /** The kept lines; the first call also passes on the last line when it has no newline. */
   lines(): string[] {
-    const rest = this.#partial + this.#decoder.end();
-    const lines = [...this.#lines];
-    if (rest.trim()) lines.push(rest.slice(0, STDERR_LINE_CHARS));
-    return lines.filter((line) => line.trim() !== '').slice(-STDERR_TAIL_LINES);
+    if (!this.#ended) {
+      this.#ended = true;
+      const rest = this.#partial + this.#decoder.end();
+      this.#partial = '';
+      if (rest.trim()) {
+        this.#onLine?.(rest);
+        this.#add(rest);
+      }
+    }
+    return this.#lines.filter((line) => line.trim() !== '').slice(-STDERR_TAIL_LINES);
   }
 
   #add(line: string): void {

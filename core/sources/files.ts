@@ -1,4 +1,4 @@
-/** The files source: a tar stream of configured paths (driver: agent/sources/files/). */
+/** The files source: a GNU tar stream (pax, xattrs, ACLs, sparse) of configured paths (driver: agent/sources/files/). */
 import { z } from 'zod';
 import { defineSource } from './spec';
 
@@ -6,6 +6,11 @@ const plan = z.strictObject({
   kind: z.literal('files'),
   paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1),
   exclude: z.array(z.string()).default([]),
+  /**
+   * A file the agent may not read (permission denied): `error` fails the backup, `warning` leaves the
+   * file out and names it in the backup's warnings (exit 1). @default 'error'
+   */
+  unreadable: z.enum(['error', 'warning']).default('error'),
 });
 
 const details = z.object({

@@ -92,6 +92,31 @@ describe('files job through the CLI', () => {
     await expect(lstat(join(copy, 'scratch.tmp'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('refuses a --backup-id that already exists and leaves that backup as it was', async () => {
+    const first = await strongbox(['backup', '--plan', plan, '--job', 'config', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const vault = (await openRuntime(plan, {})).vault;
+    const before = await readManifest(vault, 'config', first.json.backupId);
+
+    const again = await strongbox([
+      'backup',
+      '--plan',
+      plan,
+      '--job',
+      'config',
+      '--backup-id',
+      first.json.backupId,
+    ]);
+
+    expect(again.code).toBe(2);
+    expect(again.lastError).toMatch(new RegExp(`backup ${first.json.backupId} of job config already exists`));
+    expect(await readManifest(vault, 'config', first.json.backupId)).toEqual(before);
+    // Leave the vault as the later tests expect it.
+    const keys: string[] = [];
+    for await (const object of vault.list(`backups/config/${first.json.backupId}/`)) keys.push(object.key);
+    await vault.delete(keys);
+  });
+
   it('refuses to restore over a non-empty directory and leaves it as it was', async () => {
     const restore = await strongbox(['restore', '--plan', plan, '--job', 'config', '--target', source]);
     expect(restore.code).toBe(2);

@@ -130,7 +130,7 @@ const filesFixture: SourceFixture = {
     await writeFile(join(tree, 'model.bin'), Buffer.alloc(300_000, 7));
   },
   tearDown: () => (filesRoot ? rm(filesRoot, { recursive: true, force: true }) : Promise.resolve()),
-  config: () => ({ kind: 'files', paths: [join(filesRoot, 'source')], exclude: [] }),
+  config: () => ({ kind: 'files', paths: [join(filesRoot, 'source')], exclude: [], unreadable: 'error' }),
   freshTarget: (label) => join(filesRoot, `target-${label.replace(/\W/g, '-')}-${++filesTargets}`),
   async makeExisting(label) {
     const dir = join(filesRoot, `existing-${label.replace(/\W/g, '-')}-${++filesTargets}`);

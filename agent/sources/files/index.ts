@@ -1,14 +1,19 @@
 /**
- * The files source driver: a tar stream of configured paths (configs, media, models, volumes), restored
- * into a new or empty directory; drills compare the number and bytes of regular files with the manifest.
+ * The files source driver: a GNU tar stream of configured paths (configs, media, models, volumes),
+ * restored into a new or empty directory; drills compare the number and bytes of regular files with the
+ * manifest.
  */
 import { rm, stat } from 'node:fs/promises';
 import type { SourceDriver } from '#core/ports';
 import { filesSource } from '#core/sources/files';
+import { backupFiles } from './backup';
+import { checkFiles } from './check';
 import { doctorFiles } from './doctor';
-import { backupFiles, checkFiles, restoreFiles } from './tar';
+import { restoreFiles } from './restore';
 
-export { backupFiles, checkFiles, countFiles, type FilesRestoreOptions, restoreFiles } from './tar';
+export { backupFiles } from './backup';
+export { checkFiles, countFiles } from './check';
+export { type FilesRestoreOptions, INCOMPLETE_MARKER, restoreFiles } from './restore';
 
 /** The `files` driver. */
 export const filesDriver: SourceDriver<'files'> = {

@@ -219,7 +219,7 @@ describe('validatePlan accepts good plans', () => {
     expect(plan.jobs[1]).toEqual({
       name: 'media',
       scheduleWindowMinutes: 0,
-      source: { kind: 'files', paths: ['/srv/media', '/etc/nginx'], exclude: ['*.tmp'] },
+      source: { kind: 'files', paths: ['/srv/media', '/etc/nginx'], exclude: ['*.tmp'], unreadable: 'error' },
       compression: { algorithm: 'zstd' },
       limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
       timeout: 6 * 3600,

@@ -1,0 +1,177 @@
+/**
+ * Backup of a files job: GNU tar (pax format, xattrs, ACLs, sparse) of the configured paths, streamed
+ * from tar's stdout. The agent walks the tree itself and hands tar the names (so excludes and path globs
+ * mean exactly what docs/plan.md says, and names of any bytes pass through); tar stores each as it is.
+ * A live tree does not fail the backup: files that changed, shrank or vanished while tar read them are
+ * warnings, named in the result.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { spawnTool, toolVersion } from '#agent/pipeline/child';
+import { settleAll } from '#agent/pipeline/flow';
+import { SourceError } from '#core/errors';
+import type { SourceBackup } from '#core/ports';
+import type { FilesDetails, FilesSourceConfig } from '#core/sources/index';
+import type { SourceContext } from '../context';
+import { oneObject } from '../kit';
+import { classifyDiagnostic, createArgs, parseIndexLine } from './gnu-tar';
+import { expandPath, walkNames } from './walk';
+
+/** Warnings kept in the manifest; beyond that one line says how many more there were. */
+export const MAX_WARNINGS = 1000;
+
+/**
+ * Starts a tar stream of `config.paths` (globs expanded). Symbolic links are stored as links (never
+ * followed), hard links as links, sparse files sparse; sockets are left out. A path matched by an
+ * `exclude` glob (against its absolute path or its base name) is left out with everything below it.
+ * `done` resolves once tar exited 0 or 1 with the counts of what tar stored and `warnings` naming each
+ * file that changed, shrank or vanished while it was read (and unreadable files when
+ * `config.unreadable` is `warning`); it rejects with a SourceError for an unreadable file when
+ * `config.unreadable` is `error`, for any diagnostic it does not know, or when tar fails — the stream
+ * then errors too, so a failed archive never passes for a complete one.
+ * Memory: tar's own buffers, one open directory per level of the walk, at most {@link MAX_WARNINGS}
+ * warnings.
+ * @example
+ * const backup = await backupFiles(job.source, { env });
+ * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
+ * const { warnings } = await backup.done;
+ * @throws SourceError naming a configured path that does not exist or a glob that matches nothing.
+ */
+export async function backupFiles(
+  config: FilesSourceConfig,
+  ctx: SourceContext,
+): Promise<SourceBackup<FilesDetails>> {
+  const roots = (await Promise.all(config.paths.map(expandPath))).flat();
+  const version = await toolVersion('tar');
+  if (!/GNU tar/.test(version)) {
+    throw new SourceError(`the files source needs GNU tar (apt-get install tar), found: ${version}`);
+  }
+  const controller = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
+  const warnings: string[] = [];
+  let fileCount = 0;
+  let fileBytes = 0;
+  let moreWarnings = 0;
+  const failures: string[] = [];
+  const tar = spawnTool('tar', createArgs(), {
+    signal,
+    okExitCodes: [0, 1],
+    onStderrLine: (line) => {
+      if (line.trim() === '') return;
+      const entry = parseIndexLine(line);
+      if (entry) {
+        if (entry.type === '-' || entry.type === 'h' || entry.type === 'C') fileCount++;
+        if (entry.type === '-' || entry.type === 'C') fileBytes += entry.sizeBytes;
+        return;
+      }
+      const diagnostic = classifyDiagnostic(line);
+      if (diagnostic.kind === 'ignored') return;
+      if (diagnostic.kind === 'unknown') {
+        if (failures.length < 20) failures.push(diagnostic.line);
+        return;
+      }
+      const text = `${diagnostic.path}: ${diagnostic.message}`;
+      if (diagnostic.kind === 'unreadable' && config.unreadable === 'error') {
+        if (failures.length < 20) failures.push(text);
+        return;
+      }
+      if (warnings.length < MAX_WARNINGS) warnings.push(text);
+      else moreWarnings++;
+    },
+  });
+
+  const fed = feedNames(tar.stdin, walkNames(roots, config.exclude), signal);
+  // The stream ends only once tar exited 0 or 1 and nothing failed: a clean end means a whole archive.
+  const gate = new EndGate(() => finished);
+  const output = tar.stdout
+    ? pipeline(tar.stdout, gate)
+    : Promise.reject(new SourceError('tar has no stdout'));
+  output.catch(() => {});
+  const where = config.paths.join(', ');
+  const finished = (async () => {
+    await settleAll([tar.done, fed], controller).catch((error: unknown) => {
+      if (failures.length === 0) throw error;
+    });
+    if (failures.length > 0) {
+      throw new SourceError(`tar of ${where} failed:\n${failures.join('\n')}`);
+    }
+  })();
+  finished.catch(() => {});
+  const done = (async () => {
+    try {
+      await settleAll([finished, output], controller);
+      const details: FilesDetails = {
+        kind: 'files',
+        paths: [...config.paths],
+        excluded: [...config.exclude],
+        fileCount,
+        fileBytes,
+      };
+      if (moreWarnings > 0) warnings.push(`… and ${moreWarnings} more`);
+      return { details, tools: { tar: version }, ...(warnings.length ? { warnings } : {}) };
+    } catch (error) {
+      const failure =
+        error instanceof SourceError
+          ? error
+          : new SourceError(`tar of ${where} failed: ${messageOf(error)}`, { cause: error });
+      gate.destroy(failure);
+      throw failure;
+    }
+  })();
+  done.catch(() => {});
+  return { objects: oneObject(gate), done };
+}
+
+/** Writes NUL-terminated names into tar's stdin with backpressure, then ends it. */
+async function feedNames(
+  stdin: NodeJS.WritableStream | null,
+  names: AsyncIterable<Buffer>,
+  signal: AbortSignal,
+): Promise<void> {
+  if (!stdin) throw new SourceError('tar has no stdin');
+  const nul = Buffer.from([0]);
+  for await (const name of names) {
+    signal.throwIfAborted();
+    const more = stdin.write(Buffer.concat([name, nul]));
+    if (!more) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          stdin.off('error', onError);
+          resolve();
+        };
+        const onError = (error: Error) => {
+          stdin.off('drain', onDrain);
+          reject(error);
+        };
+        stdin.once('drain', onDrain);
+        stdin.once('error', onError);
+      });
+    }
+  }
+  stdin.end();
+}
+
+/** A pass-through that ends only after `until()` resolved (and errors when it rejects). */
+class EndGate extends Transform {
+  readonly #until: () => Promise<void>;
+
+  constructor(until: () => Promise<void>) {
+    super();
+    this.#until = until;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#until().then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
