@@ -5,9 +5,16 @@
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { parseDurationSeconds, secondsToDays } from './duration';
+import {
+  DURATION_UNITS_HINT,
+  FOREVER,
+  formatDuration,
+  parseDurationSeconds,
+  retentionDays,
+} from './duration';
 import { PlanError } from './errors';
 import { describeZodIssues } from './issues';
+import { scheduleProblem } from './schedule';
 import {
   capabilitiesOf,
   SOURCE_KINDS,
@@ -20,24 +27,63 @@ import { UPLOAD_CLASSES } from './storage-classes';
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
 
-/** A duration in seconds, written `90`, `36h`, `7d`, `5w`, `12mo` or `7y` (bare numbers are days). */
-const duration = z
-  .union([z.string(), z.number()], { error: 'must be a duration such as 36h, 7d, 5w, 12mo, 7y' })
+/**
+ * A duration in seconds, written with a unit: `90s`, `36h`, `7d`, `5w`, `12mo`, `7y`. A bare number is
+ * refused (is `25` hours or days?), and so is anything outside `[min, max]` seconds.
+ */
+function duration(bounds: { min: number; max: number; what: string }) {
+  return z
+    .union([z.string(), z.number()], { error: `must be a duration such as ${DURATION_UNITS_HINT}` })
+    .transform((value, ctx) => {
+      if (typeof value === 'number') {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${value} has no unit: write e.g. ${value}h or ${value}d (units: ${DURATION_UNITS_HINT})`,
+        });
+        return z.NEVER;
+      }
+      const seconds = parseDurationSeconds(value);
+      if (seconds === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `'${value}' is not a duration (units: ${DURATION_UNITS_HINT})`,
+        });
+        return z.NEVER;
+      }
+      if (seconds < bounds.min || seconds > bounds.max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `'${value}' is not a sensible ${bounds.what}: it must be from ${formatDuration(bounds.min)} to ${formatDuration(bounds.max)}`,
+        });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+}
+
+/** How old the newest backup may get before alerting: a minute to a year. */
+const ageLimit = duration({ min: 60, max: 366 * 86_400, what: 'backup age limit' });
+
+/**
+ * A retention in whole days, at least one (S3 lifecycle rules take positive day counts only): calendar
+ * months and years, and `forever` (core/duration `retentionDays`).
+ */
+const days = z
+  .union([z.string(), z.number()], { error: `must be a retention such as 7d, 5w, 12mo, 7y or ${FOREVER}` })
   .transform((value, ctx) => {
-    const seconds = parseDurationSeconds(value);
-    if (seconds === undefined) {
+    const parsed = typeof value === 'string' ? retentionDays(value) : undefined;
+    if (parsed === undefined) {
       ctx.addIssue({
         code: 'custom',
-        message: `'${value}' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)`,
+        message:
+          typeof value === 'number'
+            ? `${value} has no unit: write e.g. ${value}d (units: ${DURATION_UNITS_HINT}, or ${FOREVER})`
+            : `'${value}' is not a retention (units: ${DURATION_UNITS_HINT}, or ${FOREVER})`,
       });
       return z.NEVER;
     }
-    return seconds;
-  });
-
-/** A retention in whole days, at least one (S3 lifecycle rules take positive day counts only). */
-const days = duration
-  .transform((seconds) => secondsToDays(seconds))
+    return parsed;
+  })
   .refine((value) => value >= 1, { message: 'must be at least 1 day' });
 
 const timeZone = z.string().refine(
@@ -145,9 +191,10 @@ const sqlCheck = z.strictObject({
 });
 
 /** An EventBridge Scheduler expression, `cron(…)` or `rate(…)`, in the plan's time zone. */
-const scheduleExpression = z
-  .string()
-  .regex(/^(cron\([^)]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/, 'must be cron(…) or rate(…)');
+const scheduleExpression = z.string().superRefine((expression, ctx) => {
+  const problem = scheduleProblem(expression);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const jobSchema = z.strictObject({
   name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
@@ -169,9 +216,9 @@ const jobSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Age of the newest complete backup that raises a warning. */
-      warnAge: duration.default(25 * 3600),
+      warnAge: ageLimit.default(25 * 3600),
       /** Age of the newest complete backup that is critical. */
-      criticalAge: duration.default(30 * 3600),
+      criticalAge: ageLimit.default(30 * 3600),
       /** A backup smaller than this is suspicious, whatever the median says. */
       minBytes: z.number().int().min(0).default(0),
       /** A backup smaller than this fraction of the recent median is suspicious. */
@@ -183,11 +230,12 @@ const jobSchema = z.strictObject({
       schedule: scheduleExpression.optional(),
       host: z.string().optional(),
       /** Recovery time objective: a drill slower than this alerts. */
-      rto: duration.optional(),
+      rto: duration({ min: 1, max: 30 * 86_400, what: 'recovery time objective' }).optional(),
       checks: z.array(sqlCheck).default([]),
     })
     .optional(),
-  timeout: duration.default(6 * 3600),
+  /** How long one run of the job may take before it is stopped and its leftovers are stale. */
+  timeout: duration({ min: 60, max: 7 * 86_400, what: 'job timeout' }).default(6 * 3600),
 });
 
 const planSchema = z
