@@ -3,7 +3,7 @@
  * hosts exist and which jobs run on them. Validated once, at the edge, into a typed `Plan`; every error
  * names the field it is about (`jobs[1].source.database: required`).
  */
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import {
   DURATION_UNITS_HINT,
@@ -341,33 +341,89 @@ function discriminatorHint(path: readonly PropertyKey[]): string {
   return path.at(-2) === 'key' ? 'local, kms' : SOURCE_KINDS.join(', ');
 }
 
+/** Deepest nesting of mappings and lists a plan may have; real plans stay under 8. */
+export const PLAN_MAX_DEPTH = 32;
+
 /**
- * Parses and validates a plan from YAML text. `origin` names the file in messages.
+ * Parses and validates a plan from YAML text. `origin` names the file in messages. Only plain YAML is
+ * a plan: one document, no unknown tags, no NUL bytes, aliases that do not multiply (at most 100
+ * expansions), nesting at most {@link PLAN_MAX_DEPTH} deep.
  * @example loadPlan(readFileSync('plan.yaml', 'utf8'), 'plan.yaml').jobs[0].name
- * @throws PlanError for YAML syntax errors and for every invalid field.
+ * @throws PlanError for YAML syntax errors, YAML that is not plain, and for every invalid field.
  */
 export function parsePlan(text: string, origin = 'plan'): Plan {
-  let data: unknown;
-  try {
-    data = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const line = error.linePos?.[0];
-      throw new PlanError(
-        [
-          `${origin}${line ? `:${line.line}:${line.col}` : ''}: ${error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
-        ],
-        {
-          cause: error,
-        },
-      );
-    }
-    throw error;
-  }
+  const data = parsePlainYaml(text, origin);
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new PlanError([`${origin}: must be a mapping with version, vault, key and jobs`]);
   }
   return validatePlan(data);
+}
+
+function parsePlainYaml(text: string, origin: string): unknown {
+  const at = (offset: number) => {
+    const before = text.slice(0, offset).split('\n');
+    return `${origin}:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+  };
+  const nul = text.indexOf('\0');
+  if (nul >= 0)
+    throw new PlanError([`${at(nul)}: contains a NUL byte: a plan is a text file (is this the right file?)`]);
+  const document = parseDocument(text, { uniqueKeys: true });
+  const where = (error: YAMLError) => {
+    const line = error.linePos?.[0];
+    return `${origin}${line ? `:${line.line}:${line.col}` : ''}`;
+  };
+  const first = (message: string) => message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '');
+  for (const error of document.errors) {
+    if (error.code === 'MULTIPLE_DOCS') {
+      throw new PlanError([
+        `${where(error)}: a second YAML document starts here (---): a plan is one document`,
+      ]);
+    }
+    if (error.code === 'RESOURCE_EXHAUSTION') {
+      throw new PlanError([
+        `${where(error)}: nested too deeply to be a plan (at most ${PLAN_MAX_DEPTH} levels)`,
+      ]);
+    }
+    throw new PlanError([`${where(error)}: ${first(error.message)}`], { cause: error });
+  }
+  const tag = document.warnings.find((warning) => warning.code === 'TAG_RESOLVE_FAILED');
+  if (tag) {
+    throw new PlanError([
+      `${where(tag)}: ${first(tag.message)?.replace('Unresolved tag', 'unknown tag')}: a plan is plain YAML, without tags`,
+    ]);
+  }
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    if (error instanceof ReferenceError || error instanceof RangeError) {
+      throw new PlanError(
+        [
+          `${origin}: its aliases (*name) expand to more than 100 copies or refer to nothing: a plan needs none of that`,
+        ],
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  if (depthOf(data) > PLAN_MAX_DEPTH) {
+    throw new PlanError([`${origin}: nested too deeply to be a plan (at most ${PLAN_MAX_DEPTH} levels)`]);
+  }
+  return data;
+}
+
+/** How deep mappings and lists nest in a value (0 for a scalar), without recursion. */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > PLAN_MAX_DEPTH) return deepest;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 /** Finds a job by name. @throws PlanError naming the jobs there are. */

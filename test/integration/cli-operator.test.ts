@@ -4,6 +4,7 @@
  * failure, usage errors too, ends with one `strongbox: error: <operation>: …` line, and with `--json`
  * stdout holds one error object that the output contract's schema accepts.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -237,6 +238,96 @@ jobs:
       /^strongbox: error: keygen \S+master.key: refusing to overwrite the existing key file \S+: backups made with it need it$/,
     );
     expect(agentErrorOutputSchema.parse(result.json).error.kind).toBe('key');
+  });
+});
+
+describe('plans that are not plain YAML, or not files, are refused quickly and clearly', () => {
+  const good = () => `version: 1
+vault: { url: "file://${join(dir, 'vault')}" }
+key: { type: local, path: master.key }
+jobs:
+  - name: alpha
+    source: { kind: files, paths: ["${join(dir, 'src', 'alpha')}"] }
+`;
+  const bomb = [
+    'a: &a [x,x,x,x,x,x,x,x,x]',
+    ...'bcdefg'
+      .split('')
+      .map((name, i) => `${name}: &${name} [${Array(9).fill(`*${'abcdefg'[i]}`).join(',')}]`),
+  ].join('\n');
+
+  it.each<[string, () => string, RegExp]>([
+    [
+      'an unknown tag',
+      () => good().replace('version: 1', 'version: !!python/object:os.system 1'),
+      /plan.yaml:1:10: unknown tag: tag:yaml.org,2002:python\/object:os.system: a plan is plain YAML, without tags$/,
+    ],
+    [
+      'several documents',
+      () => `${good()}---\n${good()}`,
+      /plan.yaml:7:1: a second YAML document starts here \(---\): a plan is one document$/,
+    ],
+    [
+      'an alias bomb',
+      () => `${good()}${bomb}\n`,
+      /plan.yaml: its aliases \(\*name\) expand to more than 100 copies/,
+    ],
+    [
+      'deep nesting',
+      () => `${good()}x: ${'['.repeat(5000)}${']'.repeat(5000)}\n`,
+      /plan.yaml:\d+:\d+: nested too deeply to be a plan \(at most 32 levels\)$/,
+    ],
+    [
+      'moderately deep nesting',
+      () => `${good()}x: ${'['.repeat(40)}${']'.repeat(40)}\n`,
+      /plan.yaml: nested too deeply to be a plan \(at most 32 levels\)$/,
+    ],
+    [
+      'a NUL byte',
+      () => good().replace('jobs:', 'jobs:\0'),
+      /plan.yaml:4:6: contains a NUL byte: a plan is a text file/,
+    ],
+    [
+      'a duration without a unit',
+      () => `${good()}    limits: { warnAge: 25 }\n`,
+      /jobs\[0\].limits.warnAge: 25 has no unit: write e.g. 25h or 25d/,
+    ],
+    [
+      'a cron expression that is not one',
+      () => `${good()}    schedule: cron(foo)\n`,
+      /jobs\[0\].schedule: cron\(foo\): expected 6 fields/,
+    ],
+    [
+      'a file larger than a plan can be',
+      () => `${good()}# ${'x'.repeat(1024 * 1024)}\n`,
+      /plan \S+plan.yaml is \d+ bytes, larger than a plan can be \(1048576\)$/,
+    ],
+  ])('%s', async (_what, text, line) => {
+    const file = join(dir, 'bad', 'plan.yaml');
+    await mkdir(join(dir, 'bad'), { recursive: true });
+    await writeFile(file, text());
+    const started = Date.now();
+    const result = await strongbox(['list', '--plan', file, '--json']);
+    expectFailure(result, line);
+    expect(agentErrorOutputSchema.parse(result.json).error.kind).toBe('plan');
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it.each<[string, () => Promise<string>, RegExp]>([
+    ['/dev/zero', async () => '/dev/zero', /plan \/dev\/zero is a device, not a plan file$/],
+    ['a directory', async () => dir, /is a directory, not a plan file$/],
+    [
+      'a FIFO nobody writes to',
+      async () => {
+        const fifo = join(dir, 'plan.fifo');
+        execFileSync('mkfifo', [fifo]);
+        return fifo;
+      },
+      /plan \S+plan.fifo is a FIFO, not a plan file$/,
+    ],
+  ])('%s given as the plan', async (_what, path, line) => {
+    const result = await strongbox(['verify', '--plan', await path()]);
+    expectFailure(result, line);
   });
 });
 
