@@ -2,7 +2,8 @@
  * What every command needs, opened once from the plan file and the environment: the validated plan,
  * the vault, the key provider, the clock and where progress lines go.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { SsmSecretStore } from '#adapters/aws/secrets';
@@ -10,7 +11,7 @@ import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
 import { describeRetry } from '#adapters/vaults/retrying';
 import { AGENT_ENV } from '#core/deployment';
-import { PlanError } from '#core/errors';
+import { describeError, PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
 import { type Clock, type KeyProvider, type SecretStore, systemClock, type Vault } from '#core/ports';
 
@@ -43,18 +44,7 @@ export interface Runtime {
  * @throws PlanError when the file is missing or invalid.
  */
 export async function loadPlanFile(path: string, env: Env): Promise<Plan> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new PlanError(
-      [`cannot read plan ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`],
-      {
-        cause: error,
-      },
-    );
-  }
-  const plan = parsePlan(text, path);
+  const plan = parsePlan(await readPlanText(path), path);
   const vaultUrl = env[AGENT_ENV.vaultUrl];
   const kmsKeyId = env[AGENT_ENV.kmsKeyId];
   return {
@@ -62,6 +52,75 @@ export async function loadPlanFile(path: string, env: Env): Promise<Plan> {
     vault: vaultUrl ? { ...plan.vault, url: vaultUrl } : plan.vault,
     key: kmsKeyId ? { type: 'kms', keyId: kmsKeyId, region: env[AGENT_ENV.region] } : plan.key,
   };
+}
+
+/** Largest plan file read (1 MiB); real plans are a few KiB. */
+export const PLAN_MAX_BYTES = 1024 * 1024;
+
+/** How long reading the plan file may take (a hung NFS mount, a FIFO nobody writes). */
+export const PLAN_READ_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads a plan file: a regular file of at most {@link PLAN_MAX_BYTES}, read within
+ * {@link PLAN_READ_TIMEOUT_MS}. A FIFO, a device (`/dev/zero`) or a directory is refused without
+ * reading it: opening is non-blocking, so a FIFO without a writer cannot hang the agent.
+ * @throws PlanError naming the path and what it is.
+ */
+export async function readPlanText(path: string): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new PlanError([`cannot read plan ${path}: no answer within ${PLAN_READ_TIMEOUT_MS / 1000}s`])),
+      PLAN_READ_TIMEOUT_MS,
+    );
+    timer.unref();
+  });
+  try {
+    return await Promise.race([readRegularFile(path), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readRegularFile(path: string): Promise<string> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new PlanError([`cannot read plan ${path}: ${describeError(error)}`], { cause: error });
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) {
+      const what = stats.isFIFO()
+        ? 'a FIFO'
+        : stats.isCharacterDevice() || stats.isBlockDevice()
+          ? 'a device'
+          : stats.isDirectory()
+            ? 'a directory'
+            : 'not a regular file';
+      throw new PlanError([`plan ${path} is ${what}, not a plan file`]);
+    }
+    if (stats.size > PLAN_MAX_BYTES) {
+      throw new PlanError([
+        `plan ${path} is ${stats.size} bytes, larger than a plan can be (${PLAN_MAX_BYTES})`,
+      ]);
+    }
+    const buffer = Buffer.alloc(PLAN_MAX_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > PLAN_MAX_BYTES) {
+      throw new PlanError([`plan ${path} is larger than a plan can be (${PLAN_MAX_BYTES} bytes)`]);
+    }
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Opens the plan and its adapters. */

@@ -119,10 +119,7 @@ function explainSystemError(error: SystemError, context: ErrorContext): string |
       host !== undefined && error.port !== undefined ? context.nameEndpoint?.(host, error.port) : undefined;
     return `cannot connect to ${named ? `${named} at ${where}` : where || 'the server'}: ${words} (${error.code})`;
   }
-  const verb =
-    error.syscall === 'write' || error.syscall === 'open' || error.syscall === 'mkdir'
-      ? 'writing'
-      : undefined;
+  const verb = error.syscall === 'write' || error.syscall === 'mkdir' ? 'writing' : undefined;
   if (error.path) return `${verb ? `${verb} ` : ''}${error.path}: ${words} (${error.code})`;
   return `${words} (${error.code})`;
 }

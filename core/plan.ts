@@ -3,11 +3,18 @@
  * hosts exist and which jobs run on them. Validated once, at the edge, into a typed `Plan`; every error
  * names the field it is about (`jobs[1].source.database: required`).
  */
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
-import { parseDurationSeconds, secondsToDays } from './duration';
+import {
+  DURATION_UNITS_HINT,
+  FOREVER,
+  formatDuration,
+  parseDurationSeconds,
+  retentionDays,
+} from './duration';
 import { PlanError } from './errors';
 import { describeZodIssues } from './issues';
+import { scheduleProblem } from './schedule';
 import {
   capabilitiesOf,
   SOURCE_KINDS,
@@ -20,24 +27,63 @@ import { UPLOAD_CLASSES } from './storage-classes';
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
 
-/** A duration in seconds, written `90`, `36h`, `7d`, `5w`, `12mo` or `7y` (bare numbers are days). */
-const duration = z
-  .union([z.string(), z.number()], { error: 'must be a duration such as 36h, 7d, 5w, 12mo, 7y' })
+/**
+ * A duration in seconds, written with a unit: `90s`, `36h`, `7d`, `5w`, `12mo`, `7y`. A bare number is
+ * refused (is `25` hours or days?), and so is anything outside `[min, max]` seconds.
+ */
+function duration(bounds: { min: number; max: number; what: string }) {
+  return z
+    .union([z.string(), z.number()], { error: `must be a duration such as ${DURATION_UNITS_HINT}` })
+    .transform((value, ctx) => {
+      if (typeof value === 'number') {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${value} has no unit: write e.g. ${value}h or ${value}d (units: ${DURATION_UNITS_HINT})`,
+        });
+        return z.NEVER;
+      }
+      const seconds = parseDurationSeconds(value);
+      if (seconds === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `'${value}' is not a duration (units: ${DURATION_UNITS_HINT})`,
+        });
+        return z.NEVER;
+      }
+      if (seconds < bounds.min || seconds > bounds.max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `'${value}' is not a sensible ${bounds.what}: it must be from ${formatDuration(bounds.min)} to ${formatDuration(bounds.max)}`,
+        });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+}
+
+/** How old the newest backup may get before alerting: a minute to a year. */
+const ageLimit = duration({ min: 60, max: 366 * 86_400, what: 'backup age limit' });
+
+/**
+ * A retention in whole days, at least one (S3 lifecycle rules take positive day counts only): calendar
+ * months and years, and `forever` (core/duration `retentionDays`).
+ */
+const days = z
+  .union([z.string(), z.number()], { error: `must be a retention such as 7d, 5w, 12mo, 7y or ${FOREVER}` })
   .transform((value, ctx) => {
-    const seconds = parseDurationSeconds(value);
-    if (seconds === undefined) {
+    const parsed = typeof value === 'string' ? retentionDays(value) : undefined;
+    if (parsed === undefined) {
       ctx.addIssue({
         code: 'custom',
-        message: `'${value}' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)`,
+        message:
+          typeof value === 'number'
+            ? `${value} has no unit: write e.g. ${value}d (units: ${DURATION_UNITS_HINT}, or ${FOREVER})`
+            : `'${value}' is not a retention (units: ${DURATION_UNITS_HINT}, or ${FOREVER})`,
       });
       return z.NEVER;
     }
-    return seconds;
-  });
-
-/** A retention in whole days, at least one (S3 lifecycle rules take positive day counts only). */
-const days = duration
-  .transform((seconds) => secondsToDays(seconds))
+    return parsed;
+  })
   .refine((value) => value >= 1, { message: 'must be at least 1 day' });
 
 const timeZone = z.string().refine(
@@ -145,9 +191,10 @@ const sqlCheck = z.strictObject({
 });
 
 /** An EventBridge Scheduler expression, `cron(…)` or `rate(…)`, in the plan's time zone. */
-const scheduleExpression = z
-  .string()
-  .regex(/^(cron\([^)]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$/, 'must be cron(…) or rate(…)');
+const scheduleExpression = z.string().superRefine((expression, ctx) => {
+  const problem = scheduleProblem(expression);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const jobSchema = z.strictObject({
   name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
@@ -169,9 +216,9 @@ const jobSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Age of the newest complete backup that raises a warning. */
-      warnAge: duration.default(25 * 3600),
+      warnAge: ageLimit.default(25 * 3600),
       /** Age of the newest complete backup that is critical. */
-      criticalAge: duration.default(30 * 3600),
+      criticalAge: ageLimit.default(30 * 3600),
       /** A backup smaller than this is suspicious, whatever the median says. */
       minBytes: z.number().int().min(0).default(0),
       /** A backup smaller than this fraction of the recent median is suspicious. */
@@ -183,11 +230,12 @@ const jobSchema = z.strictObject({
       schedule: scheduleExpression.optional(),
       host: z.string().optional(),
       /** Recovery time objective: a drill slower than this alerts. */
-      rto: duration.optional(),
+      rto: duration({ min: 1, max: 30 * 86_400, what: 'recovery time objective' }).optional(),
       checks: z.array(sqlCheck).default([]),
     })
     .optional(),
-  timeout: duration.default(6 * 3600),
+  /** How long one run of the job may take before it is stopped and its leftovers are stale. */
+  timeout: duration({ min: 60, max: 7 * 86_400, what: 'job timeout' }).default(6 * 3600),
 });
 
 const planSchema = z
@@ -293,33 +341,89 @@ function discriminatorHint(path: readonly PropertyKey[]): string {
   return path.at(-2) === 'key' ? 'local, kms' : SOURCE_KINDS.join(', ');
 }
 
+/** Deepest nesting of mappings and lists a plan may have; real plans stay under 8. */
+export const PLAN_MAX_DEPTH = 32;
+
 /**
- * Parses and validates a plan from YAML text. `origin` names the file in messages.
+ * Parses and validates a plan from YAML text. `origin` names the file in messages. Only plain YAML is
+ * a plan: one document, no unknown tags, no NUL bytes, aliases that do not multiply (at most 100
+ * expansions), nesting at most {@link PLAN_MAX_DEPTH} deep.
  * @example loadPlan(readFileSync('plan.yaml', 'utf8'), 'plan.yaml').jobs[0].name
- * @throws PlanError for YAML syntax errors and for every invalid field.
+ * @throws PlanError for YAML syntax errors, YAML that is not plain, and for every invalid field.
  */
 export function parsePlan(text: string, origin = 'plan'): Plan {
-  let data: unknown;
-  try {
-    data = parseYaml(text);
-  } catch (error) {
-    if (error instanceof YAMLParseError) {
-      const line = error.linePos?.[0];
-      throw new PlanError(
-        [
-          `${origin}${line ? `:${line.line}:${line.col}` : ''}: ${error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
-        ],
-        {
-          cause: error,
-        },
-      );
-    }
-    throw error;
-  }
+  const data = parsePlainYaml(text, origin);
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new PlanError([`${origin}: must be a mapping with version, vault, key and jobs`]);
   }
   return validatePlan(data);
+}
+
+function parsePlainYaml(text: string, origin: string): unknown {
+  const at = (offset: number) => {
+    const before = text.slice(0, offset).split('\n');
+    return `${origin}:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+  };
+  const nul = text.indexOf('\0');
+  if (nul >= 0)
+    throw new PlanError([`${at(nul)}: contains a NUL byte: a plan is a text file (is this the right file?)`]);
+  const document = parseDocument(text, { uniqueKeys: true });
+  const where = (error: YAMLError) => {
+    const line = error.linePos?.[0];
+    return `${origin}${line ? `:${line.line}:${line.col}` : ''}`;
+  };
+  const first = (message: string) => message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '');
+  for (const error of document.errors) {
+    if (error.code === 'MULTIPLE_DOCS') {
+      throw new PlanError([
+        `${where(error)}: a second YAML document starts here (---): a plan is one document`,
+      ]);
+    }
+    if (error.code === 'RESOURCE_EXHAUSTION') {
+      throw new PlanError([
+        `${where(error)}: nested too deeply to be a plan (at most ${PLAN_MAX_DEPTH} levels)`,
+      ]);
+    }
+    throw new PlanError([`${where(error)}: ${first(error.message)}`], { cause: error });
+  }
+  const tag = document.warnings.find((warning) => warning.code === 'TAG_RESOLVE_FAILED');
+  if (tag) {
+    throw new PlanError([
+      `${where(tag)}: ${first(tag.message)?.replace('Unresolved tag', 'unknown tag')}: a plan is plain YAML, without tags`,
+    ]);
+  }
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    if (error instanceof ReferenceError || error instanceof RangeError) {
+      throw new PlanError(
+        [
+          `${origin}: its aliases (*name) expand to more than 100 copies or refer to nothing: a plan needs none of that`,
+        ],
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  if (depthOf(data) > PLAN_MAX_DEPTH) {
+    throw new PlanError([`${origin}: nested too deeply to be a plan (at most ${PLAN_MAX_DEPTH} levels)`]);
+  }
+  return data;
+}
+
+/** How deep mappings and lists nest in a value (0 for a scalar), without recursion. */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > PLAN_MAX_DEPTH) return deepest;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 /** Finds a job by name. @throws PlanError naming the jobs there are. */

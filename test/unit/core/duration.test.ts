@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDurationSeconds, secondsToDays } from '#core/duration';
+import {
+  FOREVER_DAYS,
+  formatDuration,
+  parseDurationSeconds,
+  retentionDays,
+  secondsToDays,
+} from '#core/duration';
 
 describe('parseDurationSeconds', () => {
   it.each([
@@ -13,8 +19,6 @@ describe('parseDurationSeconds', () => {
     ['0d', 0],
     ['7 d', 604_800],
     [' 36h ', 129_600],
-    [7, 604_800],
-    [0, 0],
   ])('reads %j as %i seconds', (written, seconds) => {
     // Act
     const parsed = parseDurationSeconds(written);
@@ -40,15 +44,46 @@ describe('parseDurationSeconds', () => {
     ['a negative text', '-1d'],
     ['two units', '1d12h'],
     ['a unit alone', 'h'],
-    ['a negative number', -1],
-    ['a fractional number', 1.5],
-    ['not a number', Number.NaN],
   ])('rejects %s', (_, written) => {
     // Act
     const parsed = parseDurationSeconds(written);
 
     // Assess
     expect(parsed).toBeUndefined();
+  });
+});
+
+describe('retentionDays', () => {
+  it.each([
+    ['7d', 7],
+    ['36h', 2],
+    ['5w', 35],
+    // The longest span of that many calendar months: 12 monthly restore points whatever the month.
+    ['1mo', 31],
+    ['2mo', 62],
+    ['12mo', 366],
+    ['1y', 366],
+    ['7y', 2557],
+    ['400y', 146_097],
+    ['forever', FOREVER_DAYS],
+  ])('keeps %s for %i days', (written, days) => {
+    expect(retentionDays(written)).toBe(days);
+  });
+
+  it('keeps 12 monthly backups for 12mo in every month of a leap and a common year', () => {
+    const days = retentionDays('12mo') as number;
+    for (let start = 0; start < 48; start++) {
+      // Monthly backups on the 1st; just before the next one, the 12 before it must all be kept.
+      const now = Date.UTC(2023, start + 1, 1) - 1;
+      const kept = Array.from({ length: 12 }, (_, i) => Date.UTC(2023, start - i, 1)).filter(
+        (at) => Math.floor((now - at) / 86_400_000) < days,
+      );
+      expect(kept).toHaveLength(12);
+    }
+  });
+
+  it.each(['7', '', 'always', '1.5mo'])('refuses %j', (written) => {
+    expect(retentionDays(written)).toBeUndefined();
   });
 });
 

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_LINE_CHARS, errorLines, PlanError, SourceError, VaultError } from '#core/errors';
+import {
+  describeError,
+  ERROR_LINE_CHARS,
+  errorLines,
+  IntegrityError,
+  PlanError,
+  SourceError,
+  VaultError,
+} from '#core/errors';
 
 describe('errorLines', () => {
   it.each<[string, unknown, string[]]>([
@@ -68,5 +76,73 @@ describe('errorLines', () => {
     expect(lines[0]).toBe(`  ${'z'.repeat(5_000)}`);
     expect(last).toHaveLength(ERROR_LINE_CHARS);
     expect(last.endsWith('z… (and 1 more, listed above)')).toBe(true);
+  });
+});
+
+describe('describeError turns raw library errors into sentences', () => {
+  const system = (message: string, fields: Record<string, unknown>) =>
+    Object.assign(new Error(message), fields);
+
+  it.each<[string, unknown, string]>([
+    [
+      'a refused connection, named by the context',
+      system('connect ECONNREFUSED 127.0.0.1:5432', {
+        code: 'ECONNREFUSED',
+        syscall: 'connect',
+        address: '127.0.0.1',
+        port: 5432,
+      }),
+      'cannot connect to the database of job shop at 127.0.0.1:5432: the connection was refused (nothing listens there) (ECONNREFUSED)',
+    ],
+    [
+      'a full disk behind an abort',
+      Object.assign(new Error('The operation was aborted'), {
+        name: 'AbortError',
+        cause: system("ENOSPC: no space left on device, write '/srv/vault/x'", {
+          code: 'ENOSPC',
+          syscall: 'write',
+          path: '/srv/vault/x',
+        }),
+      }),
+      'writing /srv/vault/x: no space left on the device (ENOSPC)',
+    ],
+    [
+      'a broken pipe',
+      new SourceError('pg_restore failed', {
+        cause: system('write EPIPE', { code: 'EPIPE', syscall: 'write' }),
+      }),
+      'pg_restore failed: the process or connection reading the data stopped before the end (broken pipe); its own error, if it printed one, is above',
+    ],
+    [
+      'corrupt gzip data',
+      system('incorrect header check', { code: 'Z_DATA_ERROR', errno: -3 }),
+      'the data is not gzip-compressed as its manifest says (corrupt, or not written by Strongbox)',
+    ],
+    [
+      'a JSON syntax error, without the bytes it read',
+      new IntegrityError('m.json: manifest is not valid JSON', {
+        cause: new SyntaxError('Unexpected token \'G\', "GARBAGE secret" is not valid JSON'),
+      }),
+      'm.json: manifest is not valid JSON',
+    ],
+    [
+      'a wrapped errno the wrapper already said',
+      new VaultError('cannot write x in file:///v: no space left on the device', {
+        cause: system('ENOSPC', { code: 'ENOSPC', syscall: 'write' }),
+      }),
+      'cannot write x in file:///v: no space left on the device',
+    ],
+  ])('%s', (_what, error, expected) => {
+    const context = {
+      nameEndpoint: (_host: string, port: number) => (port === 5432 ? 'the database of job shop' : undefined),
+    };
+    expect(describeError(error, context)).toBe(expected);
+    expect(describeError(error, context)).not.toMatch(/GARBAGE|The operation was aborted|incorrect header/);
+  });
+
+  it('leads the error line with the operation', () => {
+    expect(errorLines(new SourceError('pg_dump exited with status 1'), {}, 'backup shop')).toEqual([
+      'strongbox: error: backup shop: pg_dump exited with status 1',
+    ]);
   });
 });

@@ -45,7 +45,7 @@ key:
   keyId: alias/strongbox
   region: eu-central-1
 retention:
-  daily: 14
+  daily: 14d
   weekly: 5w
   monthly: 12mo
   yearly: 7y
@@ -170,7 +170,7 @@ describe('validatePlan accepts good plans', () => {
       keyRotationDays: 365,
     });
     expect(plan.key).toEqual({ type: 'kms', keyId: 'alias/strongbox', region: 'eu-central-1' });
-    expect(plan.retention).toEqual({ daily: 14, weekly: 35, monthly: 360, yearly: 2555, pointInTime: 2 });
+    expect(plan.retention).toEqual({ daily: 14, weekly: 35, monthly: 366, yearly: 2557, pointInTime: 2 });
     expect(plan.alerts).toEqual({
       email: ['ops@acme.example'],
       slack: { webhookParameter: '/strongbox/slack-webhook' },
@@ -227,11 +227,11 @@ describe('validatePlan accepts good plans', () => {
   });
 
   it.each([
-    ['a bare number as days', 10, 10],
     ['hours, rounded up to whole days', '36h', 2],
     ['weeks', '5w', 35],
-    ['months of 30 days', '12mo', 360],
-    ['years of 365 days', '7y', 2555],
+    ['calendar months (the longest 12 months can be)', '12mo', 366],
+    ['calendar years', '7y', 2557],
+    ['forever', 'forever', 36_500],
   ])('reads a retention written as %s', (_, written, expectedDays) => {
     // Prepare
     const data = withPlan({ retention: { monthly: written } });
@@ -311,21 +311,21 @@ describe('validatePlan rejects bad fields, naming each one', () => {
     [
       'a duration with an unknown unit',
       withPlan({ retention: { daily: '7 days' } }),
-      "retention.daily: '7 days' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)",
+      "retention.daily: '7 days' is not a retention (units: s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y, or forever)",
     ],
     [
       'a negative duration',
-      withJob({ timeout: -3 }),
-      "jobs[0].timeout: '-3' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)",
+      withJob({ timeout: '-3h' }),
+      "jobs[0].timeout: '-3h' is not a duration (units: s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y)",
     ],
     [
       'a duration that is neither text nor a number',
       withJob({ limits: { warnAge: true } }),
-      'jobs[0].limits.warnAge: must be a duration such as 36h, 7d, 5w, 12mo, 7y',
+      'jobs[0].limits.warnAge: must be a duration such as s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y',
     ],
     [
       'a retention of zero days',
-      withPlan({ retention: { weekly: 0 } }),
+      withPlan({ retention: { weekly: '0d' } }),
       'retention.weekly: must be at least 1 day',
     ],
     [
@@ -382,18 +382,91 @@ describe('validatePlan rejects bad fields, naming each one', () => {
     [
       'a schedule that is neither cron nor rate',
       withJob({ schedule: 'every day at 2' }),
-      'jobs[0].schedule: must be cron(…) or rate(…)',
+      "jobs[0].schedule: 'every day at 2' must be cron(minutes hours day-of-month month day-of-week year) or rate(value unit), e.g. cron(0 2 * * ? *) or rate(12 hours)",
     ],
     [
       'a drill schedule that is neither cron nor rate',
       withJob({ drill: { schedule: 'sundays' } }),
-      'jobs[0].drill.schedule: must be cron(…) or rate(…)',
+      "jobs[0].drill.schedule: 'sundays' must be cron(minutes hours day-of-month month day-of-week year) or rate(value unit), e.g. cron(0 2 * * ? *) or rate(12 hours)",
     ],
     [
       'a verify schedule that is neither cron nor rate',
       withPlan({ verify: { schedule: '0 7 * * *' } }),
-      'verify.schedule: must be cron(…) or rate(…)',
+      "verify.schedule: '0 7 * * *' must be cron(minutes hours day-of-month month day-of-week year) or rate(value unit), e.g. cron(0 2 * * ? *) or rate(12 hours)",
     ],
+    [
+      'a bare number for an age (hours or days?)',
+      withJob({ limits: { warnAge: 25 } }),
+      'jobs[0].limits.warnAge: 25 has no unit: write e.g. 25h or 25d (units: s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y)',
+    ],
+    [
+      'a bare number for a retention',
+      withPlan({ retention: { daily: 14 } }),
+      'retention.daily: 14 has no unit: write e.g. 14d (units: s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y, or forever)',
+    ],
+    [
+      'a zero timeout',
+      withJob({ timeout: '0s' }),
+      "jobs[0].timeout: '0s' is not a sensible job timeout: it must be from 1m 0s to 7d 0h",
+    ],
+    [
+      'an absurd timeout',
+      withJob({ timeout: '100y' }),
+      "jobs[0].timeout: '100y' is not a sensible job timeout: it must be from 1m 0s to 7d 0h",
+    ],
+    [
+      'a zero rto',
+      withJob({ drill: { rto: '0m' } }),
+      "jobs[0].drill.rto: '0m' is not a sensible recovery time objective: it must be from 1s to 30d 0h",
+    ],
+    [
+      'a zero warnAge',
+      withJob({ limits: { warnAge: '0h' } }),
+      "jobs[0].limits.warnAge: '0h' is not a sensible backup age limit: it must be from 1m 0s to 366d 0h",
+    ],
+    [
+      'an absurd criticalAge',
+      withJob({ limits: { criticalAge: '50y' } }),
+      "jobs[0].limits.criticalAge: '50y' is not a sensible backup age limit: it must be from 1m 0s to 366d 0h",
+    ],
+    ...(
+      [
+        ['cron(foo)', 'expected 6 fields (minutes hours day-of-month month day-of-week year), got 1'],
+        ['cron(0 2 * * *)', 'expected 6 fields (minutes hours day-of-month month day-of-week year), got 5'],
+        [
+          'cron(0 2 * * * *)',
+          "exactly one of day-of-month and day-of-week must be '?' (e.g. cron(0 2 * * ? *) daily, cron(0 2 ? * SUN *) on Sundays)",
+        ],
+        [
+          'cron(0 2 ? * ? *)',
+          "exactly one of day-of-month and day-of-week must be '?' (e.g. cron(0 2 * * ? *) daily, cron(0 2 ? * SUN *) on Sundays)",
+        ],
+        ['cron(60 2 * * ? *)', "minutes '60': '60' is not a minutes value (0-59)"],
+        ['cron(0 24 * * ? *)', "hours '24': '24' is not a hours value (0-23)"],
+        ['cron(0 2 0 * ? *)', "day-of-month '0': '0' is not a day-of-month value (1-31)"],
+        ['cron(0 2 ? FOO MON *)', "month 'FOO': 'FOO' is not a month value (1-12 or JAN-DEC)"],
+        ['cron(0 2 ? * MON#6 *)', "day-of-week 'MON#6': the week after # must be 1 to 5"],
+        ['cron(0 10-2 * * ? *)', "hours '10-2': the range runs backwards (10 is after 2)"],
+        [
+          'cron(0/0 2 * * ? *)',
+          "minutes '0/0': the increment after '/' must be a whole number of at least 1",
+        ],
+        ['cron(0 ? * * ? *)', "hours '?': '?' is only allowed in day-of-month and day-of-week"],
+        ['cron(0 2 * * ? 1969)', "year '1969': '1969' is not a year value (1970-2199)"],
+        ['rate(0 minutes)', 'the value must be a whole number of at least 1'],
+        ['rate(5 fortnights)', "the unit must be minutes, hours or days, got 'fortnights'"],
+        ['rate(1 hours)', 'write rate(1 hour)'],
+        ['rate(2 day)', 'write rate(2 days)'],
+        ['rate(1.5 hours)', 'the value must be a whole number of at least 1'],
+      ] as const
+    ).map(
+      ([schedule, problem]) =>
+        [`the schedule ${schedule}`, withJob({ schedule }), `jobs[0].schedule: ${schedule}: ${problem}`] as [
+          string,
+          Record<string, unknown>,
+          string,
+        ],
+    ),
     [
       'an e-mail address that is not one',
       withPlan({ alerts: { email: ['ops'] } }),
@@ -657,17 +730,38 @@ describe('retentionOf', () => {
     const retention = retentionOf(plan, findJob(plan, 'app-db'));
 
     // Assess
-    expect(retention).toEqual({ daily: 3, weekly: 35, monthly: 365, yearly: 3650, pointInTime: 7 });
+    expect(retention).toEqual({ daily: 3, weekly: 35, monthly: 365, yearly: 3653, pointInTime: 7 });
   });
 
   it("does not change the plan's retention", () => {
     // Prepare
-    const plan = planWithJob({ retention: { weekly: 14 } });
+    const plan = planWithJob({ retention: { weekly: '14d' } });
 
     // Act
     retentionOf(plan, findJob(plan, 'app-db'));
 
     // Assess
     expect(plan.retention.weekly).toBe(35);
+  });
+});
+
+describe('schedules EventBridge Scheduler accepts', () => {
+  it.each([
+    'cron(0 2 * * ? *)',
+    'cron(30 6 ? * MON-FRI *)',
+    'cron(0 4 ? * SUN *)',
+    'cron(0/15 * * * ? *)',
+    'cron(*/10 8-17 ? * 2-6 *)',
+    'cron(0 3 L * ? *)',
+    'cron(0 3 15W * ? *)',
+    'cron(0 3 ? * 6L *)',
+    'cron(0 3 ? * MON#1 2026-2030)',
+    'cron(0 0 1 JAN,JUL ? *)',
+    'rate(1 hour)',
+    'rate(12 hours)',
+    'rate(1 day)',
+    'rate(5 minutes)',
+  ])('accepts %s', (schedule) => {
+    expect(validatePlan(withJob({ schedule })).jobs[0]?.schedule).toBe(schedule);
   });
 });
