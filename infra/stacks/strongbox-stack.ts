@@ -80,6 +80,7 @@ export class StrongboxStack extends Stack {
     });
     const slack = this.functions.functions.get(FUNCTIONS.notifySlack);
     if (slack) this.alerts.subscribeFunction(slack.function);
+    this.alerts.alertOnCommandStatus(this.fleet.documentName, plan.name);
     this.schedules = new Schedules(this, 'Schedules', {
       plan,
       runBackup: this.functions.get(FUNCTIONS.runBackup).function,
