@@ -156,6 +156,8 @@ export interface JobScheduleInput {
 /** Target input of the verify schedule: every job when `jobs` is absent. */
 export interface VerifyScheduleInput {
   jobs?: string[];
+  /** Metrics only, no checksums and no alert (the hourly backup-age run). */
+  metricsOnly?: boolean;
 }
 
 /**

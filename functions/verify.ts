@@ -54,10 +54,14 @@ export interface VerifyResult {
  * @throws PlanError for a bad input or a job the plan does not have (nothing is read then).
  */
 export async function verifyVault(input: unknown, services: VerifyServices): Promise<VerifyResult> {
-  const { jobs: names, checksumBudgetBytes } = parseInput(verifyInputSchema, input ?? {}, 'verify input');
+  const {
+    jobs: names,
+    checksumBudgetBytes,
+    metricsOnly = false,
+  } = parseInput(verifyInputSchema, input ?? {}, 'verify input');
   const { plan, clock } = services;
   const jobs = names ? names.map((name) => findJob(plan, name)) : plan.jobs;
-  let budget = checksumBudgetBytes ?? DEFAULT_CHECKSUM_BUDGET_BYTES;
+  let budget = metricsOnly ? 0 : (checksumBudgetBytes ?? DEFAULT_CHECKSUM_BUDGET_BYTES);
   const now = clock.now();
   const reports: VerifyResult['jobs'] = [];
   const findings: Finding[] = [];
@@ -92,7 +96,7 @@ export async function verifyVault(input: unknown, services: VerifyServices): Pro
     info: findings.filter((f) => f.severity === 'info').length,
   };
   const problems = findings.filter((f) => f.severity !== 'info');
-  const severity = worstSeverity(problems);
+  const severity = metricsOnly ? undefined : worstSeverity(problems);
   if (severity) {
     const affected = new Set(problems.map((f) => f.job)).size;
     await publishAlert(

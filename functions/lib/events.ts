@@ -26,6 +26,11 @@ export const verifyInputSchema = z.strictObject({
   jobs: z.array(jobName).min(1).optional(),
   /** Bytes of newest backups the run may read to compare checksums (0: none). */
   checksumBudgetBytes: z.number().int().min(0).optional(),
+  /**
+   * Publish the metrics only (backup age, size, findings), read no checksums and send no alert: the
+   * hourly run that keeps the backup-age alarm within a job's criticalAge; alerts come from the daily run.
+   */
+  metricsOnly: z.boolean().optional(),
 });
 
 /** The EventBridge event SSM sends when one host's invocation of a command changes status. */

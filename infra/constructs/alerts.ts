@@ -4,12 +4,17 @@
  * its webhook URL stays in the SSM SecureString parameter the plan names.
  */
 import { Aws } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+
+/** Command-level statuses of a command that has not ended yet (SSM Run Command). */
+const COMMAND_NOT_ENDED = ['Pending', 'InProgress', 'Delayed', 'Cancelling'] as const;
 
 /** Properties of {@link Alerts}. */
 export interface AlertsProps {
@@ -77,6 +82,44 @@ export class Alerts extends Construct {
     for (const email of props.emails ?? []) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
+  }
+
+  /**
+   * Alerts on every command of `documentName` that ends other than Success, from the command-level
+   * status-change event: a command whose targets match no managed node ends "No Instances In Tag" and
+   * sends no invocation event, so the per-host handlers never hear of it.
+   * @example alerts.alertOnCommandStatus(fleet.documentName, plan.name)
+   */
+  alertOnCommandStatus(documentName: string, planName: string): events.Rule {
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventBridgePublish',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    );
+    const rule = new events.Rule(this, 'CommandStatusRule', {
+      description: 'Strongbox: a command of the Strongbox document ended other than Success',
+      eventPattern: {
+        source: ['aws.ssm'],
+        detailType: ['EC2 Command Status-change Notification'],
+        detail: {
+          'document-name': [documentName],
+          status: [{ 'anything-but': [...COMMAND_NOT_ENDED, 'Success'] }],
+        },
+      },
+    });
+    const detail = (field: string) => events.EventField.fromPath(`$.detail.${field}`);
+    rule.addTarget(
+      new targets.SnsTopic(this.topic, {
+        message: events.RuleTargetInput.fromText(
+          `[Strongbox] ${planName}: SSM command ${detail('command-id')} of the Strongbox document ended "${detail('status')}" at ${events.EventField.time}. "No Instances In Tag" means no managed node matched the job's hosts entry (check the tags or instance ids in the plan, and that the SSM Agent is online); Failed, TimedOut or Cancelled: see the per-host alert and the command's output in CloudWatch Logs.`,
+        ),
+      }),
+    );
+    return rule;
   }
 
   /** Subscribes a function (the Slack notifier) to every alert. */

@@ -56,6 +56,8 @@ export class Schedules extends Construct {
   readonly drills: ReadonlyMap<string, scheduler.Schedule>;
   /** The verification schedule. */
   readonly verify: scheduler.Schedule;
+  /** The hourly metrics-only verify run that keeps the backup age current. */
+  readonly ageMetrics: scheduler.Schedule;
   /** Where failed invocations go. */
   readonly deadLetterQueue: sqs.IQueue;
 
@@ -143,6 +145,22 @@ export class Schedules extends Construct {
         input: scheduler.ScheduleTargetInput.fromObject(verifyInput),
       }),
     });
+    // The backup-age alarm looks at the last hour: publish the age every hour, not only at verification.
+    const metricsInput: VerifyScheduleInput = { metricsOnly: true };
+    this.ageMetrics = new scheduler.Schedule(this, 'AgeMetrics', {
+      description: 'Strongbox backup age of every job, hourly (metrics only, no alert)',
+      scheduleGroup: group,
+      schedule: scheduler.ScheduleExpression.rate(Duration.hours(1)),
+      timeWindow: scheduler.TimeWindow.off(),
+      target: new targets.LambdaInvoke(props.verify, {
+        ...targetProps,
+        input: scheduler.ScheduleTargetInput.fromObject(metricsInput),
+      }),
+    });
+    // The schedules name the group by a plain string: without this CloudFormation may create them first.
+    for (const schedule of [...backups.values(), ...drills.values(), this.verify, this.ageMetrics]) {
+      schedule.node.addDependency(group);
+    }
     this.backups = backups;
     this.drills = drills;
     allowIamWildcards(role, [

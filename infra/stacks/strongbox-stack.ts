@@ -3,7 +3,7 @@
  * activation role), the functions and their events, the schedules, the alert topic, the dashboard and
  * the alarms. Stateless: it can be destroyed and deployed again without losing a backup.
  */
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { FUNCTIONS } from '#core/deployment';
 import { AgentFleet } from '../constructs/agent-fleet';
@@ -80,6 +80,7 @@ export class StrongboxStack extends Stack {
     });
     const slack = this.functions.functions.get(FUNCTIONS.notifySlack);
     if (slack) this.alerts.subscribeFunction(slack.function);
+    this.alerts.alertOnCommandStatus(this.fleet.documentName, plan.name);
     this.schedules = new Schedules(this, 'Schedules', {
       plan,
       runBackup: this.functions.get(FUNCTIONS.runBackup).function,
@@ -94,14 +95,20 @@ export class StrongboxStack extends Stack {
       deadLetterQueues: [this.functions.deadLetterQueue],
     });
 
-    new CfnOutput(this, 'HostPolicyArn', {
-      description: 'Attach to the instance role of every EC2 host (beside AmazonSSMManagedInstanceCore)',
-      value: this.fleet.hostPolicy.managedPolicyArn,
-    });
-    new CfnOutput(this, 'HybridActivationRoleName', {
-      description: 'The --iam-role of `aws ssm create-activation` for on-premises hosts',
-      value: this.fleet.hybridActivationRole.roleName,
-    });
+    for (const access of this.fleet.hosts.values()) {
+      const suffix = pascalCase(access.host);
+      new CfnOutput(this, `HostPolicyArns${suffix}`, {
+        description: `Host ${access.host}: attach each of these (comma-separated) to the instance role of its EC2 instances, beside AmazonSSMManagedInstanceCore`,
+        value: Fn.join(
+          ',',
+          access.policies.map((policy) => policy.managedPolicyArn),
+        ),
+      });
+      new CfnOutput(this, `HybridActivationRoleName${suffix}`, {
+        description: `Host ${access.host}: the --iam-role of \`aws ssm create-activation\` for its on-premises servers`,
+        value: access.hybridActivationRole.roleName,
+      });
+    }
     new CfnOutput(this, 'DocumentName', {
       description: 'The Strongbox SSM document',
       value: this.fleet.documentName,
@@ -113,4 +120,12 @@ export class StrongboxStack extends Stack {
     });
     new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboard.dashboardName });
   }
+}
+
+/** `db-primary` → `DbPrimary`: a host name as part of an output id (letters and digits only). */
+function pascalCase(name: string): string {
+  return name
+    .split('-')
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
 }

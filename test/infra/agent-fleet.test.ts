@@ -35,7 +35,7 @@ import {
   agentRunScript,
   parameterPatterns,
 } from '#infra/constructs/agent-document';
-import { AgentFleet } from '#infra/constructs/agent-fleet';
+import { AgentFleet, MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from '#infra/constructs/agent-fleet';
 import { PlanAsset } from '#infra/constructs/plan-asset';
 import {
   actionsOf,
@@ -49,13 +49,13 @@ import {
 const BUCKET_ARN = 'arn:aws:s3:::acme-vault-bucket';
 const KEY_ARN = 'arn:aws:kms:eu-central-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666';
 
-function fleetTemplate(yaml = TEST_PLAN_YAML) {
+function fleetTemplate(yaml = TEST_PLAN_YAML, bucketName = 'acme-vault-bucket') {
   const stack = new Stack(new App(), 'FleetTest');
   const bundle = fakeAgentBundle();
   const fleet = new AgentFleet(stack, 'Agents', {
     vaultBucket: s3.Bucket.fromBucketAttributes(stack, 'Vault', {
-      bucketArn: BUCKET_ARN,
-      bucketName: 'acme-vault-bucket',
+      bucketArn: `arn:aws:s3:::${bucketName}`,
+      bucketName,
     }),
     vaultKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
     plan: new PlanAsset(stack, 'Plan', { document: testPlan(yaml).document }),
@@ -64,15 +64,30 @@ function fleetTemplate(yaml = TEST_PLAN_YAML) {
   return { template: Template.fromStack(stack), fleet, bundle };
 }
 
-describe('AgentFleet host policy', () => {
+/** The statements of the policies of one host entry (`Agents/Host-<host>/Policy…`). */
+function hostStatements(template: Template, host: string): Statement[] {
+  const prefix = `AgentsHost${host.replace(/-/g, '')}Policy`;
+  return policyStatements(template, 'AWS::IAM::ManagedPolicy', prefix);
+}
+
+describe('AgentFleet host policies', () => {
+  let template: Template;
   let statements: Statement[];
 
   beforeAll(() => {
-    statements = policyStatements(fleetTemplate().template, 'AWS::IAM::ManagedPolicy');
+    ({ template } = fleetTemplate());
+    statements = policyStatements(template, 'AWS::IAM::ManagedPolicy');
+  });
+
+  it('gives each host entry its own policies', () => {
+    expect(Object.keys(template.findResources('AWS::IAM::ManagedPolicy')).sort()).toEqual([
+      expect.stringMatching(/^AgentsHostdbPolicy/),
+      expect.stringMatching(/^AgentsHostwebPolicy/),
+    ]);
   });
 
   it('may never delete objects, change bucket settings or lifecycle, or bypass Object Lock', () => {
-    const actions = statements.flatMap(actionsOf);
+    const actions = statements.filter((s) => s.Effect === 'Allow').flatMap(actionsOf);
     expect(actions.length).toBeGreaterThan(0);
     expect(
       actions.filter((a) =>
@@ -82,20 +97,69 @@ describe('AgentFleet host policy', () => {
     expect(actions.filter((a) => a.includes('*'))).toEqual([]);
   });
 
-  it('puts objects only under the plan jobs’ backups/ and wal/ prefixes', () => {
-    const put = statements.find((s) => actionsOf(s).includes('s3:PutObject'));
-    expect(put?.Resource).toEqual(
+  it('puts and reads objects only under the prefixes of the jobs the host backs up or drills', () => {
+    const objects = (host: string) =>
+      hostStatements(template, host).find(
+        (s) => s.Effect === 'Allow' && actionsOf(s).includes('s3:PutObject'),
+      );
+    // db backs up appdb; web backs up web-config and drills appdb.
+    expect(objects('db')?.Resource).toEqual([`${BUCKET_ARN}/backups/appdb/*`, `${BUCKET_ARN}/wal/appdb/*`]);
+    expect(objects('web')?.Resource).toEqual(
       ['appdb', 'web-config'].flatMap((job) => [
         `${BUCKET_ARN}/backups/${job}/*`,
         `${BUCKET_ARN}/wal/${job}/*`,
       ]),
     );
-    expect(actionsOf(put as Statement)).toContain('s3:PutObjectRetention');
+    expect(actionsOf(objects('db') as Statement)).toEqual(
+      expect.arrayContaining(['s3:PutObject', 's3:GetObject', 's3:PutObjectRetention']),
+    );
+  });
+
+  it('denies every object write without If-None-Match, exempting the multipart part uploads', () => {
+    for (const host of ['db', 'web']) {
+      const deny = hostStatements(template, host).find((s) => s.Sid === 'CreateOnly');
+      expect(deny).toEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: 's3:PutObject',
+          Resource: `${BUCKET_ARN}/*`,
+          Condition: {
+            Null: { 's3:if-none-match': 'true' },
+            Bool: { 's3:ObjectCreationOperation': 'true' },
+          },
+        }),
+      );
+    }
+  });
+
+  it('denies re-tagging an existing Strongbox object', () => {
+    const deny = hostStatements(template, 'db').find((s) => s.Sid === 'NoRetagging');
+    expect(deny).toEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: ['s3:PutObjectTagging', 's3:PutObjectVersionTagging'],
+        Resource: `${BUCKET_ARN}/*`,
+        Condition: { Null: { 's3:ExistingObjectTag/strongbox:job': 'false' } },
+      }),
+    );
+  });
+
+  it('grants what the SSM Agent calls to stream command output to CloudWatch Logs', () => {
+    const actions = hostStatements(template, 'db')
+      .filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')))
+      .flatMap(actionsOf);
+    expect(actions.sort()).toEqual([
+      'logs:CreateLogGroup',
+      'logs:CreateLogStream',
+      'logs:DescribeLogGroups',
+      'logs:DescribeLogStreams',
+      'logs:PutLogEvents',
+    ]);
   });
 
   it('carries an encryption-context condition on every KMS statement', () => {
     const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
-    expect(kmsStatements.length).toBe(2);
+    expect(kmsStatements.length).toBe(4);
     for (const statement of kmsStatements) {
       const keys = Object.values(statement.Condition ?? {}).flatMap((block) => Object.keys(block));
       expect(
@@ -105,20 +169,25 @@ describe('AgentFleet host policy', () => {
     }
   });
 
-  it("generates data keys only with the Strongbox context of the plan's jobs", () => {
-    const dataKeys = statements.find((s) => s.Sid === 'DataKeysWithStrongboxContext');
-    expect(dataKeys).toEqual(
+  it("generates data keys only with the Strongbox context of the host's jobs", () => {
+    const dataKeys = (host: string) =>
+      hostStatements(template, host).find((s) => s.Sid === 'DataKeysWithStrongboxContext');
+    expect(dataKeys('db')).toEqual(
       expect.objectContaining({
         Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
         Resource: KEY_ARN,
         Condition: {
           StringLike: {
-            'kms:EncryptionContext:strongbox:job': ['appdb', 'web-config'],
+            'kms:EncryptionContext:strongbox:job': ['appdb'],
             'kms:EncryptionContext:strongbox:backup': ['*'],
           },
         },
       }),
     );
+    expect(dataKeys('web')?.Condition?.StringLike?.['kms:EncryptionContext:strongbox:job']).toEqual([
+      'appdb',
+      'web-config',
+    ]);
   });
 
   it('uses the key through S3 only for the vault bucket', () => {
@@ -128,8 +197,8 @@ describe('AgentFleet host policy', () => {
     });
   });
 
-  it("reads only the plan's own SecureString parameters", () => {
-    const read = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('ssm:')));
+  it("reads only the SecureString parameters of the host's jobs", () => {
+    const read = hostStatements(template, 'db').filter((s) => actionsOf(s).some((a) => a.startsWith('ssm:')));
     expect(read).toHaveLength(1);
     expect(actionsOf(read[0] as Statement)).toEqual(['ssm:GetParameter']);
     expect(JSON.stringify(read[0]?.Resource)).toContain(':parameter/acme/db-password');
@@ -142,6 +211,53 @@ describe('AgentFleet host policy', () => {
     );
     const localStatements = policyStatements(fleetTemplate(local).template, 'AWS::IAM::ManagedPolicy');
     expect(localStatements.find((s) => s.Sid === 'DataKeysWithStrongboxContext')).toBeUndefined();
+  });
+});
+
+/** A plan with `count` jobs with long names, all backed up by host `db` and drilled on `drill`. */
+function manyJobsPlan(count: number): string {
+  const jobs = Array.from({ length: count }, (_, i) => {
+    const name = `customer-database-${String(i).padStart(4, '0')}-orders-and-invoices`;
+    return `  - name: ${name}
+    host: db
+    schedule: cron(0 2 * * ? *)
+    source: { kind: postgres, database: app${i}, passwordParameter: /acme/databases/${name}/password }
+    drill: { schedule: cron(0 4 ? * SUN *), host: drill }
+`;
+  });
+  return `version: 1
+name: acme
+vault: { url: s3://acme-backups, objectLock: { mode: governance, days: 7 } }
+key: { type: kms, keyId: alias/acme }
+hosts:
+  db: { tags: { Role: db } }
+  drill: { tags: { Role: drill } }
+jobs:
+${jobs.join('')}`;
+}
+
+describe('host policies of a large plan', () => {
+  it('keeps every host policy of a 50-job plan under IAM’s 6,144 characters, covering all its jobs', () => {
+    // The longest bucket name S3 allows; the partition stays a Ref, sized at its longest.
+    const { template } = fleetTemplate(manyJobsPlan(50), 'b'.repeat(63));
+    const policies = Object.entries(template.findResources('AWS::IAM::ManagedPolicy'));
+    expect(policies.length).toBeGreaterThan(2);
+    for (const [id, policy] of policies) {
+      const document = policy.Properties.PolicyDocument;
+      expect(worstCasePolicyLength(document), id).toBeLessThanOrEqual(MANAGED_POLICY_MAX_CHARS);
+    }
+    for (const host of ['db', 'drill']) {
+      const covered = hostStatements(template, host)
+        .filter((s) => s.Sid === 'JobObjects')
+        .flatMap((s) => s.Resource as string[]);
+      expect(covered, host).toHaveLength(100);
+    }
+  });
+
+  it('stops the synth with the host named when its jobs cannot fit the policies a role can hold', () => {
+    expect(() => fleetTemplate(manyJobsPlan(400))).toThrow(
+      /hosts\.db: its 400 jobs need more than \d+ managed policies of 6144 characters/,
+    );
   });
 });
 
@@ -207,8 +323,14 @@ describe('AgentFleet document', () => {
     expect(JSON.stringify(content.mainSteps[2].inputs.runCommand)).toContain(sha);
   });
 
-  it('gives hybrid-activated servers the SSM core policy and the host policy', () => {
-    const [role] = Object.values(template.findResources('AWS::IAM::Role'));
+  it('gives hybrid-activated servers of each host the SSM core policy and that host’s policies', () => {
+    const roles = Object.entries(template.findResources('AWS::IAM::Role'));
+    expect(roles.map(([id]) => id).sort()).toEqual([
+      expect.stringMatching(/^AgentsHostdbHybridActivationRole/),
+      expect.stringMatching(/^AgentsHostwebHybridActivationRole/),
+    ]);
+    const role = roles.find(([id]) => id.startsWith('AgentsHostdb'))?.[1];
+    expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).not.toContain('AgentsHostweb');
     expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       expect.objectContaining({
         Principal: { Service: 'ssm.amazonaws.com' },
@@ -219,7 +341,7 @@ describe('AgentFleet document', () => {
     ]);
     expect(JSON.stringify(role?.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
     expect(role?.Properties.ManagedPolicyArns).toContainEqual({
-      Ref: expect.stringMatching(/^AgentsHostPolicy/),
+      Ref: expect.stringMatching(/^AgentsHostdbPolicy/),
     });
   });
 });

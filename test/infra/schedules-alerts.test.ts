@@ -26,6 +26,7 @@ interface ScheduleProps {
 
 describe('Schedules', () => {
   let schedules: ScheduleProps[];
+  let template: Template;
   const { plan } = testPlan();
 
   beforeAll(() => {
@@ -41,7 +42,8 @@ describe('Schedules', () => {
       verify: fn('verify'),
       restoreDrill: fn('restore-drill'),
     });
-    schedules = Object.values(Template.fromStack(stack).findResources('AWS::Scheduler::Schedule')).map(
+    template = Template.fromStack(stack);
+    schedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).map(
       (r) => r.Properties as ScheduleProps,
     );
   });
@@ -79,11 +81,19 @@ describe('Schedules', () => {
     expect(schedules.filter((s) => s.Target.Arn === fnArn('run-backup'))).toHaveLength(2);
   });
 
-  it('runs verification on the plan verify schedule, for every job', () => {
+  it('runs verification on the plan verify schedule, and the metrics-only run every hour', () => {
     const verify = schedules.filter((s) => s.Target.Arn === fnArn('verify'));
-    expect(verify).toHaveLength(1);
-    expect(verify[0]?.ScheduleExpression).toBe(plan.verify.schedule);
-    expect(JSON.parse(verify[0]?.Target.Input ?? '')).toEqual({});
+    expect(verify.map((s) => [s.ScheduleExpression, JSON.parse(s.Target.Input ?? '')]).sort()).toEqual([
+      [plan.verify.schedule, {}],
+      ['rate(1 hour)', { metricsOnly: true }],
+    ]);
+  });
+
+  it('creates every schedule after its schedule group', () => {
+    const all = Object.values(template.findResources('AWS::Scheduler::Schedule'));
+    const [groupId] = Object.keys(template.findResources('AWS::Scheduler::ScheduleGroup'));
+    expect(all.length).toBeGreaterThan(3);
+    for (const schedule of all) expect(schedule.DependsOn).toContain(groupId);
   });
 
   it('runs a restore drill only for jobs with drill.schedule', () => {
@@ -112,6 +122,47 @@ describe('Schedules', () => {
     expect(() => new Schedules(stack, 'Schedules', { plan, runBackup: fn('rb'), verify: fn('v') })).toThrow(
       /job 'appdb' has a drill schedule but no restoreDrill function/,
     );
+  });
+});
+
+describe('Alerts on command-level status', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    const stack = new Stack(new App(), 'CommandStatusTest');
+    new Alerts(stack, 'Alerts', {}).alertOnCommandStatus('strongbox-doc', 'acme');
+    template = Template.fromStack(stack);
+  });
+
+  it('alerts on every ended status of a command but Success, "No Instances In Tag" included', () => {
+    const [rule] = Object.values(template.findResources('AWS::Events::Rule'));
+    const pattern = rule?.Properties.EventPattern;
+    expect(pattern).toEqual({
+      source: ['aws.ssm'],
+      'detail-type': ['EC2 Command Status-change Notification'],
+      detail: {
+        'document-name': ['strongbox-doc'],
+        status: [{ 'anything-but': ['Pending', 'InProgress', 'Delayed', 'Cancelling', 'Success'] }],
+      },
+    });
+    const excluded = pattern.detail.status[0]['anything-but'] as string[];
+    for (const status of ['No Instances In Tag', 'Failed', 'TimedOut', 'Cancelled']) {
+      expect(excluded).not.toContain(status);
+    }
+    const [target] = rule?.Properties.Targets ?? [];
+    expect(JSON.stringify(target.InputTransformer)).toContain('No Instances In Tag');
+  });
+
+  it('lets EventBridge publish to the encrypted topic', () => {
+    const [key] = Object.values(template.findResources('AWS::KMS::Key'));
+    expect(key?.Properties.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({
+        Sid: 'EventBridgePublish',
+        Principal: { Service: 'events.amazonaws.com' },
+      }),
+    );
+    const [policy] = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+    expect(JSON.stringify(policy?.Properties.PolicyDocument)).toContain('events.amazonaws.com');
   });
 });
 

@@ -118,6 +118,19 @@ describe('verify against s3rver', () => {
     expect(alerts()[0]?.subject).toBe('[Strongbox WARNING] Verification: 1 warning in 1 of 1 job');
   });
 
+  it('publishes the backup age without reading data or alerting in the hourly metrics-only run', async () => {
+    const vault = s3rverVault(s3);
+    await week(vault, now, ['app-db']);
+    const { handler, alerts } = setup(vault, new Date(now.getTime() + 24 * 3600_000));
+    const result = await handler({ metricsOnly: true });
+    // web-files has no backup and app-db is past its warning age: both found, neither alerted.
+    expect(result.counts.critical).toBe(1);
+    expect(result.alerted).toBe(false);
+    expect(alerts()).toEqual([]);
+    expect(result.jobs.map((j) => j.checksummedBytes)).toEqual([0, 0]);
+    expect(out.metric('BackupAgeSeconds', 'app-db')).toEqual([26 * 3600]);
+  });
+
   it('reads no data when the checksum budget is used up, and says so without alerting', async () => {
     const vault = s3rverVault(s3);
     await week(vault, now, ['app-db']);
