@@ -14,6 +14,8 @@ import type { Outcome } from '#agent/commands/outcome';
 import { pruneCommand } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
+import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
+import { walPushCommand } from '#agent/commands/wal-push';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
@@ -139,6 +141,34 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     .option('-j, --job <name>', 'only this job')
     .action((o: Common & { job?: string }) => run((rt) => doctorCommand(rt, { job: o.job }), o));
 
+  // WAL archiving of point-in-time jobs: PostgreSQL's archive_command and restore_command.
+  withPlan(
+    program
+      .command('wal-push')
+      .description(
+        'archive_command: compress, encrypt and store one WAL file; exit 0 only once it is durably in the vault (the same content already archived is fine, other content fails)',
+      ),
+  )
+    .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .argument('<path>', "the file to archive (PostgreSQL's %p)")
+    .action((path: string, o: Common & { job: string }) =>
+      run((rt) => walPushCommand(rt, { job: o.job, path }), o),
+    );
+  withPlan(
+    program
+      .command('wal-fetch')
+      .description(
+        `restore_command: fetch, authenticate and decrypt one archived WAL file; exit 1 when it is not archived, ${WAL_FETCH_FATAL_EXIT} (recovery stops) when it fails authentication or the vault cannot be read`,
+      ),
+  )
+    .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .argument('<name>', "the WAL file wanted (PostgreSQL's %f)")
+    .argument('<path>', "where to write it (PostgreSQL's %p)")
+    .action((name: string, path: string, o: Common & { job: string }) => {
+      errorExitCode = WAL_FETCH_FATAL_EXIT;
+      return run((rt) => walFetchCommand(rt, { job: o.job, name, path }), o);
+    });
+
   program
     .command('keygen')
     .description('create a new local master key file (mode 0600; refuses to overwrite)')
@@ -151,6 +181,9 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
 
   return program;
 }
+
+/** Exit status of a command that failed with an error (wal-fetch uses its own). */
+let errorExitCode = 2;
 
 /** The agent was stopped by a signal. */
 class InterruptedError extends StrongboxError {}
@@ -188,7 +221,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${error.stack}\n`);
     }
     process.stderr.write(`${errorLines(error).join('\n')}\n`);
-    return 2;
+    return errorExitCode;
   }
 }
 

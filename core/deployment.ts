@@ -97,6 +97,11 @@ export const AGENT_ENV = {
   vaultUrl: 'STRONGBOX_VAULT_URL',
   kmsKeyId: 'STRONGBOX_KMS_KEY_ID',
   region: 'AWS_REGION',
+  /**
+   * How PostgreSQL runs this agent from `restore_command` in a point-in-time restore (`strongbox` on
+   * PATH when unset), e.g. `/usr/local/bin/strongbox`.
+   */
+  command: 'STRONGBOX_COMMAND',
 } as const;
 
 /**
