@@ -81,6 +81,14 @@ function buildCli(run: (action: (runtime: Runtime) => Promise<Outcome>, common: 
     .option('--tables <list>', 'comma-separated tables to restore (postgres; schema.table or table)')
     .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
     .option('--confirm <job>', 'required with --replace: the job name again')
+    .option(
+      '--to <target>',
+      'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',
+    )
+    .option(
+      '--start',
+      'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
+    )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .action((o: Common & Record<string, string | boolean | undefined>) =>
       run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o),

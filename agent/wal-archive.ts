@@ -88,14 +88,15 @@ export class VaultWalArchive implements WalArchive {
       const meter = new Meter({ hash: false });
       const out = new PassThrough();
       out.write(header);
-      const [, , stored] = await settleAll(
-        [
-          pipeline(body(), compress.stream, createEncryptStream(dataKey.plaintext), meter, out, { signal }),
-          compress.done,
-          this.#vault.put(key, out, { signal, contentType: 'application/octet-stream' }),
-        ],
-        controller,
-      );
+      const putting = this.#vault.put(key, out, { signal, contentType: 'application/octet-stream' });
+      // A put that fails closes its body first: report the vault's error, not the "premature close".
+      const piping = pipeline(body(), compress.stream, createEncryptStream(dataKey.plaintext), meter, out, {
+        signal,
+      }).catch(async (error: unknown) => {
+        await putting;
+        throw error;
+      });
+      const [, , stored] = await settleAll([piping, compress.done, putting], controller);
       if (stored.sizeBytes !== header.length + meter.bytes) {
         await this.#vault.delete([key]).catch(() => {});
         throw new VaultError(
