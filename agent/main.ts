@@ -15,6 +15,8 @@ import { errorJson } from '#agent/commands/outcome';
 import { pruneCommand } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
+import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
+import { walPushCommand } from '#agent/commands/wal-push';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
@@ -123,6 +125,14 @@ function buildCli(
     )
     .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
     .option('--confirm <job>', 'required with --replace: the job name again')
+    .option(
+      '--to <target>',
+      'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',
+    )
+    .option(
+      '--start',
+      'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
+    )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .action((o: Common & Record<string, string | boolean | undefined>) =>
       run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o, operationOf('restore', o.job as string)),
@@ -194,6 +204,34 @@ function buildCli(
       run((rt) => doctorCommand(rt, { jobs: o.job }), o, operationOf('doctor', o.job)),
     );
 
+  // WAL archiving of point-in-time jobs: PostgreSQL's archive_command and restore_command.
+  withPlan(
+    program
+      .command('wal-push')
+      .description(
+        'archive_command: compress, encrypt and store one WAL file; exit 0 only once it is durably in the vault (the same content already archived is fine, other content fails)',
+      ),
+  )
+    .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .argument('<path>', "the file to archive (PostgreSQL's %p)")
+    .action((path: string, o: Common & { job: string }) =>
+      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job)),
+    );
+  withPlan(
+    program
+      .command('wal-fetch')
+      .description(
+        `restore_command: fetch, authenticate and decrypt one archived WAL file; exit 1 when it is not archived, ${WAL_FETCH_FATAL_EXIT} (recovery stops) when it fails authentication or the vault cannot be read`,
+      ),
+  )
+    .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .argument('<name>', "the WAL file wanted (PostgreSQL's %f)")
+    .argument('<path>', "where to write it (PostgreSQL's %p)")
+    .action((name: string, path: string, o: Common & { job: string }) => {
+      errorExitCode = WAL_FETCH_FATAL_EXIT;
+      return run((rt) => walFetchCommand(rt, { job: o.job, name, path }), o, operationOf('wal-fetch', o.job));
+    });
+
   program
     .command('keygen')
     .description('create a new local master key file (mode 0600; refuses to overwrite)')
@@ -231,6 +269,9 @@ function endpointNamer(runtime: Runtime | undefined): ErrorContext['nameEndpoint
 function commandOf(argv: readonly string[]): string | undefined {
   return argv.slice(2).find((arg) => !arg.startsWith('-'));
 }
+
+/** Exit status of a command that failed with an error (wal-fetch uses its own). */
+let errorExitCode = 2;
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -286,7 +327,7 @@ async function main(argv: string[]): Promise<number> {
     const lines = errorLines(error, context, operation);
     process.stderr.write(`${lines.join('\n')}\n`);
     if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
-    return 2;
+    return errorExitCode;
   }
 }
 

@@ -13,12 +13,14 @@ import { runBackup } from '#agent/backup';
 import { openBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
 import { detailsOf, sourceDriver } from '#agent/sources/index';
-import { findBackup } from '#core/catalog';
+import { findBackup, listManifests } from '#core/catalog';
 import type { Finding } from '#core/checks';
+import { AGENT_ENV } from '#core/deployment';
 import { PlanError, RestoreError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import type { Job } from '#core/plan';
-import type { SourceContext, TargetCheck } from '#core/ports';
+import type { RestoreTarget, SourceContext, TargetCheck } from '#core/ports';
+import { chooseBaseBackup, type RecoveryTarget, walFetchCommand } from '#core/recovery';
 
 /** What to restore and where. */
 export interface RestoreRequest {
@@ -31,6 +33,13 @@ export interface RestoreRequest {
   /** Replace the live data (sources with the `replace` capability); needs `confirm` equal to the job name. */
   replace?: boolean;
   confirm?: string;
+  /**
+   * Point-in-time recovery (sources with the `pointInTime` capability): replay the job's WAL archive to
+   * this target. Without it a physical backup restores to its own end.
+   */
+  recoverTo?: RecoveryTarget;
+  /** Start the restored copy and wait until it serves (sources with the `pointInTime` capability). */
+  start?: boolean;
 }
 
 /** What a restore did (the `--json` output of `strongbox restore`, core/deployment AgentRestoreResult). */
@@ -78,6 +87,13 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
   } else if (request.tables?.some((t) => t.trim() === '')) {
     problems.push(`tables: '${request.tables.join(',')}' has an empty entry`);
   }
+  if ((request.recoverTo || request.start) && !capabilities.pointInTime) {
+    problems.push(
+      `${request.recoverTo ? 'to' : 'start'}: ${kind} backups do not recover to a point in time ('${job.name}' is ${kind})`,
+    );
+  }
+  if (request.recoverTo && request.replace)
+    problems.push('to: a point-in-time restore goes into a new --target; it cannot --replace');
   if (request.tables && !capabilities.tables) {
     problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }
@@ -101,7 +117,7 @@ export async function runRestore(
   validateRestoreRequest(job, request);
   const driver = sourceDriver(job.source);
   const started = Date.now();
-  const manifest = await findBackup(runtime.vault, job.name, request.backupId);
+  const manifest = await baseBackupFor(runtime, job, request);
   if (manifest.kind !== job.source.kind) {
     throw new RestoreError(
       `backup ${manifest.backupId} is a ${manifest.kind} backup but job '${job.name}' is ${job.source.kind}`,
@@ -113,7 +129,18 @@ export async function runRestore(
   if (!request.replace) {
     const target = request.target ?? scratchTargetOf(runtime, job, 'restore');
     runtime.log(`restore ${job.name} ${manifest.backupId} into ${target}`);
-    const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx);
+    const recovery = request.recoverTo && {
+      target: request.recoverTo,
+      restoreCommand: walFetchCommand(
+        runtime.env[AGENT_ENV.command] ?? 'strongbox',
+        runtime.planPath,
+        job.name,
+      ),
+    };
+    const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {
+      recovery,
+      start: request.start,
+    });
     const checks = await checkRestored(job, manifest, target, request.tables, ctx);
     return {
       ...base,
@@ -159,6 +186,28 @@ export async function runRestore(
   };
 }
 
+/**
+ * The backup a restore starts from: the one asked for, else for a point-in-time restore the newest
+ * that ended before the target (core/recovery `chooseBaseBackup`), else the newest complete one.
+ * @throws NotFoundError when there is none; RestoreError when no backup ended before the target.
+ */
+async function baseBackupFor(runtime: Runtime, job: Job, request: RestoreRequest): Promise<Manifest> {
+  if (request.backupId || !request.recoverTo) return findBackup(runtime.vault, job.name, request.backupId);
+  const manifests = await listManifests(runtime.vault, job.name);
+  const candidates = manifests.flatMap((m) =>
+    'stopLsn' in m.source
+      ? [{ backupId: m.backupId, finishedAt: m.finishedAt, stopLsn: m.source.stopLsn, m }]
+      : [],
+  );
+  const chosen = chooseBaseBackup(candidates, request.recoverTo);
+  if (!chosen) {
+    throw new RestoreError(
+      `job '${job.name}' has no base backup that ended before the recovery target (${candidates.length} base backups in ${runtime.vault.url})`,
+    );
+  }
+  return chosen.m;
+}
+
 /** The context a source driver runs in for this runtime. */
 export function sourceContext(runtime: Runtime, signal?: AbortSignal): SourceContext {
   return { env: runtime.env, secrets: runtime.secrets, log: runtime.log, ...(signal ? { signal } : {}) };
@@ -175,6 +224,7 @@ async function restoreInto(
   target: string,
   tables: string[] | undefined,
   ctx: SourceContext,
+  pointInTime: Pick<RestoreTarget, 'recovery' | 'start'> = {},
 ): Promise<{ sourceBytes: number }> {
   const driver = sourceDriver(job.source);
   const controller = new AbortController();
@@ -189,6 +239,7 @@ async function restoreInto(
         target,
         tables,
         details: detailsOf(manifest.source, job.source.kind),
+        ...pointInTime,
         ctx: { ...ctx, signal: controller.signal },
       });
       restored = true;

@@ -97,6 +97,11 @@ export const AGENT_ENV = {
   vaultUrl: 'STRONGBOX_VAULT_URL',
   kmsKeyId: 'STRONGBOX_KMS_KEY_ID',
   region: 'AWS_REGION',
+  /**
+   * How PostgreSQL runs this agent from `restore_command` in a point-in-time restore (`strongbox` on
+   * PATH when unset), e.g. `/usr/local/bin/strongbox`.
+   */
+  command: 'STRONGBOX_COMMAND',
 } as const;
 
 /**
@@ -112,6 +117,10 @@ export const agentRestoreOptionsSchema = z.strictObject({
   replace: z.boolean().optional(),
   /** Must equal the job name when replace is set. */
   confirm: z.string().optional(),
+  /** Point-in-time jobs: `latest`, `time:<ISO time with offset>`, `lsn:<lsn>`, `xid:<xid>`, `name:<restore point>`. */
+  to: z.string().min(1).optional(),
+  /** Point-in-time jobs: start the restored copy and wait until it is promoted. */
+  start: z.boolean().optional(),
 });
 
 /** Options of a restore or drill (`--options`). */

@@ -18,7 +18,7 @@ export const MANIFEST_VERSIONS = [1, 2] as const;
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 
-const COMPRESSIONS = ['zstd', 'gzip', 'none'] as const;
+export const COMPRESSIONS = ['zstd', 'gzip', 'none'] as const;
 /** A compression algorithm of the plan and the manifest. */
 export type CompressionAlgorithm = (typeof COMPRESSIONS)[number];
 
@@ -40,7 +40,7 @@ const objectSchema = z.object({
   storageClass: z.string().optional(),
 });
 
-const keyRefSchema = z.discriminatedUnion('type', [
+export const keyRefSchema = z.discriminatedUnion('type', [
   /** A local master key, named by the first 16 hex digits of SHA-256 of the key. */
   z.object({ type: z.literal('local'), fingerprint: z.string().regex(/^[0-9a-f]{16}$/) }),
   /** An AWS KMS key (the ARN of the key that wrapped the data key). */

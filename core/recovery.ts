@@ -95,3 +95,48 @@ export function recoverySettings(target: RecoveryTarget, restoreCommand: string)
   }
   return settings;
 }
+
+/** What choosing a base backup for a recovery target needs to know of each complete backup. */
+export interface BaseBackupFacts {
+  backupId: string;
+  /** When the backup's manifest was written (after the backup's stop LSN). */
+  finishedAt: string;
+  stopLsn: string;
+}
+
+/**
+ * The base backup a point-in-time restore starts from: the newest one that ended before the target
+ * (a time or an LSN) — recovery cannot stop before the backup's own end. For a transaction id, a
+ * restore point or `latest`, the newest backup (the operator names an older one with --backup-id).
+ * @returns undefined when no backup ended before the target.
+ */
+export function chooseBaseBackup<B extends BaseBackupFacts>(
+  backups: readonly B[],
+  target: RecoveryTarget,
+): B | undefined {
+  const newestFirst = [...backups].sort((a, b) => (a.backupId < b.backupId ? 1 : -1));
+  if (target.type === 'time') {
+    const at = Date.parse(target.time);
+    return newestFirst.find((b) => Date.parse(b.finishedAt) <= at);
+  }
+  if (target.type === 'lsn') {
+    const at = parseLsn(target.lsn);
+    return newestFirst.find((b) => parseLsn(b.stopLsn) <= at);
+  }
+  return newestFirst[0];
+}
+
+/** A word for PostgreSQL's shell: single-quoted, inner quotes escaped. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The `restore_command` of a point-in-time restore: this agent's `wal-fetch` for the job, with
+ * PostgreSQL's `%f` and `%p`.
+ * @example walFetchCommand('strongbox', '/etc/strongbox/plan.yaml', 'pg-main')
+ *   // "strongbox wal-fetch --plan /etc/strongbox/plan.yaml --job pg-main -q %f %p"
+ */
+export function walFetchCommand(agentCommand: string, planPath: string, job: string): string {
+  return `${agentCommand} wal-fetch --plan ${shellQuote(planPath)} --job ${shellQuote(job)} -q %f %p`;
+}

@@ -55,7 +55,9 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   const warned = results.filter((r) => r.warnings?.length);
   const text = [
     formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE', 'STATUS'], ...rows]),
-    ...warned.flatMap((r) => (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`)),
+    ...warned.flatMap((r) =>
+      (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
+    ),
     ...failures.map((f) => `FAILED  ${f.job}: ${describeError(f.error)}`),
   ].join('\n');
   const json: AgentBackupOutput =

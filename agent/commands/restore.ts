@@ -9,6 +9,7 @@ import { formatDuration } from '#core/duration';
 import { PlanError } from '#core/errors';
 import { describeZodIssues } from '#core/issues';
 import { findJob } from '#core/plan';
+import { parseRecoveryTarget, type RecoveryTarget } from '#core/recovery';
 import type { Outcome } from './outcome';
 
 /** A job name plus a restore request, from CLI flags and/or `--options` JSON (flags win). */
@@ -49,7 +50,14 @@ export function parseRestoreOptions(
     tables: tables ?? fromJson.tables,
     replace: flags.replace === true || fromJson.replace === true,
     confirm: text('confirm') ?? fromJson.confirm,
+    recoverTo: recoveryTargetOf(text('to') ?? fromJson.to),
+    start: flags.start === true || fromJson.start === true,
   };
+}
+
+/** `--to` as a recovery target. @throws PlanError naming what is wrong. */
+function recoveryTargetOf(text: string | undefined): RecoveryTarget | undefined {
+  return text === undefined ? undefined : parseRecoveryTarget(text);
 }
 
 /** Restores and reports; exit 2 when a check of the restored data failed. */

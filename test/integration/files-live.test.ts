@@ -145,7 +145,7 @@ jobs:
     );
     await new Promise((resolve) => setTimeout(resolve, 100));
 
-    const outcome = await backupCommand(runtime, { job: 'live' }).finally(() => appender.kill('SIGKILL'));
+    const outcome = await backupCommand(runtime, { jobs: ['live'] }).finally(() => appender.kill('SIGKILL'));
 
     expect(outcome.exitCode).toBe(1);
     expect(outcome.text).toMatch(/warning: live \S+: .*app\.log: file changed as we read it/);

@@ -1,0 +1,23 @@
+/** `strongbox wal-push %p`: CLI glue over agent/wal for PostgreSQL's archive_command. */
+import type { Runtime } from '#agent/runtime';
+import { pushWal } from '#agent/wal';
+import type { Outcome } from './outcome';
+
+/**
+ * Archives one WAL file; exit 0 only once it is durably in the vault (PostgreSQL then recycles it). Any
+ * failure exits non-zero, so PostgreSQL keeps the file and retries.
+ */
+export async function walPushCommand(
+  runtime: Runtime,
+  options: { job: string; path: string },
+): Promise<Outcome> {
+  const result = await pushWal(runtime, options.job, options.path);
+  return {
+    exitCode: 0,
+    json: { job: options.job, path: options.path, result },
+    text:
+      result === 'stored'
+        ? `archived ${options.path}`
+        : `${options.path} was already archived with the same content`,
+  };
+}
