@@ -32,7 +32,21 @@ export interface SpawnToolOptions {
   stdout?: 'pipe' | 'ignore';
   /** Name of the tool in messages. @default the command's base name */
   name?: string;
+  /**
+   * Kills the tool once it has run this long; `done` then rejects saying it exceeded its timeout.
+   * @default no limit
+   */
+  timeoutSeconds?: number;
+  /**
+   * Starts the tool in a process group of its own and signals the whole group, so a shell's children
+   * (a pipeline under `sh -c`) die with it and no orphan keeps its pipes open. SIGKILL follows SIGTERM
+   * after {@link KILL_GRACE_MS}.
+   */
+  processGroup?: boolean;
 }
+
+/** How long a tool has between SIGTERM and SIGKILL when it runs in its own process group. */
+export const KILL_GRACE_MS = 2_000;
 
 /** A running tool. */
 export interface ToolProcess {
@@ -75,6 +89,7 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
       env: options.env as NodeJS.ProcessEnv | undefined,
       cwd: options.cwd,
       stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe'],
+      detached: options.processGroup ?? false,
     });
   } catch (error) {
     // Synchronous failures: bad arguments (a NUL byte), bad cwd type. Same shape as an async failure.
@@ -92,10 +107,44 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
   // (in `done`) is what counts, and pipeline() still sees the error through its own listener.
   child.stdin?.on('error', () => {});
 
+  let exited = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const kill = () => {
+    if (exited) return;
+    if (!options.processGroup || child.pid === undefined) {
+      child.kill('SIGTERM');
+      return;
+    }
+    const group = child.pid;
+    try {
+      process.kill(-group, 'SIGTERM');
+    } catch {
+      child.kill('SIGTERM');
+    }
+    graceTimer = setTimeout(() => {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // The group is gone.
+      }
+    }, KILL_GRACE_MS);
+    graceTimer.unref();
+  };
+  let timedOut = false;
+  const timer =
+    options.timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, options.timeoutSeconds * 1000);
+  timer?.unref();
   const signal = options.signal;
-  const onAbort = () => child.kill('SIGTERM');
+  const onAbort = () => kill();
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
+      exited = true;
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (error.code === 'ENOENT') {
         const pkg = PACKAGES[name];
@@ -110,12 +159,22 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
       }
     });
     child.once('exit', (code, exitSignal) => {
+      exited = !options.processGroup;
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       void stderrClosed.then(() => {
-        if (code === 0) return resolve();
+        exited = true;
+        clearTimeout(graceTimer);
+        if (code === 0 && !timedOut) return resolve();
         const lines = tail.lines();
         const stderr = lines.length ? `:\n${lines.join('\n')}` : ' (no output on stderr)';
-        if (signal?.aborted) {
+        if (timedOut) {
+          reject(
+            new SourceError(
+              `${name} exceeded its timeout of ${options.timeoutSeconds}s and was stopped${stderr}`,
+            ),
+          );
+        } else if (signal?.aborted) {
           reject(
             new SourceError(`${name} was stopped because the operation was aborted`, {
               cause: signal.reason,

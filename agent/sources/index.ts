@@ -6,12 +6,14 @@
 import { IntegrityError } from '#core/errors';
 import type { SourceDriver } from '#core/ports';
 import { SOURCE_SPECS, type SourceDetails, type SourceKind } from '#core/sources/index';
+import { commandDriver } from './command/index';
 import { filesDriver } from './files/index';
 import { postgresDriver } from './postgres/index';
 
 const DRIVERS: { readonly [K in SourceKind]: SourceDriver<K> } = {
   postgres: postgresDriver,
   files: filesDriver,
+  command: commandDriver,
 };
 
 /**

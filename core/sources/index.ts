@@ -5,16 +5,18 @@
  * goes in agent/sources/<kind>/ and one line of agent/sources/index.ts).
  */
 import { z } from 'zod';
+import { commandSource } from './command';
 import { filesSource } from './files';
 import { postgresSource } from './postgres';
 import type { SourceCapabilities, SourceSpec } from './spec';
 
+export type { CommandDetails, CommandSourceConfig } from './command';
 export type { FilesDetails, FilesSourceConfig } from './files';
 export type { PostgresDetails, PostgresSourceConfig, TableCount } from './postgres';
 export { NO_CAPABILITIES, type SourceCapabilities, type SourceSpec } from './spec';
 
 /** Every source kind, in the order docs and messages list them. */
-export const SOURCE_SPECS = [postgresSource, filesSource] as const;
+export const SOURCE_SPECS = [postgresSource, filesSource, commandSource] as const;
 
 type Specs = typeof SOURCE_SPECS;
 // biome-ignore lint/suspicious/noExplicitAny: any spec, whatever its schemas

@@ -151,8 +151,64 @@ async function treeFingerprint(dir: string): Promise<string> {
   return parts.join(';');
 }
 
+let commandRoot: string;
+let commandTargets = 0;
+
+/** The command source with real tools: `tar -c` to stdout, `tar -x` from stdin, `sha256sum -c` as the check. */
+const commandFixture: SourceFixture = {
+  kind: 'command',
+  async setUp() {
+    commandRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-command-'));
+    const tree = join(commandRoot, 'source');
+    await mkdir(join(tree, 'manifests'), { recursive: true });
+    await writeFile(join(tree, 'manifests', 'deploy.yaml'), 'kind: Deployment\nreplicas: 3\n');
+    await writeFile(join(tree, 'image.tar'), Buffer.alloc(200_000, 3));
+    const sums = [];
+    for (const name of ['manifests/deploy.yaml', 'image.tar']) {
+      const digest = createHash('sha256')
+        .update(await readFile(join(tree, name)))
+        .digest('hex');
+      sums.push(`${digest}  ${name}\n`);
+    }
+    await writeFile(join(tree, 'SHA256SUMS'), sums.join(''));
+  },
+  tearDown: () => (commandRoot ? rm(commandRoot, { recursive: true, force: true }) : Promise.resolve()),
+  // Both a valid plan entry and the driver's parsed config (the timeouts take their default in the plan).
+  config: () =>
+    ({
+      kind: 'command',
+      backup: { argv: ['tar', '-cf', '-', '-C', join(commandRoot, 'source'), '.'], env: {}, secretEnv: {} },
+      restore: { argv: ['tar', '-xf', '-'], env: {}, secretEnv: {} },
+      check: { argv: ['sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], env: {}, secretEnv: {} },
+    }) as SourceConfig,
+  freshTarget: (label) => join(commandRoot, `target-${label.replace(/\W/g, '-')}-${++commandTargets}`),
+  async makeExisting(label) {
+    const dir = join(commandRoot, `existing-${label.replace(/\W/g, '-')}-${++commandTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  fingerprint: (dir) => relativeTreeFingerprint(dir),
+  sourceFingerprint: () => relativeTreeFingerprint(join(commandRoot, 'source')),
+  spoil: (dir) => writeFile(join(dir, 'manifests', 'deploy.yaml'), 'kind: Deployment\nreplicas: 0\n'),
+};
+
+/** Paths relative to `dir` and their contents' digests. */
+async function relativeTreeFingerprint(dir: string): Promise<string> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  const parts: string[] = [];
+  for (const file of files.sort()) {
+    const digest = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    parts.push(`${file.slice(dir.length)}=${digest}`);
+  }
+  return parts.join(';');
+}
+
 /** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
-const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture];
+const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture, commandFixture];
 
 it('has a fixture for every registered source kind', () => {
   expect(FIXTURES.map((f) => f.kind).sort()).toEqual([...SOURCE_KINDS].sort());
