@@ -5,6 +5,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { commandSchema } from './command';
 import { parseDurationSeconds, secondsToDays } from './duration';
 import { PlanError } from './errors';
 import { describeZodIssues } from './issues';
@@ -188,6 +189,17 @@ const jobSchema = z.strictObject({
     })
     .optional(),
   timeout: duration.default(6 * 3600),
+  /**
+   * Commands around each backup of the job (quiesce an application, flush a cache, take an LVM snapshot):
+   * `before` in order, the first failure stopping the backup before it starts; `after` always, in
+   * order, also when `before` or the backup failed (STRONGBOX_BACKUP_STATUS tells them which).
+   */
+  hooks: z
+    .strictObject({
+      before: z.array(commandSchema).default([]),
+      after: z.array(commandSchema).default([]),
+    })
+    .default({ before: [], after: [] }),
 });
 
 const planSchema = z
