@@ -9,11 +9,13 @@ import { SOURCE_SPECS, type SourceDetails, type SourceKind } from '#core/sources
 import { commandDriver } from './command/index';
 import { filesDriver } from './files/index';
 import { postgresDriver } from './postgres/index';
+import { redisDriver } from './redis/index';
 
 const DRIVERS: { readonly [K in SourceKind]: SourceDriver<K> } = {
   postgres: postgresDriver,
   files: filesDriver,
   command: commandDriver,
+  redis: redisDriver,
 };
 
 /**

@@ -25,6 +25,7 @@ import type { Job } from '#core/plan';
 import type { PutOptions, RestoreInput, SourceContext, SourceDriver, Vault } from '#core/ports';
 import { SOURCE_KINDS, type SourceConfig, type SourceKind } from '#core/sources/index';
 import { type PgServer, startPostgres } from '#test/support/postgres';
+import { datasetDigest, type RedisServer, startRedis } from '#test/support/redis';
 import { testRuntime } from '#test/support/runtime';
 
 /** What the suite needs of a kind: a world to back up, and ways to look at targets. */
@@ -207,8 +208,64 @@ async function relativeTreeFingerprint(dir: string): Promise<string> {
   return parts.join(';');
 }
 
+let redis: RedisServer;
+let redisRoot: string;
+let redisTargets = 0;
+
+/** A real redis-server with strings, a hash, a list and a set in two databases. */
+const redisFixture: SourceFixture = {
+  kind: 'redis',
+  async setUp() {
+    redisRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-redis-'));
+    redis = await startRedis();
+    await redis.cli(['DEBUG', 'POPULATE', '500', 'item', '64']);
+    await redis.cli(['HSET', 'user:1', 'name', 'Ada', 'role', 'admin']);
+    await redis.cli(['RPUSH', 'queue', 'a', 'b', 'c'], 3);
+    await redis.cli(['SADD', 'tags', 'x', 'y'], 3);
+  },
+  tearDown: async () => {
+    await redis?.stop();
+    if (redisRoot) await rm(redisRoot, { recursive: true, force: true });
+  },
+  config: () => ({
+    kind: 'redis',
+    host: '127.0.0.1',
+    port: redis.port,
+    method: 'replication',
+    sampleKeys: 10,
+    serverBinary: 'redis-server',
+  }),
+  freshTarget: (label) => join(redisRoot, `target-${label.replace(/\W/g, '-')}-${++redisTargets}`),
+  async makeExisting(label) {
+    const dir = join(redisRoot, `existing-${label.replace(/\W/g, '-')}-${++redisTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  async fingerprint(dir) {
+    const files = (await readdir(dir)).sort();
+    if (!files.includes('dump.rdb')) return `files:${files.join(',')}`;
+    const copy = await startRedis({ dir });
+    try {
+      return await datasetDigest(copy);
+    } finally {
+      await copy.stop();
+    }
+  },
+  sourceFingerprint: () => datasetDigest(redis),
+  async spoil(dir) {
+    const copy = await startRedis({ dir });
+    try {
+      await copy.cli(['DEL', 'item:1', 'item:2', 'user:1']);
+      await copy.cli(['SAVE']);
+    } finally {
+      await copy.stop();
+    }
+  },
+};
+
 /** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
-const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture, commandFixture];
+const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture, commandFixture, redisFixture];
 
 it('has a fixture for every registered source kind', () => {
   expect(FIXTURES.map((f) => f.kind).sort()).toEqual([...SOURCE_KINDS].sort());
