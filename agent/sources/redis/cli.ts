@@ -1,8 +1,8 @@
 /**
  * Talking to Redis through redis-cli (the tool the backup itself uses, so one set of connection
  * settings, TLS included): connection arguments, the password in REDISCLI_AUTH (never argv), and
- * commands whose replies are read in `--no-raw` form, where an error reply is unambiguous (`(error) …`)
- * and strings are quoted.
+ * commands whose replies are read in `--no-raw` form, where an error reply is unambiguous (`(error) …`;
+ * INFO, printed raw all the same, is sections starting with `#`) and strings are quoted.
  */
 import { spawnTool } from '#agent/pipeline/child';
 import { SourceError } from '#core/errors';
@@ -95,7 +95,9 @@ export async function redisCli(
     );
   }
   const reply = Buffer.concat(chunks).toString('utf8');
-  if (reply.startsWith('(error) ') || /^(Could not connect|AUTH failed)/.test(reply)) {
+  // INFO is printed raw even under --no-raw: a reply that is not sections is an error reply.
+  const infoError = args[0]?.toUpperCase() === 'INFO' && reply.trim() !== '' && !reply.startsWith('#');
+  if (infoError || reply.startsWith('(error) ') || /^(Could not connect|AUTH failed)/.test(reply)) {
     throw new SourceError(
       `${describeEndpoint(endpoint)}: ${args[0]} failed: ${reply.trim().replace(/^\(error\) /, '')}`,
     );

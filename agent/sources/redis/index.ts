@@ -7,7 +7,7 @@
  * it into a scratch redis-server on a free port and compare counts and samples with the manifest.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -74,7 +74,7 @@ export async function backupRedis(
   if (config.method !== 'bgsave')
     snapshot = await replicationSnapshot(endpoint, password, ctx, config.method);
   if (!snapshot) {
-    ctx.log?.(`${where}: replication refused, falling back to BGSAVE`);
+    if (config.method === 'auto') ctx.log?.(`${where}: replication refused, falling back to BGSAVE`);
     snapshot = await bgsaveSnapshot(endpoint, password, ctx);
   }
   const taken = snapshot;
@@ -202,7 +202,7 @@ async function bgsaveSnapshot(
       { cause: error },
     );
   });
-  const stream = createReadStream('', { fd: handle.fd, autoClose: true });
+  const stream = handle.createReadStream({ autoClose: true });
   const done = new Promise<void>((resolve, reject) => {
     stream.once('end', () => resolve());
     stream.once('error', (error) =>
