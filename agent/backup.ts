@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { withHooks } from '#agent/hooks';
 import { compressionLevel, compressor } from '#agent/pipeline/compress';
 import { createEncryptStream } from '#agent/pipeline/encrypt';
 import { TaskGroup } from '#agent/pipeline/flow';
@@ -67,14 +68,15 @@ export interface BackupResult {
 }
 
 /**
- * Backs up one job and writes its manifest.
+ * Backs up one job and writes its manifest, between the job's `before` and `after` hooks (agent/hooks).
  * @example const result = await runBackup(runtime, findJob(runtime.plan, 'appdb'))
  */
-export async function runBackup(
-  runtime: Runtime,
-  job: Job,
-  options: BackupOptions = {},
-): Promise<BackupResult> {
+export function runBackup(runtime: Runtime, job: Job, options: BackupOptions = {}): Promise<BackupResult> {
+  return withHooks(runtime, job, options.signal ?? runtime.signal, () => backupOnce(runtime, job, options));
+}
+
+/** One backup of a job, without its hooks. */
+async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): Promise<BackupResult> {
   const { vault, keys, clock } = runtime;
   const started = clock.now();
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));

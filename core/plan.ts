@@ -5,6 +5,7 @@
  */
 import { parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
+import { commandSchema } from './command';
 import {
   DURATION_UNITS_HINT,
   FOREVER,
@@ -236,6 +237,17 @@ const jobSchema = z.strictObject({
     .optional(),
   /** How long one run of the job may take before it is stopped and its leftovers are stale. */
   timeout: duration({ min: 60, max: 7 * 86_400, what: 'job timeout' }).default(6 * 3600),
+  /**
+   * Commands around each backup of the job (quiesce an application, flush a cache, take an LVM snapshot):
+   * `before` in order, the first failure stopping the backup before it starts; `after` always, in
+   * order, also when `before` or the backup failed (STRONGBOX_BACKUP_STATUS tells them which).
+   */
+  hooks: z
+    .strictObject({
+      before: z.array(commandSchema).default([]),
+      after: z.array(commandSchema).default([]),
+    })
+    .default({ before: [], after: [] }),
 });
 
 const planSchema = z

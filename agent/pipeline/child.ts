@@ -36,7 +36,21 @@ export interface SpawnToolOptions {
   okExitCodes?: readonly number[];
   /** Called with every complete line of stderr (besides the bounded tail kept for messages). */
   onStderrLine?: (line: string) => void;
+  /**
+   * Kills the tool once it has run this long; `done` then rejects saying it exceeded its timeout.
+   * @default no limit
+   */
+  timeoutSeconds?: number;
+  /**
+   * Starts the tool in a process group of its own and signals the whole group, so a shell's children
+   * (a pipeline under `sh -c`) die with it and no orphan keeps its pipes open. SIGKILL follows SIGTERM
+   * after {@link KILL_GRACE_MS}.
+   */
+  processGroup?: boolean;
 }
+
+/** How long a tool has between SIGTERM and SIGKILL when it runs in its own process group. */
+export const KILL_GRACE_MS = 2_000;
 
 /** A running tool. */
 export interface ToolProcess {
@@ -82,6 +96,7 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
       env: options.env as NodeJS.ProcessEnv | undefined,
       cwd: options.cwd,
       stdio: [options.stdin ?? 'pipe', options.stdout ?? 'pipe', 'pipe'],
+      detached: options.processGroup ?? false,
     });
   } catch (error) {
     // Synchronous failures: bad arguments (a NUL byte), bad cwd type. Same shape as an async failure.
@@ -100,10 +115,44 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
   // (in `done`) is what counts, and pipeline() still sees the error through its own listener.
   child.stdin?.on('error', () => {});
 
+  let exited = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const kill = () => {
+    if (exited) return;
+    if (!options.processGroup || child.pid === undefined) {
+      child.kill('SIGTERM');
+      return;
+    }
+    const group = child.pid;
+    try {
+      process.kill(-group, 'SIGTERM');
+    } catch {
+      child.kill('SIGTERM');
+    }
+    graceTimer = setTimeout(() => {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // The group is gone.
+      }
+    }, KILL_GRACE_MS);
+    graceTimer.unref();
+  };
+  let timedOut = false;
+  const timer =
+    options.timeoutSeconds === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, options.timeoutSeconds * 1000);
+  timer?.unref();
   const signal = options.signal;
-  const onAbort = () => child.kill('SIGTERM');
+  const onAbort = () => kill();
   const exitStatus = new Promise<number>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
+      exited = true;
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (error.code === 'ENOENT') {
         const pkg = PACKAGES[name];
@@ -118,12 +167,22 @@ export function spawnTool(command: string, args: string[], options: SpawnToolOpt
       }
     });
     child.once('exit', (code, exitSignal) => {
+      exited = !options.processGroup;
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       void stderrClosed.then(() => {
+        exited = true;
+        clearTimeout(graceTimer);
         const lines = tail.lines();
-        if (code !== null && okExitCodes.includes(code)) return resolve(code);
+        if (code !== null && okExitCodes.includes(code) && !timedOut) return resolve(code);
         const stderr = lines.length ? `:\n${lines.join('\n')}` : ' (no output on stderr)';
-        if (signal?.aborted) {
+        if (timedOut) {
+          reject(
+            new SourceError(
+              `${name} exceeded its timeout of ${options.timeoutSeconds}s and was stopped${stderr}`,
+            ),
+          );
+        } else if (signal?.aborted) {
           reject(
             new SourceError(`${name} was stopped because the operation was aborted`, {
               cause: signal.reason,

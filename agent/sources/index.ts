@@ -6,14 +6,18 @@
 import { IntegrityError } from '#core/errors';
 import type { SourceDriver } from '#core/ports';
 import { SOURCE_SPECS, type SourceDetails, type SourceKind } from '#core/sources/index';
+import { commandDriver } from './command/index';
 import { filesDriver } from './files/index';
 import { postgresDriver } from './postgres/index';
 import { postgresPhysicalDriver } from './postgres-physical/index';
+import { redisDriver } from './redis/index';
 
 const DRIVERS: { readonly [K in SourceKind]: SourceDriver<K> } = {
   postgres: postgresDriver,
   files: filesDriver,
   'postgres-physical': postgresPhysicalDriver,
+  command: commandDriver,
+  redis: redisDriver,
 };
 
 /**

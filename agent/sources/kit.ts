@@ -1,5 +1,5 @@
-/** What source drivers share: single-object backups and doctor probes. */
-import type { Readable } from 'node:stream';
+/** What source drivers share: single-object backups, streams that end only on a clean exit, doctor probes. */
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { describeError } from '#core/errors';
 import type { DoctorCheck, SourceObject } from '#core/ports';
 
@@ -32,5 +32,31 @@ export async function probe(
       subject,
       detail: describeError(error),
     };
+  }
+}
+
+/**
+ * A pass-through whose end waits for a verdict: the stream ends cleanly only when `verdict` resolves
+ * (the tool that produced the bytes exited 0, it wrote something), and errors with its rejection
+ * otherwise — so a consumer that sees a clean end holds a complete backup.
+ * @example pipeline(tool.stdout, meter, new EndGate(async () => { await tool.done; … }))
+ */
+export class EndGate extends Transform {
+  readonly #verdict: () => Promise<void>;
+
+  constructor(verdict: () => Promise<void>) {
+    super();
+    this.#verdict = verdict;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#verdict().then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
   }
 }

@@ -5,18 +5,28 @@
  * goes in agent/sources/<kind>/ and one line of agent/sources/index.ts).
  */
 import { z } from 'zod';
+import { commandSource } from './command';
 import { filesSource } from './files';
 import { postgresSource } from './postgres';
 import { postgresPhysicalSource } from './postgres-physical';
+import { redisSource } from './redis';
 import type { SourceCapabilities, SourceSpec } from './spec';
 
+export type { CommandDetails, CommandSourceConfig } from './command';
 export type { FilesDetails, FilesSourceConfig } from './files';
 export type { PostgresDetails, PostgresSourceConfig, TableCount } from './postgres';
 export type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from './postgres-physical';
+export type { RedisDetails, RedisSourceConfig } from './redis';
 export { NO_CAPABILITIES, type SourceCapabilities, type SourceSpec } from './spec';
 
 /** Every source kind, in the order docs and messages list them. */
-export const SOURCE_SPECS = [postgresSource, filesSource, postgresPhysicalSource] as const;
+export const SOURCE_SPECS = [
+  postgresSource,
+  postgresPhysicalSource,
+  filesSource,
+  commandSource,
+  redisSource,
+] as const;
 
 type Specs = typeof SOURCE_SPECS;
 // biome-ignore lint/suspicious/noExplicitAny: any spec, whatever its schemas

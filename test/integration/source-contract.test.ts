@@ -38,6 +38,7 @@ import type { Job } from '#core/plan';
 import type { PutOptions, RestoreInput, SourceContext, SourceDriver, Vault } from '#core/ports';
 import { SOURCE_KINDS, type SourceConfig, type SourceKind } from '#core/sources/index';
 import { type PgServer, startPostgres } from '#test/support/postgres';
+import { datasetDigest, type RedisServer, startRedis } from '#test/support/redis';
 import { testRuntime } from '#test/support/runtime';
 
 /** What the suite needs of a kind: a world to back up, and ways to look at targets. */
@@ -250,8 +251,126 @@ async function servedFingerprint(dir: string): Promise<string> {
   }
 }
 
+let commandRoot: string;
+let commandTargets = 0;
+
+/** The command source with real tools: `tar -c` to stdout, `tar -x` from stdin, `sha256sum -c` as the check. */
+const commandFixture: SourceFixture = {
+  kind: 'command',
+  async setUp() {
+    commandRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-command-'));
+    const tree = join(commandRoot, 'source');
+    await mkdir(join(tree, 'manifests'), { recursive: true });
+    await writeFile(join(tree, 'manifests', 'deploy.yaml'), 'kind: Deployment\nreplicas: 3\n');
+    await writeFile(join(tree, 'image.tar'), Buffer.alloc(200_000, 3));
+    const sums = [];
+    for (const name of ['manifests/deploy.yaml', 'image.tar']) {
+      const digest = createHash('sha256')
+        .update(await readFile(join(tree, name)))
+        .digest('hex');
+      sums.push(`${digest}  ${name}\n`);
+    }
+    await writeFile(join(tree, 'SHA256SUMS'), sums.join(''));
+  },
+  tearDown: () => (commandRoot ? rm(commandRoot, { recursive: true, force: true }) : Promise.resolve()),
+  // Both a valid plan entry and the driver's parsed config (the timeouts take their default in the plan).
+  config: () =>
+    ({
+      kind: 'command',
+      backup: { argv: ['tar', '-cf', '-', '-C', join(commandRoot, 'source'), '.'], env: {}, secretEnv: {} },
+      restore: { argv: ['tar', '-xf', '-'], env: {}, secretEnv: {} },
+      check: { argv: ['sha256sum', '--quiet', '--strict', '-c', 'SHA256SUMS'], env: {}, secretEnv: {} },
+    }) as SourceConfig,
+  freshTarget: (label) => join(commandRoot, `target-${label.replace(/\W/g, '-')}-${++commandTargets}`),
+  async makeExisting(label) {
+    const dir = join(commandRoot, `existing-${label.replace(/\W/g, '-')}-${++commandTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  fingerprint: (dir) => relativeTreeFingerprint(dir),
+  sourceFingerprint: () => relativeTreeFingerprint(join(commandRoot, 'source')),
+  spoil: (dir) => writeFile(join(dir, 'manifests', 'deploy.yaml'), 'kind: Deployment\nreplicas: 0\n'),
+};
+
+/** Paths relative to `dir` and their contents' digests. */
+async function relativeTreeFingerprint(dir: string): Promise<string> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  const parts: string[] = [];
+  for (const file of files.sort()) {
+    const digest = createHash('sha256')
+      .update(await readFile(file))
+      .digest('hex');
+    parts.push(`${file.slice(dir.length)}=${digest}`);
+  }
+  return parts.join(';');
+}
+
+let redis: RedisServer;
+let redisRoot: string;
+let redisTargets = 0;
+
+/** A real redis-server with strings, a hash, a list and a set in two databases. */
+const redisFixture: SourceFixture = {
+  kind: 'redis',
+  async setUp() {
+    redisRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-redis-'));
+    redis = await startRedis();
+    await redis.cli(['DEBUG', 'POPULATE', '500', 'item', '64']);
+    await redis.cli(['HSET', 'user:1', 'name', 'Ada', 'role', 'admin']);
+    await redis.cli(['RPUSH', 'queue', 'a', 'b', 'c'], 3);
+    await redis.cli(['SADD', 'tags', 'x', 'y'], 3);
+  },
+  tearDown: async () => {
+    await redis?.stop();
+    if (redisRoot) await rm(redisRoot, { recursive: true, force: true });
+  },
+  config: () => ({
+    kind: 'redis',
+    host: '127.0.0.1',
+    port: redis.port,
+    method: 'replication',
+    sampleKeys: 10,
+    serverBinary: 'redis-server',
+  }),
+  freshTarget: (label) => join(redisRoot, `target-${label.replace(/\W/g, '-')}-${++redisTargets}`),
+  async makeExisting(label) {
+    const dir = join(redisRoot, `existing-${label.replace(/\W/g, '-')}-${++redisTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  async fingerprint(dir) {
+    const files = (await readdir(dir)).sort();
+    if (!files.includes('dump.rdb')) return `files:${files.join(',')}`;
+    const copy = await startRedis({ dir });
+    try {
+      return await datasetDigest(copy);
+    } finally {
+      await copy.stop();
+    }
+  },
+  sourceFingerprint: () => datasetDigest(redis),
+  async spoil(dir) {
+    const copy = await startRedis({ dir });
+    try {
+      await copy.cli(['DEL', 'item:1', 'item:2', 'user:1']);
+      await copy.cli(['SAVE']);
+    } finally {
+      await copy.stop();
+    }
+  },
+};
+
 /** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
-const FIXTURES: readonly SourceFixture[] = [postgresFixture, filesFixture, physicalFixture];
+const FIXTURES: readonly SourceFixture[] = [
+  postgresFixture,
+  physicalFixture,
+  filesFixture,
+  commandFixture,
+  redisFixture,
+];
 
 it('has a fixture for every registered source kind', () => {
   expect(FIXTURES.map((f) => f.kind).sort()).toEqual([...SOURCE_KINDS].sort());

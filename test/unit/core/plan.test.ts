@@ -290,7 +290,7 @@ describe('validatePlan rejects bad fields, naming each one', () => {
     [
       'an unknown source kind',
       withJob({ source: { kind: 'mysql', database: 'app' } }),
-      'jobs[0].source.kind: must be one of postgres, files',
+      'jobs[0].source.kind: must be one of postgres, files, command, redis',
     ],
     [
       'an unknown key type',
