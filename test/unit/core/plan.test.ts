@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
 import { findJob, parsePlan, retentionOf, validatePlan } from '#core/plan';
+import { SOURCE_KINDS } from '#core/sources/index';
 import { minimalPlanData, planWithJob } from './fixtures';
 
 /** The issues validatePlan reports for `data`, or a failure when it accepts it. */
@@ -139,6 +140,7 @@ describe('validatePlan accepts good plans', () => {
             noOwner: false,
           },
           compression: { algorithm: 'zstd' },
+          hooks: { before: [], after: [] },
           limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
           timeout: 6 * 3600,
         },
@@ -215,12 +217,14 @@ describe('validatePlan accepts good plans', () => {
         ],
       },
       timeout: 4 * 3600,
+      hooks: { before: [], after: [] },
     });
     expect(plan.jobs[1]).toEqual({
       name: 'media',
       scheduleWindowMinutes: 0,
       source: { kind: 'files', paths: ['/srv/media', '/etc/nginx'], exclude: ['*.tmp'], unreadable: 'error' },
       compression: { algorithm: 'zstd' },
+      hooks: { before: [], after: [] },
       limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
       timeout: 6 * 3600,
     });
@@ -290,7 +294,7 @@ describe('validatePlan rejects bad fields, naming each one', () => {
     [
       'an unknown source kind',
       withJob({ source: { kind: 'mysql', database: 'app' } }),
-      'jobs[0].source.kind: must be one of postgres, files, command, redis',
+      `jobs[0].source.kind: must be one of ${SOURCE_KINDS.join(', ')}`,
     ],
     [
       'an unknown key type',
