@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
+import { doctorPostgres } from '#agent/sources/postgres/doctor';
 import { backupPostgres, restorePostgres } from '#agent/sources/postgres/index';
 import { RestoreError } from '#core/errors';
 import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
@@ -316,4 +317,31 @@ describe('restore onto a fresh server without the roles', () => {
       await other.stop();
     }
   }, 60_000);
+});
+
+describe('doctor checks what backup, restore, drill and replace need', () => {
+  it('passes for the backup role and names every missing privilege of another', async () => {
+    const good = await doctorPostgres(configFor(source, 'strongbox'), logger().ctx);
+    expect(good.filter((c) => !c.ok)).toEqual([]);
+    expect(good.map((c) => c.subject)).toContain('backup: SELECT on every table of shop');
+
+    const bad = await doctorPostgres(configFor(source, 'outsider'), logger().ctx);
+    const failed = Object.fromEntries(bad.filter((c) => !c.ok).map((c) => [c.subject, c.detail]));
+    expect(failed['backup: SELECT on every table of shop']).toMatch(
+      /outsider cannot SELECT "sales"."audit", "sales"."audit_id_seq", .*"sales"."orders"/,
+    );
+    expect(failed['restore, drill, replace: CREATEDB and the owners']).toMatch(
+      /outsider cannot set the owner app/,
+    );
+
+    const excluded = await doctorPostgres(
+      configFor(source, 'outsider', { excludeTables: ['sales.*'], noOwner: true }),
+      logger().ctx,
+    );
+    expect(excluded.filter((c) => !c.ok)).toEqual([]);
+    const noCreate = await doctorPostgres(configFor(source, 'nocreatedb'), logger().ctx);
+    expect(noCreate.find((c) => c.subject.startsWith('restore'))?.detail).toMatch(
+      /nocreatedb lacks CREATEDB/,
+    );
+  });
 });
