@@ -3,6 +3,9 @@
  * application role owns its schema and tables, a reporting role reads through a group, the database has
  * its own settings, comment and ACL, and backups and restores run as `strongbox`, a non-superuser with
  * pg_read_all_data, CREATEDB and membership in the owner. A second, fresh cluster has none of those roles.
+ * The schema covers identity columns, enums, domains, inheritance, RLS policies, views, a materialized
+ * view, an extension, a publication, a large object, default privileges and database settings; a
+ * restore must give the same `pg_dump -s` (owners and ACLs included) and the same content.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
+import { doctorPostgres } from '#agent/sources/postgres/doctor';
 import { backupPostgres, restorePostgres } from '#agent/sources/postgres/index';
 import { RestoreError } from '#core/errors';
 import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
@@ -51,6 +55,14 @@ const SITE_SCHEMA = `
   INSERT INTO sales.orders (state, total) SELECT (ARRAY['open','paid','shipped'])[1 + g % 3]::sales.state, g
     FROM generate_series(1, 300) g;
   INSERT INTO sales.audit (order_id, note) SELECT g, 'n' || g FROM generate_series(1, 300) g;
+  CREATE DOMAIN sales.money_amount AS numeric(10, 2) CHECK (VALUE >= 0);
+  CREATE TABLE sales.archive (id int PRIMARY KEY, amount sales.money_amount);
+  CREATE TABLE sales.archive_2020 (year int DEFAULT 2020) INHERITS (sales.archive);
+  INSERT INTO sales.archive_2020 (id, amount) VALUES (1, 9.5), (2, 3);
+  CREATE MATERIALIZED VIEW sales.totals AS SELECT state, sum(total) AS total FROM sales.orders GROUP BY state;
+  CREATE EXTENSION pgcrypto SCHEMA sales;
+  CREATE PUBLICATION shop_orders FOR TABLE sales.orders;
+  SELECT lo_from_bytea(0, 'large object bytes');
   RESET ROLE;
   COMMENT ON DATABASE shop IS 'the shop''s orders';
   ALTER DATABASE shop SET search_path = sales, public;
@@ -107,7 +119,10 @@ function databaseStateOf(server: PgServer, database: string): Promise<string> {
 function contentOf(server: PgServer, database: string): Promise<string> {
   return server.psql(
     `SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM sales.orders t) || ' ' ||
-            (SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM sales.audit t)`,
+            (SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM sales.audit t) || ' ' ||
+            (SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM sales.archive t) || ' ' ||
+            (SELECT md5(string_agg(t::text, '|' ORDER BY t.state)) FROM sales.totals t) || ' ' ||
+            (SELECT string_agg(convert_from(lo_get(oid), 'UTF8'), '|') FROM pg_largeobject_metadata)`,
     database,
   );
 }
@@ -316,4 +331,31 @@ describe('restore onto a fresh server without the roles', () => {
       await other.stop();
     }
   }, 60_000);
+});
+
+describe('doctor checks what backup, restore, drill and replace need', () => {
+  it('passes for the backup role and names every missing privilege of another', async () => {
+    const good = await doctorPostgres(configFor(source, 'strongbox'), logger().ctx);
+    expect(good.filter((c) => !c.ok)).toEqual([]);
+    expect(good.map((c) => c.subject)).toContain('backup: SELECT on every table of shop');
+
+    const bad = await doctorPostgres(configFor(source, 'outsider'), logger().ctx);
+    const failed = Object.fromEntries(bad.filter((c) => !c.ok).map((c) => [c.subject, c.detail]));
+    expect(failed['backup: SELECT on every table of shop']).toMatch(
+      /outsider cannot SELECT "sales"."archive", .*"sales"."audit", .*"sales"."orders", .*"sales"."totals": the backup would fail/,
+    );
+    expect(failed['restore, drill, replace: CREATEDB and the owners']).toMatch(
+      /outsider cannot set the owner app/,
+    );
+
+    const excluded = await doctorPostgres(
+      configFor(source, 'outsider', { excludeTables: ['sales.*'], noOwner: true }),
+      logger().ctx,
+    );
+    expect(excluded.filter((c) => !c.ok)).toEqual([]);
+    const noCreate = await doctorPostgres(configFor(source, 'nocreatedb'), logger().ctx);
+    expect(noCreate.find((c) => c.subject.startsWith('restore'))?.detail).toMatch(
+      /nocreatedb lacks CREATEDB/,
+    );
+  });
 });

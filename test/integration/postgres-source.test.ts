@@ -354,7 +354,7 @@ describe('swapDatabases', () => {
 });
 
 describe('drill checks and scratch targets', () => {
-  it('reports missing tables and wrong row counts', async () => {
+  it('reports missing tables, wrong row counts and tables the manifest does not list', async () => {
     const config = configFor(pg, 'multi');
     const details = {
       kind: 'postgres' as const,
@@ -376,8 +376,15 @@ describe('drill checks and scratch targets', () => {
     expect(findings.map((f) => [f.check, f.severity])).toEqual([
       ['row-count', 'critical'],
       ['table-missing', 'critical'],
+      ['table-unexpected', 'critical'],
+      ['table-unexpected', 'critical'],
     ]);
     expect(findings[0]?.message).toMatch(/public\.refunds .* has 7 rows, the backup recorded 8/);
+    expect(findings[2]?.message).toMatch(/table sales\.orders in restored database multi has no row count/);
+    expect(findings[3]?.message).toMatch(/table sales\.refunds/);
+    // A selective check looks at the chosen tables only.
+    const chosen = await checkPostgres(config, 'multi', details, ctx, ['public.orders']);
+    expect(chosen.flatMap((c) => c.findings)).toEqual([]);
   });
 
   it('runs SQL checks read-only and compares the first value as text', async () => {

@@ -13,15 +13,16 @@ import { quoteIdent, selectTables } from './names';
 
 /**
  * Checks that every table of the manifest's details exists in `database` with exactly the recorded row
- * count (`count(*)`); after a selective restore pass the restored `tables` (`table` or `schema.table`)
- * and only those are checked. One check, `row-counts`, with a finding per table that is missing or
+ * count (`count(*)`), and — after a whole restore, when the plan takes row counts — that the restored
+ * database has no table the manifest does not list; after a selective restore pass the restored
+ * `tables` (`table` or `schema.table`) and only those are checked. One check, `row-counts`, with a finding per table that is missing or
  * differs. Findings carry `job: ''`: the caller, which knows the job and backup, fills them in.
  * @example await checkPostgres(job.source, 'app_drill', manifest.source, ctx, ['public.orders'])
  * @throws SourceError when the database cannot be reached; PlanError when a table asked for is not in
  *   the manifest.
  */
 export async function checkPostgres(
-  config: PostgresTarget,
+  config: PostgresTarget & { rowCounts?: boolean },
   database: string,
   details: PostgresDetails,
   ctx: SourceContext,
@@ -60,10 +61,32 @@ export async function checkPostgres(
         });
       }
     }
+    if (tables === undefined && config.rowCounts !== false) {
+      // A whole restore: every table of the restored database must be one the backup counted.
+      const { rows } = await client.query<{ schema: string; name: string }>(
+        `SELECT n.nspname AS schema, c.relname AS name
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+            AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                             WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                               AND d.deptype = 'e')
+          ORDER BY 1, 2`,
+      );
+      for (const row of rows) {
+        if (expected.some((t) => t.schema === row.schema && t.name === row.name)) continue;
+        findings.push({
+          ...base,
+          severity: 'critical',
+          check: 'table-unexpected',
+          message: `table ${row.schema}.${row.name} in restored database ${database} has no row count in the backup's manifest`,
+        });
+      }
+    }
     const passed = findings.length === 0;
     const detail = passed
       ? `${expected.length} table${expected.length === 1 ? '' : 's'} match the row counts the backup recorded`
-      : `${findings.length} of ${expected.length} tables differ from the row counts the backup recorded`;
+      : `${findings.length} finding${findings.length === 1 ? '' : 's'} over ${expected.length} tables the backup recorded`;
     return [{ check: 'row-counts', passed, detail, findings }];
   } finally {
     await client.end().catch(() => {});
