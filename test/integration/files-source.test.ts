@@ -145,6 +145,24 @@ describe('backupFiles → restoreFiles', () => {
     expect(result.details).toMatchObject({ fileCount: 4 });
   });
 
+  it('expands globs in paths segment by segment and fails on a glob that matches nothing', async () => {
+    const units = join(work, 'systemd');
+    await mkdir(units, { recursive: true });
+    for (const name of ['app.service', 'app-worker.service', 'other.service', 'app.timer']) {
+      await writeFile(join(units, name), `[Unit]\nDescription=${name}\n`);
+    }
+    const backup = await backupFiles(configFor([join(units, 'app*.service')]), ctx);
+    const target = join(work, 'globbed');
+
+    const [result] = await Promise.all([backup.done, restoreFiles(streamOf(backup), { targetDir: target })]);
+
+    expect((await readdir(join(target, units))).sort()).toEqual(['app-worker.service', 'app.service']);
+    expect(result.details).toMatchObject({ paths: [join(units, 'app*.service')], fileCount: 2 });
+    await expect(backupFiles(configFor([join(units, 'nope*.service')]), ctx)).rejects.toThrow(
+      /matches nothing/,
+    );
+  });
+
   it('fails with the path when a configured path does not exist', async () => {
     const missing = join(work, 'nope');
     await expect(backupFiles(configFor([app, missing]), ctx)).rejects.toBeInstanceOf(SourceError);
