@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { create } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
-import { backupFiles, checkFiles, restoreFiles } from '#agent/sources/files/index';
+import { backupFiles, checkFiles, filesDriver, restoreFiles } from '#agent/sources/files/index';
 import { IntegrityError, RestoreError, SourceError } from '#core/errors';
 import type { FilesSourceConfig } from '#core/sources/index';
 import { streamOf } from '#test/support/sources';
@@ -281,6 +281,23 @@ describe('restoreFiles refusals and failures', () => {
     );
     await expect(lstat(join(work, 'escape-target', 'escape.txt'))).rejects.toThrow(/ENOENT/);
     await expect(lstat(target)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('doctorFiles', () => {
+  it('checks GNU tar and each path, saying how many paths a glob matches', async () => {
+    const lines = await filesDriver.doctor(
+      configFor([app, join(work, 'srv', '*'), join(work, 'missing')]),
+      ctx,
+    );
+    expect(lines.map((l) => [l.subject, l.ok])).toEqual([
+      ['tar', true],
+      [app, true],
+      [join(work, 'srv', '*'), true],
+      [join(work, 'missing'), false],
+    ]);
+    expect(lines[0]?.detail).toMatch(/GNU tar/);
+    expect(lines[2]?.detail).toBe('matches 1 path(s)');
   });
 });
 
