@@ -23,8 +23,8 @@ import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { PlanError, SourceError, VaultError } from '#core/errors';
-import { backupPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
+import { describeError, PlanError, SourceError, VaultError } from '#core/errors';
+import { backupPrefix, jobPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
 import {
   encryptionContext,
   MANIFEST_FORMAT,
@@ -81,6 +81,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
   const started = clock.now();
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));
   if (options.backupId !== undefined) await refuseExisting(runtime, job, backupId);
+  await removeAbandoned(runtime, job, started);
   const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
   const context = encryptionContext(job.name, backupId);
   const dataKey = await keys.generateDataKey(context);
@@ -231,6 +232,25 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
   } finally {
     dataKey.plaintext.fill(0);
     outer.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Removes what interrupted backups of the job left in the vault (partial files, incomplete multipart
+ * uploads) that began longer ago than the job's timeout, so none can belong to a backup still running.
+ * Best effort: a vault that refuses is logged, and the backup goes on (`prune` tries again).
+ */
+async function removeAbandoned(runtime: Runtime, job: Job, started: Date): Promise<void> {
+  const olderThan = new Date(started.getTime() - job.timeout * 1000);
+  try {
+    const removed = (await runtime.vault.removeAbandoned?.(jobPrefix(job.name), olderThan)) ?? [];
+    if (removed.length > 0) {
+      runtime.log(
+        `removed ${removed.length} unfinished write(s) of interrupted backups: ${removed.join(', ')}`,
+      );
+    }
+  } catch (error) {
+    runtime.log(`unfinished writes of interrupted backups could not be removed: ${describeError(error)}`);
   }
 }
 

@@ -55,6 +55,13 @@ export interface Vault {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; keys that do not exist are ignored. May be refused by Object Lock. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Removes writes below `prefix` that began (file vault: were last written) before `olderThan` and
+   * never completed — a file vault's partial files, S3 incomplete multipart uploads — and resolves with
+   * the keys they were for; with `dryRun` only lists them. Complete objects are never touched. Absent on
+   * vaults that keep no state for unfinished writes.
+   */
+  removeAbandoned?(prefix: string, olderThan: Date, options?: { dryRun?: boolean }): Promise<string[]>;
 }
 
 /** A fresh data key: the plaintext (never stored) and its wrapped form (stored in the manifest). */

@@ -167,6 +167,11 @@ export class FaultyVault implements Vault {
     }
   }
 
+  /** Passes straight through. */
+  removeAbandoned(prefix: string, olderThan: Date, options?: { dryRun?: boolean }): Promise<string[]> {
+    return this.inner.removeAbandoned?.(prefix, olderThan, options) ?? Promise.resolve([]);
+  }
+
   async get(key: string, options?: { signal?: AbortSignal }): Promise<Readable> {
     const fault = this.#take('get', key);
     if (!fault) return this.inner.get(key, options);

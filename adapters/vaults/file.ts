@@ -119,6 +119,42 @@ export class FileVault implements Vault {
     }
   }
 
+  async removeAbandoned(
+    prefix: string,
+    olderThan: Date,
+    options: { dryRun?: boolean } = {},
+  ): Promise<string[]> {
+    const slash = prefix.lastIndexOf('/');
+    const base = slash < 0 ? '' : prefix.slice(0, slash);
+    if (base !== '') checkKey(base);
+    const removed: string[] = [];
+    const visit = async (dirKey: string): Promise<void> => {
+      const dir = dirKey === '' ? this.root : this.#path(dirKey);
+      const entries = await readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
+        if (isMissing(error)) return [];
+        throw new VaultError(`cannot list ${dirKey || '/'} in ${this.url}: ${describeFsError(error)}`, {
+          cause: error,
+        });
+      });
+      for (const entry of entries) {
+        const key = dirKey === '' ? entry.name : `${dirKey}/${entry.name}`;
+        if (entry.isDirectory()) {
+          if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) await visit(key);
+          continue;
+        }
+        if (!entry.isFile() || !PARTIAL_NAME.test(entry.name)) continue;
+        const target = `${dirKey === '' ? '' : `${dirKey}/`}${entry.name.slice(1).replace(/\.partial-[0-9a-f]{16}$/, '')}`;
+        if (!target.startsWith(prefix)) continue;
+        const info = await stat(join(dir, entry.name)).catch(() => undefined);
+        if (!info || info.mtime >= olderThan) continue;
+        if (!options.dryRun) await unlink(join(dir, entry.name)).catch(() => {});
+        removed.push(target);
+      }
+    };
+    await visit(base);
+    return removed.sort();
+  }
+
   /** Yields files below `dirKey` whose key starts with `prefix`, in key (byte) order. */
   async *#walk(dirKey: string, prefix: string): AsyncGenerator<StoredObject> {
     let entries: import('node:fs').Dirent[];

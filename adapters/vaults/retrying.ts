@@ -129,6 +129,11 @@ export class RetryingVault implements Vault {
     this.#onRetry = options.onRetry;
   }
 
+  /** Passes straight through (the next backup or prune tries again). */
+  removeAbandoned(prefix: string, olderThan: Date, options?: { dryRun?: boolean }): Promise<string[]> {
+    return this.inner.removeAbandoned?.(prefix, olderThan, options) ?? Promise.resolve([]);
+  }
+
   /** Passes straight through: the body cannot be read twice. */
   put(key: string, body: Readable, options?: PutOptions): Promise<{ sizeBytes: number }> {
     return this.inner.put(key, body, options);

@@ -26,6 +26,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   paginateListObjectsV2,
   RestoreObjectCommand,
   S3Client,
@@ -298,6 +299,46 @@ export class S3Vault implements Vault {
         );
       }
     }
+  }
+
+  async removeAbandoned(
+    prefix: string,
+    olderThan: Date,
+    options: { dryRun?: boolean } = {},
+  ): Promise<string[]> {
+    const removed: string[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.#key(prefix),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId || !upload.Initiated || upload.Initiated >= olderThan) continue;
+          if (!options.dryRun) {
+            await this.client.send(
+              new AbortMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: upload.Key,
+                UploadId: upload.UploadId,
+              }),
+            );
+          }
+          removed.push(upload.Key.slice(this.prefix.length));
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker !== undefined);
+    } catch (error) {
+      throw toVaultError(error, `remove abandoned uploads below ${this.url}/${prefix}`);
+    }
+    return removed.sort();
   }
 
   /**

@@ -1,13 +1,14 @@
 /**
  * `strongbox prune`: applies the plan's retention (core selectRetained, the same rule the S3 lifecycle
- * enforces in the cloud) to a vault, and removes incomplete backups older than the job's timeout. A
+ * enforces in the cloud) to a vault, and removes incomplete backups and unfinished writes (partial files,
+ * incomplete multipart uploads) older than the job's timeout. A
  * backup is deleted manifest first, so it stops being complete before its data goes.
  */
 
 import { formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
 import { listBackups, readManifest } from '#core/catalog';
-import { manifestKey } from '#core/layout';
+import { jobPrefix, manifestKey } from '#core/layout';
 import { retentionOf, selectJobs } from '#core/plan';
 import { selectRetained } from '#core/retention';
 import type { Outcome } from './outcome';
@@ -23,7 +24,15 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
   const jobs = selectJobs(runtime.plan, options.jobs);
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
+  const abandoned: { job: string; key: string }[] = [];
   for (const job of jobs) {
+    // Unfinished writes of interrupted backups (partial files, incomplete multipart uploads).
+    const olderThan = new Date(now.getTime() - job.timeout * 1000);
+    for (const key of (await runtime.vault.removeAbandoned?.(jobPrefix(job.name), olderThan, {
+      dryRun: options.dryRun,
+    })) ?? []) {
+      abandoned.push({ job: job.name, key });
+    }
     const backups = await listBackups(runtime.vault, job.name);
     const candidates = [];
     for (const backup of backups) {
@@ -64,13 +73,14 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
   const verb = options.dryRun ? 'would delete' : 'deleted';
   return {
     exitCode: 0,
-    json: { dryRun: Boolean(options.dryRun), decisions },
+    json: { dryRun: Boolean(options.dryRun), decisions, abandoned },
     text: [
       formatTable([
         ['JOB', 'BACKUP', 'ACTION', 'REASON'],
         ...decisions.map((d) => [d.job, d.backupId, d.action, d.reason]),
       ]),
       `${verb} ${deleted} backup${deleted === 1 ? '' : 's'}`,
+      ...abandoned.map((a) => `${verb} unfinished write ${a.key}`),
     ].join('\n'),
   };
 }

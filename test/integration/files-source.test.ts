@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { create } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
-import { backupFiles, checkFiles, restoreFiles } from '#agent/sources/files/index';
+import { backupFiles, checkFiles, filesDriver, restoreFiles } from '#agent/sources/files/index';
 import { IntegrityError, RestoreError, SourceError } from '#core/errors';
 import type { FilesSourceConfig } from '#core/sources/index';
 import { streamOf } from '#test/support/sources';
@@ -145,6 +145,24 @@ describe('backupFiles → restoreFiles', () => {
     expect(result.details).toMatchObject({ fileCount: 4 });
   });
 
+  it('expands globs in paths segment by segment and fails on a glob that matches nothing', async () => {
+    const units = join(work, 'systemd');
+    await mkdir(units, { recursive: true });
+    for (const name of ['app.service', 'app-worker.service', 'other.service', 'app.timer']) {
+      await writeFile(join(units, name), `[Unit]\nDescription=${name}\n`);
+    }
+    const backup = await backupFiles(configFor([join(units, 'app*.service')]), ctx);
+    const target = join(work, 'globbed');
+
+    const [result] = await Promise.all([backup.done, restoreFiles(streamOf(backup), { targetDir: target })]);
+
+    expect((await readdir(join(target, units))).sort()).toEqual(['app-worker.service', 'app.service']);
+    expect(result.details).toMatchObject({ paths: [join(units, 'app*.service')], fileCount: 2 });
+    await expect(backupFiles(configFor([join(units, 'nope*.service')]), ctx)).rejects.toThrow(
+      /matches nothing/,
+    );
+  });
+
   it('fails with the path when a configured path does not exist', async () => {
     const missing = join(work, 'nope');
     await expect(backupFiles(configFor([app, missing]), ctx)).rejects.toBeInstanceOf(SourceError);
@@ -263,6 +281,23 @@ describe('restoreFiles refusals and failures', () => {
     );
     await expect(lstat(join(work, 'escape-target', 'escape.txt'))).rejects.toThrow(/ENOENT/);
     await expect(lstat(target)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('doctorFiles', () => {
+  it('checks GNU tar and each path, saying how many paths a glob matches', async () => {
+    const lines = await filesDriver.doctor(
+      configFor([app, join(work, 'srv', '*'), join(work, 'missing')]),
+      ctx,
+    );
+    expect(lines.map((l) => [l.subject, l.ok])).toEqual([
+      ['tar', true],
+      [app, true],
+      [join(work, 'srv', '*'), true],
+      [join(work, 'missing'), false],
+    ]);
+    expect(lines[0]?.detail).toMatch(/GNU tar/);
+    expect(lines[2]?.detail).toBe('matches 1 path(s)');
   });
 });
 

@@ -1,7 +1,9 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   RestoreObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
@@ -39,6 +41,43 @@ beforeEach(() => {
 });
 
 describe('S3Vault', () => {
+  it('aborts incomplete multipart uploads below a prefix begun before the cutoff, over every page', async () => {
+    const old = new Date('2026-01-01T00:00:00Z');
+    const fresh = new Date('2026-01-02T12:00:00Z');
+    s3.on(ListMultipartUploadsCommand)
+      .resolvesOnce({
+        IsTruncated: true,
+        NextKeyMarker: 'k',
+        NextUploadIdMarker: 'u',
+        Uploads: [{ Key: 'strongbox/backups/db/a/data.zst.sbx', UploadId: 'u1', Initiated: old }],
+      })
+      .resolvesOnce({
+        IsTruncated: false,
+        Uploads: [{ Key: 'strongbox/backups/db/b/data.zst.sbx', UploadId: 'u2', Initiated: fresh }],
+      });
+    s3.on(AbortMultipartUploadCommand).resolves({});
+
+    const removed = await vault().removeAbandoned('backups/db/', new Date('2026-01-02T00:00:00Z'));
+
+    expect(removed).toEqual(['backups/db/a/data.zst.sbx']);
+    expect(s3.commandCalls(ListMultipartUploadsCommand)[0]?.args[0].input.Prefix).toBe(
+      'strongbox/backups/db/',
+    );
+    expect(s3.commandCalls(ListMultipartUploadsCommand)[1]?.args[0].input.KeyMarker).toBe('k');
+    const aborts = s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input);
+    expect(aborts).toEqual([
+      { Bucket: 'acme-backups', Key: 'strongbox/backups/db/a/data.zst.sbx', UploadId: 'u1' },
+    ]);
+  });
+
+  it('only lists abandoned uploads on a dry run', async () => {
+    s3.on(ListMultipartUploadsCommand).resolves({
+      Uploads: [{ Key: 'strongbox/backups/db/a/data.zst.sbx', UploadId: 'u1', Initiated: new Date(0) }],
+    });
+    expect(await vault().removeAbandoned('backups/db/', new Date(), { dryRun: true })).toHaveLength(1);
+    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
+  });
+
   it('maps NoSuchKey on get to NotFoundError and an archived object to a VaultError saying so', async () => {
     s3.on(GetObjectCommand)
       .rejectsOnce(awsError('NoSuchKey', 404))
