@@ -75,12 +75,12 @@ describe('partial files of a killed backup', () => {
     const left = await partials();
     expect(left).toHaveLength(1);
 
-    const early = await pruneCommand(await openRuntime(plan, {}), { job: 'models' });
+    const early = await pruneCommand(await openRuntime(plan, {}), { jobs: ['models'] });
     expect((early.json as { abandoned: unknown[] }).abandoned).toEqual([]);
     expect(await partials()).toEqual(left);
 
     const dry = await pruneCommand(await openRuntime(plan, {}, { clock: hoursLater(2) }), {
-      job: 'models',
+      jobs: ['models'],
       dryRun: true,
     });
     expect((dry.json as { abandoned: { key: string }[] }).abandoned.map((a) => a.key)).toEqual([
@@ -89,7 +89,7 @@ describe('partial files of a killed backup', () => {
     expect(await partials()).toEqual(left);
 
     const pruned = await pruneCommand(await openRuntime(plan, {}, { clock: hoursLater(2) }), {
-      job: 'models',
+      jobs: ['models'],
     });
     expect(pruned.text).toMatch(/deleted unfinished write backups\/models\//);
     expect(await partials()).toEqual([]);
