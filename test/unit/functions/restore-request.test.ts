@@ -113,6 +113,42 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     });
   });
 
+  it('answers a time with the newest backup whose data still exists, skipping one whose data expired', async () => {
+    const vault = new MemoryVault();
+    const old = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 40 * DAY) });
+    const expired = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 20 * DAY) });
+    // Its tier's retention passed: the lifecycle removed the data, the manifest is kept.
+    await vault.delete([objectKey('app-db', expired.backupId, SYNTHETIC_OBJECT)]);
+    const { handler, sent } = setup(vault);
+    const at = new Date(NOW.getTime() - 10 * DAY).toISOString();
+
+    expect(await handler({ job: 'app-db', at })).toMatchObject({ status: 'started', backupId: old.backupId });
+    expect(sent()[0]?.Parameters?.backupId).toEqual([old.backupId]);
+
+    // By id, an expired backup is rejected with the reason, never a function error.
+    const byId = await handler({ job: 'app-db', backupId: expired.backupId });
+    expect(byId).toEqual({
+      status: 'rejected',
+      errors: [
+        `app-db: backup ${expired.backupId} cannot be restored`,
+        expect.stringMatching(new RegExp(`^${expired.backupId}: its data is gone \\(expired`)),
+      ],
+    });
+  });
+
+  it('rejects a time before which every backup has lost its data', async () => {
+    const vault = new MemoryVault();
+    const only = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 20 * DAY) });
+    await vault.delete([objectKey('app-db', only.backupId, SYNTHETIC_OBJECT)]);
+    const { handler, sent } = setup(vault);
+    const response = await handler({ job: 'app-db', at: NOW.toISOString() });
+    expect(response).toMatchObject({ status: 'rejected' });
+    expect(response.status === 'rejected' ? response.errors[0] : '').toMatch(
+      /no restorable backup at or before/,
+    );
+    expect(sent()).toEqual([]);
+  });
+
   it('answers not-started when Systems Manager refuses the target', async () => {
     const { handler, ssmMock } = setup(s3rverVault(s3));
     ssmMock.on(SendCommandCommand).rejects(
