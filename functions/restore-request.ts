@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { isBackupId } from '#core/backup-id';
 import { type BackupListing, listBackups, readManifest, selectBackup } from '#core/catalog';
-import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
+import { type AgentRestoreOptions, DOCUMENT_OPTIONS_PATTERN, FUNCTIONS } from '#core/deployment';
 import { NotFoundError, PlanError } from '#core/errors';
 import { objectKey } from '#core/layout';
 import type { Manifest } from '#core/manifest';
@@ -47,7 +47,11 @@ export type RestoreRequestServices = Services<(typeof RESTORE_REQUEST_ENV)[numbe
 const MAX_CANDIDATES = 100;
 
 const INSTANCE_ID = /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/;
-const TABLE = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
+// No `$` (PostgreSQL allows it in names; the SSM document's options pattern does not).
+const TABLE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+/** What `into` may hold so that its JSON passes DOCUMENT_OPTIONS_PATTERN (a `"` would become `\"`). */
+const INTO = /^[A-Za-z0-9 _.,:;'@%+=/()*?!#<>{}[\]-]+$/;
+const OPTIONS_PATTERN = new RegExp(DOCUMENT_OPTIONS_PATTERN);
 
 const targetSchema = z
   .strictObject({
@@ -86,7 +90,10 @@ export const restoreRequestSchema = z
       .string()
       .min(1)
       .max(255)
-      .regex(/^[^\0\n\r]+$/, 'must be one line')
+      .regex(
+        INTO,
+        "may hold letters, digits, space and _.,:;'@%+=/()*?!#<>{}[]- only (the SSM document's allowedPattern)",
+      )
       .optional(),
     /** Tables to restore (logical PostgreSQL jobs, scratch mode). */
     tables: z.array(z.string().regex(TABLE, 'must be table or schema.table')).min(1).optional(),
@@ -99,6 +106,14 @@ export const restoreRequestSchema = z
       .optional(),
   })
   .superRefine((request, ctx) => {
+    const json = JSON.stringify(agentOptions(request));
+    if (json !== '{}' && !OPTIONS_PATTERN.test(json)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: request.tables ? ['tables'] : ['into'],
+        message: `the restore options would be ${json.length} characters of JSON; the SSM document takes at most 4002 of letters, digits, space and _.,:;"'@%+=/()*?!#<>{}[]-`,
+      });
+    }
     const selectors = [request.backupId, request.latest, request.at].filter((v) => v !== undefined).length;
     if (selectors !== 1) {
       ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of backupId, latest or at' });
@@ -319,7 +334,9 @@ function requestTarget(plan: Plan, job: Job, request: RestoreRequest): CommandTa
   return { instanceIds: target.instanceIds, tags: target.tags, maxConcurrency: 1, maxErrors: 0 };
 }
 
-function agentOptions(request: RestoreRequest): AgentRestoreOptions {
+function agentOptions(
+  request: Pick<RestoreRequest, 'into' | 'tables' | 'mode' | 'confirm'>,
+): AgentRestoreOptions {
   const options: AgentRestoreOptions = {};
   if (request.into) options.target = request.into;
   if (request.tables) options.tables = request.tables;

@@ -1,9 +1,11 @@
 import { SendCommandCommand, SSMServiceException } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DOCUMENT_PARAMETERS } from '#core/deployment';
 import { objectKey, restoreRequestPrefix } from '#core/layout';
 import type { Vault } from '#core/ports';
 import { pendingRestoreSchema } from '#functions/lib/restore-requests';
 import { createRestoreRequestHandler, type RestoreRequestServices } from '#functions/restore-request';
+import { parameterPatterns } from '#infra/constructs/agent-document';
 import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
 import { COMMAND_ID } from './events';
 import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
@@ -147,6 +149,40 @@ describe('restore requests (objects in Standard, s3rver)', () => {
       /no restorable backup at or before/,
     );
     expect(sent()).toEqual([]);
+  });
+
+  it.each([
+    ['a quote in into', { into: 'app"x' }, 'into'],
+    ['a dollar in into', { into: 'app$x' }, 'into'],
+    ['a backslash in into', { into: 'app\\x' }, 'into'],
+    ['a non-ASCII into', { into: 'café' }, 'into'],
+    ['a dollar in a table', { tables: ['public.order$'] }, 'tables'],
+    [
+      'options over 4002 characters',
+      { tables: Array.from({ length: 200 }, (_, i) => `public.orders_${String(i).padStart(8, '0')}`) },
+      'tables',
+    ],
+  ])('rejects what the SSM document would refuse: %s', async (_name, fields, path) => {
+    const { handler, sent } = setup(s3rverVault(s3));
+    const response = await handler({ job: 'app-db', latest: true, ...fields });
+    expect(response.status).toBe('rejected');
+    expect(response.status === 'rejected' ? response.errors.join('\n') : '').toContain(path);
+    expect(sent()).toEqual([]);
+  });
+
+  it('sends only options that match the document parameter’s allowedPattern exactly', async () => {
+    const pattern = new RegExp(parameterPatterns(['app-db'])[DOCUMENT_PARAMETERS.options] as string);
+    const { handler, sent } = setup(s3rverVault(s3));
+    for (const fields of [
+      { into: "app_check (copy) #2 'noon' @ 12:00; a=b+c, 50% <ok> [x] {y} ?!*/." },
+      { tables: ['public.orders', 'Customers_2024'] },
+      { mode: 'replace', confirm: 'app-db' },
+    ]) {
+      expect(await handler({ job: 'app-db', latest: true, ...fields })).toMatchObject({ status: 'started' });
+    }
+    const options = sent().map((input) => input.Parameters?.options?.[0] ?? '');
+    expect(options).toHaveLength(3);
+    for (const value of options) expect(value).toMatch(pattern);
   });
 
   it('answers not-started when Systems Manager refuses the target', async () => {
