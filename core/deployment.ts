@@ -72,6 +72,14 @@ export const DOCUMENT_PARAMETERS = {
 } as const;
 
 /**
+ * The SSM document's `allowedPattern` of the options parameter: the JSON of AgentRestoreOptions, with no
+ * backquote, dollar, backslash, control or non-ASCII character, at most 4,002 characters. One owner:
+ * the document uses it, and the restore function checks the options it would send against it, so
+ * nothing it accepts is then refused by SSM.
+ */
+export const DOCUMENT_OPTIONS_PATTERN = `^$|^\\{[A-Za-z0-9 _.,:;"'@%+=/()*?!#<>{}\\[\\]-]{0,4000}\\}$`;
+
+/**
  * Document parameter that sets the run limit of the agent step in seconds (the step's `timeoutSeconds`,
  * 1 to 172800): the functions pass the job's `timeout`. It is interpolated into the step's input, never
  * into the script, and defaults to the longest job timeout of the plan. Not one of DOCUMENT_PARAMETERS,

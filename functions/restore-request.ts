@@ -12,10 +12,11 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { isBackupId } from '#core/backup-id';
-import { listBackups, readManifest, selectBackup } from '#core/catalog';
-import { type AgentRestoreOptions, FUNCTIONS } from '#core/deployment';
+import { type BackupListing, listBackups, readManifest, selectBackup } from '#core/catalog';
+import { type AgentRestoreOptions, DOCUMENT_OPTIONS_PATTERN, FUNCTIONS } from '#core/deployment';
 import { NotFoundError, PlanError } from '#core/errors';
 import { objectKey } from '#core/layout';
+import type { Manifest } from '#core/manifest';
 import { findJob, type Job, type Plan } from '#core/plan';
 import { RETRIEVAL_HOURS } from '#core/storage-classes';
 import { type CommandTarget, describeTarget, jobTarget, targetOfHost } from './lib/commands';
@@ -42,8 +43,15 @@ export const RESTORE_REQUEST_ENV = ['documentName', 'logGroupName'] as const;
 /** The services restore-request uses. */
 export type RestoreRequestServices = Services<(typeof RESTORE_REQUEST_ENV)[number]>;
 
+/** Backups a time or latest request looks through, newest first, for one whose data still exists. */
+const MAX_CANDIDATES = 100;
+
 const INSTANCE_ID = /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/;
-const TABLE = /^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/;
+// No `$` (PostgreSQL allows it in names; the SSM document's options pattern does not).
+const TABLE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+/** What `into` may hold so that its JSON passes DOCUMENT_OPTIONS_PATTERN (a `"` would become `\"`). */
+const INTO = /^[A-Za-z0-9 _.,:;'@%+=/()*?!#<>{}[\]-]+$/;
+const OPTIONS_PATTERN = new RegExp(DOCUMENT_OPTIONS_PATTERN);
 
 const targetSchema = z
   .strictObject({
@@ -82,7 +90,10 @@ export const restoreRequestSchema = z
       .string()
       .min(1)
       .max(255)
-      .regex(/^[^\0\n\r]+$/, 'must be one line')
+      .regex(
+        INTO,
+        "may hold letters, digits, space and _.,:;'@%+=/()*?!#<>{}[]- only (the SSM document's allowedPattern)",
+      )
       .optional(),
     /** Tables to restore (logical PostgreSQL jobs, scratch mode). */
     tables: z.array(z.string().regex(TABLE, 'must be table or schema.table')).min(1).optional(),
@@ -95,6 +106,14 @@ export const restoreRequestSchema = z
       .optional(),
   })
   .superRefine((request, ctx) => {
+    const json = JSON.stringify(agentOptions(request));
+    if (json !== '{}' && !OPTIONS_PATTERN.test(json)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: request.tables ? ['tables'] : ['into'],
+        message: `the restore options would be ${json.length} characters of JSON; the SSM document takes at most 4002 of letters, digits, space and _.,:;"'@%+=/()*?!#<>{}[]-`,
+      });
+    }
     const selectors = [request.backupId, request.latest, request.at].filter((v) => v !== undefined).length;
     if (selectors !== 1) {
       ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of backupId, latest or at' });
@@ -174,20 +193,51 @@ export async function requestRestore(
     if (error instanceof PlanError) return { status: 'rejected', errors: [...error.issues] };
     throw error;
   }
-  let backupId: string;
+  const listing = await listBackups(vault, job.name);
+  let first: BackupListing;
   try {
     const selector = request.backupId
       ? { backupId: request.backupId }
       : request.at
         ? { at: new Date(request.at) }
         : { latest: true as const };
-    backupId = selectBackup(await listBackups(vault, job.name), selector).backupId;
+    first = selectBackup(listing, selector);
   } catch (error) {
     if (error instanceof NotFoundError)
       return { status: 'rejected', errors: [`${job.name}: ${error.message}`] };
     throw error;
   }
-  const manifest = await readManifest(vault, job.name, backupId);
+  // Manifests are kept while data follows its tier's retention: a backup whose data expired is no
+  // candidate. By id: that backup or nothing; latest or at: the newest restorable one at or before.
+  const candidates = request.backupId
+    ? [first]
+    : listing
+        .filter((b) => b.complete && b.startedAt <= first.startedAt)
+        .reverse()
+        .slice(0, MAX_CANDIDATES);
+  const skipped: string[] = [];
+  let chosen: { backupId: string; manifest: Manifest } | undefined;
+  for (const candidate of candidates) {
+    const manifest = await readManifest(vault, job.name, candidate.backupId);
+    const stored = new Set(candidate.objects.map((o) => o.key));
+    const missing = manifest.objects
+      .map((o) => objectKey(job.name, candidate.backupId, o.name))
+      .filter((key) => !stored.has(key));
+    if (missing.length === 0) {
+      chosen = { backupId: candidate.backupId, manifest };
+      break;
+    }
+    skipped.push(
+      `${candidate.backupId}: its data is gone (expired by its tier's retention, or deleted): ${missing[0]}${missing.length > 1 ? ` and ${missing.length - 1} more` : ''}`,
+    );
+  }
+  if (!chosen) {
+    const scope = request.backupId
+      ? `backup ${request.backupId} cannot be restored`
+      : `no restorable backup at or before ${first.backupId} among the newest ${candidates.length}`;
+    return { status: 'rejected', errors: [`${job.name}: ${scope}`, ...skipped.slice(0, 5)] };
+  }
+  const { backupId, manifest } = chosen;
   const options = agentOptions(request);
   const now = clock.now();
 
@@ -284,7 +334,9 @@ function requestTarget(plan: Plan, job: Job, request: RestoreRequest): CommandTa
   return { instanceIds: target.instanceIds, tags: target.tags, maxConcurrency: 1, maxErrors: 0 };
 }
 
-function agentOptions(request: RestoreRequest): AgentRestoreOptions {
+function agentOptions(
+  request: Pick<RestoreRequest, 'into' | 'tables' | 'mode' | 'confirm'>,
+): AgentRestoreOptions {
   const options: AgentRestoreOptions = {};
   if (request.into) options.target = request.into;
   if (request.tables) options.tables = request.tables;

@@ -1,14 +1,19 @@
 /**
- * The CDK app entry named in cdk.json: `npx cdk synth|deploy --all -c plan=examples/aws-small.yaml`.
- * Reads the plan once, validates it, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad
- * plan stops the synth with the agent's message (`strongbox: error: …`, last line) and exit status 2.
+ * The CDK app entry named in cdk.json: `npx cdk synth -c plan=…` or `npx cdk deploy --all -c plan=…`.
+ * Builds the agent bundle first when it is missing or older than its sources, reads the plan once,
+ * validates it, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad plan stops the synth
+ * with the agent's message (`strongbox: error: …`, last line) and exit status 2.
  */
 import { App } from 'aws-cdk-lib';
 import { errorLines, PlanError } from '#core/errors';
+import { ensureAgentBundle } from '../../scripts/lib/agent-bundle';
 import { buildStrongboxApp, loadPlanFile } from '../app';
 import { addNagChecks } from '../nag';
+import { AGENT_BUNDLE_PATH, REPO_ROOT } from '../paths';
 
-function main(): void {
+async function main(): Promise<void> {
+  const rebuilt = await ensureAgentBundle(REPO_ROOT, AGENT_BUNDLE_PATH);
+  if (rebuilt) process.stderr.write(`built the agent bundle: ${rebuilt}\n`);
   const app = new App();
   const planPath: unknown = app.node.tryGetContext('plan');
   if (typeof planPath !== 'string' || planPath === '') {
@@ -20,7 +25,7 @@ function main(): void {
 }
 
 try {
-  main();
+  await main();
 } catch (error) {
   process.stderr.write(`${errorLines(error).join('\n')}\n`);
   process.exitCode = 2;

@@ -12,6 +12,7 @@ import {
   AGENT_ERROR_PREFIX,
   type AgentAction,
   agentArgv,
+  DOCUMENT_OPTIONS_PATTERN,
   DOCUMENT_PARAMETERS,
   DOCUMENT_RUN_STEP,
   DOCUMENT_TIMEOUT_PARAMETER,
@@ -82,8 +83,7 @@ export function parameterPatterns(jobs: readonly string[]): Record<string, strin
     [DOCUMENT_PARAMETERS.job]: `^(${jobs.join('|')})$`,
     [DOCUMENT_PARAMETERS.backupId]: '^$|^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$',
     [DOCUMENT_PARAMETERS.tier]: `^$|^(${TIERS.join('|')})$`,
-    // JSON of core/deployment AgentRestoreOptions: no backquote, dollar, backslash or control characters.
-    [DOCUMENT_PARAMETERS.options]: `^$|^\\{[A-Za-z0-9 _.,:;"'@%+=/()*?!#<>{}\\[\\]-]{0,4000}\\}$`,
+    [DOCUMENT_PARAMETERS.options]: DOCUMENT_OPTIONS_PATTERN,
     [DOCUMENT_TIMEOUT_PARAMETER]: '^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$',
   };
 }

@@ -3,7 +3,7 @@
  * verification schedule (→ verify), and one per job with a `drill.schedule` (→ restore-drill), each in
  * the plan's time zone. Targets get the scheduled time, so a retried invocation is recognised.
  */
-import { Aws, Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration, TimeZone, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -12,6 +12,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { type JobScheduleInput, SCHEDULED_TIME_ATTRIBUTE, type VerifyScheduleInput } from '#core/deployment';
 import type { Plan } from '#core/plan';
+import { dstSkippedRuns } from '../dst';
 import { allowIamWildcards } from '../nag';
 import { DEAD_LETTER_QUEUE_REASON } from './functions';
 
@@ -95,6 +96,7 @@ export class Schedules extends Construct {
       maxEventAge: props.maxEventAge ?? Duration.hours(1),
     };
     const group = new scheduler.ScheduleGroup(this, 'Group', {});
+    reportDstGaps(this, plan);
 
     const backups = new Map<string, scheduler.Schedule>();
     const drills = new Map<string, scheduler.Schedule>();
@@ -170,5 +172,27 @@ export class Schedules extends Construct {
           "Scheduler invokes the target function; CDK's grant covers its versions and aliases (`<arn>:*`).",
       },
     ]);
+  }
+}
+
+/**
+ * Warns at synth about schedules whose local time does not exist on a daylight-saving day of the plan's
+ * time zone: EventBridge Scheduler skips that run without a word.
+ */
+function reportDstGaps(scope: Construct, plan: Plan, from = new Date()): void {
+  const expressions: [string, string][] = [['verify.schedule', plan.verify.schedule]];
+  plan.jobs.forEach((job, index) => {
+    if (job.schedule) expressions.push([`jobs[${index}].schedule (${job.name})`, job.schedule]);
+    if (job.drill?.schedule)
+      expressions.push([`jobs[${index}].drill.schedule (${job.name})`, job.drill.schedule]);
+  });
+  for (const [where, expression] of expressions) {
+    const skipped = dstSkippedRuns(expression, plan.timezone, from);
+    if (skipped.length > 0) {
+      Annotations.of(scope).addWarningV2(
+        'strongbox:dst-gap',
+        `${where}: ${expression} in ${plan.timezone} does not run at ${skipped.join(', ')}: that local time does not exist when the clocks go forward, and EventBridge Scheduler skips the run silently. Move it out of the gap (e.g. before 02:00 or after 03:00).`,
+      );
+    }
   }
 }

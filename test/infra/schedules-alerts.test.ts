@@ -1,5 +1,5 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,7 +12,8 @@ import {
 import { Alerts } from '#infra/constructs/alerts';
 import { Dashboard } from '#infra/constructs/dashboard';
 import { Schedules } from '#infra/constructs/schedules';
-import { testPlan } from './support';
+import { dstSkippedRuns } from '#infra/dst';
+import { TEST_PLAN_YAML, testPlan } from './support';
 
 const fnArn = (name: string) => `arn:aws:lambda:eu-central-1:111111111111:function:${name}`;
 
@@ -122,6 +123,46 @@ describe('Schedules', () => {
     expect(() => new Schedules(stack, 'Schedules', { plan, runBackup: fn('rb'), verify: fn('v') })).toThrow(
       /job 'appdb' has a drill schedule but no restoreDrill function/,
     );
+  });
+});
+
+describe('schedules in a daylight-saving gap', () => {
+  it('finds the runs a cron expression loses when the clocks go forward', () => {
+    const from = new Date('2026-12-01T00:00:00Z');
+    expect(dstSkippedRuns('cron(30 2 * * ? *)', 'Europe/Berlin', from)).toEqual(['02:30 on 2027-03-28']);
+    expect(dstSkippedRuns('cron(0,30 2 ? * SUN *)', 'America/New_York', from)).toEqual([
+      '02:00 on 2027-03-14',
+      '02:30 on 2027-03-14',
+    ]);
+    expect(dstSkippedRuns('cron(0 3 * * ? *)', 'Europe/Berlin', from)).toEqual([]);
+    expect(dstSkippedRuns('cron(30 2 * * ? *)', 'UTC', from)).toEqual([]);
+  });
+
+  it('reports such a schedule at synth, naming the field', () => {
+    const { plan } = testPlan(TEST_PLAN_YAML.replace('cron(30 2 * * ? *)', 'cron(15 2 * * ? *)'));
+    const stack = new Stack(new App(), 'DstTest');
+    const fn = (name: string) =>
+      lambda.Function.fromFunctionAttributes(stack, name, {
+        functionArn: fnArn(name),
+        sameEnvironment: true,
+      });
+    new Schedules(stack, 'Schedules', {
+      plan,
+      runBackup: fn('run-backup'),
+      verify: fn('verify'),
+      restoreDrill: fn('restore-drill'),
+    });
+    const warnings = Annotations.fromStack(stack).findWarning(
+      '*',
+      Match.stringLikeRegexp('daylight|clocks go forward'),
+    );
+    const texts = warnings.map((w) => String(w.entry.data));
+    // appdb runs at 02:00 and web-config at 02:15, both in Berlin's 02:00–03:00 gap; verify runs at 07:00.
+    expect(
+      texts.some((t) => t.startsWith('jobs[0].schedule (appdb): cron(0 2 * * ? *) in Europe/Berlin')),
+    ).toBe(true);
+    expect(texts.some((t) => t.startsWith('jobs[1].schedule (web-config)'))).toBe(true);
+    expect(texts.some((t) => t.startsWith('verify.schedule'))).toBe(false);
   });
 });
 

@@ -102,9 +102,18 @@ describe.each(EXAMPLES)('examples/%s.yaml', (name) => {
 
   it('sends SSM status changes of the Strongbox document to backup-finished, restore-report and restore-drill', () => {
     const template = example(name).templates.app;
-    const [rule] = Object.values(
+    const rules = Object.values(
       template.findResources('AWS::Events::Rule', { Properties: { EventPattern: { source: ['aws.ssm'] } } }),
     );
+    const rule = rules.find(
+      (r) =>
+        r.Properties.EventPattern['detail-type'][0] === 'EC2 Command Invocation Status-change Notification',
+    );
+    // The command-level rule (alerts on "No Instances In Tag" and the like) goes to the topic.
+    expect(rules.map((r) => r.Properties.EventPattern['detail-type'][0]).sort()).toEqual([
+      'EC2 Command Invocation Status-change Notification',
+      'EC2 Command Status-change Notification',
+    ]);
     expect(rule?.Properties.EventPattern).toEqual({
       source: ['aws.ssm'],
       'detail-type': ['EC2 Command Invocation Status-change Notification'],

@@ -1,9 +1,11 @@
 import { SendCommandCommand, SSMServiceException } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DOCUMENT_PARAMETERS } from '#core/deployment';
 import { objectKey, restoreRequestPrefix } from '#core/layout';
 import type { Vault } from '#core/ports';
 import { pendingRestoreSchema } from '#functions/lib/restore-requests';
 import { createRestoreRequestHandler, type RestoreRequestServices } from '#functions/restore-request';
+import { parameterPatterns } from '#infra/constructs/agent-document';
 import { type S3rverInstance, startS3rver } from '#test/support/s3rver';
 import { COMMAND_ID } from './events';
 import { SYNTHETIC_OBJECT, seedBackup, writeBackup } from './support/backups';
@@ -111,6 +113,76 @@ describe('restore requests (objects in Standard, s3rver)', () => {
       Parameters: { options: ['{"replace":true,"confirm":"app-db"}'] },
       Targets: [{ Key: 'tag:Role', Values: ['db'] }],
     });
+  });
+
+  it('answers a time with the newest backup whose data still exists, skipping one whose data expired', async () => {
+    const vault = new MemoryVault();
+    const old = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 40 * DAY) });
+    const expired = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 20 * DAY) });
+    // Its tier's retention passed: the lifecycle removed the data, the manifest is kept.
+    await vault.delete([objectKey('app-db', expired.backupId, SYNTHETIC_OBJECT)]);
+    const { handler, sent } = setup(vault);
+    const at = new Date(NOW.getTime() - 10 * DAY).toISOString();
+
+    expect(await handler({ job: 'app-db', at })).toMatchObject({ status: 'started', backupId: old.backupId });
+    expect(sent()[0]?.Parameters?.backupId).toEqual([old.backupId]);
+
+    // By id, an expired backup is rejected with the reason, never a function error.
+    const byId = await handler({ job: 'app-db', backupId: expired.backupId });
+    expect(byId).toEqual({
+      status: 'rejected',
+      errors: [
+        `app-db: backup ${expired.backupId} cannot be restored`,
+        expect.stringMatching(new RegExp(`^${expired.backupId}: its data is gone \\(expired`)),
+      ],
+    });
+  });
+
+  it('rejects a time before which every backup has lost its data', async () => {
+    const vault = new MemoryVault();
+    const only = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 20 * DAY) });
+    await vault.delete([objectKey('app-db', only.backupId, SYNTHETIC_OBJECT)]);
+    const { handler, sent } = setup(vault);
+    const response = await handler({ job: 'app-db', at: NOW.toISOString() });
+    expect(response).toMatchObject({ status: 'rejected' });
+    expect(response.status === 'rejected' ? response.errors[0] : '').toMatch(
+      /no restorable backup at or before/,
+    );
+    expect(sent()).toEqual([]);
+  });
+
+  it.each([
+    ['a quote in into', { into: 'app"x' }, 'into'],
+    ['a dollar in into', { into: 'app$x' }, 'into'],
+    ['a backslash in into', { into: 'app\\x' }, 'into'],
+    ['a non-ASCII into', { into: 'café' }, 'into'],
+    ['a dollar in a table', { tables: ['public.order$'] }, 'tables'],
+    [
+      'options over 4002 characters',
+      { tables: Array.from({ length: 200 }, (_, i) => `public.orders_${String(i).padStart(8, '0')}`) },
+      'tables',
+    ],
+  ])('rejects what the SSM document would refuse: %s', async (_name, fields, path) => {
+    const { handler, sent } = setup(s3rverVault(s3));
+    const response = await handler({ job: 'app-db', latest: true, ...fields });
+    expect(response.status).toBe('rejected');
+    expect(response.status === 'rejected' ? response.errors.join('\n') : '').toContain(path);
+    expect(sent()).toEqual([]);
+  });
+
+  it('sends only options that match the document parameter’s allowedPattern exactly', async () => {
+    const pattern = new RegExp(parameterPatterns(['app-db'])[DOCUMENT_PARAMETERS.options] as string);
+    const { handler, sent } = setup(s3rverVault(s3));
+    for (const fields of [
+      { into: "app_check (copy) #2 'noon' @ 12:00; a=b+c, 50% <ok> [x] {y} ?!*/." },
+      { tables: ['public.orders', 'Customers_2024'] },
+      { mode: 'replace', confirm: 'app-db' },
+    ]) {
+      expect(await handler({ job: 'app-db', latest: true, ...fields })).toMatchObject({ status: 'started' });
+    }
+    const options = sent().map((input) => input.Parameters?.options?.[0] ?? '');
+    expect(options).toHaveLength(3);
+    for (const value of options) expect(value).toMatch(pattern);
   });
 
   it('answers not-started when Systems Manager refuses the target', async () => {

@@ -1,0 +1,46 @@
+/**
+ * The CDK app builds the agent bundle itself when it is missing or older than its sources, so a synth
+ * right after a clone or an edit never ships a missing or stale agent.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '#infra/paths';
+import { agentBundleStaleness, ensureAgentBundle } from '../../scripts/lib/agent-bundle';
+
+describe('the agent bundle of a synth', () => {
+  it('is stale when missing or older than a source, and current otherwise', () => {
+    const root = mkdtempSync(join(tmpdir(), 'strongbox-bundle-'));
+    mkdirSync(join(root, 'agent', 'sources'), { recursive: true });
+    writeFileSync(join(root, 'agent', 'sources', 'x.ts'), 'export {};');
+    writeFileSync(join(root, 'agent', 'x.test.ts'), 'export {};');
+    const outfile = join(root, 'strongbox.mjs');
+    expect(agentBundleStaleness(root, outfile)).toBe(`${outfile} does not exist`);
+    writeFileSync(outfile, '// bundle');
+    const past = new Date(Date.now() - 3600_000);
+    utimesSync(join(root, 'agent', 'sources', 'x.ts'), past, past);
+    utimesSync(
+      join(root, 'agent', 'x.test.ts'),
+      new Date(Date.now() + 3600_000),
+      new Date(Date.now() + 3600_000),
+    );
+    expect(agentBundleStaleness(root, outfile)).toBeUndefined();
+    const later = new Date(Date.now() + 7200_000);
+    utimesSync(join(root, 'agent', 'sources', 'x.ts'), later, later);
+    expect(agentBundleStaleness(root, outfile)).toBe(
+      `${join(root, 'agent', 'sources', 'x.ts')} changed after ${outfile} was built`,
+    );
+  });
+
+  it('is built when missing, into a bundle that runs', async () => {
+    const outfile = join(mkdtempSync(join(tmpdir(), 'strongbox-bundle-')), 'strongbox.mjs');
+    expect(await ensureAgentBundle(REPO_ROOT, outfile)).toMatch(/does not exist/);
+    expect(readFileSync(outfile, 'utf8').length).toBeGreaterThan(100_000);
+    const run = spawnSync(process.execPath, [outfile, '--version'], { encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stdout.trim()).toMatch(/\d+\.\d+\.\d+/);
+    expect(await ensureAgentBundle(REPO_ROOT, outfile)).toBeUndefined();
+  }, 120_000);
+});
