@@ -139,6 +139,7 @@ describe('validatePlan accepts good plans', () => {
           compression: { algorithm: 'zstd' },
           limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
           timeout: 6 * 3600,
+          hooks: { before: [], after: [] },
         },
       ],
     });
@@ -212,6 +213,7 @@ describe('validatePlan accepts good plans', () => {
         ],
       },
       timeout: 4 * 3600,
+      hooks: { before: [], after: [] },
     });
     expect(plan.jobs[1]).toEqual({
       name: 'media',
@@ -220,6 +222,7 @@ describe('validatePlan accepts good plans', () => {
       compression: { algorithm: 'zstd' },
       limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
       timeout: 6 * 3600,
+      hooks: { before: [], after: [] },
     });
   });
 
