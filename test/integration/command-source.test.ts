@@ -261,3 +261,23 @@ describe('the plan', () => {
     expect(() => validatePlan(plan(backup))).toThrow(message);
   });
 });
+
+describe('doctor', () => {
+  it('finds each program on PATH, names a missing one and a missing secret, and warns without a check', async () => {
+    const { commandDriver } = await import('#agent/sources/command/index');
+    const checks = await commandDriver.doctor(
+      source({
+        backup: { argv: ['strongbox-missing-tool'] },
+        restore: { argv: ['tar', '-xf', '-'], secretEnv: { T: { env: 'UNSET_VAR' } } },
+      }),
+      ctx,
+    );
+    expect(checks.map((c) => [c.subject, c.ok, c.warning ?? false])).toEqual([
+      ['source.backup', false, false],
+      ['source.restore', false, false],
+      ['source.check', false, true],
+    ]);
+    expect(checks[0]?.detail).toMatch(/strongbox-missing-tool not found/);
+    expect(checks[1]?.detail).toMatch(/UNSET_VAR is not set/);
+  });
+});

@@ -169,3 +169,35 @@ it('finds a restore that lost keys or holds other values', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('doctor reaches the server with the configured password and warns about a replication delay', async () => {
+  const { redisDriver } = await import('#agent/sources/redis/index');
+  const slow = await startRedis({ extraArgs: ['--repl-diskless-sync-delay', '5'] });
+  try {
+    const base = {
+      kind: 'redis',
+      host: '127.0.0.1',
+      method: 'auto',
+      sampleKeys: 0,
+      serverBinary: 'redis-server',
+    } as const;
+    const env = { PATH: process.env.PATH, REDIS_PASSWORD: PASSWORD };
+    const good = await redisDriver.doctor(
+      { ...base, port: redis.port, passwordEnv: 'REDIS_PASSWORD' },
+      { env },
+    );
+    expect(good.filter((c) => !c.ok)).toEqual([]);
+    const delayed = await redisDriver.doctor({ ...base, port: slow.port }, { env });
+    expect(delayed.find((c) => c.subject === 'repl-diskless-sync-delay')).toMatchObject({
+      ok: false,
+      warning: true,
+    });
+    const wrong = await redisDriver.doctor({ ...base, port: redis.port }, { env });
+    expect(wrong.find((c) => c.subject.startsWith('redis 127.0.0.1'))).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('NOAUTH'),
+    });
+  } finally {
+    await slow.stop();
+  }
+});

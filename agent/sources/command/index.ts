@@ -91,8 +91,12 @@ export async function restoreCommand(
       extraEnv: { STRONGBOX_TARGET: target },
     });
     const feeding = tool.stdin
-      ? pipeline(stream, tool.stdin).catch((error: NodeJS.ErrnoException) => {
+      ? pipeline(stream, tool.stdin).catch(async (error: NodeJS.ErrnoException) => {
           if (error.code !== 'EPIPE') throw error;
+          // The command closed its stdin: how it ended (a status, a timeout) says more than the pipe.
+          await tool.done.catch((ended: unknown) => {
+            throw new RestoreError(describeError(ended), { cause: ended });
+          });
           throw new RestoreError(
             `source.restore (${describeCommand(config.restore)}) stopped reading before the end of the backup`,
           );

@@ -1,0 +1,26 @@
+/** Every example plan is a valid plan, and the source examples use the kinds they document. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parsePlan } from '#core/plan';
+
+const DIR = join(import.meta.dirname, '../../../examples');
+const PLANS = readdirSync(DIR).filter((name) => name.endsWith('.yaml'));
+
+describe.each(PLANS)('examples/%s', (name) => {
+  it('is a valid plan', () => {
+    expect(() => parsePlan(readFileSync(join(DIR, name), 'utf8'), `examples/${name}`)).not.toThrow();
+  });
+});
+
+it('shows the redis and command sources and hooks', () => {
+  const kinds = (name: string) =>
+    parsePlan(readFileSync(join(DIR, name), 'utf8')).jobs.map((job) => job.source.kind);
+  expect(kinds('webscada.yaml')).toContain('redis');
+  expect(kinds('prodstack.yaml')).toEqual(expect.arrayContaining(['postgres', 'redis', 'files', 'command']));
+  const volumes = parsePlan(readFileSync(join(DIR, 'prodstack.yaml'), 'utf8')).jobs.find(
+    (j) => j.name === 'volumes',
+  );
+  expect(volumes?.hooks.before).toHaveLength(1);
+  expect(volumes?.hooks.after[0]?.timeout).toBe(120);
+});
