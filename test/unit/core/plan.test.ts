@@ -143,7 +143,6 @@ describe('validatePlan accepts good plans', () => {
           hooks: { before: [], after: [] },
           limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
           timeout: 6 * 3600,
-          hooks: { before: [], after: [] },
         },
       ],
     });
@@ -228,7 +227,6 @@ describe('validatePlan accepts good plans', () => {
       hooks: { before: [], after: [] },
       limits: { warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 },
       timeout: 6 * 3600,
-      hooks: { before: [], after: [] },
     });
   });
 
