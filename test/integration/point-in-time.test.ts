@@ -20,11 +20,11 @@ import type { Job } from '#core/plan';
 import type { RecoveryTarget } from '#core/recovery';
 import { type PgServer, startPostgres } from '#test/support/postgres';
 import { testRuntime } from '#test/support/runtime';
+import { bundleAgent } from '../../scripts/lib/bundle';
 
 const sh = promisify(execFile);
-const root = join(import.meta.dirname, '..', '..');
-/** How PostgreSQL (as the postgres user, in its data directory) runs this checkout's agent. */
-const AGENT = `${process.execPath} --import ${join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')} ${join(root, 'agent', 'main.ts')}`;
+/** How PostgreSQL (as the postgres user, in its data directory) runs the agent: its one-file bundle. */
+let AGENT: string;
 
 let pg: PgServer;
 let runtime: Runtime;
@@ -41,6 +41,8 @@ beforeAll(async () => {
     jobs: [{ name: 'pitr', source: { kind: 'postgres-physical', port: 1 } }],
   });
   dir = made.dir;
+  await bundleAgent(join(dir, 'strongbox.mjs'));
+  AGENT = `${process.execPath} ${join(dir, 'strongbox.mjs')}`;
   const plan = join(dir, 'plan.yaml');
   // The site's setup: the plan and key readable, the vault writable by the user PostgreSQL runs as.
   const pushCommand = `${AGENT} wal-push --plan ${plan} --job pitr -q %p`;
