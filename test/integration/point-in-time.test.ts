@@ -18,6 +18,7 @@ import { readManifest } from '#core/catalog';
 import { RestoreError } from '#core/errors';
 import type { Job } from '#core/plan';
 import type { RecoveryTarget } from '#core/recovery';
+import { strongbox } from '#test/support/cli';
 import { type PgServer, startPostgres } from '#test/support/postgres';
 import { testRuntime } from '#test/support/runtime';
 import { bundleAgent } from '../../scripts/lib/bundle';
@@ -184,4 +185,30 @@ describe('point-in-time restore of a postgres-physical job', () => {
     await expect(attempt).rejects.toThrow(new RegExp(`WAL file ${newest} cannot be restored`));
     await expect(readdir(dataDir)).rejects.toThrow();
   }, 300_000);
+
+  it('verify reports the recovery window and RPO, and a deleted segment as a gap naming it and the window lost', async () => {
+    for (const phase of ['g', 'h']) {
+      await pg.psql(`INSERT INTO t VALUES ('${phase}')`, 'app');
+      await archiveEverything();
+    }
+    const before = await strongbox(['verify', '--plan', runtime.planPath, '--job', 'pitr', '--json']);
+    const timelineDir = join(dir, 'vault', 'wal', 'pitr', '00000001');
+    const segments = (await readdir(timelineDir)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+    const [backup] = await readdir(join(dir, 'vault', 'backups', 'pitr'));
+    const manifest = await readManifest(runtime.vault, 'pitr', backup as string);
+    if (manifest.source.kind !== 'postgres-physical') throw new Error('not physical');
+    const lastOfBackup = manifest.source.lastWalSegment;
+    const victim = segments.find((n) => n > lastOfBackup && n < (segments.at(-1) as string)) as string;
+    await rm(join(timelineDir, victim));
+
+    const after = await strongbox(['verify', '--plan', runtime.planPath, '--job', 'pitr', '--json']);
+
+    expect(before.json.findings.filter((f: { severity: string }) => f.severity === 'critical')).toEqual([]);
+    expect(before.json.jobs[0].recoveryWindow.earliest).toBe(manifest.finishedAt);
+    expect(before.json.jobs[0].walRpoSeconds).toBeGreaterThanOrEqual(0);
+    expect(after.code).toBe(2);
+    const gap = after.json.findings.find((f: { check: string }) => f.check === 'wal-gap');
+    expect(gap.message).toContain(victim);
+    expect(gap.message).toMatch(/recovery from it stops at [0-9A-F]{24}, every later point is lost/);
+  }, 120_000);
 });
