@@ -141,3 +141,34 @@ function runs(numbers: readonly number[]): [number, number][] {
   }
   return out;
 }
+
+/**
+ * The WAL files retention no longer needs: those before the first segment of the newest base backup that
+ * ended before the point-in-time window starts (`windowStart`), on its timeline or older ones. History
+ * files are always kept (they are tiny, and recovery reads them to follow timelines). When no base
+ * backup ended before the window starts, nothing expires.
+ * @example expiredWal(manifests, walNames, new Date(Date.now() - 7 * 86_400_000))
+ */
+export function expiredWal(
+  manifests: readonly Manifest[],
+  walNames: readonly string[],
+  windowStart: Date,
+): { anchorBackupId?: string; expire: string[] } {
+  const anchors = manifests
+    .flatMap((m) => {
+      const range = rangeOf(m);
+      return range && Date.parse(m.finishedAt) <= windowStart.getTime() ? [{ m, range }] : [];
+    })
+    .sort((a, b) => Date.parse(a.m.finishedAt) - Date.parse(b.m.finishedAt));
+  const anchor = anchors.at(-1);
+  if (!anchor) return { expire: [] };
+  const bytes = anchor.range.walSegmentBytes;
+  const first = parseSegment(anchor.range.firstWalSegment, bytes);
+  const expire = walNames.filter((name) => {
+    const segment = name.slice(0, 24);
+    if (!WAL_SEGMENT_NAME.test(segment)) return false;
+    const s = parseSegment(segment, bytes);
+    return s.timeline <= first.timeline && s.number < first.number;
+  });
+  return { anchorBackupId: anchor.m.backupId, expire };
+}

@@ -6,10 +6,13 @@
 
 import { formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
-import { listBackups, readManifest } from '#core/catalog';
-import { manifestKey } from '#core/layout';
+import { listBackups, listWal, readManifest } from '#core/catalog';
+import { manifestKey, walKey } from '#core/layout';
+import type { Manifest } from '#core/manifest';
 import { findJob, retentionOf } from '#core/plan';
+import { expiredWal } from '#core/recovery-window';
 import { selectRetained } from '#core/retention';
+import { capabilitiesOf } from '#core/sources/index';
 import type { Outcome } from './outcome';
 
 export interface PruneOptions {
@@ -22,12 +25,15 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
   const jobs = options.job ? [findJob(runtime.plan, options.job)] : runtime.plan.jobs;
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
+  const wal: { job: string; keptFrom?: string; deleted: number }[] = [];
   for (const job of jobs) {
     const backups = await listBackups(runtime.vault, job.name);
     const candidates = [];
+    const manifests: Manifest[] = [];
     for (const backup of backups) {
       if (backup.complete) {
         const manifest = await readManifest(runtime.vault, job.name, backup.backupId);
+        manifests.push(manifest);
         candidates.push({
           backupId: backup.backupId,
           tier: manifest.tier,
@@ -58,18 +64,35 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
         await runtime.vault.delete(backup.objects.map((o) => o.key).filter((key) => key !== manifest));
       }
     }
+    // Point-in-time jobs: WAL is kept for the window, back to the newest base backup before its start.
+    if (capabilitiesOf(job.source.kind).pointInTime) {
+      const windowStart = new Date(now.getTime() - retentionOf(runtime.plan, job).pointInTime * 86_400_000);
+      const files = await listWal(runtime.vault, job.name);
+      const { anchorBackupId, expire } = expiredWal(
+        manifests,
+        files.map((f) => f.name),
+        windowStart,
+      );
+      wal.push({ job: job.name, keptFrom: anchorBackupId, deleted: expire.length });
+      if (!options.dryRun && expire.length > 0)
+        await runtime.vault.delete(expire.map((name) => walKey(job.name, name.slice(0, 8), name)));
+    }
   }
   const deleted = decisions.filter((d) => d.action === 'delete').length;
   const verb = options.dryRun ? 'would delete' : 'deleted';
   return {
     exitCode: 0,
-    json: { dryRun: Boolean(options.dryRun), decisions },
+    json: { dryRun: Boolean(options.dryRun), decisions, wal },
     text: [
       formatTable([
         ['JOB', 'BACKUP', 'ACTION', 'REASON'],
         ...decisions.map((d) => [d.job, d.backupId, d.action, d.reason]),
       ]),
       `${verb} ${deleted} backup${deleted === 1 ? '' : 's'}`,
+      ...wal.map(
+        (w) =>
+          `${w.job}: ${verb} ${w.deleted} WAL file${w.deleted === 1 ? '' : 's'}${w.keptFrom ? ` older than base backup ${w.keptFrom}, the newest before the point-in-time window` : ' (no base backup before the point-in-time window: all WAL kept)'}`,
+      ),
     ].join('\n'),
   };
 }

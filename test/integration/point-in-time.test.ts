@@ -148,6 +148,22 @@ describe('point-in-time restore of a postgres-physical job', () => {
     expect(manifest.objects.map((o) => o.name)).toEqual(['base.tar.zst.sbx']);
   });
 
+  it('doctor passes the archiving checks and warns about archive_timeout = 0', async () => {
+    const checks = await sourceDriver(job.source).doctor(job.source, { env: {} });
+    const bySubject = Object.fromEntries(checks.map((c) => [c.subject, c]));
+
+    for (const subject of [
+      'replication permission',
+      'wal_level',
+      'archive_mode',
+      'archive_command',
+      'pg_basebackup',
+    ])
+      expect(bySubject[subject]?.ok, subject).toBe(true);
+    expect(bySubject.archive_timeout).toMatchObject({ ok: false, warning: true });
+    expect(bySubject.pg_stat_archiver).toBeDefined();
+  });
+
   it.each([
     [
       'a recorded time: only the rows committed before it',

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PlanError } from '#core/errors';
+import type { Manifest } from '#core/manifest';
 import { parsePlan } from '#core/plan';
 import {
   chooseBaseBackup,
@@ -10,6 +11,7 @@ import {
   recoverySettings,
   walFetchCommand,
 } from '#core/recovery';
+import { expiredWal } from '#core/recovery-window';
 import { formatLsn, parseLsn, segmentOf } from '#core/wal';
 
 describe('parseRecoveryTarget', () => {
@@ -86,4 +88,61 @@ it('examples/pitr.yaml is a valid plan with a logical and a physical job', () =>
   const path = join(import.meta.dirname, '..', '..', '..', 'examples', 'pitr.yaml');
   const plan = parsePlan(readFileSync(path, 'utf8'), path);
   expect(plan.jobs.map((j) => j.source.kind)).toEqual(['postgres', 'postgres-physical']);
+});
+
+describe('expiredWal', () => {
+  const base = (backupId: string, finishedAt: string, first: string, last: string) =>
+    ({
+      backupId,
+      finishedAt,
+      source: {
+        kind: 'postgres-physical',
+        timeline: Number.parseInt(first.slice(0, 8), 16),
+        firstWalSegment: first,
+        lastWalSegment: last,
+        walSegmentBytes: 16 * 1024 * 1024,
+      },
+    }) as unknown as Manifest;
+  const manifests = [
+    base(
+      '20261201T010000Z-aaaaaa',
+      '2026-12-01T01:05:00Z',
+      '000000010000000000000003',
+      '000000010000000000000003',
+    ),
+    base(
+      '20261208T010000Z-bbbbbb',
+      '2026-12-08T01:05:00Z',
+      '000000010000000000000009',
+      '00000001000000000000000A',
+    ),
+  ];
+  const names = [
+    '000000010000000000000002',
+    '000000010000000000000003',
+    '000000010000000000000004.00000028.backup',
+    '000000010000000000000008',
+    '000000010000000000000009',
+    '00000002.history',
+    '00000002000000000000000B',
+  ];
+
+  it('expires the WAL before the newest base backup that ended before the window, never history files', () => {
+    expect(expiredWal(manifests, names, new Date('2026-12-09T00:00:00Z'))).toEqual({
+      anchorBackupId: '20261208T010000Z-bbbbbb',
+      expire: [
+        '000000010000000000000002',
+        '000000010000000000000003',
+        '000000010000000000000004.00000028.backup',
+        '000000010000000000000008',
+      ],
+    });
+    expect(expiredWal(manifests, names, new Date('2026-12-05T00:00:00Z')).expire).toEqual([
+      '000000010000000000000002',
+    ]);
+  });
+
+  it('keeps everything when no base backup ended before the window starts', () => {
+    expect(expiredWal(manifests, names, new Date('2026-11-30T00:00:00Z'))).toEqual({ expire: [] });
+  });
 });
