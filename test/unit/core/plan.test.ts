@@ -287,7 +287,7 @@ describe('validatePlan rejects bad fields, naming each one', () => {
     [
       'an unknown source kind',
       withJob({ source: { kind: 'mysql', database: 'app' } }),
-      'jobs[0].source.kind: must be one of postgres, files',
+      'jobs[0].source.kind: must be one of postgres, files, postgres-physical',
     ],
     [
       'an unknown key type',
