@@ -89,14 +89,19 @@ export class VaultWalArchive implements WalArchive {
       const out = new PassThrough();
       out.write(header);
       const putting = this.#vault.put(key, out, { signal, contentType: 'application/octet-stream' });
-      // A put that fails closes its body first: report the vault's error, not the "premature close".
+      // A put that fails closes its body first: report the vault's error, not the "premature close" or
+      // the zstd killed by the torn-down pipeline.
       const piping = pipeline(body(), compress.stream, createEncryptStream(dataKey.plaintext), meter, out, {
         signal,
       }).catch(async (error: unknown) => {
         await putting;
         throw error;
       });
-      const [, , stored] = await settleAll([piping, compress.done, putting], controller);
+      const compressing = compress.done.catch(async (error: unknown) => {
+        await putting;
+        throw error;
+      });
+      const [, , stored] = await settleAll([piping, compressing, putting], controller);
       if (stored.sizeBytes !== header.length + meter.bytes) {
         await this.#vault.delete([key]).catch(() => {});
         throw new VaultError(

@@ -179,6 +179,10 @@ export const agentVerifyJobSchema = z.strictObject({
   expired: z.number().int().nonnegative(),
   /** Backups with data but no manifest. */
   incomplete: z.number().int().nonnegative(),
+  /** Point-in-time jobs: the earliest and latest points a restore can reach. */
+  recoveryWindow: z.strictObject({ earliest: z.string(), latest: z.string().optional() }).optional(),
+  /** Point-in-time jobs: seconds since the newest WAL file was archived (the RPO met now). */
+  walRpoSeconds: seconds.optional(),
   /** With `--deep`: the full read of the newest backup (or `--backup-id`). */
   deep: agentDeepReadSchema.optional(),
 });

@@ -9,7 +9,9 @@ import { objectKey } from './layout';
 import type { Manifest } from './manifest';
 import type { Job, Retention } from './plan';
 import type { StoredObject } from './ports';
+import { checkRecoveryWindow, type RecoveryWindow } from './recovery-window';
 import { tierLifecycles } from './retention';
+import { capabilitiesOf } from './sources/index';
 import { coldnessOf, LIFECYCLE_MIN_OBJECT_BYTES } from './storage-classes';
 import { type LocalDate, localDate, type Tier } from './tiers';
 
@@ -415,6 +417,8 @@ export interface JobFacts {
   runClaims?: readonly RunClaim[];
   /** Names of the job's WAL files (core/catalog `listWal`); continuity is checked when given. */
   walNames?: readonly string[];
+  /** When the newest WAL file was archived (point-in-time jobs): the RPO met now. */
+  walNewestArchivedAt?: Date;
   /** Check storage classes against the tier lifecycles (S3 vaults whose lifecycle the stack made). */
   storageClasses?: boolean;
 }
@@ -433,6 +437,10 @@ export interface JobSummary {
   expired: number;
   /** Backups with data but no manifest. */
   incomplete: number;
+  /** Point-in-time jobs: the earliest and latest points a restore can reach (core/recovery-window). */
+  recoveryWindow?: { earliest: string; latest?: string };
+  /** Point-in-time jobs: seconds since the newest WAL file was archived. */
+  walRpoSeconds?: number;
 }
 
 /** How long a run claim without a backup is reported (older ones are history). */
@@ -469,6 +477,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
   const present: TieredBackup[] = [];
   let retained = 0;
   let expired = 0;
+  const expiredIds = new Set<string>();
   for (const manifest of manifests) {
     const listing = listings.get(manifest.backupId);
     if (!listing) continue;
@@ -481,6 +490,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
     if (data.length > 0) present.push(tiered);
     if (ageDays(dataCreatedAt, now) >= retention[manifest.tier]) {
       expired++;
+      expiredIds.add(manifest.backupId);
       if (data.length > 0) overdue.push({ ...tiered, dataCreatedAt });
       continue;
     }
@@ -526,10 +536,24 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
       message: `backup ${listing.backupId} never finished (data but no manifest); it does not count and is removed by lifecycle or strongbox prune`,
     });
   }
-  if (facts.walNames) findings.push(...checkWalContinuity(job, facts.walNames));
+  let window: RecoveryWindow = {};
+  if (capabilitiesOf(job.source.kind).pointInTime) {
+    // From each retained base backup's end to the newest archived segment (core/recovery-window).
+    const checked = checkRecoveryWindow({
+      job: job.name,
+      manifests: manifests.filter((m) => !expiredIds.has(m.backupId)),
+      walNames: facts.walNames ?? [],
+      newestArchivedAt: facts.walNewestArchivedAt,
+      now,
+    });
+    findings.push(...checked.findings);
+    window = checked.window;
+  } else if (facts.walNames) findings.push(...checkWalContinuity(job, facts.walNames));
 
   findings.sort((a, b) => SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity));
   const summary: JobSummary = { job: job.name, retained, expired, incomplete: incomplete.length };
+  if (window.earliest) summary.recoveryWindow = { earliest: window.earliest, latest: window.latest };
+  if (window.rpoSeconds !== undefined) summary.walRpoSeconds = window.rpoSeconds;
   if (newest) {
     summary.newestBackupId = newest.backupId;
     summary.backupAgeSeconds = Math.max(0, (now.getTime() - Date.parse(newest.finishedAt)) / 1000);

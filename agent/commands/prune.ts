@@ -7,10 +7,13 @@
 
 import { formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
-import { listBackups, readManifest } from '#core/catalog';
-import { jobPrefix, manifestKey } from '#core/layout';
+import { listBackups, listWal, readManifest } from '#core/catalog';
+import { jobPrefix, manifestKey, walKey } from '#core/layout';
+import type { Manifest } from '#core/manifest';
 import { retentionOf, selectJobs } from '#core/plan';
+import { expiredWal } from '#core/recovery-window';
 import { selectRetained } from '#core/retention';
+import { capabilitiesOf } from '#core/sources/index';
 import type { Outcome } from './outcome';
 
 export interface PruneOptions {
@@ -25,6 +28,7 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
   const abandoned: { job: string; key: string }[] = [];
+  const wal: { job: string; keptFrom?: string; deleted: number }[] = [];
   for (const job of jobs) {
     // Unfinished writes of interrupted backups (partial files, incomplete multipart uploads).
     const olderThan = new Date(now.getTime() - job.timeout * 1000);
@@ -35,9 +39,11 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
     }
     const backups = await listBackups(runtime.vault, job.name);
     const candidates = [];
+    const manifests: Manifest[] = [];
     for (const backup of backups) {
       if (backup.complete) {
         const manifest = await readManifest(runtime.vault, job.name, backup.backupId);
+        manifests.push(manifest);
         candidates.push({
           backupId: backup.backupId,
           tier: manifest.tier,
@@ -68,12 +74,25 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
         await runtime.vault.delete(backup.objects.map((o) => o.key).filter((key) => key !== manifest));
       }
     }
+    // Point-in-time jobs: WAL is kept for the window, back to the newest base backup before its start.
+    if (capabilitiesOf(job.source.kind).pointInTime) {
+      const windowStart = new Date(now.getTime() - retentionOf(runtime.plan, job).pointInTime * 86_400_000);
+      const files = await listWal(runtime.vault, job.name);
+      const { anchorBackupId, expire } = expiredWal(
+        manifests,
+        files.map((f) => f.name),
+        windowStart,
+      );
+      wal.push({ job: job.name, keptFrom: anchorBackupId, deleted: expire.length });
+      if (!options.dryRun && expire.length > 0)
+        await runtime.vault.delete(expire.map((name) => walKey(job.name, name.slice(0, 8), name)));
+    }
   }
   const deleted = decisions.filter((d) => d.action === 'delete').length;
   const verb = options.dryRun ? 'would delete' : 'deleted';
   return {
     exitCode: 0,
-    json: { dryRun: Boolean(options.dryRun), decisions, abandoned },
+    json: { dryRun: Boolean(options.dryRun), decisions, abandoned, wal },
     text: [
       formatTable([
         ['JOB', 'BACKUP', 'ACTION', 'REASON'],
@@ -81,6 +100,10 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
       ]),
       `${verb} ${deleted} backup${deleted === 1 ? '' : 's'}`,
       ...abandoned.map((a) => `${verb} unfinished write ${a.key}`),
+      ...wal.map(
+        (w) =>
+          `${w.job}: ${verb} ${w.deleted} WAL file${w.deleted === 1 ? '' : 's'}${w.keptFrom ? ` older than base backup ${w.keptFrom}, the newest before the point-in-time window` : ' (no base backup before the point-in-time window: all WAL kept)'}`,
+      ),
     ].join('\n'),
   };
 }

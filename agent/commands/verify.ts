@@ -99,6 +99,9 @@ async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof 
     now: runtime.clock.now(),
     runClaims,
     walNames: wal.length ? wal.map((w) => w.name) : undefined,
+    walNewestArchivedAt: wal.length
+      ? new Date(Math.max(...wal.map((w) => w.object.lastModified.getTime())))
+      : undefined,
   });
 }
 

@@ -18,13 +18,14 @@ import { readManifest } from '#core/catalog';
 import { RestoreError } from '#core/errors';
 import type { Job } from '#core/plan';
 import type { RecoveryTarget } from '#core/recovery';
+import { strongbox } from '#test/support/cli';
 import { type PgServer, startPostgres } from '#test/support/postgres';
 import { testRuntime } from '#test/support/runtime';
+import { buildAgentBundle } from '../../scripts/lib/agent-bundle';
 
 const sh = promisify(execFile);
-const root = join(import.meta.dirname, '..', '..');
-/** How PostgreSQL (as the postgres user, in its data directory) runs this checkout's agent. */
-const AGENT = `${process.execPath} --import ${join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')} ${join(root, 'agent', 'main.ts')}`;
+/** How PostgreSQL (as the postgres user, in its data directory) runs the agent: its one-file bundle. */
+let AGENT: string;
 
 let pg: PgServer;
 let runtime: Runtime;
@@ -41,6 +42,8 @@ beforeAll(async () => {
     jobs: [{ name: 'pitr', source: { kind: 'postgres-physical', port: 1 } }],
   });
   dir = made.dir;
+  await buildAgentBundle(join(import.meta.dirname, '..', '..'), join(dir, 'strongbox.mjs'));
+  AGENT = `${process.execPath} ${join(dir, 'strongbox.mjs')}`;
   const plan = join(dir, 'plan.yaml');
   // The site's setup: the plan and key readable, the vault writable by the user PostgreSQL runs as.
   const pushCommand = `${AGENT} wal-push --plan ${plan} --job pitr -q %p`;
@@ -145,6 +148,22 @@ describe('point-in-time restore of a postgres-physical job', () => {
     expect(manifest.objects.map((o) => o.name)).toEqual(['base.tar.zst.sbx']);
   });
 
+  it('doctor passes the archiving checks and warns about archive_timeout = 0', async () => {
+    const checks = await sourceDriver(job.source).doctor(job.source, { env: {} });
+    const bySubject = Object.fromEntries(checks.map((c) => [c.subject, c]));
+
+    for (const subject of [
+      'replication permission',
+      'wal_level',
+      'archive_mode',
+      'archive_command',
+      'pg_basebackup',
+    ])
+      expect(bySubject[subject]?.ok, subject).toBe(true);
+    expect(bySubject.archive_timeout).toMatchObject({ ok: false, warning: true });
+    expect(bySubject.pg_stat_archiver).toBeDefined();
+  });
+
   it.each([
     [
       'a recorded time: only the rows committed before it',
@@ -182,4 +201,30 @@ describe('point-in-time restore of a postgres-physical job', () => {
     await expect(attempt).rejects.toThrow(new RegExp(`WAL file ${newest} cannot be restored`));
     await expect(readdir(dataDir)).rejects.toThrow();
   }, 300_000);
+
+  it('verify reports the recovery window and RPO, and a deleted segment as a gap naming it and the window lost', async () => {
+    for (const phase of ['g', 'h']) {
+      await pg.psql(`INSERT INTO t VALUES ('${phase}')`, 'app');
+      await archiveEverything();
+    }
+    const before = await strongbox(['verify', '--plan', runtime.planPath, '--job', 'pitr', '--json']);
+    const timelineDir = join(dir, 'vault', 'wal', 'pitr', '00000001');
+    const segments = (await readdir(timelineDir)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+    const [backup] = await readdir(join(dir, 'vault', 'backups', 'pitr'));
+    const manifest = await readManifest(runtime.vault, 'pitr', backup as string);
+    if (manifest.source.kind !== 'postgres-physical') throw new Error('not physical');
+    const lastOfBackup = manifest.source.lastWalSegment;
+    const victim = segments.find((n) => n > lastOfBackup && n < (segments.at(-1) as string)) as string;
+    await rm(join(timelineDir, victim));
+
+    const after = await strongbox(['verify', '--plan', runtime.planPath, '--job', 'pitr', '--json']);
+
+    expect(before.json.findings.filter((f: { severity: string }) => f.severity === 'critical')).toEqual([]);
+    expect(before.json.jobs[0].recoveryWindow.earliest).toBe(manifest.finishedAt);
+    expect(before.json.jobs[0].walRpoSeconds).toBeGreaterThanOrEqual(0);
+    expect(after.code).toBe(2);
+    const gap = after.json.findings.find((f: { check: string }) => f.check === 'wal-gap');
+    expect(gap.message).toContain(victim);
+    expect(gap.message).toMatch(/recovery from it stops at [0-9A-F]{24}, every later point is lost/);
+  }, 120_000);
 });
