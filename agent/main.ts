@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { backupCommand } from '#agent/commands/backup';
-import { doctorCommand } from '#agent/commands/doctor';
+import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { keygenCommand } from '#agent/commands/keygen';
 import { listCommand } from '#agent/commands/list';
@@ -38,6 +38,14 @@ function jobNames(value: string, previous: string[] = []): string[] {
     throw new InvalidArgumentError('expected job names, one per --job or separated by commas (a,b)');
   }
   return [...previous, ...names];
+}
+
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new InvalidArgumentError('expected seconds, more than 0 and at most 3600');
+  }
+  return seconds;
 }
 
 /** `--job` for commands that act on one job (restore). */
@@ -187,8 +195,17 @@ function buildCli(
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
-    .action((o: Common & { job?: string[] }) =>
-      run((rt) => doctorCommand(rt, { jobs: o.job }), o, operationOf('doctor', o.job)),
+    .option(
+      '--probe-timeout <seconds>',
+      `seconds each check may take before it fails as hung (default ${DEFAULT_PROBE_TIMEOUT_SECONDS})`,
+      positiveSeconds,
+    )
+    .action((o: Common & { job?: string[]; probeTimeout?: number }) =>
+      run(
+        (rt) => doctorCommand(rt, { jobs: o.job, probeTimeoutSeconds: o.probeTimeout }),
+        o,
+        operationOf('doctor', o.job),
+      ),
     );
 
   program
@@ -287,12 +304,16 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exit once the output is flushed: a check that timed out may leave a syscall running (doctor).
+const exitAfterFlush = (code: number) => {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+};
+
 main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitAfterFlush(code),
   (error: unknown) => {
     process.stderr.write(`${errorLines(error).join('\n')}\n`);
-    process.exitCode = 2;
+    exitAfterFlush(2);
   },
 );

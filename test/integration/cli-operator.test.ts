@@ -331,6 +331,68 @@ jobs:
   });
 });
 
+describe('doctor', () => {
+  const planFor = async (vault: string) => {
+    const file = join(dir, `doctor-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(
+      file,
+      `version: 1
+vault: { url: "file://${vault}" }
+key: { type: local, path: master.key }
+jobs:
+  - name: alpha
+    source: { kind: files, paths: ["${join(dir, 'src', 'alpha')}"] }
+`,
+    );
+    return file;
+  };
+
+  it('finishes within its time limits when a probe hangs (a vault under /proc)', async () => {
+    const started = Date.now();
+    const result = await strongbox([
+      'doctor',
+      '--plan',
+      await planFor('/proc/sys/strongbox-vault'),
+      '--probe-timeout',
+      '2',
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toMatch(
+      /^FAIL {2}vault file:\/\/\/proc\/sys\/strongbox-vault: did not finish within 2s/m,
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('warns when a file vault is on the root file system, as an unmounted NAS would be', async () => {
+    const unmounted = `/strongbox-unmounted-${process.pid}`;
+    try {
+      const result = await strongbox(['doctor', '--plan', await planFor(`${unmounted}/vault`), '--json']);
+      const mount = result.json.checks.find((c: { subject: string }) => c.subject === 'vault mount');
+      expect(mount).toMatchObject({ ok: false, warning: true });
+      expect(mount.detail).toMatch(/is on the root file system, not on a mount of its own/);
+      expect(result.code).toBeGreaterThanOrEqual(1);
+    } finally {
+      await rm(unmounted, { recursive: true, force: true });
+    }
+  });
+
+  it('says which mount holds a vault that is on one', async () => {
+    const result = await strongbox([
+      'doctor',
+      '--plan',
+      await planFor('/proc/strongbox-vault'),
+      '--json',
+      '--probe-timeout',
+      '2',
+    ]);
+    const mount = result.json.checks.find((c: { subject: string }) => c.subject === 'vault mount');
+    expect(mount).toMatchObject({
+      ok: true,
+      detail: '/proc/strongbox-vault is on the file system mounted at /proc',
+    });
+  });
+});
+
 /** A TCP port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
   const server: Server = createServer();
