@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `strongbox` CLI. The one place in the agent that reads `process.env`, writes to stdout and turns
- * errors into exit codes: 0 ok, 1 warning, 2 error. On failure the last line on stderr is
+ * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -18,7 +18,7 @@ import { verifyCommand } from '#agent/commands/verify';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
-import { AGENT_ACTIONS } from '#core/deployment';
+import { AGENT_ACTIONS, AGENT_ERROR_PREFIX } from '#core/deployment';
 import { type ErrorContext, errorLines, InterruptedError, UsageError } from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
@@ -168,9 +168,18 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--deep', 'read the data back through decryption and decompression')
     .option('--backup-id <id>', 'deep-verify this backup instead of the newest', backupIdArg)
-    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string }) =>
+    .option(
+      '--nagios',
+      'print as a Nagios plugin: "OK|WARNING|CRITICAL|UNKNOWN: …" with perfdata, exit 0/1/2/3 ' +
+        '(UNKNOWN when the check cannot run)',
+    )
+    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean }) =>
       run(
-        (rt) => verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId }),
+        (rt) => {
+          if (o.nagios && o.json)
+            throw new UsageError('--nagios and --json are two output formats: choose one');
+          return verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId, nagios: o.nagios });
+        },
         o,
         operationOf('verify', o.job),
       ),
@@ -299,6 +308,12 @@ async function main(argv: string[]): Promise<number> {
     const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
     const lines = errorLines(error, context, operation);
     process.stderr.write(`${lines.join('\n')}\n`);
+    if (argv.includes('--nagios')) {
+      // A check that could not run is UNKNOWN to Nagios, never OK or CRITICAL.
+      const message = (lines.at(-1) ?? '').replace(AGENT_ERROR_PREFIX, '').replace(/\|/g, '/');
+      process.stdout.write(`UNKNOWN: ${message}\n`);
+      return 3;
+    }
     if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
     return 2;
   }
