@@ -404,7 +404,7 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
     expect(result.status).toBe(2);
     expect(result.stderr.trimEnd().split('\n').slice(-3)).toEqual([
       '  jobs[0].source.database: required',
-      "  jobs[0].timeout: 'soon' is not a duration (use e.g. 36h, 7d, 5w, 12mo, 7y)",
+      "  jobs[0].timeout: 'soon' is not a duration (units: s, m, h, d, w, mo or y, e.g. 36h, 7d, 5w, 12mo, 7y)",
       'strongbox: error: jobs[0].source.database: required (and 1 more, listed above)',
     ]);
   });

@@ -259,7 +259,9 @@ describe('with a file vault', () => {
     const before = await strongbox(['list', '--plan', plan, '--job', 'shop', '--json']);
     const all = await strongbox(['backup', '--plan', plan]);
     expect(all.code).toBe(2);
-    expect(all.lastError).toMatch(/^strongbox: error: 1 of 2 backups failed \(missing-db: .*does_not_exist/);
+    expect(all.lastError).toMatch(
+      /^strongbox: error: backup: 1 of 2 backups failed \(missing-db: .*does_not_exist/,
+    );
     const after = await strongbox(['list', '--plan', plan, '--job', 'shop', '--json']);
     expect(after.json.backups).toHaveLength(before.json.backups.length + 1);
   });
