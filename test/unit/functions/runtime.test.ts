@@ -7,13 +7,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { S3ClaimStore } from '#adapters/aws/claims';
 import { FUNCTIONS } from '#core/deployment';
 import { PlanError, VaultError } from '#core/errors';
 import { readFunctionEnv } from '#functions/env';
 import { deploymentVault, lazy, loadPlan } from '#functions/runtime';
 import { captureOutput } from './support/output';
-import { TEST_PLAN_YAML, testPlan } from './support/services';
+import { TEST_PLAN_YAML } from './support/services';
 
 captureOutput();
 
@@ -90,7 +91,8 @@ describe('loadPlan and the deployment vault', () => {
   it('loads the plan JSON object and roots the vault at the stack bucket', async () => {
     const client = new S3Client({ region: 'eu-central-1' });
     const mock = mockClient(client);
-    mock.on(GetObjectCommand).resolves({ Body: body(JSON.stringify(testPlan())) });
+    // The stack uploads the plan document as written (infra PlanAsset), as JSON.
+    mock.on(GetObjectCommand).resolves({ Body: body(JSON.stringify(parseYaml(TEST_PLAN_YAML))) });
     const plan = await loadPlan(client, 'plans', 'plan.json');
     expect(plan.jobs.map((j) => j.name)).toEqual(['app-db', 'web-files']);
     const vault = deploymentVault(
