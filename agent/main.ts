@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `strongbox` CLI. The one place in the agent that reads `process.env`, writes to stdout and turns
- * errors into exit codes: 0 ok, 1 warning, 2 error. On failure the last line on stderr is
+ * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { backupCommand } from '#agent/commands/backup';
-import { doctorCommand } from '#agent/commands/doctor';
+import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { keygenCommand } from '#agent/commands/keygen';
 import { listCommand } from '#agent/commands/list';
@@ -20,7 +20,7 @@ import { walPushCommand } from '#agent/commands/wal-push';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
-import { AGENT_ACTIONS } from '#core/deployment';
+import { AGENT_ACTIONS, AGENT_ERROR_PREFIX } from '#core/deployment';
 import { type ErrorContext, errorLines, InterruptedError, UsageError } from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
@@ -40,6 +40,14 @@ function jobNames(value: string, previous: string[] = []): string[] {
     throw new InvalidArgumentError('expected job names, one per --job or separated by commas (a,b)');
   }
   return [...previous, ...names];
+}
+
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
+    throw new InvalidArgumentError('expected seconds, more than 0 and at most 3600');
+  }
+  return seconds;
 }
 
 /** `--job` for commands that act on one job (restore). */
@@ -173,9 +181,18 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--deep', 'read the data back through decryption and decompression')
     .option('--backup-id <id>', 'deep-verify this backup instead of the newest', backupIdArg)
-    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string }) =>
+    .option(
+      '--nagios',
+      'print as a Nagios plugin: "OK|WARNING|CRITICAL|UNKNOWN: …" with perfdata, exit 0/1/2/3 ' +
+        '(UNKNOWN when the check cannot run)',
+    )
+    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean }) =>
       run(
-        (rt) => verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId }),
+        (rt) => {
+          if (o.nagios && o.json)
+            throw new UsageError('--nagios and --json are two output formats: choose one');
+          return verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId, nagios: o.nagios });
+        },
         o,
         operationOf('verify', o.job),
       ),
@@ -200,8 +217,17 @@ function buildCli(
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
-    .action((o: Common & { job?: string[] }) =>
-      run((rt) => doctorCommand(rt, { jobs: o.job }), o, operationOf('doctor', o.job)),
+    .option(
+      '--probe-timeout <seconds>',
+      `seconds each check may take before it fails as hung (default ${DEFAULT_PROBE_TIMEOUT_SECONDS})`,
+      positiveSeconds,
+    )
+    .action((o: Common & { job?: string[]; probeTimeout?: number }) =>
+      run(
+        (rt) => doctorCommand(rt, { jobs: o.job, probeTimeoutSeconds: o.probeTimeout }),
+        o,
+        operationOf('doctor', o.job),
+      ),
     );
 
   // WAL archiving of point-in-time jobs: PostgreSQL's archive_command and restore_command.
@@ -326,17 +352,27 @@ async function main(argv: string[]): Promise<number> {
     const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
     const lines = errorLines(error, context, operation);
     process.stderr.write(`${lines.join('\n')}\n`);
+    if (argv.includes('--nagios')) {
+      // A check that could not run is UNKNOWN to Nagios, never OK or CRITICAL.
+      const message = (lines.at(-1) ?? '').replace(AGENT_ERROR_PREFIX, '').replace(/\|/g, '/');
+      process.stdout.write(`UNKNOWN: ${message}\n`);
+      return 3;
+    }
     if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
     return errorExitCode;
   }
 }
 
+// Exit once the output is flushed: a check that timed out may leave a syscall running (doctor).
+const exitAfterFlush = (code: number) => {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+};
+
 main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exitAfterFlush(code),
   (error: unknown) => {
     process.stderr.write(`${errorLines(error).join('\n')}\n`);
-    process.exitCode = 2;
+    exitAfterFlush(2);
   },
 );

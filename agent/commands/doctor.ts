@@ -5,7 +5,8 @@
  * compressor, the vault writable and readable, the key usable, and space left in a file vault.
  */
 import { randomBytes } from 'node:crypto';
-import { statfs } from 'node:fs/promises';
+import { readFile, realpath, stat, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { formatBytes } from '#agent/format';
@@ -21,24 +22,52 @@ import type { Outcome } from './outcome';
 
 export type { DoctorCheck };
 
-/** Runs every check; exit 2 if any failed, 1 if only warnings. */
-export async function doctorCommand(
-  runtime: Runtime,
-  options: { jobs?: readonly string[] },
-): Promise<Outcome> {
+/** Seconds each check may take unless `--probe-timeout` says otherwise. */
+export const DEFAULT_PROBE_TIMEOUT_SECONDS = 20;
+
+export interface DoctorOptions {
+  /** Jobs to check (default: every job of the plan). */
+  jobs?: readonly string[];
+  /** Seconds each check may take before it fails as hung (default 20). */
+  probeTimeoutSeconds?: number;
+}
+
+/**
+ * Runs every check, each within its time limit (a hung mount, a vault under /proc, a firewall that
+ * drops packets fail their check instead of hanging doctor); exit 2 if any failed, 1 if only warnings.
+ */
+export async function doctorCommand(runtime: Runtime, options: DoctorOptions): Promise<Outcome> {
   const jobs = selectJobs(runtime.plan, options.jobs);
+  const limitMs = (options.probeTimeoutSeconds ?? DEFAULT_PROBE_TIMEOUT_SECONDS) * 1000;
+  const timed = <T>(subject: string, work: () => Promise<T>) =>
+    withinTime(subject, work, limitMs, runtime.signal);
   const checks: DoctorCheck[] = [];
   if (jobs.some((j) => j.compression.algorithm === 'zstd')) {
-    checks.push(await probe('zstd', () => toolVersion('zstd', ['-V'])));
+    checks.push(await probe('zstd', () => timed('zstd', () => toolVersion('zstd', ['-V']))));
   }
   for (const job of jobs) {
-    const found = await sourceDriver(job.source).doctor(job.source, sourceContext(runtime, runtime.signal));
-    checks.push(...found.map((check) => ({ ...check, subject: `${job.name}: ${check.subject}` })));
+    const subject = `${job.name}: source`;
+    try {
+      const found = await timed(subject, () =>
+        sourceDriver(job.source).doctor(job.source, sourceContext(runtime, runtime.signal)),
+      );
+      checks.push(...found.map((check) => ({ ...check, subject: `${job.name}: ${check.subject}` })));
+    } catch (error) {
+      checks.push(await probe(subject, () => Promise.reject(error)));
+    }
   }
-  checks.push(await probe(`key (${runtime.plan.key.type})`, () => keyRoundTrip(runtime)));
-  checks.push(await probe(`vault ${runtime.vault.url}`, () => vaultRoundTrip(runtime)));
+  checks.push(await probe(`key (${runtime.plan.key.type})`, () => timed('key', () => keyRoundTrip(runtime))));
+  checks.push(await probe(`vault ${runtime.vault.url}`, () => timed('vault', () => vaultRoundTrip(runtime))));
   if (runtime.plan.vault.url.startsWith('file://')) {
-    checks.push(await probe('vault free space', () => freeSpace(runtime, jobs), { warnOnly: true }));
+    const root = fileURLToPath(runtime.plan.vault.url);
+    checks.push(
+      await probe('vault mount', () => timed('vault mount', () => ownMount(root)), { warnOnly: true }),
+    );
+    checks.push(
+      await probe('vault free space', () => timed('vault free space', () => freeSpace(runtime, jobs)), {
+        warnOnly: true,
+      }),
+    );
   }
   const failed = checks.filter((c) => !c.ok && !c.warning).length;
   const warned = checks.filter((c) => !c.ok && c.warning).length;
@@ -47,6 +76,68 @@ export async function doctorCommand(
     failed ? `${failed} problem${failed === 1 ? '' : 's'} found` : 'everything a backup needs is in place',
   ].join('\n');
   return { exitCode: failed ? 2 : warned ? 1 : 0, json: { checks }, text };
+}
+
+/**
+ * Runs one check with a time limit; the work may go on in the background (a syscall cannot be
+ * cancelled), and the CLI exits when the report is printed.
+ */
+function withinTime<T>(
+  subject: string,
+  work: () => Promise<T>,
+  limitMs: number,
+  signal: AbortSignal,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(
+        new Error(
+          `did not finish within ${limitMs / 1000}s (${subject} hangs: a stale mount, a firewall, a server that does not answer?)`,
+        ),
+      );
+    }, limitMs);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work()
+      .then(resolve, reject)
+      .finally(() => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      });
+  });
+}
+
+/**
+ * Whether a file vault is on a mounted file system of its own: a vault on the root file system is
+ * often a NAS that is not mounted, and backups would fill the root disk. Reads /proc/self/mountinfo
+ * for the mount holding the vault (or the nearest existing parent, as a backup would create it).
+ */
+async function ownMount(root: string): Promise<string> {
+  let existing = root;
+  while (
+    !(await stat(existing).then(
+      () => true,
+      () => false,
+    )) &&
+    dirname(existing) !== existing
+  ) {
+    existing = dirname(existing);
+  }
+  const real = await realpath(existing);
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => Boolean(point))
+    .map((point) => point.replace(/\\040/g, ' '));
+  const holding = mounts
+    .filter((point) => point === '/' || real === point || real.startsWith(`${point}/`))
+    .sort((a, b) => b.length - a.length)[0];
+  if (holding === undefined || holding === '/') {
+    throw new Error(
+      `${root} is on the root file system, not on a mount of its own: if a disk or NAS should be mounted there, it is not, and backups would fill the root disk`,
+    );
+  }
+  return `${root} is on the file system mounted at ${holding}`;
 }
 
 async function keyRoundTrip(runtime: Runtime): Promise<string> {

@@ -24,6 +24,8 @@ export interface VerifyOptions {
   deep?: boolean;
   /** Deep-verify this backup instead of the newest. */
   backupId?: string;
+  /** Print the Nagios plugin format instead of the table (see {@link nagiosText}). */
+  nagios?: boolean;
 }
 
 /** A deep read of one backup. */
@@ -80,8 +82,55 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
   return {
     exitCode: exitCodeOf(findings),
     json: { jobs: reports, findings } satisfies AgentVerifyResult,
-    text: lines.join('\n'),
+    text: options.nagios ? nagiosText(reports, findings, jobs) : lines.join('\n'),
   };
+}
+
+/** Nagios service states by exit code (the plugin API): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+export const NAGIOS_STATES = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'] as const;
+
+/**
+ * The Nagios plugin output of a verify run: the first line is `STATE: summary | perfdata`, with per
+ * job the age of the newest complete backup in seconds (warning and critical thresholds from the plan)
+ * and its stored size in bytes; then one line per finding (the plugin's long output).
+ * @example 'OK: 2 jobs verified, newest backups 2h 5m to 20h 1m old | \'app-db age\'=7500s;90000;108000;0 …'
+ */
+export function nagiosText(
+  reports: readonly JobSummary[],
+  findings: readonly Finding[],
+  jobs: readonly Job[],
+): string {
+  const state = NAGIOS_STATES[exitCodeOf(findings)];
+  const ages = reports.flatMap((r) => (r.backupAgeSeconds === undefined ? [] : [r.backupAgeSeconds]));
+  const count = (severity: Finding['severity']) => findings.filter((f) => f.severity === severity).length;
+  const worst = findings[0];
+  const summary = worst
+    ? `${[`${count('critical')} critical`, `${count('warning')} warning`].join(', ')}; ${worst.job}: ${worst.message}`
+    : `${reports.length} job${reports.length === 1 ? '' : 's'} verified${
+        ages.length === 0
+          ? ''
+          : ages.length === 1
+            ? `, newest backup ${formatDuration(ages[0] as number)} old`
+            : `, newest backups ${formatDuration(Math.min(...ages))} to ${formatDuration(Math.max(...ages))} old`
+      }`;
+  const label = (text: string) => `'${text.replace(/'/g, '')}'`;
+  const perfdata = reports.flatMap((r) => {
+    const job = jobs.find((j) => j.name === r.job);
+    const age =
+      r.backupAgeSeconds === undefined
+        ? []
+        : [
+            `${label(`${r.job} age`)}=${Math.round(r.backupAgeSeconds)}s;${job?.limits.warnAge ?? ''};${job?.limits.criticalAge ?? ''};0`,
+          ];
+    const size =
+      r.lastBackupBytes === undefined ? [] : [`${label(`${r.job} size`)}=${r.lastBackupBytes}B;;;0`];
+    return [...age, ...size];
+  });
+  const first = `${state}: ${summary.replace(/\|/g, '/')}${perfdata.length ? ` | ${perfdata.join(' ')}` : ''}`;
+  return [
+    first,
+    ...findings.map((f) => `${f.severity.toUpperCase()} ${f.job}: ${f.message.replace(/\|/g, '/')}`),
+  ].join('\n');
 }
 
 async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof checkJob>> {

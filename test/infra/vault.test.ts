@@ -148,7 +148,7 @@ describe('Vault', () => {
   it("applies a job's own retention over the plan's (appdb keeps dailies 14 days)", () => {
     expect(rules.find((r) => r.Id === 'appdb-daily')?.ExpirationInDays).toBe(14);
     expect(rules.find((r) => r.Id === 'web-config-daily')?.ExpirationInDays).toBe(7);
-    // 7y is seven calendar years: the longest seven years can be, leap days included.
+    // 7y is seven calendar years: the longest they can be, 2557 days (core/duration retentionDays).
     expect(rules.find((r) => r.Id === 'appdb-yearly')?.ExpirationInDays).toBe(2557);
   });
 

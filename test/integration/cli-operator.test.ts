@@ -331,6 +331,114 @@ jobs:
   });
 });
 
+/** A Nagios plugin's output read the way Nagios reads it: state, text, perfdata of the first line. */
+function readNagios(stdout: string): { state: string; text: string; perfdata: Record<string, string[]> } {
+  const [first = '', ...rest] = stdout.split('\n');
+  const cut = first.indexOf('|');
+  const text = cut < 0 ? first : first.slice(0, cut).trim();
+  const state = /^(OK|WARNING|CRITICAL|UNKNOWN): /.exec(text)?.[1] ?? 'NOT A NAGIOS LINE';
+  const perfdata: Record<string, string[]> = {};
+  const items = cut < 0 ? '' : first.slice(cut + 1).trim();
+  for (const item of items.match(/'[^']+'=\S+|[^\s=]+=\S+/g) ?? []) {
+    const [label, value] = item.split('=') as [string, string];
+    expect(value, item).toMatch(/^-?\d+(\.\d+)?(s|ms|us|%|B|KB|MB|GB|TB|c)?(;-?[\d.]*){0,4}$/);
+    perfdata[label.replace(/^'|'$/g, '')] = value.split(';');
+  }
+  expect(rest.join('\n')).not.toContain('|');
+  return { state, text, perfdata };
+}
+
+describe('verify --nagios', () => {
+  it('is OK with exit 0 and perfdata per job: age against the plan limits, stored size', async () => {
+    await run(['backup', '--job', 'beta']);
+    const result = await run(['verify', '--job', 'beta', '--nagios']);
+    expect(result.code, result.stdout).toBe(0);
+    const nagios = readNagios(result.stdout);
+    expect(nagios.state).toBe('OK');
+    expect(nagios.text).toMatch(/^OK: 1 job verified, newest backup \d+s old$/);
+    expect(nagios.perfdata['beta age']).toEqual([expect.stringMatching(/^\d+s$/), '90000', '108000', '0']);
+    expect(nagios.perfdata['beta size']?.[0]).toMatch(/^\d+B$/);
+  });
+
+  it('is CRITICAL with exit 2 naming the worst finding first', async () => {
+    const result = await run(['verify', '--job', 'beta,broken', '--nagios']);
+    expect(result.code).toBe(2);
+    const nagios = readNagios(result.stdout);
+    expect(nagios.state).toBe('CRITICAL');
+    expect(nagios.text).toMatch(/^CRITICAL: 1 critical, 0 warning; broken: no complete backup exists$/);
+    expect(Object.keys(nagios.perfdata)).toEqual(['beta age', 'beta size']);
+  });
+
+  it('is UNKNOWN with exit 3 when the check cannot run', async () => {
+    const result = await strongbox(['verify', '--plan', join(dir, 'no-such-plan.yaml'), '--nagios']);
+    expect(result.code).toBe(3);
+    expect(readNagios(result.stdout).state).toBe('UNKNOWN');
+    expect(result.lastError).toMatch(/^strongbox: error: verify: cannot read plan/);
+  });
+});
+
+describe('doctor', () => {
+  const planFor = async (vault: string) => {
+    const file = join(dir, `doctor-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(
+      file,
+      `version: 1
+vault: { url: "file://${vault}" }
+key: { type: local, path: master.key }
+jobs:
+  - name: alpha
+    source: { kind: files, paths: ["${join(dir, 'src', 'alpha')}"] }
+`,
+    );
+    return file;
+  };
+
+  it('finishes within its time limits when a probe hangs (a vault under /proc)', async () => {
+    const started = Date.now();
+    const result = await strongbox([
+      'doctor',
+      '--plan',
+      await planFor('/proc/sys/strongbox-vault'),
+      '--probe-timeout',
+      '2',
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toMatch(
+      /^FAIL {2}vault file:\/\/\/proc\/sys\/strongbox-vault: did not finish within 2s/m,
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('warns when a file vault is on the root file system, as an unmounted NAS would be', async () => {
+    const unmounted = `/strongbox-unmounted-${process.pid}`;
+    try {
+      const result = await strongbox(['doctor', '--plan', await planFor(`${unmounted}/vault`), '--json']);
+      const mount = result.json.checks.find((c: { subject: string }) => c.subject === 'vault mount');
+      expect(mount).toMatchObject({ ok: false, warning: true });
+      expect(mount.detail).toMatch(/is on the root file system, not on a mount of its own/);
+      expect(result.code).toBeGreaterThanOrEqual(1);
+    } finally {
+      await rm(unmounted, { recursive: true, force: true });
+    }
+  });
+
+  it('says which mount holds a vault that is on one', async () => {
+    const result = await strongbox([
+      'doctor',
+      '--plan',
+      await planFor('/proc/strongbox-vault'),
+      '--json',
+      '--probe-timeout',
+      '2',
+    ]);
+    const mount = result.json.checks.find((c: { subject: string }) => c.subject === 'vault mount');
+    expect(mount).toMatchObject({
+      ok: true,
+      detail: '/proc/strongbox-vault is on the file system mounted at /proc',
+    });
+  });
+});
+
 /** A TCP port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
   const server: Server = createServer();

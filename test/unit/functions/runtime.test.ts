@@ -91,7 +91,7 @@ describe('loadPlan and the deployment vault', () => {
   it('loads the plan JSON object and roots the vault at the stack bucket', async () => {
     const client = new S3Client({ region: 'eu-central-1' });
     const mock = mockClient(client);
-    // The stack uploads the plan as written, its YAML turned into JSON (defaults not filled in).
+    // The stack uploads the plan document as written (infra PlanAsset), as JSON.
     mock.on(GetObjectCommand).resolves({ Body: body(JSON.stringify(parseYaml(TEST_PLAN_YAML))) });
     const plan = await loadPlan(client, 'plans', 'plan.json');
     expect(plan.jobs.map((j) => j.name)).toEqual(['app-db', 'web-files']);
