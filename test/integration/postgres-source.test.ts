@@ -342,6 +342,25 @@ describe('swapDatabases', () => {
     expect(await idle).toBeInstanceOf(Error);
   });
 
+  it('keeps the old database under the next free name when a swap of the same second kept one already', async () => {
+    await pg.psql(
+      'CREATE DATABASE twice; CREATE DATABASE twice_restore; CREATE DATABASE twice_pre_20241206_020000;',
+    );
+    await pg.psql(`CREATE TABLE v (value text); INSERT INTO v VALUES ('old');`, 'twice');
+    const config = configFor(pg, 'twice');
+
+    const { keptAs } = await swapDatabases(config, {
+      live: 'twice',
+      beside: 'twice_restore',
+      ctx,
+      now: new Date('2024-12-06T02:00:00Z'),
+    });
+
+    expect(keptAs).toBe('twice_pre2_20241206_020000');
+    expect(await pg.psql('SELECT value FROM v', keptAs)).toBe('old');
+    expect(await databaseExists(config, 'twice_pre_20241206_020000', ctx)).toBe(true);
+  });
+
   it('refuses when the restored copy is missing and leaves the live database as it was', async () => {
     await pg.psql('CREATE DATABASE solo');
     const config = configFor(pg, 'solo');

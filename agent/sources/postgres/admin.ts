@@ -77,7 +77,7 @@ export async function dropDatabaseWith(admin: pg.Client, name: string): Promise<
  * server refuse the transaction block, the renames run one by one and a failure of the second renames
  * the first back. Nothing is ever dropped: the old data stays under the returned name.
  * @example const { keptAs } = await swapDatabases(job.source, { live: 'app', beside: 'app_restore_x', ctx })
- * @throws RestoreError when either database is missing, the kept name is taken or a rename fails; the
+ * @throws RestoreError when either database is missing, no kept name is free or a rename fails; the
  *   databases then keep their names.
  */
 export async function swapDatabases(
@@ -85,7 +85,7 @@ export async function swapDatabases(
   options: SwapOptions,
 ): Promise<{ keptAs: string }> {
   const { live, beside, ctx } = options;
-  const keptAs = stampedDatabaseName(live, 'pre', options.now ?? new Date());
+  const now = options.now ?? new Date();
   if (live === beside) throw new RestoreError(`cannot swap database ${live} with itself`);
   const admin = await connectMaintenance(config, await resolvePassword(config, ctx), ctx);
   try {
@@ -94,10 +94,16 @@ export async function swapDatabases(
         throw new RestoreError(`cannot swap: ${describeTarget(config, name)} does not exist`);
       }
     }
-    if (await existsWith(admin, keptAs)) {
-      throw new RestoreError(
-        `cannot swap: ${describeTarget(config, keptAs)} already exists (it would keep ${live})`,
-      );
+    // A replace retried within the same second finds its first kept name taken: take the next one,
+    // never a database that exists.
+    let keptAs = stampedDatabaseName(live, 'pre', now);
+    for (let n = 2; await existsWith(admin, keptAs); n++) {
+      if (n > 9) {
+        throw new RestoreError(
+          `cannot swap: ${describeTarget(config, keptAs)} and the names before it already exist (they would keep ${live})`,
+        );
+      }
+      keptAs = stampedDatabaseName(live, `pre${n}`, now);
     }
     for (let attempt = 1; ; attempt++) {
       const sessions = await sessionsOf(admin, [live, beside]);
