@@ -1,4 +1,8 @@
-/** What source drivers share: single-object backups, streams that end only on a clean exit, doctor probes. */
+/**
+ * What source drivers share: single-object backups, streams that end only on a clean exit, doctor probes,
+ * directory targets.
+ */
+import { rm, stat } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { describeError } from '#core/errors';
 import type { DoctorCheck, SourceObject } from '#core/ports';
@@ -60,3 +64,20 @@ export class EndGate extends Transform {
     );
   }
 }
+
+/**
+ * Target handling of drivers that restore into a directory (files, command, redis): a target exists
+ * when the path does, is discarded by removing it, and a scratch target is a fresh directory name below
+ * the temp directory (`strongbox-<label>-<stamp>`).
+ * @example export const filesDriver = { spec, backup, restore, check, doctor, ...directoryTargets }
+ */
+export const directoryTargets = {
+  targetExists: async (_config: unknown, target: string): Promise<boolean> =>
+    stat(target).then(
+      () => true,
+      () => false,
+    ),
+  discard: (_config: unknown, target: string): Promise<void> => rm(target, { recursive: true, force: true }),
+  scratchTarget: (_config: unknown, label: string, now: Date, tempDir: string): string =>
+    `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
+};

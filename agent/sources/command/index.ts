@@ -17,7 +17,7 @@ import { describeError, RestoreError, SourceError, StrongboxError } from '#core/
 import type { DoctorCheck, SourceBackup, SourceContext, SourceDriver, TargetCheck } from '#core/ports';
 import { commandSource } from '#core/sources/command';
 import type { CommandDetails, CommandSourceConfig } from '#core/sources/index';
-import { EndGate, oneObject, probe } from '../kit';
+import { directoryTargets, EndGate, oneObject, probe } from '../kit';
 
 /** Characters of a check command's stdout kept for the check's detail. */
 const CHECK_OUTPUT_CHARS = 2_000;
@@ -260,12 +260,5 @@ export const commandDriver: SourceDriver<'command'> = {
   restore: (config, input, { target, ctx }) => restoreCommand(config, () => input.only(), target, ctx),
   check: (config, details, { target, ctx }) => checkCommand(config, details, target, ctx),
   doctor: doctorCommand,
-  targetExists: async (_config, target) =>
-    stat(target).then(
-      () => true,
-      () => false,
-    ),
-  discard: (_config, target) => rm(target, { recursive: true, force: true }),
-  scratchTarget: (_config, label, now, tempDir) =>
-    `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
+  ...directoryTargets,
 };

@@ -3,9 +3,9 @@
  * restored into a new or empty directory; drills compare the number and bytes of regular files with the
  * manifest.
  */
-import { rm, stat } from 'node:fs/promises';
 import type { SourceDriver } from '#core/ports';
 import { filesSource } from '#core/sources/files';
+import { directoryTargets } from '../kit';
 import { backupFiles } from './backup';
 import { checkFiles } from './check';
 import { doctorFiles } from './doctor';
@@ -24,12 +24,5 @@ export const filesDriver: SourceDriver<'files'> = {
   },
   check: (_config, details, { target }) => checkFiles(details, target),
   doctor: doctorFiles,
-  targetExists: async (_config, target) =>
-    stat(target).then(
-      () => true,
-      () => false,
-    ),
-  discard: (_config, target) => rm(target, { recursive: true, force: true }),
-  scratchTarget: (_config, label, now, tempDir) =>
-    `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
+  ...directoryTargets,
 };

@@ -20,7 +20,7 @@ import type { DoctorCheck, SourceBackup, SourceDriver, TargetCheck } from '#core
 import type { RedisDetails, RedisSourceConfig } from '#core/sources/index';
 import { redisSource } from '#core/sources/redis';
 import { resolvePassword, type SourceContext } from '../context';
-import { EndGate, oneObject, probe } from '../kit';
+import { directoryTargets, EndGate, oneObject, probe } from '../kit';
 import {
   cliEnv,
   connectionArgs,
@@ -485,12 +485,5 @@ export const redisDriver: SourceDriver<'redis'> = {
   restore: (_config, input, { target }) => restoreRedis(() => input.open(OBJECT), target),
   check: (config, details, { target, ctx }) => checkRedis(config, details, target, ctx),
   doctor: doctorRedis,
-  targetExists: async (_config, target) =>
-    stat(target).then(
-      () => true,
-      () => false,
-    ),
-  discard: (_config, target) => rm(target, { recursive: true, force: true }),
-  scratchTarget: (_config, label, now, tempDir) =>
-    `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
+  ...directoryTargets,
 };
