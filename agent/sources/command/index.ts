@@ -7,7 +7,7 @@
  */
 import { access, constants, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { startCommand } from '#agent/pipeline/command';
 import { settleAll } from '#agent/pipeline/flow';
@@ -91,8 +91,8 @@ export async function restoreCommand(
       extraEnv: { STRONGBOX_TARGET: target },
     });
     const feeding = tool.stdin
-      ? pipeline(stream, tool.stdin).catch(async (error: NodeJS.ErrnoException) => {
-          if (error.code !== 'EPIPE') throw error;
+      ? feedStdin(stream, tool.stdin).then(async (everyByte) => {
+          if (everyByte) return;
           // The command closed its stdin: how it ended (a status, a timeout) says more than the pipe.
           await tool.done.catch((ended: unknown) => {
             throw new RestoreError(describeError(ended), { cause: ended });
@@ -262,3 +262,41 @@ export const commandDriver: SourceDriver<'command'> = {
   doctor: doctorCommand,
   ...directoryTargets,
 };
+
+/**
+ * Writes `input` into a command's stdin with backpressure and ends it. Resolves whether the command took
+ * every byte: false when a write failed or stdin closed with input left (the rest is still read — and so
+ * authenticated — into nothing). A command that exits right after the last byte, before the pipe's end is
+ * acknowledged (`tar -x` after its last record), took every byte. Rejects with the input's own error.
+ */
+async function feedStdin(input: Readable, stdin: Writable): Promise<boolean> {
+  let lost = false;
+  let open = true;
+  const written = (error?: Error | null) => {
+    if (error) lost = true;
+  };
+  for await (const chunk of input) {
+    if (!open || stdin.destroyed) {
+      open = false;
+      lost = true;
+      continue;
+    }
+    if (!stdin.write(chunk, written)) open = await drainedOrClosed(stdin);
+  }
+  if (open && !stdin.destroyed) stdin.end();
+  await new Promise((resolve) => setImmediate(resolve));
+  return !lost;
+}
+
+/** Waits until `stdin` takes more (true) or is closed or broken (false). */
+function drainedOrClosed(stdin: Writable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const settle = (more: boolean) => () => {
+      stdin.off('drain', onDrain).off('close', onEnd).off('error', onEnd);
+      resolve(more);
+    };
+    const onDrain = settle(true);
+    const onEnd = settle(false);
+    stdin.once('drain', onDrain).once('close', onEnd).once('error', onEnd);
+  });
+}
