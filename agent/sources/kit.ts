@@ -2,9 +2,10 @@
  * What source drivers share: single-object backups, streams that end only on a clean exit, doctor probes,
  * directory targets.
  */
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { describeError } from '#core/errors';
+import { describeError, RestoreError } from '#core/errors';
 import type { DoctorCheck, SourceObject } from '#core/ports';
 
 /** The name of the one data object of a single-stream source (`data.zst.sbx` once stored). */
@@ -81,3 +82,25 @@ export const directoryTargets = {
   scratchTarget: (_config: unknown, label: string, now: Date, tempDir: string): string =>
     `${tempDir.replace(/\/+$/, '')}/strongbox-${label}-${now.toISOString().replace(/[-:.]/g, '')}`,
 };
+
+/**
+ * Creates a restore target directory (mode 0700, its parents as needed) that must not exist yet: a
+ * restore into a directory never writes into one that was there before.
+ * @param kind the source kind, for the message (`a redis restore writes a new directory`).
+ * @throws RestoreError when the target exists (it is left untouched) or cannot be created.
+ */
+export async function claimNewDirectory(target: string, kind: string): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  try {
+    await mkdir(target, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new RestoreError(
+        `restore target ${target} exists: a ${kind} restore writes into a new directory it creates (it was left untouched)`,
+      );
+    }
+    throw new RestoreError(`cannot create restore target ${target}: ${describeError(error)}`, {
+      cause: error,
+    });
+  }
+}

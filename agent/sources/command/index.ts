@@ -5,8 +5,7 @@
  * under its timeout; secrets reach it through its environment only. A command that fails, writes nothing
  * or exceeds its timeout errors the stream and `done`, so the backup never gets a manifest.
  */
-import { access, constants, mkdir, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { startCommand } from '#agent/pipeline/command';
@@ -17,7 +16,7 @@ import { describeError, RestoreError, SourceError, StrongboxError } from '#core/
 import type { DoctorCheck, SourceBackup, SourceContext, SourceDriver, TargetCheck } from '#core/ports';
 import { commandSource } from '#core/sources/command';
 import type { CommandDetails, CommandSourceConfig } from '#core/sources/index';
-import { directoryTargets, EndGate, oneObject, probe } from '../kit';
+import { claimNewDirectory, directoryTargets, EndGate, oneObject, probe } from '../kit';
 
 /** Characters of a check command's stdout kept for the check's detail. */
 const CHECK_OUTPUT_CHARS = 2_000;
@@ -77,7 +76,7 @@ export async function restoreCommand(
   target: string,
   ctx: SourceContext,
 ): Promise<void> {
-  await claimNewDirectory(target);
+  await claimNewDirectory(target, 'command');
   const controller = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
   try {
@@ -234,23 +233,6 @@ async function findProgram(program: string, path: string): Promise<string> {
     }
   }
   throw new SourceError(`${program} not found on PATH or not executable`);
-}
-
-/** Creates `target` (its parents as needed). @throws RestoreError when it exists: restores never overwrite. */
-async function claimNewDirectory(target: string): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
-  try {
-    await mkdir(target, { mode: 0o700 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new RestoreError(
-        `restore target ${target} exists: a command restore runs in a new directory it creates (it was left untouched)`,
-      );
-    }
-    throw new RestoreError(`cannot create restore target ${target}: ${describeError(error)}`, {
-      cause: error,
-    });
-  }
 }
 
 /** The `command` driver. */

@@ -8,19 +8,19 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { open, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { Meter } from '#agent/pipeline/meter';
 import type { Finding } from '#core/agent-output';
-import { describeError, RestoreError, SourceError, StrongboxError } from '#core/errors';
+import { describeError, SourceError, StrongboxError } from '#core/errors';
 import type { DoctorCheck, SourceBackup, SourceDriver, TargetCheck } from '#core/ports';
 import type { RedisDetails, RedisSourceConfig } from '#core/sources/index';
 import { redisSource } from '#core/sources/redis';
 import { resolvePassword, type SourceContext } from '../context';
-import { directoryTargets, EndGate, oneObject, probe } from '../kit';
+import { claimNewDirectory, directoryTargets, EndGate, oneObject, probe } from '../kit';
 import {
   cliEnv,
   connectionArgs,
@@ -305,19 +305,7 @@ export async function valueDigest(
  * failure the directory is removed and the first error rethrown.
  */
 async function restoreRedis(input: Readable | (() => Promise<Readable>), target: string): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
-  try {
-    await mkdir(target, { mode: 0o700 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new RestoreError(
-        `restore target ${target} exists: a redis restore writes a new directory (it was left untouched)`,
-      );
-    }
-    throw new RestoreError(`cannot create restore target ${target}: ${describeError(error)}`, {
-      cause: error,
-    });
-  }
+  await claimNewDirectory(target, 'redis');
   try {
     const stream = typeof input === 'function' ? await input() : input;
     await pipeline(stream, createWriteStream(join(target, RDB_FILE), { mode: 0o600, flags: 'wx' }));
