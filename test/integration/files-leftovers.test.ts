@@ -4,7 +4,7 @@
  * it is older than the job's timeout (so it cannot belong to a backup still running).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,7 @@ import { runBackup } from '#agent/backup';
 import { pruneCommand } from '#agent/commands/prune';
 import { openRuntime } from '#agent/runtime';
 import { findJob } from '#core/plan';
-import { strongbox } from '#test/support/cli';
+import { writeFileVaultPlan } from '#test/support/cli';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -24,20 +24,12 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'strongbox-leftovers-'));
   await mkdir(join(work, 'data'));
   await run('dd', ['if=/dev/urandom', `of=${join(work, 'data', 'weights.bin')}`, 'bs=1M', 'count=256']);
-  plan = join(work, 'plan.yaml');
-  await writeFile(
-    plan,
-    `version: 1
-vault: { url: "file://${join(work, 'vault')}" }
-key: { type: local, path: master.key }
-retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y }
-jobs:
-  - name: models
+  plan = await writeFileVaultPlan(
+    work,
+    `  - name: models
     timeout: 1h
-    source: { kind: files, paths: ["${join(work, 'data')}"] }
-`,
+    source: { kind: files, paths: ["${join(work, 'data')}"] }`,
   );
-  expect((await strongbox(['keygen', join(work, 'master.key')])).code).toBe(0);
 }, 60_000);
 
 afterAll(async () => {

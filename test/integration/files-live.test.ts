@@ -15,7 +15,7 @@ import { backupCommand } from '#agent/commands/backup';
 import { openRuntime } from '#agent/runtime';
 import { backupFiles, restoreFiles } from '#agent/sources/files/index';
 import { readManifest } from '#core/catalog';
-import { strongbox } from '#test/support/cli';
+import { strongbox, writeFileVaultPlan } from '#test/support/cli';
 
 const isRoot = process.getuid?.() === 0;
 let work: string;
@@ -123,19 +123,11 @@ describe('the backup command with a live tree', () => {
   it('exits 1 naming the files and records them in the manifest', async () => {
     const root = join(work, 'cmd-tree');
     await liveTree(root);
-    const plan = join(work, 'plan.yaml');
-    await writeFile(
-      plan,
-      `version: 1
-vault: { url: "file://${join(work, 'vault')}" }
-key: { type: local, path: master.key }
-retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y }
-jobs:
-  - name: live
-    source: { kind: files, paths: ["${join(root, 'logs')}"] }
-`,
+    const plan = await writeFileVaultPlan(
+      work,
+      `  - name: live
+    source: { kind: files, paths: ["${join(root, 'logs')}"] }`,
     );
-    expect((await strongbox(['keygen', join(work, 'master.key')])).code).toBe(0);
     const runtime = await openRuntime(plan, {});
     // The writer appends for as long as the backup runs: tar sees the log change while it reads it.
     const appender = spawn(

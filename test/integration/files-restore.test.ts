@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupFiles, INCOMPLETE_MARKER, restoreFiles } from '#agent/sources/files/index';
 import { RestoreError } from '#core/errors';
-import { strongbox } from '#test/support/cli';
+import { strongbox, writeFileVaultPlan } from '#test/support/cli';
 import { streamOf } from '#test/support/sources';
 
 const run = promisify(execFile);
@@ -39,19 +39,11 @@ beforeAll(async () => {
     { env: {} },
   );
   [, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
-  plan = join(work, 'plan.yaml');
-  await writeFile(
-    plan,
-    `version: 1
-vault: { url: "file://${join(work, 'vault')}" }
-key: { type: local, path: master.key }
-retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y }
-jobs:
-  - name: models
-    source: { kind: files, paths: ["${source}"] }
-`,
+  plan = await writeFileVaultPlan(
+    work,
+    `  - name: models
+    source: { kind: files, paths: ["${source}"] }`,
   );
-  expect((await strongbox(['keygen', join(work, 'master.key')])).code).toBe(0);
   const made = await strongbox(['backup', '--plan', plan, '--job', 'models']);
   expect(made.code, made.stderr).toBe(0);
 }, 120_000);

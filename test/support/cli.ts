@@ -3,6 +3,7 @@
  * SSM document does, and captures its exit code and output.
  */
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -41,4 +42,26 @@ export function strongbox(args: string[], env: Record<string, string | undefined
       },
     );
   });
+}
+
+/**
+ * Writes `<dir>/plan.yaml` — a file vault at `<dir>/vault`, a local key at `<dir>/master.key` made with
+ * `strongbox keygen`, and the given jobs (YAML lines below `jobs:`) — and returns the plan's path.
+ * @example const plan = await writeFileVaultPlan(work, '  - name: models\n    source: { kind: files, paths: [/srv] }')
+ */
+export async function writeFileVaultPlan(dir: string, jobsYaml: string): Promise<string> {
+  const plan = join(dir, 'plan.yaml');
+  await writeFile(
+    plan,
+    `version: 1
+vault: { url: "file://${join(dir, 'vault')}" }
+key: { type: local, path: master.key }
+retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y }
+jobs:
+${jobsYaml.replace(/\n$/, '')}
+`,
+  );
+  const keygen = await strongbox(['keygen', join(dir, 'master.key')]);
+  if (keygen.code !== 0) throw new Error(`strongbox keygen failed: ${keygen.lastError}`);
+  return plan;
 }
