@@ -15,6 +15,7 @@ import {
 } from './duration';
 import { PlanError } from './errors';
 import { describeZodIssues } from './issues';
+import { DEFAULT_STORAGE, metricsSchema, notifySchema, storageSchema } from './local-ops';
 import { scheduleProblem } from './schedule';
 import {
   capabilitiesOf,
@@ -264,6 +265,12 @@ const planSchema = z
         slack: z.strictObject({ webhookParameter: z.string().min(1) }).optional(),
       })
       .default({ email: [] }),
+    /** Alerts the agent sends itself after each run (sites without AWS): core/local-ops. */
+    notify: notifySchema.optional(),
+    /** A Prometheus node_exporter textfile the agent rewrites after each run: core/local-ops. */
+    metrics: metricsSchema.optional(),
+    /** How full a file vault's file system may get before verify, doctor and backup report it. */
+    storage: storageSchema.default(DEFAULT_STORAGE),
     verify: z
       .strictObject({
         schedule: scheduleExpression.default('cron(0 7 * * ? *)'),
