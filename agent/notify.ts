@@ -86,7 +86,6 @@ async function webhookUrl(ref: SecretValue, where: string, env: Env): Promise<st
  */
 export function emailOf(alert: Alert, to: readonly string[], from: string, date: Date): string {
   const subject = alertSubject(alert);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what the check is about
   const encoded = /^[\x20-\x7e]*$/.test(subject)
     ? subject
     : `=?UTF-8?B?${Buffer.from(subject, 'utf8').toString('base64')}?=`;
