@@ -267,8 +267,8 @@ async function refuseExisting(runtime: Runtime, job: Job, backupId: string): Pro
   }
 }
 
-/** Tags, storage class and Object Lock retention of a backup's data objects. */
-function objectPutOptions(
+/** Tags, storage class and Object Lock retention of a backup's data objects (also on a copy: agent/copy). */
+export function objectPutOptions(
   runtime: Runtime,
   job: Job,
   tier: Tier,

@@ -6,17 +6,19 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { backupCommand } from '#agent/commands/backup';
+import { copyCommand } from '#agent/commands/copy';
 import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { keygenCommand } from '#agent/commands/keygen';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
 import { errorJson } from '#agent/commands/outcome';
-import { pruneCommand } from '#agent/commands/prune';
+import { pruneVaults } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
+import { runtimeFrom } from '#agent/copy';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
@@ -65,6 +67,7 @@ function operationOf(command: string, jobs?: string | readonly string[]): Operat
 }
 
 const JOBS_HELP = 'only these jobs: repeat --job or separate names with commas (default: every job)';
+const FROM_HELP = "read this copy (a name of the plan's copies) instead of the primary vault";
 
 function backupIdArg(value: string): string {
   if (!isBackupId(value)) throw new InvalidArgumentError('expected a backup id like 20241206T020000Z-3f9a1c');
@@ -107,11 +110,41 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--backup-id <id>', 'backup id to write (default: a new one from the clock)', backupIdArg)
     .addOption(new Option('--tier <tier>', 'GFS tier (default: from the previous backup)').choices(TIERS))
-    .action((o: Common & { job?: string[]; backupId?: string; tier?: Tier }) =>
+    .option(
+      '--copy',
+      "then copy each job that backed up to every copy of the plan (as `strongbox copy` does: what each copy's tiers and retention want and it lacks)",
+    )
+    .action((o: Common & { job?: string[]; backupId?: string; tier?: Tier; copy?: boolean }) =>
       run(
-        (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier }),
+        (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier, copy: o.copy }),
         o,
         operationOf('backup', o.job),
+      ),
+    );
+
+  withPlan(
+    program
+      .command('copy')
+      .description(
+        "copy the primary vault's complete backups to the plan's copies (3-2-1): each object as stored, " +
+          'its SHA-256 checked on the way (a corrupted object is refused), the data key re-wrapped for a copy ' +
+          "with its own key (no data is decrypted), the copy's tiers, storage class and retention applied, " +
+          'the manifest written last; backups already on a copy are left alone, an interrupted copy is ' +
+          'finished by the next run. Safety backups are copied only by --backup-id; WAL is not copied.',
+      ),
+  )
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
+    .option('--to <copy>', 'only this copy (default: every copy of the plan)')
+    .option(
+      '--backup-id <id>',
+      "copy only this backup (one --job): also a safety backup, or one the copy's tiers or retention leave out",
+      backupIdArg,
+    )
+    .action((o: Common & { job?: string[]; to?: string; backupId?: string }) =>
+      run(
+        (rt) => copyCommand(rt, { jobs: o.job, to: o.to, backupId: o.backupId }),
+        o,
+        operationOf('copy', o.job),
       ),
     );
 
@@ -142,8 +175,21 @@ function buildCli(
       'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
+    .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
     .action((o: Common & Record<string, string | boolean | undefined>) =>
-      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o, operationOf('restore', o.job as string)),
+      run(
+        async (rt) => {
+          const from = typeof o.from === 'string' ? o.from : undefined;
+          if (from !== undefined && o.replace) {
+            throw new UsageError(
+              '--from and --replace: a replace takes its safety backup into the vault it restores from; restore the copy into a --target instead',
+            );
+          }
+          return restoreCommand(await runtimeFrom(rt, from), parseRestoreOptions(o));
+        },
+        o,
+        operationOf('restore', o.job as string),
+      ),
     );
 
   withPlan(
@@ -156,16 +202,26 @@ function buildCli(
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--options <json>', 'restore options as JSON (target; with one job)')
-    .action((o: Common & { job?: string[]; options?: string }) =>
-      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job)),
+    .option('--from <copy>', FROM_HELP)
+    .action((o: Common & { job?: string[]; options?: string; from?: string }) =>
+      run(
+        async (rt) => drillCommand(await runtimeFrom(rt, o.from), { jobs: o.job, options: o.options }),
+        o,
+        operationOf('drill', o.job),
+      ),
     );
 
   withPlan(
     program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
-    .action((o: Common & { job?: string[] }) =>
-      run((rt) => listCommand(rt, { jobs: o.job }), o, operationOf('list', o.job)),
+    .option('--from <copy>', FROM_HELP)
+    .action((o: Common & { job?: string[]; from?: string }) =>
+      run(
+        async (rt) => listCommand(await runtimeFrom(rt, o.from), { jobs: o.job }),
+        o,
+        operationOf('list', o.job),
+      ),
     );
 
   withPlan(
@@ -186,27 +242,46 @@ function buildCli(
       'print as a Nagios plugin: "OK|WARNING|CRITICAL|UNKNOWN: …" with perfdata, exit 0/1/2/3 ' +
         '(UNKNOWN when the check cannot run)',
     )
-    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean }) =>
-      run(
-        (rt) => {
-          if (o.nagios && o.json)
-            throw new UsageError('--nagios and --json are two output formats: choose one');
-          return verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId, nagios: o.nagios });
-        },
-        o,
-        operationOf('verify', o.job),
-      ),
+    .option(
+      '--from <copy>',
+      `${FROM_HELP}; without it verify also reports, per copy, the backups missing there`,
+    )
+    .action(
+      (o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean; from?: string }) =>
+        run(
+          async (rt) => {
+            if (o.nagios && o.json)
+              throw new UsageError('--nagios and --json are two output formats: choose one');
+            return verifyCommand(await runtimeFrom(rt, o.from), {
+              jobs: o.job,
+              deep: o.deep,
+              backupId: o.backupId,
+              nagios: o.nagios,
+              copies: o.from === undefined,
+            });
+          },
+          o,
+          operationOf('verify', o.job),
+        ),
     );
 
   withPlan(
     program
       .command('prune')
-      .description("apply the plan's retention to the vault and remove stale incomplete backups"),
+      .description(
+        "apply the plan's retention to the vault and remove stale incomplete backups, then each copy's " +
+          'retention to that copy',
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('-n, --dry-run', 'only say what would be deleted')
-    .action((o: Common & { job?: string[]; dryRun?: boolean }) =>
-      run((rt) => pruneCommand(rt, { jobs: o.job, dryRun: o.dryRun }), o, operationOf('prune', o.job)),
+    .option('--from <copy>', 'prune only this copy (default: the primary vault, then every copy)')
+    .action((o: Common & { job?: string[]; dryRun?: boolean; from?: string }) =>
+      run(
+        (rt) => pruneVaults(rt, { jobs: o.job, dryRun: o.dryRun, from: o.from }),
+        o,
+        operationOf('prune', o.job),
+      ),
     );
 
   withPlan(

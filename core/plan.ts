@@ -25,6 +25,7 @@ import {
   sourceSpec,
 } from './sources/index';
 import { UPLOAD_CLASSES } from './storage-classes';
+import { TIERS } from './tiers';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
@@ -251,6 +252,43 @@ const jobSchema = z.strictObject({
     .default({ before: [], after: [] }),
 });
 
+/** Retention of a copy: days per GFS tier, each optional (absent: the job's retention of that tier). */
+const copyRetention = z.strictObject({
+  daily: days.optional(),
+  weekly: days.optional(),
+  monthly: days.optional(),
+  yearly: days.optional(),
+});
+
+/**
+ * A further vault the primary's complete backups are copied to (the 3-2-1 rule): a NAS, an S3 bucket in
+ * another account or region, an S3-compatible store. `strongbox copy` (and `backup --copy`) fills it.
+ */
+const copySchema = z.strictObject({
+  /** How commands name the copy: `copy --to <name>`, `restore --from <name>`. */
+  name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
+  description: z.string().optional(),
+  vault: vaultSchema,
+  /**
+   * The copy's own master key, declared like the plan's `key`. When it is given, each backup's data key
+   * is re-wrapped for it (unwrapped with the primary's key, wrapped with this one); the data itself is
+   * never decrypted. Absent: the primary's key, and the wrapped data keys are copied as they are.
+   */
+  key: keySchema.optional(),
+  /** Days kept per tier on this copy; a tier left out keeps the job's retention of that tier. */
+  retention: copyRetention.optional(),
+  /** Only backups of these tiers go to this copy (e.g. `[weekly, monthly, yearly]` off-site). @default every tier */
+  tiers: z
+    .array(z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }))
+    .min(1, 'names no tier: leave tiers out to copy every tier')
+    .optional(),
+});
+
+/** Where a vault config points: its URL without a trailing slash, and its endpoint. */
+function vaultIdentity(vault: { url: string; endpoint?: string }): string {
+  return `${vault.url.replace(/\/+$/, '')} ${vault.endpoint?.replace(/\/+$/, '') ?? ''}`;
+}
+
 const planSchema = z
   .strictObject({
     version: z.literal(1),
@@ -281,8 +319,42 @@ const planSchema = z
       .record(z.string().regex(NAME, `host names must be ${NAME_HINT} characters`), hostSchema)
       .default({}),
     jobs: z.array(jobSchema).min(1, 'needs at least one job'),
+    /** Further vaults the primary's backups are copied to (the 3-2-1 rule); none by default. */
+    copies: z.array(copySchema).default([]),
   })
   .superRefine((plan, ctx) => {
+    const copyNames = new Map<string, number>();
+    const copyVaults = new Map<string, number>([[vaultIdentity(plan.vault), -1]]);
+    plan.copies.forEach((copy, index) => {
+      const first = copyNames.get(copy.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'name'],
+          message: `'${copy.name}' is used by copies[${first}] too`,
+        });
+      } else copyNames.set(copy.name, index);
+      const same = copyVaults.get(vaultIdentity(copy.vault));
+      if (same !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'vault', 'url'],
+          message:
+            same === -1
+              ? `'${copy.vault.url}' is the primary vault (vault.url): a copy must be another vault`
+              : `'${copy.vault.url}' is the vault of copies[${same}] too`,
+        });
+      } else copyVaults.set(vaultIdentity(copy.vault), index);
+      const tiers = copy.tiers ?? [];
+      const repeated = tiers.find((tier, i) => tiers.indexOf(tier) !== i);
+      if (repeated) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'tiers'],
+          message: `names ${repeated} twice`,
+        });
+      }
+    });
     const seen = new Map<string, number>();
     plan.jobs.forEach((job, index) => {
       const first = seen.get(job.name);
@@ -334,6 +406,8 @@ export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
 export type Retention = Plan['retention'];
 export type VaultConfig = Plan['vault'];
 export type KeyConfig = Plan['key'];
+/** One of the plan's `copies`. */
+export type CopyConfig = Plan['copies'][number];
 
 /** @deprecated moved to core/issues; kept so existing imports of `#core/plan` keep working. */
 export { formatPath } from './issues';
@@ -477,4 +551,35 @@ export function selectJobs(plan: Plan, names?: readonly string[]): Job[] {
 export function retentionOf(plan: Plan, job: Job): Retention {
   const override = Object.fromEntries(Object.entries(job.retention ?? {}).filter(([, v]) => v !== undefined));
   return { ...plan.retention, ...override };
+}
+
+/**
+ * Finds one of the plan's copies by name.
+ * @throws PlanError naming the copies there are.
+ */
+export function findCopy(plan: Plan, name: string): CopyConfig {
+  const copy = plan.copies.find((c) => c.name === name);
+  if (!copy) {
+    throw new PlanError([
+      `copy '${name}' is not in the plan (copies: ${plan.copies.map((c) => c.name).join(', ') || 'none defined'})`,
+    ]);
+  }
+  return copy;
+}
+
+/**
+ * The retention that applies to a job's backups on a copy: the job's retention (plan and job
+ * overrides), with the copy's own days per tier over it.
+ * @example copyRetentionOf(plan, job, findCopy(plan, 'offsite')).monthly
+ */
+export function copyRetentionOf(plan: Plan, job: Job, copy: CopyConfig): Retention {
+  const override = Object.fromEntries(
+    Object.entries(copy.retention ?? {}).filter(([, v]) => v !== undefined),
+  );
+  return { ...retentionOf(plan, job), ...override };
+}
+
+/** Whether a copy takes backups of a tier (its `tiers` filter; every tier when absent). */
+export function copyTakesTier(copy: CopyConfig, tier: (typeof TIERS)[number]): boolean {
+  return copy.tiers === undefined || copy.tiers.includes(tier);
 }

@@ -80,6 +80,13 @@ export interface KeyProvider {
   generateDataKey(context: Record<string, string>): Promise<DataKey>;
   /** The plaintext of a wrapped data key. @throws KeyError for a wrong key or context. */
   decryptDataKey(wrapped: string, key: KeyRef, context: Record<string, string>): Promise<Buffer>;
+  /**
+   * Wraps an existing data key (the plaintext of one this or another provider made) under this
+   * provider's master key, bound to `context`: how a copy in another vault gets its own wrapped key
+   * without the data being decrypted. Never stores or logs the plaintext.
+   * @throws KeyError when the master key cannot be used.
+   */
+  wrapDataKey(plaintext: Buffer, context: Record<string, string>): Promise<Omit<DataKey, 'plaintext'>>;
 }
 
 /**

@@ -1,12 +1,14 @@
 /** `strongbox backup`: back up the given jobs, or every job of the plan, in plan order. */
 
 import { type BackupResult, runBackup } from '#agent/backup';
+import { type CopyJobResult, copyJob, openCopyRuntime, selectCopies } from '#agent/copy';
 import { formatBytes, formatRate, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
 import type { AgentBackupOutput } from '#core/agent-output';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
-import { selectJobs } from '#core/plan';
+import { type CopyConfig, type Job, selectJobs } from '#core/plan';
 import type { Tier } from '#core/tiers';
+import { copyOutcome } from './copy';
 import { errorJson, type Outcome } from './outcome';
 
 export interface BackupCommandOptions {
@@ -14,6 +16,8 @@ export interface BackupCommandOptions {
   jobs?: readonly string[];
   backupId?: string;
   tier?: Tier;
+  /** Then copy each job that backed up to every copy of the plan (agent/copy `copyJob`). */
+  copy?: boolean;
 }
 
 /**
@@ -27,6 +31,8 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   if (jobs.length > 1 && options.backupId) {
     throw new PlanError(['--backup-id: names one backup, so it needs exactly one --job']);
   }
+  // Before any backup: a --copy without copies is a plan mistake, not something to find out after.
+  const copies = options.copy ? selectCopies(runtime.plan) : [];
   const results: BackupResult[] = [];
   const failures: { job: string; error: unknown }[] = [];
   for (const job of jobs) {
@@ -69,5 +75,38 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
         `${failures.length} of ${jobs.length} backups failed (${failures.map((f) => `${f.job}: ${describeError(f.error)}`).join('; ')})`,
       )
     : undefined;
-  return { exitCode: failure ? 2 : warned.length > 0 ? 1 : 0, json, text, failure };
+  const outcome: Outcome = { exitCode: failure ? 2 : warned.length > 0 ? 1 : 0, json, text, failure };
+  return copies.length
+    ? withCopies(
+        runtime,
+        outcome,
+        copies,
+        jobs.filter((j) => results.some((r) => r.job === j.name)),
+      )
+    : outcome;
+}
+
+/** `backup --copy`: the backup's outcome, then each backed-up job copied to each copy. */
+async function withCopies(
+  runtime: Runtime,
+  outcome: Outcome,
+  copies: readonly CopyConfig[],
+  jobs: readonly Job[],
+): Promise<Outcome> {
+  const results: CopyJobResult[] = [];
+  for (const copy of copies) {
+    const target = await openCopyRuntime(runtime, copy.name);
+    for (const job of jobs) results.push(await copyJob(runtime, target, copy, job));
+  }
+  const copied = copyOutcome(results);
+  const failures = [outcome.failure, copied.failure].filter((f) => f !== undefined);
+  return {
+    exitCode: failures.length ? 2 : (Math.max(outcome.exitCode, copied.exitCode) as Outcome['exitCode']),
+    json: { ...(outcome.json as object), copies: (copied.json as { copies: unknown }).copies },
+    text: `${outcome.text}\n${copied.text}`,
+    failure:
+      failures.length > 1
+        ? new StrongboxError(failures.map((f) => describeError(f)).join('; '))
+        : failures[0],
+  };
 }
