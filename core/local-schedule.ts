@@ -37,7 +37,12 @@ export function localCalendar(expression: string, timeZone: string, where: strin
   const refuse = (why: string) => new PlanError([`${where}: ${expression}: ${why}`]);
   const parsed = parseSchedule(expression);
   if (parsed.type === 'rate') {
-    const minutes = parsed.unit === 'minutes' ? parsed.value : parsed.unit === 'hours' ? parsed.value * 60 : parsed.value * 1440;
+    const minutes =
+      parsed.unit === 'minutes'
+        ? parsed.value
+        : parsed.unit === 'hours'
+          ? parsed.value * 60
+          : parsed.value * 1440;
     const base = { days: 'all', months: 'all', weekdays: 'all', years: 'all', timeZone } as const;
     if (minutes < 60 && 60 % minutes === 0) {
       return { ...base, minutes: range(0, 59).filter((m) => m % minutes === 0), hours: range(0, 23) };
@@ -138,7 +143,14 @@ export function cronTimeFields(calendar: LocalCalendar, where: string): string {
   }
   const list = (values: readonly number[] | 'all', full: number) =>
     values === 'all' || values.length === full ? '*' : compact(values, '-', 1);
-  const weekdays = calendar.weekdays === 'all' ? '*' : compact(calendar.weekdays.map((d) => d - 1), '-', 1);
+  const weekdays =
+    calendar.weekdays === 'all'
+      ? '*'
+      : compact(
+          calendar.weekdays.map((d) => d - 1),
+          '-',
+          1,
+        );
   return [
     list(calendar.minutes, 60),
     list(calendar.hours, 24),
@@ -186,7 +198,8 @@ function zonedInstant(year: number, month: number, day: number, hour: number, mi
  * @example nextRun(localCalendar('cron(0 2 * * ? *)', 'UTC', 's'), new Date('2026-12-02T03:00:00Z')) // 2026-12-03T02:00:00Z
  */
 export function nextRun(calendar: LocalCalendar, after: Date): Date | undefined {
-  const has = (values: readonly number[] | 'all', value: number) => values === 'all' || values.includes(value);
+  const has = (values: readonly number[] | 'all', value: number) =>
+    values === 'all' || values.includes(value);
   const start = new Date(after.getTime() + offsetMs(after.getTime(), calendar.timeZone));
   // From the day before (a time zone's day can start before UTC's), five years of days.
   for (let i = -1; i < 5 * 366; i++) {

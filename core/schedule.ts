@@ -157,7 +157,11 @@ export function parseSchedule(expression: string): ParsedSchedule {
   const rate = /^rate\((.*)\)$/.exec(expression);
   if (rate) {
     const [value, unit] = (rate[1] as string).trim().split(' ') as [string, string];
-    return { type: 'rate', value: Number(value), unit: unit.replace(/s?$/, 's') as 'minutes' | 'hours' | 'days' };
+    return {
+      type: 'rate',
+      value: Number(value),
+      unit: unit.replace(/s?$/, 's') as 'minutes' | 'hours' | 'days',
+    };
   }
   const body = (/^cron\((.*)\)$/.exec(expression) as RegExpExecArray)[1] as string;
   const [minutes, hours, dayOfMonth, month, dayOfWeek, year] = body.trim().split(/\s+/) as [
