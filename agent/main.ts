@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `strongbox` CLI. The one place in the agent that reads `process.env`, writes to stdout and turns
- * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check). On failure the last line on stderr is
+ * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check, 75
+ * when the job is already running and this run did nothing). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -23,7 +24,14 @@ import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS, AGENT_ERROR_PREFIX } from '#core/deployment';
-import { type ErrorContext, errorLines, InterruptedError, UsageError } from '#core/errors';
+import {
+  type ErrorContext,
+  errorLines,
+  InterruptedError,
+  JOB_LOCKED_EXIT,
+  JobLockedError,
+  UsageError,
+} from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
 interface Common {
@@ -434,7 +442,8 @@ async function main(argv: string[]): Promise<number> {
       return 3;
     }
     if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
-    return errorExitCode;
+    // A run refused because its job is already running did nothing: say so with its own status.
+    return error instanceof JobLockedError ? JOB_LOCKED_EXIT : errorExitCode;
   }
 }
 

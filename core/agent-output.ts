@@ -216,6 +216,8 @@ export const AGENT_ERROR_KINDS = [
   'restore',
   /** Stopped by a signal; nothing was committed. */
   'interrupted',
+  /** Another run of the job holds its lock; this run did nothing (JobLockedError). */
+  'locked',
   /** Anything else: a bug or an unexpected failure. */
   'internal',
 ] as const;

@@ -3,6 +3,7 @@
 import { type BackupResult, runBackup } from '#agent/backup';
 import { type CopyJobResult, copyJob, openCopyRuntime, selectCopies } from '#agent/copy';
 import { formatBytes, formatRate, formatTable } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import type { Runtime } from '#agent/runtime';
 import type { AgentBackupOutput } from '#core/agent-output';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
@@ -37,7 +38,13 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   const failures: { job: string; error: unknown }[] = [];
   for (const job of jobs) {
     try {
-      results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
+      // One run of a job at a time: a backup still running when the next starts refuses the next.
+      const locks = { ...lockOptionsOf(runtime, 'backup'), jobs: [job.name] };
+      results.push(
+        await withJobLocks(locks, () =>
+          runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }),
+        ),
+      );
     } catch (error) {
       if (jobs.length === 1 || runtime.signal.aborted) throw error;
       runtime.log(`backup ${job.name} failed: ${describeError(error)}`);

@@ -1,6 +1,7 @@
 /** `strongbox restore`: CLI glue over agent/restore. */
 import type { z } from 'zod';
 import { formatBytes } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import { type RestoreRequest, runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import type { AgentRestoreResult } from '#core/agent-output';
@@ -62,7 +63,13 @@ function recoveryTargetOf(text: string | undefined): RecoveryTarget | undefined 
 
 /** Restores and reports; exit 2 when a check of the restored data failed. */
 export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
-  const result = await runRestore(runtime, findJob(runtime.plan, options.job), options);
+  const job = findJob(runtime.plan, options.job);
+  // Replacing the live data takes the job's lock: no backup of the job dumps it halfway through a swap.
+  const result = options.replace
+    ? await withJobLocks({ ...lockOptionsOf(runtime, 'restore --replace'), jobs: [job.name] }, () =>
+        runRestore(runtime, job, options),
+      )
+    : await runRestore(runtime, job, options);
   const lines = [
     result.mode === 'replace'
       ? `restored ${result.job} ${result.backupId} over '${result.target}'; the previous database is kept as '${result.keptAs}' (safety backup ${result.safetyBackupId})`
