@@ -78,6 +78,11 @@ export const agentBackupResultSchema = z.strictObject({
   manifestKey: z.string().min(1),
   /** What the source warned about (files changed or vanished while read); the run exits 1. */
   warnings: z.array(z.string()).optional(),
+  /**
+   * What the checks of the committed backup found: its size (source bytes) far under or over the median
+   * of the job's recent backups (`backup-size`). Warnings: the backup is stored; the run exits 1.
+   */
+  findings: z.array(findingSchema).optional(),
 });
 
 /** What one backup printed. */

@@ -3,9 +3,12 @@
 import { type BackupResult, runBackup } from '#agent/backup';
 import { formatBytes, formatRate, formatTable } from '#agent/format';
 import type { Runtime } from '#agent/runtime';
-import type { AgentBackupOutput } from '#core/agent-output';
+import type { AgentBackupOutput, Finding } from '#core/agent-output';
+import { listBackups, readManifest } from '#core/catalog';
+import { checkSize } from '#core/checks';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
-import { selectJobs } from '#core/plan';
+import type { Manifest } from '#core/manifest';
+import { type Job, selectJobs } from '#core/plan';
 import type { Tier } from '#core/tiers';
 import { errorJson, type Outcome } from './outcome';
 
@@ -31,7 +34,9 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   const failures: { job: string; error: unknown }[] = [];
   for (const job of jobs) {
     try {
-      results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
+      const result = await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier });
+      const findings = await sizeFindings(runtime, job, result.backupId);
+      results.push(findings.length ? { ...result, findings } : result);
     } catch (error) {
       if (jobs.length === 1 || runtime.signal.aborted) throw error;
       runtime.log(`backup ${job.name} failed: ${describeError(error)}`);
@@ -49,15 +54,16 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
       formatBytes(r.storedBytes),
       `${r.durationSeconds.toFixed(1)}s`,
       formatRate(r.sourceBytes, r.durationSeconds),
-      'ok',
+      r.warnings?.length || r.findings?.length ? 'ok, warnings' : 'ok',
     ];
   });
-  const warned = results.filter((r) => r.warnings?.length);
+  const warned = results.filter((r) => r.warnings?.length || r.findings?.length);
   const text = [
     formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE', 'STATUS'], ...rows]),
-    ...warned.flatMap((r) =>
-      (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
-    ),
+    ...warned.flatMap((r) => [
+      ...(r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
+      ...(r.findings ?? []).map((f) => `warning: ${r.job} ${r.backupId}: ${f.message}`),
+    ]),
     ...failures.map((f) => `FAILED  ${f.job}: ${describeError(f.error)}`),
   ].join('\n');
   const json: AgentBackupOutput =
@@ -70,4 +76,22 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
       )
     : undefined;
   return { exitCode: failure ? 2 : warned.length > 0 ? 1 : 0, json, text, failure };
+}
+
+/**
+ * The size check of a backup just committed (core/checks `checkSize`) against the job's backups before
+ * it — at most `verify.recentCount` of them, safety backups left out — as warnings: the backup is
+ * stored and restores, but a dump of an empty database or a path that was not mounted should not wait
+ * for the next verify to be noticed. Reads only manifests (the newest few).
+ */
+async function sizeFindings(runtime: Runtime, job: Job, backupId: string): Promise<Finding[]> {
+  const complete = (await listBackups(runtime.vault, job.name)).filter((b) => b.complete);
+  const newest = await readManifest(runtime.vault, job.name, backupId);
+  const recent: Manifest[] = [];
+  for (const listing of complete.filter((b) => b.backupId < backupId).reverse()) {
+    if (recent.length >= runtime.plan.verify.recentCount) break;
+    const manifest = await readManifest(runtime.vault, job.name, listing.backupId);
+    if (manifest.purpose !== 'safety') recent.unshift(manifest);
+  }
+  return checkSize(job, newest, recent).map((f) => ({ ...f, severity: 'warning' }));
 }
