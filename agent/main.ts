@@ -220,7 +220,14 @@ function buildCli(
     );
 
   withPlan(
-    program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
+    program
+      .command('list')
+      .description(
+        'inventory per job, like pgBackRest info: backups by tier, oldest and newest, age of the newest, ' +
+          'stored and source bytes, the recovery window of point-in-time jobs; then each backup with its ' +
+          'tier, age, sizes, duration and status (complete, warnings, safety, incomplete); reads manifests ' +
+          'only (no data, no archive retrievals); exit 0',
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--from <copy>', FROM_HELP)

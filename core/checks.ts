@@ -3,6 +3,7 @@
  * findings; none does I/O.
  */
 import type { Finding, Severity } from './agent-output';
+import { formatBytes } from './bytes';
 import { completeManifests, dataObjects, type JobCatalog, type RunClaim } from './catalog';
 import { formatDuration } from './duration';
 import { objectKey } from './layout';
@@ -87,32 +88,51 @@ export function checkObjects(
   return findings;
 }
 
+/** How many times the recent median a backup may grow to before it is a warning (`limits.growthRatio`). */
+export const DEFAULT_GROWTH_RATIO = 4;
+
 /**
- * Size of the newest backup against the median of the ones before it and the job's floor: a dump that
- * shrank to half overnight is usually a broken source, not a tidy database.
+ * Size of the newest backup — its source bytes, before compression and encryption — against the job's
+ * floor (`limits.minBytes`, critical) and the median of the backups before it in `recent` (at least
+ * two): under `limits.shrinkRatio` of it is a warning (the classic dump of an empty database, a path
+ * that was not mounted), and so is over `limits.growthRatio` times it (a table filling with junk, a
+ * path now taking in a whole disk).
+ * @example checkSize(job, newest, manifests.slice(-plan.verify.recentCount))
  */
 export function checkSize(job: Job, newest: Manifest | undefined, recent: readonly Manifest[]): Finding[] {
   if (!newest) return [];
   const bytes = sourceBytesOf(newest);
   const base = { job: job.name, check: 'backup-size', backupId: newest.backupId };
+  const what = `newest backup has ${formatBytes(bytes)} of source data`;
   if (bytes < job.limits.minBytes) {
     return [
       {
         ...base,
         severity: 'critical',
-        message: `newest backup has ${bytes} bytes, below the floor of ${job.limits.minBytes}`,
+        message: `${what}, below the floor of ${formatBytes(job.limits.minBytes)} (limits.minBytes; source bytes, before compression)`,
       },
     ];
   }
   const sizes = recent.filter((m) => m.backupId !== newest.backupId).map(sourceBytesOf);
   if (sizes.length < 2) return [];
   const median = medianOf(sizes);
+  const against = `the median ${formatBytes(median)} of the ${sizes.length} backups before it (source bytes, before compression)`;
   if (bytes < median * job.limits.shrinkRatio) {
     return [
       {
         ...base,
         severity: 'warning',
-        message: `newest backup has ${bytes} bytes, under ${Math.round(job.limits.shrinkRatio * 100)}% of the recent median ${median}`,
+        message: `${what}, under ${Math.round(job.limits.shrinkRatio * 100)}% of ${against}: was the source empty or cut short?`,
+      },
+    ];
+  }
+  const growth = job.limits.growthRatio ?? DEFAULT_GROWTH_RATIO;
+  if (median > 0 && bytes > median * growth) {
+    return [
+      {
+        ...base,
+        severity: 'warning',
+        message: `${what}, ${(bytes / median).toFixed(1)}× ${against}, more than the ${growth}× limits.growthRatio allows`,
       },
     ];
   }

@@ -226,6 +226,11 @@ const jobSchema = z.strictObject({
       minBytes: z.number().int().min(0).default(0),
       /** A backup smaller than this fraction of the recent median is suspicious. */
       shrinkRatio: z.number().min(0).max(1).default(0.5),
+      /**
+       * A backup larger than this multiple of the recent median is suspicious (a table filling up with
+       * junk, a path that now takes in a whole disk); DEFAULT_GROWTH_RATIO (4) when absent.
+       */
+      growthRatio: z.number().min(1).optional(),
     })
     .default({ warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 }),
   drill: z
