@@ -161,11 +161,20 @@ function buildCli(
     );
 
   withPlan(
-    program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
+    program
+      .command('list')
+      .description(
+        'list backups per job, complete or not, with the warnings each recorded (files that changed or ' +
+          'vanished while read) and safety backups marked; reads manifests, never archived data',
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
-    .action((o: Common & { job?: string[] }) =>
-      run((rt) => listCommand(rt, { jobs: o.job }), o, operationOf('list', o.job)),
+    .option(
+      '--all',
+      'also list unfinished writes of interrupted backups (partial files, incomplete multipart uploads) that the next backup or prune removes',
+    )
+    .action((o: Common & { job?: string[]; all?: boolean }) =>
+      run((rt) => listCommand(rt, { jobs: o.job, all: o.all }), o, operationOf('list', o.job)),
     );
 
   withPlan(
