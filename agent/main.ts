@@ -225,15 +225,19 @@ function buildCli(
       .description(
         'inventory per job, like pgBackRest info: backups by tier, oldest and newest, age of the newest, ' +
           'stored and source bytes, the recovery window of point-in-time jobs; then each backup with its ' +
-          'tier, age, sizes, duration and status (complete, warnings, safety, incomplete); reads manifests ' +
-          'only (no data, no archive retrievals); exit 0',
+          'tier, age, sizes, duration and status (complete, warnings, safety, incomplete) and the warnings ' +
+          'each recorded; reads manifests only (no data, no archive retrievals); exit 0',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--from <copy>', FROM_HELP)
-    .action((o: Common & { job?: string[]; from?: string }) =>
+    .option(
+      '--all',
+      'also list unfinished writes of interrupted backups (partial files, incomplete multipart uploads) that the next backup or prune removes',
+    )
+    .action((o: Common & { job?: string[]; from?: string; all?: boolean }) =>
       run(
-        async (rt) => listCommand(await runtimeFrom(rt, o.from), { jobs: o.job }),
+        async (rt) => listCommand(await runtimeFrom(rt, o.from), { jobs: o.job, all: o.all }),
         o,
         operationOf('list', o.job),
       ),

@@ -281,6 +281,8 @@ export type AgentListJob = z.output<typeof agentListJobSchema>;
 export const agentListResultSchema = z.strictObject({
   jobs: z.array(agentListJobSchema),
   backups: z.array(agentListBackupSchema),
+  /** With `--all`: writes of interrupted (or still running) backups that `prune` removes past the timeout. */
+  unfinished: z.array(z.strictObject({ job: z.string().min(1), key: z.string().min(1) })).optional(),
 });
 
 /** What `strongbox list --json` prints. */

@@ -22,6 +22,34 @@ export type { Finding, Severity } from './agent-output';
 /** Ordering of severities, worst first. */
 export const SEVERITY_ORDER: readonly Severity[] = ['critical', 'warning', 'info'];
 
+/** Warnings of a backup named in a finding; the rest are counted. */
+const WARNINGS_NAMED = 5;
+
+/**
+ * What the newest complete backup recorded as not stored exactly as asked (manifest `warnings`: files
+ * that changed, shrank or vanished while read, unreadable files the plan lets pass). Info, not a
+ * warning: the backup is complete and restores; its own run already exited 1 for them. Live trees (logs)
+ * warn on every run, and verify must not page for that every day.
+ * @example checkBackupWarnings(job, newest) // [{ severity: 'info', check: 'backup-warnings', … }]
+ */
+export function checkBackupWarnings(
+  job: Job,
+  newest: Pick<Manifest, 'backupId' | 'warnings'> | undefined,
+): Finding[] {
+  const warnings = newest?.warnings ?? [];
+  if (!newest || warnings.length === 0) return [];
+  const more = warnings.length - WARNINGS_NAMED;
+  return [
+    {
+      severity: 'info',
+      job: job.name,
+      check: 'backup-warnings',
+      backupId: newest.backupId,
+      message: `backup ${newest.backupId} stored ${warnings.length} entr${warnings.length === 1 ? 'y' : 'ies'} not exactly as asked: ${warnings.slice(0, WARNINGS_NAMED).join('; ')}${more > 0 ? ` and ${more} more` : ''}`,
+    },
+  ];
+}
+
 /**
  * Age of the newest complete backup against the job's limits.
  * @example checkAge(job, newestManifest, new Date()) // [] when fresh
@@ -482,6 +510,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
   const manifests = completeManifests(catalog);
   const newest = manifests.at(-1);
   findings.push(...checkAge(job, newest, now));
+  findings.push(...checkBackupWarnings(job, newest));
   for (const { backupId, error } of catalog.invalid) {
     findings.push({
       severity: 'critical',
