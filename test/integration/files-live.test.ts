@@ -150,7 +150,7 @@ describe('the backup command with a live tree', () => {
 
     // list and verify show them: the backup is complete and restores, so verify says it as info.
     const list = await listCommand(runtime, { jobs: ['live'] });
-    expect(list.text).toMatch(new RegExp(`${json.backupId}\\s+complete, \\d+ warnings?`));
+    expect(list.text).toMatch(new RegExp(`${json.backupId}\\s.*\\scomplete, \\d+ warnings?`));
     expect(list.text).toContain(
       `live ${json.backupId}: warning: ${join(root, 'logs', 'app.log')}: file changed`,
     );
