@@ -259,6 +259,29 @@ describe('an interrupted copy', () => {
     expect(await listBackups(target.vault, 'app')).toEqual([]);
   });
 
+  it.each([
+    [
+      'the manifest is stored but its answer is lost',
+      { when: (key: string) => key.endsWith('manifest.json'), fail: 'after' as const },
+    ],
+    [
+      'the vault misreports the bytes of a data object',
+      {
+        when: (key: string) => key.endsWith('.sbx'),
+        fail: 'misreport' as const,
+        reportBytes: (n: number) => n - 1,
+      },
+    ],
+  ])('where %s leaves no backup on the copy', async (_what, fault) => {
+    const target = await openCopyRuntime(runtime, 'offsite');
+    const faulty = new FaultyVault(target.vault, { put: [fault] });
+    const copy = findCopy(runtime.plan, 'offsite');
+    const result = await copyJob(runtime, { ...target, vault: faulty }, copy, findJob(runtime.plan, 'app'));
+    expect(faulty.injected.length).toBeGreaterThan(0);
+    expect(result.failures).toEqual([expect.objectContaining({ backupId })]);
+    expect(await listBackups(target.vault, 'app')).toEqual([]);
+  });
+
   it('whose manifest put fails and whose cleanup is refused leaves data without a manifest, not a backup; the next run finishes it', async () => {
     const target = await openCopyRuntime(runtime, 'offsite');
     const faulty = new FaultyVault(target.vault, {
