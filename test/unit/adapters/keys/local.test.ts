@@ -84,7 +84,7 @@ describe('LocalKeyProvider', () => {
   });
 
   it('rejects another master key by fingerprint, naming both keys', async () => {
-    const otherPath = join(dir, 'copy.key');
+    const otherPath = join(await mkdtemp(join(dir, 'copy-')), 'master.key');
     const { fingerprint: otherFingerprint } = await generateMasterKeyFile(otherPath);
     const keys = new LocalKeyProvider(keyPath);
     const dataKey = await keys.generateDataKey(context);
@@ -162,7 +162,7 @@ describe('openKeyProvider', () => {
 describe('LocalKeyProvider.wrapDataKey (copies with their own key)', () => {
   it("wraps another provider's data key so that only this key unwraps it, for the same context", async () => {
     // Prepare
-    const otherPath = join(dir, 'copy.key');
+    const otherPath = join(await mkdtemp(join(dir, 'copy-')), 'master.key');
     await generateMasterKeyFile(otherPath);
     const primary = new LocalKeyProvider(keyPath);
     const copy = new LocalKeyProvider(otherPath);
