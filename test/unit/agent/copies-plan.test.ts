@@ -1,7 +1,17 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { copyPlanView } from '#agent/copy';
 import { PlanError } from '#core/errors';
-import { copyRetentionOf, copyTakesTier, findCopy, findJob, retentionOf, validatePlan } from '#core/plan';
+import {
+  copyRetentionOf,
+  copyTakesTier,
+  findCopy,
+  findJob,
+  parsePlan,
+  retentionOf,
+  validatePlan,
+} from '#core/plan';
 import { minimalPlanData } from '../core/fixtures';
 
 /** Minimal plan data (vault file:///mnt/nas/strongbox) with these copies. */
@@ -118,5 +128,20 @@ describe('copies in the plan', () => {
     // Weekly is the warmest tier it takes: its newest backup may be a week older than the primary's.
     expect(job.limits.warnAge).toBe((plan.jobs[0]?.limits.warnAge as number) + 7 * 86_400);
     expect(copyPlanView(plan, findCopy(plan, 'nas')).key).toEqual(plan.key);
+  });
+});
+
+describe('examples/modax-local.yaml', () => {
+  it('shows the 3-2-1 layout without AWS: local NAS daily, remote NAS weekly, S3-compatible monthly', () => {
+    const path = join(import.meta.dirname, '../../../examples/modax-local.yaml');
+    const plan = parsePlan(readFileSync(path, 'utf8'), 'examples/modax-local.yaml');
+    expect(plan.vault.url).toMatch(/^file:\/\//);
+    expect(plan.key.type).toBe('local');
+    expect(plan.copies.map((c) => [c.name, c.vault.url.split(':')[0], c.tiers])).toEqual([
+      ['remote-nas', 'file', ['weekly', 'monthly', 'yearly']],
+      ['offsite', 's3', ['monthly', 'yearly']],
+    ]);
+    expect(findCopy(plan, 'offsite').vault.endpoint).toBeDefined();
+    expect(findCopy(plan, 'offsite').key?.type).toBe('local');
   });
 });
