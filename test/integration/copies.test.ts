@@ -10,12 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMasterKeyFile, keyFingerprint, readMasterKeyFile } from '#adapters/keys/local';
 import { FaultyVault } from '#adapters/vaults/faulty';
 import { runBackup } from '#agent/backup';
 import { backupCommand } from '#agent/commands/backup';
 import { copyCommand } from '#agent/commands/copy';
+import { drillCommand } from '#agent/commands/drill';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
 import { pruneVaults } from '#agent/commands/prune';
@@ -26,6 +28,7 @@ import { openRuntime, type Runtime } from '#agent/runtime';
 import { listBackups, readManifest } from '#core/catalog';
 import { IntegrityError } from '#core/errors';
 import { manifestKey, objectKey } from '#core/layout';
+import { serializeManifest } from '#core/manifest';
 import { findCopy, findJob } from '#core/plan';
 import type { Clock, PutOptions, Vault } from '#core/ports';
 import { strongbox } from '#test/support/cli';
@@ -227,6 +230,63 @@ describe('s3rver → file vault with another key', () => {
     expect(restored.exitCode).toBe(0);
     const inside = join(dir, 's3-to-file', 'restored', source.slice(1));
     expect(await sameBytes(join(inside, 'model.bin'), join(source, 'model.bin'))).toBe(true);
+
+    const drill = await drillCommand(copyRuntime, {});
+    expect(drill.exitCode).toBe(0);
+    expect(json(drill).findings).toEqual([]);
+  });
+
+  it('backup --copy in a plan without copies is refused before anything is backed up', async () => {
+    const plan = await writePlan('no-copies', `{ url: "file://${join(dir, 'no-copies', 'vault')}" }`, '  []');
+    const runtime = await openRuntime(plan, env);
+    await expect(backupCommand(runtime, { copy: true })).rejects.toThrow(/the plan names no copy/);
+    expect(await listBackups(runtime.vault, 'app')).toEqual([]);
+  });
+});
+
+describe('a backup of several data objects', () => {
+  it('is copied whole: every object, each checked, and it reads back from the copy', async () => {
+    const plan = await writePlan(
+      'multi',
+      `{ url: "file://${join(dir, 'multi', 'vault')}" }`,
+      `  - name: nas
+    vault: { url: "file://${join(dir, 'multi', 'nas')}" }
+    key: { type: local, path: ../offsite.key }
+`,
+    );
+    const runtime = await openRuntime(plan, env);
+    const { backupId } = await runBackup(runtime, findJob(runtime.plan, 'app'));
+    // A second data object (a copy of the first, encrypted under the same data key) and a manifest
+    // naming both: the shape of a multi-object backup, whatever source made it.
+    const manifest = await readManifest(runtime.vault, 'app', backupId);
+    const first = manifest.objects[0] as (typeof manifest.objects)[number];
+    const extra = { ...first, name: `second.${first.name}` };
+    await runtime.vault.put(
+      objectKey('app', backupId, extra.name),
+      await runtime.vault.get(objectKey('app', backupId, first.name)),
+    );
+    await runtime.vault.put(
+      manifestKey('app', backupId),
+      Readable.from([serializeManifest({ ...manifest, objects: [first, extra] })]),
+    );
+
+    expect(json(await copyCommand(runtime, {})).copies[0].backups).toEqual([
+      expect.objectContaining({ backupId, action: 'copied', objects: 2 }),
+    ]);
+    const nas = await openCopyRuntime(runtime, 'nas');
+    const [listing] = await listBackups(nas.vault, 'app');
+    expect(listing?.objects.map((o) => o.key.split('/').at(-1)).sort()).toEqual(
+      [first.name, extra.name, 'manifest.json'].sort(),
+    );
+    const deep = json(await verifyCommand(nas, { deep: true }));
+    expect(deep.jobs[0].deep).toEqual(
+      expect.objectContaining({
+        backupId,
+        sourceBytes: 2 * first.sourceBytes,
+        storedBytes: 2 * first.storedBytes,
+      }),
+    );
+    expect(deep.findings.filter((f: { severity: string }) => f.severity === 'critical')).toEqual([]);
   });
 });
 
@@ -252,6 +312,29 @@ describe('an interrupted copy', () => {
     const faulty = new FaultyVault(target.vault, {
       put: [{ when: (key) => key.endsWith('.sbx'), fail: 'cut', afterBytes: 100 * 1024 }],
     });
+    const copy = findCopy(runtime.plan, 'offsite');
+    const result = await copyJob(runtime, { ...target, vault: faulty }, copy, findJob(runtime.plan, 'app'));
+    expect(faulty.injected.length).toBeGreaterThan(0);
+    expect(result.failures).toEqual([expect.objectContaining({ backupId })]);
+    expect(await listBackups(target.vault, 'app')).toEqual([]);
+  });
+
+  it.each([
+    [
+      'the manifest is stored but its answer is lost',
+      { when: (key: string) => key.endsWith('manifest.json'), fail: 'after' as const },
+    ],
+    [
+      'the vault misreports the bytes of a data object',
+      {
+        when: (key: string) => key.endsWith('.sbx'),
+        fail: 'misreport' as const,
+        reportBytes: (n: number) => n - 1,
+      },
+    ],
+  ])('where %s leaves no backup on the copy', async (_what, fault) => {
+    const target = await openCopyRuntime(runtime, 'offsite');
+    const faulty = new FaultyVault(target.vault, { put: [fault] });
     const copy = findCopy(runtime.plan, 'offsite');
     const result = await copyJob(runtime, { ...target, vault: faulty }, copy, findJob(runtime.plan, 'app'));
     expect(faulty.injected.length).toBeGreaterThan(0);
