@@ -5,6 +5,10 @@
  * when the job is already running and this run did nothing). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
+import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { backupCommand } from '#agent/commands/backup';
 import { copyCommand } from '#agent/commands/copy';
@@ -16,15 +20,25 @@ import type { Outcome } from '#agent/commands/outcome';
 import { errorJson } from '#agent/commands/outcome';
 import { pruneVaults } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
+import {
+  CRON_DIR,
+  type ScheduleOptions,
+  SYSTEMD_UNIT_DIR,
+  scheduleInstallCommand,
+  scheduleRemoveCommand,
+  scheduleStatusCommand,
+} from '#agent/commands/schedule';
 import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
 import { runtimeFrom } from '#agent/copy';
-import { openRuntime, type Runtime } from '#agent/runtime';
+import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
+import { recordLastRun, stateDirOf } from '#agent/state';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
-import { AGENT_ACTIONS, AGENT_ERROR_PREFIX } from '#core/deployment';
+import { AGENT_ACTIONS, AGENT_ENV, AGENT_ERROR_PREFIX } from '#core/deployment';
 import {
+  describeError,
   type ErrorContext,
   errorLines,
   InterruptedError,
@@ -90,6 +104,7 @@ function buildCli(
     operation: Operation,
     options?: { plan: boolean },
   ) => Promise<void>,
+  env: Env = {},
 ) {
   const program = new Command('strongbox')
     .description(
@@ -361,6 +376,82 @@ function buildCli(
       run(() => keygenCommand(path), { plan: '', json: o.json }, `keygen ${path}`, { plan: false }),
     );
 
+  // Local schedules: the plan's job, drill and verify schedules as systemd timers or cron entries.
+  const schedule = program
+    .command('schedule')
+    .description(
+      "run the plan's schedules on this host without AWS: systemd timers where systemd runs, else one /etc/cron.d file",
+    );
+  const withScheduleOptions = (command: Command) =>
+    withPlan(command)
+      .option('--host <name>', "which of the plan's hosts this is (default: the host name)")
+      .option('--cron', 'cron entries (/etc/cron.d) even where systemd runs')
+      .option('--systemd', 'systemd units even where systemd does not run (with --unit-dir: an image, a package)')
+      .option(
+        '--unit-dir <dir>',
+        `where the files go (default ${SCHEDULE_DIRS}); when given, systemd is not told (packaging, config management)`,
+      );
+  type ScheduleFlags = Common & {
+    host?: string;
+    cron?: boolean;
+    systemd?: boolean;
+    unitDir?: string;
+    agent?: string;
+    user?: string;
+    envFile?: string;
+  };
+  const scheduleOptions = async (o: ScheduleFlags): Promise<ScheduleOptions> => {
+    const planPath = resolve(o.plan);
+    return {
+      plan: await loadPlanFile(planPath, env),
+      planPath,
+      env,
+      host: o.host ?? hostname(),
+      cron: o.cron,
+      systemd: o.systemd,
+      unitDir: o.unitDir === undefined ? undefined : resolve(o.unitDir),
+      agent: o.agent ? [o.agent] : agentCommand(env),
+      user: o.user,
+      environmentFile: o.envFile,
+      now: new Date(),
+    };
+  };
+  withScheduleOptions(
+    schedule
+      .command('install')
+      .description(
+        "write this host's backup, drill and verify schedules (rewrites only what changed; removes this plan's units the plan no longer has; catches up missed runs at boot with systemd)",
+      ),
+  )
+    .option(
+      '--agent <path>',
+      'absolute path of the agent the units run (default: this agent, as it was started)',
+    )
+    .option('--user <name>', 'user the runs run as (default root)')
+    .option(
+      '--env-file <path>',
+      'environment file each run reads when it exists (default /etc/strongbox/<plan>.env)',
+    )
+    .action((o: ScheduleFlags) =>
+      run(async () => scheduleInstallCommand(await scheduleOptions(o)), o, 'schedule install', {
+        plan: false,
+      }),
+    );
+  withScheduleOptions(
+    schedule
+      .command('status')
+      .description(
+        "each schedule's next and last run and how it ended (from systemd, else from the agent's own records); exit 1 when one is not installed as the plan says or its last run failed",
+      ),
+  ).action((o: ScheduleFlags) =>
+    run(async () => scheduleStatusCommand(await scheduleOptions(o)), o, 'schedule status', { plan: false }),
+  );
+  withScheduleOptions(
+    schedule.command('remove').description("remove this plan's schedule files (stopping its timers first)"),
+  ).action((o: ScheduleFlags) =>
+    run(async () => scheduleRemoveCommand(await scheduleOptions(o)), o, 'schedule remove', { plan: false }),
+  );
+
   return program;
 }
 
@@ -390,6 +481,54 @@ function commandOf(argv: readonly string[]): string | undefined {
   return argv.slice(2).find((arg) => !arg.startsWith('-'));
 }
 
+const SCHEDULE_DIRS = `${SYSTEMD_UNIT_DIR}, or ${CRON_DIR} for cron`;
+
+/** Commands whose last run per job `schedule status` reports (agent/state `recordLastRun`). */
+const RECORDED_COMMANDS = new Set(['backup', 'drill', 'verify', 'prune']);
+
+/**
+ * Remembers how this run of a scheduled command ended, per job, for `schedule status` on hosts
+ * without systemd. Never fails the run: a state directory that cannot be written loses only the record.
+ */
+async function recordRun(
+  runtime: Runtime | undefined,
+  operation: Operation | undefined,
+  startedAt: Date | undefined,
+  exitCode: number,
+  failure: unknown,
+): Promise<void> {
+  const [command, names] = (operation ?? '').split(' ');
+  if (!runtime || !startedAt || !command || !RECORDED_COMMANDS.has(command)) return;
+  const jobs = names ? names.split(',') : runtime.plan.jobs.map((job) => job.name);
+  const error = typeof failure === 'string' ? failure : failure ? describeError(failure) : undefined;
+  const finishedAt = runtime.clock.now().toISOString();
+  try {
+    for (const job of jobs) {
+      await recordLastRun(stateDirOf(runtime.env), runtime.plan.name, {
+        command,
+        job,
+        startedAt: startedAt.toISOString(),
+        finishedAt,
+        exitCode,
+        ...(error ? { error } : {}),
+      });
+    }
+  } catch {
+    // The run's own outcome is what matters; the record is a convenience.
+  }
+}
+
+/**
+ * How systemd and cron start this agent, as absolute paths: `STRONGBOX_COMMAND` when it is one, the
+ * single executable itself, or node with its flags and the script it runs.
+ */
+function agentCommand(env: Env): string[] {
+  const configured = env[AGENT_ENV.command];
+  if (configured?.startsWith('/')) return [configured];
+  if (isSea()) return [process.execPath];
+  return [process.execPath, ...process.execArgv, realpathSync(process.argv[1] as string)];
+}
+
 /** Exit status of a command that failed with an error (wal-fetch uses its own). */
 let errorExitCode = 2;
 
@@ -407,6 +546,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
+  let startedAt: Date | undefined;
   const cli = buildCli(async (action, common, named, options = { plan: true }) => {
     operation = named;
     if (options.plan) {
@@ -414,13 +554,15 @@ async function main(argv: string[]): Promise<number> {
         log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
         signal: interrupt.signal,
       });
+      startedAt = runtime.clock.now();
     }
     const outcome = await action(runtime as Runtime);
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
     exitCode = outcome.exitCode;
+    await recordRun(runtime, named, startedAt, outcome.exitCode, outcome.failure);
     // A run that reported every job and then failed (a job of several failed) ends with the error line.
     if (outcome.failure) process.stderr.write(`${errorLines(outcome.failure, {}, named).join('\n')}\n`);
-  });
+  }, env);
   const json = argv.includes('--json');
   try {
     await cli.parseAsync(argv);
@@ -445,6 +587,13 @@ async function main(argv: string[]): Promise<number> {
     }
     const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
     const lines = errorLines(error, context, operation);
+    await recordRun(
+      runtime,
+      operation,
+      startedAt,
+      error instanceof JobLockedError ? JOB_LOCKED_EXIT : errorExitCode,
+      lines.at(-1)?.replace(AGENT_ERROR_PREFIX, ''),
+    );
     process.stderr.write(`${lines.join('\n')}\n`);
     if (argv.includes('--nagios')) {
       // A check that could not run is UNKNOWN to Nagios, never OK or CRITICAL.
