@@ -5,6 +5,7 @@
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type RunRecord, reportRun } from '#agent/after-run';
 import { backupCommand } from '#agent/commands/backup';
 import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
@@ -32,6 +33,14 @@ interface Common {
 
 /** What a run is doing, for its error line: `backup app-db`, `verify`. */
 type Operation = string;
+
+/** How `run` treats a command: whether it opens the plan, and what of it is reported afterwards. */
+interface RunOptions {
+  /** @default true */
+  plan?: boolean;
+  /** Report the run (storage watch, metrics textfile, alert: agent/after-run). */
+  report?: Pick<RunRecord, 'command' | 'jobs' | 'tier'>;
+}
 
 /** `--job a --job b` and `--job a,b`: every name, in the order given. */
 function jobNames(value: string, previous: string[] = []): string[] {
@@ -77,7 +86,7 @@ function buildCli(
     action: (runtime: Runtime) => Promise<Outcome>,
     common: Common,
     operation: Operation,
-    options?: { plan: boolean },
+    options?: RunOptions,
   ) => Promise<void>,
 ) {
   const program = new Command('strongbox')
@@ -112,6 +121,7 @@ function buildCli(
         (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier }),
         o,
         operationOf('backup', o.job),
+        { report: { command: 'backup', jobs: o.job, tier: o.tier } },
       ),
     );
 
@@ -157,7 +167,9 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--options <json>', 'restore options as JSON (target; with one job)')
     .action((o: Common & { job?: string[]; options?: string }) =>
-      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job)),
+      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job), {
+        report: { command: 'drill', jobs: o.job },
+      }),
     );
 
   withPlan(
@@ -195,6 +207,7 @@ function buildCli(
         },
         o,
         operationOf('verify', o.job),
+        { report: { command: 'verify', jobs: o.job } },
       ),
     );
 
@@ -206,7 +219,9 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('-n, --dry-run', 'only say what would be deleted')
     .action((o: Common & { job?: string[]; dryRun?: boolean }) =>
-      run((rt) => pruneCommand(rt, { jobs: o.job, dryRun: o.dryRun }), o, operationOf('prune', o.job)),
+      run((rt) => pruneCommand(rt, { jobs: o.job, dryRun: o.dryRun }), o, operationOf('prune', o.job), {
+        report: { command: 'prune', jobs: o.job },
+      }),
     );
 
   withPlan(
@@ -227,6 +242,7 @@ function buildCli(
         (rt) => doctorCommand(rt, { jobs: o.job, probeTimeoutSeconds: o.probeTimeout }),
         o,
         operationOf('doctor', o.job),
+        { report: { command: 'doctor', jobs: o.job } },
       ),
     );
 
@@ -241,7 +257,9 @@ function buildCli(
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
     .argument('<path>', "the file to archive (PostgreSQL's %p)")
     .action((path: string, o: Common & { job: string }) =>
-      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job)),
+      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job), {
+        report: { command: 'wal-push', jobs: [o.job] },
+      }),
     );
   withPlan(
     program
@@ -313,16 +331,35 @@ async function main(argv: string[]): Promise<number> {
   }
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
-  const cli = buildCli(async (action, common, named, options = { plan: true }) => {
+  const afterRunServices = {
+    fetch: globalThis.fetch,
+    sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+    warn: (line: string) => process.stderr.write(`strongbox: warning: ${line}\n`),
+  };
+  const cli = buildCli(async (action, common, named, options = {}) => {
     operation = named;
-    if (options.plan) {
+    if (options.plan ?? true) {
       runtime = await openRuntime(common.plan, env, {
         log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
         signal: interrupt.signal,
       });
     }
-    const outcome = await action(runtime as Runtime);
+    // After the run, failed or not: storage watch, metrics textfile, alert (agent/after-run). Their
+    // problems are warnings; the run's own error line stays the last line.
+    const report = async (ended: Pick<RunRecord, 'outcome' | 'error'>) => {
+      if (runtime && options.report) {
+        await reportRun(runtime, { ...options.report, operation: named, ...ended }, afterRunServices);
+      }
+    };
+    let outcome: Outcome;
+    try {
+      outcome = await action(runtime as Runtime);
+    } catch (error) {
+      await report({ error });
+      throw error;
+    }
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
+    await report({ outcome });
     exitCode = outcome.exitCode;
     // A run that reported every job and then failed (a job of several failed) ends with the error line.
     if (outcome.failure) process.stderr.write(`${errorLines(outcome.failure, {}, named).join('\n')}\n`);
