@@ -24,7 +24,7 @@ import { describeError, errorLines } from '#core/errors';
 import type { NotifyEvent } from '#core/local-ops';
 import { type Job, selectJobs } from '#core/plan';
 import type { Sample } from '#core/prometheus';
-import type { FileSystemUsage } from '#core/storage-watch';
+import { type FileSystemUsage, usedRatio } from '#core/storage-watch';
 import type { Tier } from '#core/tiers';
 import { type MetricUpdate, updateMetricsTextfile } from './metrics-textfile';
 
@@ -266,11 +266,9 @@ async function metricUpdates(runtime: Runtime, facts: RunFacts): Promise<MetricU
     });
   }
   if (facts.usage) {
-    const total = facts.usage.totalBytes - facts.usage.freeBytes + facts.usage.availableBytes;
-    const used = facts.usage.totalBytes - facts.usage.freeBytes;
     updates.push({
       op: 'set',
-      sample: { name: 'strongbox_vault_used_ratio', labels: { vault }, value: total > 0 ? used / total : 0 },
+      sample: { name: 'strongbox_vault_used_ratio', labels: { vault }, value: usedRatio(facts.usage) },
     });
     updates.push({
       op: 'set',
