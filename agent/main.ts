@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type RunRecord, reportRun } from '#agent/after-run';
 import { backupCommand } from '#agent/commands/backup';
 import { copyCommand } from '#agent/commands/copy';
 import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
@@ -57,6 +58,14 @@ interface Common {
 /** What a run is doing, for its error line: `backup app-db`, `verify`. */
 type Operation = string;
 
+/** How `run` treats a command: whether it opens the plan, and what of it is reported afterwards. */
+interface RunOptions {
+  /** @default true */
+  plan?: boolean;
+  /** Report the run (storage watch, metrics textfile, alert: agent/after-run). */
+  report?: Pick<RunRecord, 'command' | 'jobs' | 'tier'>;
+}
+
 /** `--job a --job b` and `--job a,b`: every name, in the order given. */
 function jobNames(value: string, previous: string[] = []): string[] {
   const names = value.split(',').map((name) => name.trim());
@@ -102,7 +111,7 @@ function buildCli(
     action: (runtime: Runtime) => Promise<Outcome>,
     common: Common,
     operation: Operation,
-    options?: { plan: boolean },
+    options?: RunOptions,
   ) => Promise<void>,
   env: Env = {},
 ) {
@@ -142,6 +151,7 @@ function buildCli(
         (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier, copy: o.copy }),
         o,
         operationOf('backup', o.job),
+        { report: { command: 'backup', jobs: o.job, tier: o.tier } },
       ),
     );
 
@@ -231,6 +241,7 @@ function buildCli(
         async (rt) => drillCommand(await runtimeFrom(rt, o.from), { jobs: o.job, options: o.options }),
         o,
         operationOf('drill', o.job),
+        { report: { command: 'drill', jobs: o.job } },
       ),
     );
 
@@ -296,6 +307,7 @@ function buildCli(
           },
           o,
           operationOf('verify', o.job),
+          { report: { command: 'verify', jobs: o.job } },
         ),
     );
 
@@ -315,6 +327,7 @@ function buildCli(
         (rt) => pruneVaults(rt, { jobs: o.job, dryRun: o.dryRun, from: o.from }),
         o,
         operationOf('prune', o.job),
+        { report: { command: 'prune', jobs: o.job } },
       ),
     );
 
@@ -336,6 +349,7 @@ function buildCli(
         (rt) => doctorCommand(rt, { jobs: o.job, probeTimeoutSeconds: o.probeTimeout }),
         o,
         operationOf('doctor', o.job),
+        { report: { command: 'doctor', jobs: o.job } },
       ),
     );
 
@@ -350,7 +364,9 @@ function buildCli(
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
     .argument('<path>', "the file to archive (PostgreSQL's %p)")
     .action((path: string, o: Common & { job: string }) =>
-      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job)),
+      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job), {
+        report: { command: 'wal-push', jobs: [o.job] },
+      }),
     );
   withPlan(
     program
@@ -547,17 +563,36 @@ async function main(argv: string[]): Promise<number> {
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
   let startedAt: Date | undefined;
-  const cli = buildCli(async (action, common, named, options = { plan: true }) => {
+  const afterRunServices = {
+    fetch: globalThis.fetch,
+    sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+    warn: (line: string) => process.stderr.write(`strongbox: warning: ${line}\n`),
+  };
+  const cli = buildCli(async (action, common, named, options = {}) => {
     operation = named;
-    if (options.plan) {
+    if (options.plan ?? true) {
       runtime = await openRuntime(common.plan, env, {
         log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
         signal: interrupt.signal,
       });
       startedAt = runtime.clock.now();
     }
-    const outcome = await action(runtime as Runtime);
+    // After the run, failed or not: storage watch, metrics textfile, alert (agent/after-run). Their
+    // problems are warnings; the run's own error line stays the last line.
+    const report = async (ended: Pick<RunRecord, 'outcome' | 'error'>) => {
+      if (runtime && options.report) {
+        await reportRun(runtime, { ...options.report, operation: named, ...ended }, afterRunServices);
+      }
+    };
+    let outcome: Outcome;
+    try {
+      outcome = await action(runtime as Runtime);
+    } catch (error) {
+      await report({ error });
+      throw error;
+    }
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
+    await report({ outcome });
     exitCode = outcome.exitCode;
     await recordRun(runtime, named, startedAt, outcome.exitCode, outcome.failure);
     // A run that reported every job and then failed (a job of several failed) ends with the error line.

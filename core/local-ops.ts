@@ -39,8 +39,8 @@ export const notifySchema = z
       .strictObject({
         to: z.array(z.email()).min(1),
         from: z.email().optional(),
-        /** @default /usr/sbin/sendmail */
-        sendmail: z.string().startsWith('/', 'must be an absolute path').default('/usr/sbin/sendmail'),
+        /** The sendmail program: an absolute path, or a name looked up on PATH. @default /usr/sbin/sendmail */
+        sendmail: z.string().min(1).default('/usr/sbin/sendmail'),
       })
       .optional(),
   })
