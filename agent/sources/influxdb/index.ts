@@ -16,7 +16,7 @@
  * Checks compare databases, measurements and series counts with the manifest.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -109,6 +109,15 @@ async function probeRpc(host: string, port: number, signal?: AbortSignal): Promi
   });
 }
 
+/**
+ * A private staging directory (mode 0700) below `stagingDir` (created as needed) or the temp directory.
+ */
+async function makeStaging(config: InfluxdbSourceConfig, label: string): Promise<string> {
+  const parent = config.stagingDir ?? tmpdir();
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  return mkdtemp(join(parent, `strongbox-influxdb-${label}-`));
+}
+
 /** Staging files in the order they are stored: the metadata, the shards, the tool's manifest last. */
 function storeOrder(a: string, b: string): number {
   const rank = (name: string) => (name.endsWith('.meta') ? 0 : name.endsWith('.manifest') ? 2 : 1);
@@ -133,7 +142,7 @@ export async function backupInflux(
   await probeRpc(config.host, config.rpcPort, ctx.signal);
   const tool = (await toolVersion(config.serverBinary, ['version'])).replace(/^InfluxDB\s*/, '');
 
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-'));
+  const staging = await makeStaging(config, 'backup');
   let removal: Promise<void> | undefined;
   const removeStaging = () => {
     removal ??= rm(staging, { recursive: true, force: true });
@@ -284,7 +293,7 @@ async function restoreIntoDirectory(
   ctx: SourceContext,
 ): Promise<void> {
   await claimNewDirectory(target, 'influxdb');
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-restore-'));
+  const staging = await makeStaging(config, 'restore');
   let scratch: Awaited<ReturnType<typeof startScratchInflux>> | undefined;
   try {
     await stageObjects(input, staging);
@@ -333,7 +342,7 @@ async function restoreAsDatabase(
     );
   }
   await probeRpc(config.host, config.rpcPort, ctx.signal);
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-restore-'));
+  const staging = await makeStaging(config, 'restore');
   try {
     await stageObjects(input, staging);
     await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
