@@ -4,13 +4,14 @@
  * (`-db X -newdb Y`) that refuses an existing one, the staging directory gone on every exit path, an
  * unreachable backup service failing fast, and InfluxDB 2.x refused by the plan.
  */
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
 import { runRestore } from '#agent/restore';
 import { sourceDriver } from '#agent/sources/index';
+import { queryInflux } from '#agent/sources/influxdb/http';
 import { readManifest } from '#core/catalog';
 import { PlanError, RestoreError, SourceError } from '#core/errors';
 import type { Job } from '#core/plan';
@@ -30,7 +31,6 @@ beforeAll(async () => {
   influx.endpoint.user = 'admin';
   influx.endpoint.password = PASSWORD;
   const auth = { ...influx.endpoint };
-  const { queryInflux } = await import('#agent/sources/influxdb/http');
   const q = (statement: string) => queryInflux(auth, statement, { method: 'POST' });
   await q('CREATE DATABASE plant');
   await q('CREATE DATABASE other');
