@@ -346,6 +346,7 @@ async function restoreAsDatabase(
   try {
     await stageObjects(input, staging);
     await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
+    await waitUntilServed(endpoint, target, ctx.signal);
   } catch (error) {
     const exists = await databasesOf(endpoint).then(
       (names) => names.includes(target),
@@ -355,6 +356,27 @@ async function restoreAsDatabase(
     throw error;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** How long shards restored into a live server may stay disabled (`shard is disabled`) after the tool. */
+const SERVED_TIMEOUT_MS = 30_000;
+
+/**
+ * Waits until a database restored into a live server answers queries: influxd opens the shards it
+ * received a moment after `influxd restore` exits, and refuses queries on them until then.
+ * @throws SourceError with the server's last answer when it does not within SERVED_TIMEOUT_MS.
+ */
+async function waitUntilServed(endpoint: InfluxEndpoint, database: string, signal?: AbortSignal) {
+  const deadline = Date.now() + SERVED_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await measurementsOf(endpoint, database, signal);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline || signal?.aborted) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -432,16 +454,19 @@ export async function checkInflux(
   ctx: SourceContext,
 ): Promise<TargetCheck[]> {
   const measure = async (endpoint: InfluxEndpoint, rename?: { from: string; to: string }) => {
-    let checks: TargetCheck[] = [];
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const found = rename
-        ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
-        : await countsOf(endpoint, undefined, ctx.signal);
-      checks = compareCounts(details, found, rename);
-      if (checks.every((c) => c.passed)) break;
+    let checks: TargetCheck[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const found = rename
+          ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
+          : await countsOf(endpoint, undefined, ctx.signal);
+        checks = compareCounts(details, found, rename);
+        if (checks.every((c) => c.passed) || attempt === 5) return checks;
+      } catch (error) {
+        if (attempt === 5) throw error;
+      }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    return checks;
   };
   const failed = (error: unknown): TargetCheck[] => {
     const message = `${target}: ${describeError(error)}`;
