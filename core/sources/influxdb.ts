@@ -18,11 +18,13 @@ const plan = z.strictObject({
    * `influx backup` with an operator token, which this agent does not drive yet.
    */
   version: z
-    .literal(1, {
-      error:
+    .number()
+    .default(1)
+    .refine((v) => v === 1, {
+      message:
         'only 1 is supported (InfluxDB 1.x, influxd backup -portable); InfluxDB 2.x (influx backup) is not supported yet',
     })
-    .default(1),
+    .transform(() => 1 as const),
   host: z.string().min(1).default('127.0.0.1'),
   /** The HTTP API (`[http] bind-address`): counts for the manifest and the drills. */
   port: port.default(8086),

@@ -35,14 +35,18 @@ const env = { PATH: process.env.PATH };
  * Starts influxd in a fresh temp dir (or over `dir`, serving the data there).
  * @example let influx: InfluxServer; beforeAll(async () => { influx = await startInflux(); }); afterAll(() => influx?.stop());
  */
-export async function startInflux(options: { dir?: string } = {}): Promise<InfluxServer> {
+export async function startInflux(
+  options: { dir?: string; settings?: Record<string, string> } = {},
+): Promise<InfluxServer> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'strongbox-influx-')));
-  const server = await startScratchInflux(dir, { env }).catch((error: unknown) => {
-    throw new Error(
-      `cannot start influxd (apt-get install influxdb influxdb-client): ${(error as Error).message}`,
-      { cause: error },
-    );
-  });
+  const server = await startScratchInflux(dir, { env }, { settings: options.settings }).catch(
+    (error: unknown) => {
+      throw new Error(
+        `cannot start influxd (apt-get install influxdb influxdb-client): ${(error as Error).message}`,
+        { cause: error },
+      );
+    },
+  );
   const endpoint: InfluxEndpoint = { host: '127.0.0.1', port: server.httpPort };
   return {
     httpPort: server.httpPort,

@@ -16,7 +16,7 @@
  * Checks compare databases, measurements and series counts with the manifest.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -109,6 +109,15 @@ async function probeRpc(host: string, port: number, signal?: AbortSignal): Promi
   });
 }
 
+/**
+ * A private staging directory (mode 0700) below `stagingDir` (created as needed) or the temp directory.
+ */
+async function makeStaging(config: InfluxdbSourceConfig, label: string): Promise<string> {
+  const parent = config.stagingDir ?? tmpdir();
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  return mkdtemp(join(parent, `strongbox-influxdb-${label}-`));
+}
+
 /** Staging files in the order they are stored: the metadata, the shards, the tool's manifest last. */
 function storeOrder(a: string, b: string): number {
   const rank = (name: string) => (name.endsWith('.meta') ? 0 : name.endsWith('.manifest') ? 2 : 1);
@@ -133,7 +142,7 @@ export async function backupInflux(
   await probeRpc(config.host, config.rpcPort, ctx.signal);
   const tool = (await toolVersion(config.serverBinary, ['version'])).replace(/^InfluxDB\s*/, '');
 
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-'));
+  const staging = await makeStaging(config, 'backup');
   let removal: Promise<void> | undefined;
   const removeStaging = () => {
     removal ??= rm(staging, { recursive: true, force: true });
@@ -284,7 +293,7 @@ async function restoreIntoDirectory(
   ctx: SourceContext,
 ): Promise<void> {
   await claimNewDirectory(target, 'influxdb');
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-restore-'));
+  const staging = await makeStaging(config, 'restore');
   let scratch: Awaited<ReturnType<typeof startScratchInflux>> | undefined;
   try {
     await stageObjects(input, staging);
@@ -333,10 +342,11 @@ async function restoreAsDatabase(
     );
   }
   await probeRpc(config.host, config.rpcPort, ctx.signal);
-  const staging = await mkdtemp(join(config.stagingDir ?? tmpdir(), 'strongbox-influxdb-restore-'));
+  const staging = await makeStaging(config, 'restore');
   try {
     await stageObjects(input, staging);
     await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
+    await waitUntilServed(endpoint, target, ctx.signal);
   } catch (error) {
     const exists = await databasesOf(endpoint).then(
       (names) => names.includes(target),
@@ -346,6 +356,27 @@ async function restoreAsDatabase(
     throw error;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** How long shards restored into a live server may stay disabled (`shard is disabled`) after the tool. */
+const SERVED_TIMEOUT_MS = 30_000;
+
+/**
+ * Waits until a database restored into a live server answers queries: influxd opens the shards it
+ * received a moment after `influxd restore` exits, and refuses queries on them until then.
+ * @throws SourceError with the server's last answer when it does not within SERVED_TIMEOUT_MS.
+ */
+async function waitUntilServed(endpoint: InfluxEndpoint, database: string, signal?: AbortSignal) {
+  const deadline = Date.now() + SERVED_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await measurementsOf(endpoint, database, signal);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline || signal?.aborted) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -423,16 +454,19 @@ export async function checkInflux(
   ctx: SourceContext,
 ): Promise<TargetCheck[]> {
   const measure = async (endpoint: InfluxEndpoint, rename?: { from: string; to: string }) => {
-    let checks: TargetCheck[] = [];
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const found = rename
-        ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
-        : await countsOf(endpoint, undefined, ctx.signal);
-      checks = compareCounts(details, found, rename);
-      if (checks.every((c) => c.passed)) break;
+    let checks: TargetCheck[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const found = rename
+          ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
+          : await countsOf(endpoint, undefined, ctx.signal);
+        checks = compareCounts(details, found, rename);
+        if (checks.every((c) => c.passed) || attempt === 5) return checks;
+      } catch (error) {
+        if (attempt === 5) throw error;
+      }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
-    return checks;
   };
   const failed = (error: unknown): TargetCheck[] => {
     const message = `${target}: ${describeError(error)}`;
