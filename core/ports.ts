@@ -43,7 +43,10 @@ export interface Vault {
   /**
    * Stores the stream under `key`. The object becomes visible only when the whole stream was stored:
    * on error or abort nothing is left under the key (partial uploads are aborted, temp files removed).
-   * An existing object under the same key is replaced (callers write fresh keys only).
+   * Callers write each key once (fresh keys only): never count on a put replacing an object. The S3 vault
+   * is create-only (`If-None-Match: *` on PutObject and CompleteMultipartUpload) and rejects a put to a
+   * key that exists with a VaultError, leaving the object there as it was; the file vault renames its
+   * finished temp file over the key.
    * Resolves with the bytes stored.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<{ sizeBytes: number }>;

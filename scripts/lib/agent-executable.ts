@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip } from 'node:zlib';
 import { extract } from 'tar';
-import { AGENT_ARCHITECTURES, type AgentArchitecture, agentExecutableName } from '#core/deployment';
+import { AGENT_ARCHITECTURES, type AgentArchitecture } from '#core/deployment';
 import { agentBundleStaleness, buildAgentBundle } from './agent-bundle';
 
 const run = promisify(execFile);
@@ -156,30 +156,21 @@ export async function buildAgentExecutable(
   }
 }
 
-/** The gzip files the deployment ships, by architecture, below `distDir`. */
-export function agentExecutableArtifacts(distDir: string): Record<AgentArchitecture, string> {
-  return Object.fromEntries(
-    EXECUTABLE_ARCHITECTURES.map((arch) => [arch, join(distDir, `${agentExecutableName(arch)}.gz`)]),
-  ) as Record<AgentArchitecture, string>;
-}
-
 /**
- * Builds each architecture's executable and its gzip file below `distDir` when missing or older than the
+ * Builds each architecture's executable and its gzip file (`gzipPaths`, e.g. infra/paths
+ * AGENT_EXECUTABLE_PATHS; the executable is the same path without `.gz`) when missing or older than the
  * agent's sources. @returns why each was built (nothing when all were current).
  */
-export async function ensureAgentExecutables(root: string, distDir: string): Promise<string[]> {
+export async function ensureAgentExecutables(
+  root: string,
+  gzipPaths: Readonly<Record<AgentArchitecture, string>>,
+): Promise<string[]> {
   const reasons: string[] = [];
-  for (const [arch, gz] of Object.entries(agentExecutableArtifacts(distDir))) {
+  for (const arch of EXECUTABLE_ARCHITECTURES) {
+    const gz = gzipPaths[arch];
     const reason = agentBundleStaleness(root, gz);
     if (!reason) continue;
-    await buildAgentExecutable(
-      root,
-      arch as AgentArchitecture,
-      join(distDir, agentExecutableName(arch as AgentArchitecture)),
-      {
-        gzip: true,
-      },
-    );
+    await buildAgentExecutable(root, arch, gz.replace(/\.gz$/, ''), { gzip: true });
     reasons.push(reason);
   }
   return reasons;
