@@ -76,7 +76,9 @@ export async function restoreInPlace(input: Readable, options: InPlaceOptions): 
   try {
     // Marked again while moving: a restore killed now leaves a staging directory the next one removes.
     await writeMarker(staging, false);
-    const staged = await countFiles(staging);
+    const counted = await countFiles(staging);
+    const marker = await lstat(join(Buffer.from(staging), Buffer.from(INCOMPLETE_MARKER)));
+    const staged = { fileCount: counted.fileCount - 1, fileBytes: counted.fileBytes - marker.size };
     if (!options.paths?.length) {
       const { fileCount, fileBytes } = options.details;
       if (staged.fileCount !== fileCount || staged.fileBytes !== fileBytes) {
@@ -138,9 +140,10 @@ async function planMoves(
   // `dest` is an absolute directory (`/` at the top); its staged copy is `staging` + `dest`.
   const visit = async (dest: Buffer, src: Buffer): Promise<void> => {
     const top = dest.length === 1;
-    const names = (await readdir(src, { encoding: 'buffer' })).filter(
-      (n) => !(top && n.toString('latin1') === INCOMPLETE_MARKER),
-    );
+    // In byte order, so a restore moves (and a failure undoes) in the same order every time.
+    const names = (await readdir(src, { encoding: 'buffer' }))
+      .filter((n) => !(top && n.toString('latin1') === INCOMPLETE_MARKER))
+      .sort(Buffer.compare);
     const stagedNames = new Set(names.map((n) => n.toString('latin1')));
     for (const name of names) {
       const to = join(dest, name);
@@ -157,7 +160,7 @@ async function planMoves(
       moves.push({ from: to, to: Buffer.concat([kept, to]) }, { from, to });
     }
     if (!rules.deleteExtra || !rules.inRoots(dest.toString())) return;
-    for (const name of await readdir(dest, { encoding: 'buffer' })) {
+    for (const name of (await readdir(dest, { encoding: 'buffer' })).sort(Buffer.compare)) {
       if (stagedNames.has(name.toString('latin1')) || isStrongboxName(name)) continue;
       const path = join(dest, name);
       if (rules.excluded(path.toString())) continue;
