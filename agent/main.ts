@@ -197,8 +197,21 @@ function buildCli(
       '--tables <list>',
       'comma-separated tables to restore (postgres; schema.table or table): each with its partitions, types, sequences, keys, constraints, indexes, triggers and privileges; not foreign keys to tables left out',
     )
+    .option(
+      '--path <path>',
+      'restore only this absolute path of the backup, a file or a directory with what is below it (files; globs allowed; repeat for several)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--in-place',
+      'restore over the original locations (files): extract beside, check, then move each entry in with rename; what it overwrites is kept in .strongbox-kept-<time> beside, a failure undoes every move; needs --confirm',
+    )
+    .option(
+      '--delete',
+      'with --in-place: also move away (into the kept directory) what is below the restored paths but not in the backup; never what the job excludes',
+    )
     .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
-    .option('--confirm <job>', 'required with --replace: the job name again')
+    .option('--confirm <job>', 'required with --replace and --in-place: the job name again')
     .option(
       '--to <target>',
       'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',
@@ -209,7 +222,7 @@ function buildCli(
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
-    .action((o: Common & Record<string, string | boolean | undefined>) =>
+    .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>
       run(
         async (rt) => {
           const from = typeof o.from === 'string' ? o.from : undefined;

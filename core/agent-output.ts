@@ -113,10 +113,10 @@ export const agentRestoreResultSchema = z.strictObject({
   backupId: backupIdSchema,
   /** The job's source kind. */
   kind: z.string().min(1),
-  mode: z.enum(['scratch', 'replace']),
-  /** Where the data now is: the scratch target, or the live database name after a replace. */
+  mode: z.enum(['scratch', 'replace', 'in-place']),
+  /** Where the data now is: the scratch target, the live database name after a replace, `/` in place. */
   target: z.string().min(1),
-  /** After a replace: the name the previous live data is kept under. */
+  /** After a replace: the name the previous live data is kept under; in place: the kept directory. */
   keptAs: z.string().min(1).optional(),
   /** After a replace: the safety backup taken first. */
   safetyBackupId: backupIdSchema.optional(),

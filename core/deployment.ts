@@ -144,6 +144,12 @@ export const agentRestoreOptionsSchema = z.strictObject({
   to: z.string().min(1).optional(),
   /** Point-in-time jobs: start the restored copy and wait until it is promoted. */
   start: z.boolean().optional(),
+  /** Files jobs: absolute paths (globs allowed) to restore instead of everything. */
+  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1).optional(),
+  /** Files jobs: restore over the original locations, keeping what is overwritten beside. */
+  inPlace: z.boolean().optional(),
+  /** With inPlace: also move away what is not in the backup (into the kept directory). */
+  delete: z.boolean().optional(),
 });
 
 /** Options of a restore or drill (`--options`). */

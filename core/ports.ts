@@ -164,12 +164,28 @@ export interface RestoreInput {
   only(): Promise<Readable>;
 }
 
+/** What a driver's restore reports beyond success (in-place restores). */
+export interface RestoreOutcome {
+  /** Where what the restore overwrote or moved away was kept. */
+  keptAs?: string;
+  /** Lines for the operator (what was restored, what was kept). */
+  notes?: string[];
+}
+
 /** Where and what a driver restores, and the context it runs in. */
 export interface RestoreTarget<D = unknown> {
   /** A database name, a directory: created by the restore (or an empty directory), never overwritten. */
   target: string;
   /** Tables to restore (drivers with the `tables` capability), `schema.table` or `table`. */
   tables?: readonly string[];
+  /** Absolute paths (globs allowed) to restore (drivers with the `paths` capability); all by default. */
+  paths?: readonly string[];
+  /**
+   * Restore over the original locations instead of into `target` (drivers with the `inPlace`
+   * capability): what is overwritten is kept beside, named by `stamp`; `delete` also moves away what
+   * exists below the restored paths but is not in the backup.
+   */
+  inPlace?: { delete: boolean; stamp: string };
   /** The manifest's details of the backup being restored (what the source recorded beside the data). */
   details?: D;
   /**
@@ -234,7 +250,8 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     config: SourceConfigOf<K>,
     input: RestoreInput,
     options: RestoreTarget<SourceDetailsOf<K>>,
-  ): Promise<void>;
+    // biome-ignore lint/suspicious/noConfusingVoidType: drivers without an outcome are `async () => {}`
+  ): Promise<RestoreOutcome | void>;
   /** The checks of a restored target against the manifest's details (drills run them too). */
   check(
     config: SourceConfigOf<K>,

@@ -39,7 +39,14 @@ export const filesSource = defineSource({
   targetNoun: 'directory',
   plan,
   details,
-  capabilities: { tables: false, replace: false, sqlChecks: false, pointInTime: false },
+  capabilities: {
+    tables: false,
+    replace: false,
+    sqlChecks: false,
+    pointInTime: false,
+    paths: true,
+    inPlace: true,
+  },
 });
 
 export type FilesSourceConfig = z.output<typeof plan>;
