@@ -36,6 +36,7 @@ import { runtimeFrom } from '#agent/copy';
 import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
 import { recordLastRun, stateDirOf } from '#agent/state';
 import { VERSION } from '#agent/version';
+import { DEFAULT_WAL_PARALLEL, SPOOL_DIR } from '#agent/wal-spool';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS, AGENT_ENV, AGENT_ERROR_PREFIX } from '#core/deployment';
 import {
@@ -81,6 +82,15 @@ function positiveSeconds(value: string): number {
     throw new InvalidArgumentError('expected seconds, more than 0 and at most 3600');
   }
   return seconds;
+}
+
+/** `--parallel` of wal-push and wal-fetch: files moved at once, 1 to 32. */
+function walParallel(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1 || count > 32) {
+    throw new InvalidArgumentError('expected a whole number of files from 1 to 32');
+  }
+  return count;
 }
 
 /** `--job` for commands that act on one job (restore). */
@@ -375,11 +385,19 @@ function buildCli(
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .option(
+      '--parallel <files>',
+      `upload this many files at once: the one asked for and the next segments marked ready in pg_wal/archive_status, acknowledged at once when PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns push-ahead off)`,
+      walParallel,
+    )
     .argument('<path>', "the file to archive (PostgreSQL's %p)")
-    .action((path: string, o: Common & { job: string }) =>
-      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job), {
-        report: { command: 'wal-push', jobs: [o.job] },
-      }),
+    .action((path: string, o: Common & { job: string; parallel?: number }) =>
+      run(
+        (rt) => walPushCommand(rt, { job: o.job, path, parallel: o.parallel }),
+        o,
+        operationOf('wal-push', o.job),
+        { report: { command: 'wal-push', jobs: [o.job] } },
+      ),
     );
   withPlan(
     program
@@ -389,11 +407,20 @@ function buildCli(
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .option(
+      '--parallel <files>',
+      `download this many segments at once: the one asked for and the next ones of its timeline, kept in <data dir>/${SPOOL_DIR}/ until PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns prefetch off)`,
+      walParallel,
+    )
     .argument('<name>', "the WAL file wanted (PostgreSQL's %f)")
     .argument('<path>', "where to write it (PostgreSQL's %p)")
-    .action((name: string, path: string, o: Common & { job: string }) => {
+    .action((name: string, path: string, o: Common & { job: string; parallel?: number }) => {
       errorExitCode = WAL_FETCH_FATAL_EXIT;
-      return run((rt) => walFetchCommand(rt, { job: o.job, name, path }), o, operationOf('wal-fetch', o.job));
+      return run(
+        (rt) => walFetchCommand(rt, { job: o.job, name, path, parallel: o.parallel }),
+        o,
+        operationOf('wal-fetch', o.job),
+      );
     });
 
   program

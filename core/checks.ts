@@ -593,6 +593,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
       manifests: manifests.filter((m) => !expiredIds.has(m.backupId)),
       walNames: facts.walNames ?? [],
       newestArchivedAt: facts.walNewestArchivedAt,
+      windowStart: new Date(now.getTime() - facts.retention.pointInTime * 86_400_000),
       now,
     });
     findings.push(...checked.findings);
