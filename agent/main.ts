@@ -442,7 +442,10 @@ function buildCli(
     withPlan(command)
       .option('--host <name>', "which of the plan's hosts this is (default: the host name)")
       .option('--cron', 'cron entries (/etc/cron.d) even where systemd runs')
-      .option('--systemd', 'systemd units even where systemd does not run (with --unit-dir: an image, a package)')
+      .option(
+        '--systemd',
+        'systemd units even where systemd does not run (with --unit-dir: an image, a package)',
+      )
       .option(
         '--unit-dir <dir>',
         `where the files go (default ${SCHEDULE_DIRS}); when given, systemd is not told (packaging, config management)`,
