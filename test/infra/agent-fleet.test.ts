@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -19,6 +20,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { doctorCommand } from '#agent/commands/doctor';
 import { newBackupId } from '#core/backup-id';
 import {
   AGENT_ACTIONS,
@@ -32,6 +34,8 @@ import {
   DOCUMENT_TIMEOUT_PARAMETER,
   HOST_PATHS,
 } from '#core/deployment';
+import { DOCTOR_KEY_CONTEXT, encryptionContext } from '#core/manifest';
+import type { Vault } from '#core/ports';
 import {
   type AgentDocumentOptions,
   agentDocumentContent,
@@ -40,6 +44,7 @@ import {
 } from '#infra/constructs/agent-document';
 import { AgentFleet, MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from '#infra/constructs/agent-fleet';
 import { PlanAsset } from '#infra/constructs/plan-asset';
+import { testRuntime } from '#test/support/runtime';
 import {
   actionsOf,
   fakeAgentExecutables,
@@ -239,6 +244,124 @@ hosts:
 jobs:
 ${jobs.join('')}`;
 }
+
+/** Whether an IAM resource pattern (`*` and `?` wildcards) matches a resource. */
+function resourceMatches(pattern: string, resource: string): boolean {
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${regex}$`).test(resource);
+}
+
+/**
+ * Whether the Allow statements of `statements` grant `action` on `resource` for a request with the given
+ * KMS encryption context; a condition on anything else counts as not met, and Deny statements are
+ * checked by their own tests.
+ */
+function allows(
+  statements: Statement[],
+  action: string,
+  resource: string,
+  context: Record<string, string> = {},
+): boolean {
+  return statements.some((statement) => {
+    if (statement.Effect !== 'Allow' || !actionsOf(statement).includes(action)) return false;
+    const resources = [statement.Resource].flat() as unknown[];
+    if (!resources.some((r) => typeof r === 'string' && resourceMatches(r, resource))) return false;
+    return Object.entries(statement.Condition ?? {}).every(([operator, block]) =>
+      Object.entries(block).every(([key, wanted]) => {
+        const name = /^kms:EncryptionContext:(.+)$/.exec(key)?.[1];
+        const value = name === undefined ? undefined : context[name];
+        if (value === undefined || !['StringEquals', 'StringLike'].includes(operator)) return false;
+        return ([wanted].flat() as string[]).some((w) =>
+          operator === 'StringLike' ? resourceMatches(w, value) : w === value,
+        );
+      }),
+    );
+  });
+}
+
+describe('host policies and what the agent does', () => {
+  it('allow the vault and key probes doctor really makes, and listing the uploads a backup aborts', async () => {
+    // What doctor writes and which data key it asks for, recorded from the real command.
+    const written: string[] = [];
+    const contexts: Record<string, string>[] = [];
+    const { runtime, dir } = await testRuntime({
+      jobs: [{ name: 'appdb', source: { kind: 'files', paths: [tmpdir()] } }],
+      wrapVault: (vault): Vault => ({
+        url: vault.url,
+        put: (key, body, options) => {
+          written.push(key);
+          return vault.put(key, body, options);
+        },
+        get: (key, options) => vault.get(key, options),
+        head: (key) => vault.head(key),
+        list: (prefix) => vault.list(prefix),
+        delete: (keys) => vault.delete(keys),
+      }),
+    });
+    const keys = runtime.keys;
+    runtime.keys = {
+      generateDataKey: (context) => {
+        contexts.push(context);
+        return keys.generateDataKey(context);
+      },
+      decryptDataKey: (wrapped, key, context) => {
+        contexts.push(context);
+        return keys.decryptDataKey(wrapped, key, context);
+      },
+    };
+    try {
+      await doctorCommand(runtime, {});
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(written).toHaveLength(1);
+    expect(contexts).toHaveLength(2);
+
+    const { template } = fleetTemplate();
+    for (const host of ['db', 'web']) {
+      const statements = hostStatements(template, host);
+      for (const key of written) {
+        expect(allows(statements, 's3:PutObject', `${BUCKET_ARN}/${key}`), `${host} put ${key}`).toBe(true);
+        expect(allows(statements, 's3:GetObject', `${BUCKET_ARN}/${key}`), `${host} get ${key}`).toBe(true);
+      }
+      for (const context of contexts) {
+        for (const action of ['kms:GenerateDataKey', 'kms:Decrypt']) {
+          expect(
+            allows(statements, action, KEY_ARN, context),
+            `${host} ${action} ${JSON.stringify(context)}`,
+          ).toBe(true);
+        }
+      }
+      // A backup lists the job's unfinished multipart uploads and aborts those of interrupted backups.
+      expect(allows(statements, 's3:ListBucketMultipartUploads', BUCKET_ARN), host).toBe(true);
+      expect(
+        allows(statements, 's3:AbortMultipartUpload', `${BUCKET_ARN}/backups/appdb/x/data.zst.sbx`),
+      ).toBe(true);
+    }
+  });
+
+  it('do not let doctor’s key probe reach a real backup’s data keys', () => {
+    const { template } = fleetTemplate();
+    // db does not run web-config: its backups' context stays out of reach, doctor's probe or not.
+    expect(
+      allows(
+        hostStatements(template, 'db'),
+        'kms:Decrypt',
+        KEY_ARN,
+        encryptionContext('web-config', 'doctor'),
+      ),
+    ).toBe(false);
+    expect(
+      allows(hostStatements(template, 'db'), 'kms:Decrypt', KEY_ARN, {
+        ...DOCTOR_KEY_CONTEXT,
+        'strongbox:backup': newBackupId(new Date('2024-12-06T02:00:00Z'), '3f9a1c'),
+      }),
+    ).toBe(false);
+  });
+});
 
 describe('host policies of a large plan', () => {
   it('keeps every host policy of a 50-job plan under IAM’s 6,144 characters, covering all its jobs', () => {
