@@ -17,6 +17,7 @@ import { FaultyVault } from '#adapters/vaults/faulty';
 import { runBackup } from '#agent/backup';
 import { backupCommand } from '#agent/commands/backup';
 import { copyCommand } from '#agent/commands/copy';
+import { doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
@@ -230,6 +231,14 @@ describe('s3rver → file vault with another key', () => {
     expect(restored.exitCode).toBe(0);
     const inside = join(dir, 's3-to-file', 'restored', source.slice(1));
     expect(await sameBytes(join(inside, 'model.bin'), join(source, 'model.bin'))).toBe(true);
+
+    const doctor = json(await doctorCommand(runtime, {}));
+    expect(doctor.checks).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ subject: 'copy nas: key (local)', ok: true }),
+        expect.objectContaining({ subject: `copy nas: vault file://${nas}`, ok: true }),
+      ]),
+    );
 
     const drill = await drillCommand(copyRuntime, {});
     expect(drill.exitCode).toBe(0);
