@@ -125,6 +125,7 @@ describe('validatePlan accepts good plans', () => {
       alerts: { email: [] },
       verify: { schedule: 'cron(0 7 * * ? *)', recentCount: 7 },
       hosts: {},
+      copies: [],
       jobs: [
         {
           name: 'app-db',
