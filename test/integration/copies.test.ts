@@ -169,6 +169,10 @@ describe('file vault → s3rver with another key', () => {
   });
 
   it('list, verify --deep and restore --from the copy work with the copy alone', async () => {
+    const copy = await strongbox(['copy', '--plan', plan, '--to', 'offsite', '--json'], env);
+    expect(copy.code).toBe(0);
+    expect(copy.json.copies[0].backups).toEqual([expect.objectContaining({ action: 'present' })]);
+
     const list = await strongbox(['list', '--plan', plan, '--from', 'offsite', '--json'], env);
     expect(list.code).toBe(0);
     expect(list.json.backups).toEqual([expect.objectContaining({ job: 'app', complete: true })]);
