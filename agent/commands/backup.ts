@@ -3,9 +3,13 @@
 import { type BackupResult, runBackup } from '#agent/backup';
 import { type CopyJobResult, copyJob, openCopyRuntime, selectCopies } from '#agent/copy';
 import { formatBytes, formatRate, formatTable } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import type { Runtime } from '#agent/runtime';
-import type { AgentBackupOutput } from '#core/agent-output';
+import type { AgentBackupOutput, Finding } from '#core/agent-output';
+import { listBackups, readManifest } from '#core/catalog';
+import { checkSize } from '#core/checks';
 import { describeError, PlanError, StrongboxError } from '#core/errors';
+import type { Manifest } from '#core/manifest';
 import { type CopyConfig, type Job, selectJobs } from '#core/plan';
 import type { Tier } from '#core/tiers';
 import { copyOutcome } from './copy';
@@ -37,7 +41,13 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
   const failures: { job: string; error: unknown }[] = [];
   for (const job of jobs) {
     try {
-      results.push(await runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }));
+      // One run of a job at a time: a backup still running when the next starts refuses the next.
+      const locks = { ...lockOptionsOf(runtime, 'backup'), jobs: [job.name] };
+      const result = await withJobLocks(locks, () =>
+        runBackup(runtime, job, { backupId: options.backupId, tier: options.tier }),
+      );
+      const findings = await sizeFindings(runtime, job, result.backupId);
+      results.push(findings.length ? { ...result, findings } : result);
     } catch (error) {
       if (jobs.length === 1 || runtime.signal.aborted) throw error;
       runtime.log(`backup ${job.name} failed: ${describeError(error)}`);
@@ -55,15 +65,16 @@ export async function backupCommand(runtime: Runtime, options: BackupCommandOpti
       formatBytes(r.storedBytes),
       `${r.durationSeconds.toFixed(1)}s`,
       formatRate(r.sourceBytes, r.durationSeconds),
-      'ok',
+      r.warnings?.length || r.findings?.length ? 'ok, warnings' : 'ok',
     ];
   });
-  const warned = results.filter((r) => r.warnings?.length);
+  const warned = results.filter((r) => r.warnings?.length || r.findings?.length);
   const text = [
     formatTable([['JOB', 'BACKUP', 'TIER', 'SOURCE', 'STORED', 'TIME', 'RATE', 'STATUS'], ...rows]),
-    ...warned.flatMap((r) =>
-      (r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
-    ),
+    ...warned.flatMap((r) => [
+      ...(r.warnings ?? []).map((warning) => `warning: ${r.job} ${r.backupId}: ${warning}`),
+      ...(r.findings ?? []).map((f) => `warning: ${r.job} ${r.backupId}: ${f.message}`),
+    ]),
     ...failures.map((f) => `FAILED  ${f.job}: ${describeError(f.error)}`),
   ].join('\n');
   const json: AgentBackupOutput =
@@ -109,4 +120,22 @@ async function withCopies(
         ? new StrongboxError(failures.map((f) => describeError(f)).join('; '))
         : failures[0],
   };
+}
+
+/**
+ * The size check of a backup just committed (core/checks `checkSize`) against the job's backups before
+ * it — at most `verify.recentCount` of them, safety backups left out — as warnings: the backup is
+ * stored and restores, but a dump of an empty database or a path that was not mounted should not wait
+ * for the next verify to be noticed. Reads only manifests (the newest few).
+ */
+async function sizeFindings(runtime: Runtime, job: Job, backupId: string): Promise<Finding[]> {
+  const complete = (await listBackups(runtime.vault, job.name)).filter((b) => b.complete);
+  const newest = await readManifest(runtime.vault, job.name, backupId);
+  const recent: Manifest[] = [];
+  for (const listing of complete.filter((b) => b.backupId < backupId).reverse()) {
+    if (recent.length >= runtime.plan.verify.recentCount) break;
+    const manifest = await readManifest(runtime.vault, job.name, listing.backupId);
+    if (manifest.purpose !== 'safety') recent.unshift(manifest);
+  }
+  return checkSize(job, newest, recent).map((f) => ({ ...f, severity: 'warning' }));
 }

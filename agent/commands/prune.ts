@@ -8,6 +8,7 @@
 
 import { openCopyRuntime } from '#agent/copy';
 import { formatTable } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import type { Runtime } from '#agent/runtime';
 import { listBackups, listWal, readManifest } from '#core/catalog';
 import { jobPrefix, manifestKey, walKey } from '#core/layout';
@@ -24,8 +25,18 @@ export interface PruneOptions {
   dryRun?: boolean;
 }
 
-/** Deletes what retention no longer keeps; with dryRun only reports it. */
+/**
+ * Deletes what retention no longer keeps; with dryRun only reports it. A prune that deletes holds the
+ * locks of its jobs (agent/job-lock): it never runs beside a backup of the same job.
+ * @throws JobLockedError when one of the jobs is running; nothing was deleted then.
+ */
 export async function pruneCommand(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
+  if (options.dryRun) return pruneJobs(runtime, options);
+  const jobs = selectJobs(runtime.plan, options.jobs).map((job) => job.name);
+  return withJobLocks({ ...lockOptionsOf(runtime, 'prune'), jobs }, () => pruneJobs(runtime, options));
+}
+
+async function pruneJobs(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
   const jobs = selectJobs(runtime.plan, options.jobs);
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];

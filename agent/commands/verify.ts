@@ -10,6 +10,7 @@ import { backupsForCopy, openCopyRuntime } from '#agent/copy';
 import { formatBytes, formatTable } from '#agent/format';
 import { readThroughBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
+import { watchVaultStorage } from '#agent/storage-watch';
 import type { AgentVerifyResult } from '#core/agent-output';
 import {
   completeManifests,
@@ -75,6 +76,8 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
     reports.push(report);
     if (options.copies) findings.push(...(await checkCopies(runtime, job, completeManifests(catalog))));
   }
+  // The storage watch: a file vault's file system against the plan's storage thresholds.
+  findings.push(...(await storageFindings(runtime, jobs)));
   findings.sort((a, b) => SEVERITY_ORDER.indexOf(a.severity) - SEVERITY_ORDER.indexOf(b.severity));
   const lines = [
     formatTable([
@@ -213,4 +216,21 @@ async function readThrough(runtime: Runtime, manifest: Manifest): Promise<DeepRe
   const started = performance.now();
   const counts = await readThroughBackup(runtime, manifest, runtime.signal);
   return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The storage watch's findings for a verify run; a file system that cannot be measured is a warning. */
+async function storageFindings(runtime: Runtime, jobs: readonly Job[]): Promise<Finding[]> {
+  const job = jobs.map((j) => j.name).join(',');
+  try {
+    return (await watchVaultStorage(runtime, job)).findings;
+  } catch (error) {
+    return [
+      {
+        severity: 'warning',
+        job,
+        check: 'vault-fill',
+        message: `cannot measure the file system of vault ${runtime.plan.vault.url}: ${describeError(error)}`,
+      },
+    ];
+  }
 }
