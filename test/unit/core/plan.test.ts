@@ -125,7 +125,6 @@ describe('validatePlan accepts good plans', () => {
       alerts: { email: [] },
       verify: { schedule: 'cron(0 7 * * ? *)', recentCount: 7 },
       hosts: {},
-      copies: [],
       jobs: [
         {
           name: 'app-db',
