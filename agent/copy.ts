@@ -13,8 +13,9 @@
  *   call for (agent/backup `objectPutOptions` over the copy's view of the plan); the manifest stays in
  *   Standard.
  * - An interrupted copy leaves data objects without a manifest: not a backup on the copy. The next copy
- *   run copies that backup again (same keys, same bytes) and commits it; `prune` on the copy removes what
- *   is left of one past the job's timeout.
+ *   run resumes it: each object already there is read back and kept when its size and SHA-256 match the
+ *   manifest, replaced otherwise (writes are create-only on S3), and the rest is copied; `prune` on the
+ *   copy removes what is left of one that is never finished, past the job's timeout.
  * - Safety backups (`purpose: safety`, taken by `restore --replace`) are not copied unless asked for by
  *   id. WAL archives of point-in-time jobs are not copied (yet): a copied base backup restores on its
  *   own, to its end.
@@ -22,7 +23,7 @@
  * Memory: one object in flight per copy run, bounded by the copy vault's upload buffers.
  */
 import { dirname } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
@@ -34,9 +35,10 @@ import { EndCheck } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
 import { listBackups, readManifest } from '#core/catalog';
 import { describeError, IntegrityError, PlanError, VaultError } from '#core/errors';
-import { manifestKey, OBJECT_TAGS, objectKey } from '#core/layout';
-import { encryptionContext, type Manifest, serializeManifest } from '#core/manifest';
+import { backupPrefix, manifestKey, OBJECT_TAGS, objectKey } from '#core/layout';
+import { encryptionContext, type Manifest, type ManifestObject, serializeManifest } from '#core/manifest';
 import { type CopyConfig, copyRetentionOf, copyTakesTier, findCopy, type Job, type Plan } from '#core/plan';
+import type { StoredObject } from '#core/ports';
 import { selectRetained } from '#core/retention';
 import type { Tier } from '#core/tiers';
 
@@ -282,8 +284,22 @@ export async function copyBackup(
   const written: string[] = [];
   let manifestPut = false;
   try {
+    // What an interrupted run left of this backup on the copy (data objects, no manifest).
+    const left = new Map<string, StoredObject>();
+    for await (const stored of target.vault.list(backupPrefix(manifest.job, manifest.backupId))) {
+      left.set(stored.key, stored);
+    }
     for (const object of manifest.objects) {
       const key = objectKey(manifest.job, manifest.backupId, object.name);
+      const earlier = left.get(key);
+      if (earlier) {
+        if (await storedAsInManifest(target, key, object, controller.signal)) {
+          primary.log(`${key}: already on ${target.vault.url} from an interrupted copy, and intact`);
+          continue;
+        }
+        // Not the object the manifest names (cut short, altered): writes are create-only, so it goes first.
+        await target.vault.delete([key]);
+      }
       const tasks = new TaskGroup(controller);
       const input = await primary.vault.get(key, { signal: controller.signal });
       const meter = new Meter();
@@ -336,6 +352,22 @@ export async function copyBackup(
   } finally {
     primary.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Whether an object already on a copy holds exactly the bytes the manifest records (size and SHA-256),
+ * read back whole: an interrupted copy's object is kept only when it is intact.
+ */
+async function storedAsInManifest(
+  target: Runtime,
+  key: string,
+  object: ManifestObject,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const meter = new Meter();
+  const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  await pipeline(await target.vault.get(key, { signal }), meter, sink, { signal });
+  return meter.bytes === object.storedBytes && meter.sha256() === object.sha256;
 }
 
 /** The copies a command acts on: the one named, or every copy of the plan. */

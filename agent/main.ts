@@ -358,7 +358,7 @@ function buildCli(
     program
       .command('doctor')
       .description(
-        'check tools, database access, vault write access, key use and free space; one line per check',
+        "check tools, database access, vault write access, key use and free space, and each copy's vault and key; one line per check",
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)

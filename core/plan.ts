@@ -411,10 +411,10 @@ const jobSchema = z.strictObject({
 
 /** Retention of a copy: days per GFS tier, each optional (absent: the job's retention of that tier). */
 const copyRetention = z.strictObject({
-  daily: days.optional(),
-  weekly: days.optional(),
-  monthly: days.optional(),
-  yearly: days.optional(),
+  daily: days.optional().describe('How long daily backups are kept on this copy.'),
+  weekly: days.optional().describe('How long weekly backups are kept on this copy.'),
+  monthly: days.optional().describe('How long monthly backups are kept on this copy.'),
+  yearly: days.optional().describe('How long yearly backups are kept on this copy.'),
 });
 
 /**
@@ -423,8 +423,14 @@ const copyRetention = z.strictObject({
  */
 const copySchema = z.strictObject({
   /** How commands name the copy: `copy --to <name>`, `restore --from <name>`. */
-  name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
-  description: z.string().optional(),
+  name: z
+    .string()
+    .regex(NAME, `must be ${NAME_HINT} characters`)
+    .meta({
+      description: 'Name of the copy, unique in the plan: `strongbox copy --to <name>`, `--from <name>`.',
+      examples: ['offsite'],
+    }),
+  description: z.string().optional().describe('What the copy is, for people reading the plan.'),
   vault: vaultSchema,
   /**
    * The copy's own master key, declared like the plan's `key`. When it is given, each backup's data key
@@ -433,12 +439,18 @@ const copySchema = z.strictObject({
    */
   key: keySchema.optional(),
   /** Days kept per tier on this copy; a tier left out keeps the job's retention of that tier. */
-  retention: copyRetention.optional(),
+  retention: copyRetention
+    .optional()
+    .describe('Days kept per tier on this copy; a tier left out keeps the job’s retention of that tier.'),
   /** Only backups of these tiers go to this copy (e.g. `[weekly, monthly, yearly]` off-site). @default every tier */
   tiers: z
     .array(z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }))
     .min(1, 'names no tier: leave tiers out to copy every tier')
-    .optional(),
+    .optional()
+    .meta({
+      description: 'Only backups of these tiers go to this copy; every tier when absent.',
+      examples: [['weekly', 'monthly', 'yearly']],
+    }),
 });
 
 /** Where a vault config points: its URL without a trailing slash, and its endpoint. */

@@ -9,6 +9,7 @@ import { readFile, realpath, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { openCopyRuntime } from '#agent/copy';
 import { formatBytes } from '#agent/format';
 import { toolVersion } from '#agent/pipeline/child';
 import { sourceContext } from '#agent/restore';
@@ -74,6 +75,29 @@ export async function doctorCommand(runtime: Runtime, options: DoctorOptions): P
       }),
     );
     checks.push(await vaultFillCheck(runtime, timed));
+  }
+  // Each copy of the plan (3-2-1): its vault takes a write, and its own key, if it has one, works.
+  for (const copy of runtime.plan.copies) {
+    const subject = `copy ${copy.name}`;
+    let target: Runtime;
+    try {
+      target = await openCopyRuntime(runtime, copy.name);
+    } catch (error) {
+      checks.push(await probe(subject, () => Promise.reject(error)));
+      continue;
+    }
+    if (copy.key) {
+      checks.push(
+        await probe(`${subject}: key (${copy.key.type})`, () =>
+          timed(`${subject} key`, () => keyRoundTrip(target)),
+        ),
+      );
+    }
+    checks.push(
+      await probe(`${subject}: vault ${target.vault.url}`, () =>
+        timed(`${subject} vault`, () => vaultRoundTrip(target)),
+      ),
+    );
   }
   const failed = checks.filter((c) => !c.ok && !c.warning).length;
   const warned = checks.filter((c) => !c.ok && c.warning).length;

@@ -17,6 +17,7 @@ import { FaultyVault } from '#adapters/vaults/faulty';
 import { runBackup } from '#agent/backup';
 import { backupCommand } from '#agent/commands/backup';
 import { copyCommand } from '#agent/commands/copy';
+import { doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
@@ -50,7 +51,8 @@ let source: string;
 let prefixNumber = 0;
 
 beforeAll(async () => {
-  s3 = await startS3rver('backups-test');
+  // Create-only puts, as S3 enforces them (If-None-Match: *): a resumed copy must not write a key twice.
+  s3 = await startS3rver('backups-test', { conditionalWrites: true });
   dir = await mkdtemp(join(tmpdir(), 'strongbox-copies-'));
   source = join(dir, 'srv', 'app');
   await mkdir(join(source, 'conf.d'), { recursive: true });
@@ -92,6 +94,22 @@ ${copies.replace(/\n$/, '')}
 `,
   );
   return path;
+}
+
+/** A vault that records the key (and options) of every put, then passes it on. */
+function recordingPuts(vault: Vault, keys: string[], options: (PutOptions | undefined)[] = []): Vault {
+  return {
+    url: vault.url,
+    put: (key, body, putOptions) => {
+      keys.push(key);
+      options.push(putOptions);
+      return vault.put(key, body, putOptions);
+    },
+    get: (key, getOptions) => vault.get(key, getOptions),
+    head: (key) => vault.head(key),
+    list: (prefix) => vault.list(prefix),
+    delete: (keys_) => vault.delete(keys_),
+  };
 }
 
 function clockAt(offsetDays: number): Clock {
@@ -168,6 +186,10 @@ describe('file vault → s3rver with another key', () => {
   });
 
   it('list, verify --deep and restore --from the copy work with the copy alone', async () => {
+    const copy = await strongbox(['copy', '--plan', plan, '--to', 'offsite', '--json'], env);
+    expect(copy.code).toBe(0);
+    expect(copy.json.copies[0].backups).toEqual([expect.objectContaining({ action: 'present' })]);
+
     const list = await strongbox(['list', '--plan', plan, '--from', 'offsite', '--json'], env);
     expect(list.code).toBe(0);
     expect(list.json.backups).toEqual([expect.objectContaining({ job: 'app', complete: true })]);
@@ -230,6 +252,14 @@ describe('s3rver → file vault with another key', () => {
     expect(restored.exitCode).toBe(0);
     const inside = join(dir, 's3-to-file', 'restored', source.slice(1));
     expect(await sameBytes(join(inside, 'model.bin'), join(source, 'model.bin'))).toBe(true);
+
+    const doctor = json(await doctorCommand(runtime, {}));
+    expect(doctor.checks).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ subject: 'copy nas: key (local)', ok: true }),
+        expect.objectContaining({ subject: `copy nas: vault file://${nas}`, ok: true }),
+      ]),
+    );
 
     const drill = await drillCommand(copyRuntime, {});
     expect(drill.exitCode).toBe(0);
@@ -358,29 +388,48 @@ describe('an interrupted copy', () => {
     const listed = await listCommand(target, {});
     expect(json(listed).backups).toEqual([expect.objectContaining({ backupId, complete: false })]);
 
-    const puts: { key: string; options?: PutOptions }[] = [];
-    const recording: Vault = {
-      url: target.vault.url,
-      put: (key, body, options) => {
-        puts.push({ key, options });
-        return target.vault.put(key, body, options);
-      },
-      get: (key, options) => target.vault.get(key, options),
-      head: (key) => target.vault.head(key),
-      list: (prefix) => target.vault.list(prefix),
-      delete: (keys) => target.vault.delete(keys),
-    };
-    const finished = await copyJob(runtime, { ...target, vault: recording }, copy, job);
+    const puts: string[] = [];
+    const finished = await copyJob(
+      runtime,
+      { ...target, vault: recordingPuts(target.vault, puts) },
+      copy,
+      job,
+    );
     expect(finished.failures).toEqual([]);
     expect(finished.backups).toEqual([expect.objectContaining({ backupId, action: 'copied' })]);
+    // Resumed: the data object the interrupted run left is intact, so only the manifest is written.
+    expect(puts.map((p) => p.split('/').at(-1))).toEqual(['manifest.json']);
+    const deep = await verifyCommand(target, { deep: true });
+    expect(json(deep).jobs[0].deep.backupId).toBe(backupId);
+    expect(json(deep).findings.filter((f: { severity: string }) => f.severity === 'critical')).toEqual([]);
+  });
+  it('replaces a leftover object that is not what the manifest names, with the tags of its tier', async () => {
+    const target = await openCopyRuntime(runtime, 'offsite');
+    const job = findJob(runtime.plan, 'app');
+    const second = await runBackup(runtime, job);
+    const manifest = await readManifest(runtime.vault, 'app', second.backupId);
+    const key = objectKey('app', second.backupId, manifest.objects[0]?.name as string);
+    await target.vault.put(key, Readable.from([Buffer.from('cut short by a crash')]));
+
+    const puts: string[] = [];
+    const options: (PutOptions | undefined)[] = [];
+    const result = await copyJob(
+      runtime,
+      { ...target, vault: recordingPuts(target.vault, puts, options) },
+      findCopy(runtime.plan, 'offsite'),
+      job,
+    );
+    expect(result.failures).toEqual([]);
+    expect(result.backups).toEqual(
+      expect.arrayContaining([expect.objectContaining({ backupId: second.backupId, action: 'copied' })]),
+    );
     // The data objects carry the tier and job tags lifecycle rules filter on; the manifest only the job.
-    const tier = (await readManifest(runtime.vault, 'app', backupId)).tier;
-    expect(puts.map((p) => [p.key.split('/').at(-1), p.options?.tags, p.options?.storageClass])).toEqual([
-      [expect.stringMatching(/\.sbx$/), { 'strongbox:tier': tier, 'strongbox:job': 'app' }, 'STANDARD'],
+    expect(puts.map((p, n) => [p.split('/').at(-1), options[n]?.tags, options[n]?.storageClass])).toEqual([
+      [manifest.objects[0]?.name, { 'strongbox:tier': manifest.tier, 'strongbox:job': 'app' }, 'STANDARD'],
       ['manifest.json', { 'strongbox:job': 'app' }, 'STANDARD'],
     ]);
     const deep = await verifyCommand(target, { deep: true });
-    expect(json(deep).jobs[0].deep.backupId).toBe(backupId);
+    expect(json(deep).jobs[0].deep.backupId).toBe(second.backupId);
     expect(json(deep).findings.filter((f: { severity: string }) => f.severity === 'critical')).toEqual([]);
   });
 });
