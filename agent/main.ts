@@ -106,7 +106,7 @@ function buildCli(
   const program = new Command('strongbox')
     .description(
       'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
-        `they restore. Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
+        `they restore. Exit status: 0 ok, 1 warning, 2 error, 75 job already running. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
     .exitOverride()
@@ -124,7 +124,8 @@ function buildCli(
       .command('backup')
       .description(
         'back up the given jobs, or every job, in plan order (a failing job does not stop the others; ' +
-          'every job is reported); the manifest is written last, so a failed backup never looks complete',
+          'every job is reported); the manifest is written last, so a failed backup never looks complete; ' +
+          'a job whose previous backup or prune still runs is refused (exit 75 when it is the only job)',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -224,7 +225,9 @@ function buildCli(
   withPlan(
     program
       .command('prune')
-      .description("apply the plan's retention to the vault and remove stale incomplete backups"),
+      .description(
+        "apply the plan's retention to the vault and remove stale incomplete backups; refused (exit 75) while a job's backup runs",
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('-n, --dry-run', 'only say what would be deleted')
@@ -300,7 +303,10 @@ function buildCli(
     withPlan(command)
       .option('--host <name>', "which of the plan's hosts this is (default: the host name)")
       .option('--cron', 'cron entries (/etc/cron.d) even where systemd runs')
-      .option('--systemd', 'systemd units even where systemd does not run (with --unit-dir: an image, a package)')
+      .option(
+        '--systemd',
+        'systemd units even where systemd does not run (with --unit-dir: an image, a package)',
+      )
       .option(
         '--unit-dir <dir>',
         `where the files go (default ${SCHEDULE_DIRS}); when given, systemd is not told (packaging, config management)`,

@@ -71,6 +71,8 @@ export interface ScheduleOptions {
   environmentFile?: string;
   now: Date;
   scheduler?: SchedulerHost;
+  /** The host's own time zone, for the cron note. @default the one the process runs in */
+  hostTimeZone?: string;
 }
 
 interface Resolved {
@@ -93,6 +95,12 @@ function resolve(options: ScheduleOptions): Resolved {
     throw new UsageError(`--agent: the agent's path must be absolute, got '${options.agent.join(' ')}'`);
   }
   const { runs, notes } = scheduledRuns(options.plan, options.host);
+  const hostZone = options.hostTimeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (mode === 'cron' && runs.length > 0 && hostZone !== options.plan.timezone) {
+    notes.push(
+      `the plan's time zone ${options.plan.timezone} is not this host's (${hostZone}): the cron file sets CRON_TZ, which cronie honours; Debian's and Ubuntu's cron ignore it and run at ${hostZone} times`,
+    );
+  }
   const stateDir = options.env[STATE_DIR_ENV];
   const render: RenderOptions = {
     agent: options.agent,

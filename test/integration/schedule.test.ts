@@ -368,7 +368,7 @@ describe('schedule status', () => {
     const refused = await status();
     expect(refused.code).toBe(1);
     expect(refused.json.schedules[0].result).toBe('refused (already running)');
-  });
+  }, 300_000);
 });
 
 describe('systemd activation', () => {
