@@ -31,7 +31,7 @@ import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
 import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
-import { recordLastRun, stateDirOf } from '#agent/state';
+import { recordLastRun, stateDirOf, vaultScope } from '#agent/state';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS, AGENT_ENV, AGENT_ERROR_PREFIX } from '#core/deployment';
@@ -424,7 +424,7 @@ async function recordRun(
   const finishedAt = runtime.clock.now().toISOString();
   try {
     for (const job of jobs) {
-      await recordLastRun(stateDirOf(runtime.env), runtime.plan.name, {
+      await recordLastRun(stateDirOf(runtime.env), vaultScope(runtime.plan.vault), {
         command,
         job,
         startedAt: startedAt.toISOString(),

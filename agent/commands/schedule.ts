@@ -19,7 +19,7 @@ import {
   scheduledRuns,
   systemdUnits,
 } from '#agent/schedule-units';
-import { type LastRun, readLastRun, STATE_DIR_ENV, stateDirOf } from '#agent/state';
+import { type LastRun, readLastRun, STATE_DIR_ENV, stateDirOf, vaultScope } from '#agent/state';
 import { PlanError, UsageError } from '#core/errors';
 import { nextRun } from '#core/local-schedule';
 import type { Plan } from '#core/plan';
@@ -316,7 +316,7 @@ export async function scheduleStatus(options: ScheduleOptions): Promise<Schedule
     } else {
       status.next = nextRun(run.calendar, options.now)?.toISOString();
       const records = await Promise.all(
-        run.jobs.map((job) => readLastRun(stateDir, options.plan.name, job, run.command)),
+        run.jobs.map((job) => readLastRun(stateDir, vaultScope(options.plan.vault), job, run.command)),
       );
       const latest = records
         .filter((x): x is LastRun => x !== undefined)

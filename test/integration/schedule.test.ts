@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installSchedules, type SchedulerHost, scheduleStatus } from '#agent/commands/schedule';
+import { vaultScope } from '#agent/state';
 import { localCalendar, nextRun } from '#core/local-schedule';
 import { parsePlan } from '#core/plan';
 import { strongbox, writeFileVaultPlan } from '#test/support/cli';
@@ -355,7 +356,7 @@ describe('schedule status', () => {
     expect(verify.result).toBeUndefined();
     // A run refused because the job was running is what the record says last.
     await writeFile(
-      join(dir, 'state', 'locks', 'strongbox.notes.lock'),
+      join(dir, 'state', 'locks', `notes.${vaultScope({ url: `file://${join(dir, 'vault')}` })}.lock`),
       JSON.stringify({
         pid: process.pid,
         host: (await import('node:os')).hostname(),

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { acquireJobLock, holderRuns, processStartOf } from '#agent/job-lock';
+import { vaultScope } from '#agent/state';
 import { JobLockedError } from '#core/errors';
 import { testRuntime } from '#test/support/runtime';
 
@@ -29,7 +30,7 @@ describe('acquireJobLock', () => {
     const { stateDir } = await runtimeWithState();
     const options = {
       stateDir,
-      plan: 'site',
+      vault: 'v1',
       job: 'db',
       command: 'backup',
       now: new Date('2026-12-02T02:00:00Z'),
@@ -63,7 +64,7 @@ describe('restore --replace', () => {
     const { runtime, stateDir } = await runtimeWithState();
     const lock = await acquireJobLock({
       stateDir,
-      plan: runtime.plan.name,
+      vault: vaultScope(runtime.plan.vault),
       job: 'db',
       command: 'backup',
       now: new Date(),
