@@ -4,13 +4,17 @@
  * restore: the vault holds everything that matters; this directory only coordinates runs on one host.
  *
  * Where: `$STRONGBOX_STATE_DIR` when set, else `/var/lib/strongbox` for root, else
- * `$XDG_STATE_HOME/strongbox` (`~/.local/state/strongbox`). Created (mode 0700) when first needed.
+ * `$XDG_STATE_HOME/strongbox` (`~/.local/state/strongbox`) — or, for a service user whose home cannot
+ * be written (`nobody`, HOME=/nonexistent), a private `strongbox-<uid>` in the system's temp directory.
+ * Created (mode 0700) when first needed.
  */
 import { createHash } from 'node:crypto';
+import { accessSync, constants, lstatSync, mkdirSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Env } from '#agent/runtime';
+import { StrongboxError } from '#core/errors';
 
 /** The environment variable that moves the state directory. */
 export const STATE_DIR_ENV = 'STRONGBOX_STATE_DIR';
@@ -23,7 +27,37 @@ export function stateDirOf(env: Env, uid: number | undefined = process.getuid?.(
   const chosen = env[STATE_DIR_ENV];
   if (chosen) return chosen;
   if (uid === 0) return '/var/lib/strongbox';
-  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'strongbox');
+  const home = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return canCreate(home) ? join(home, 'strongbox') : privateTempDir(uid);
+}
+
+/** Whether this user may create `path`: the nearest part of it that exists is a writable directory. */
+function canCreate(path: string): boolean {
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+      return lstatSync(at).isDirectory();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) return false;
+    }
+  }
+}
+
+/**
+ * `<tmp>/strongbox-<uid>`, made mode 0700 and checked to be this user's own directory: in a directory
+ * every user may write, another user could have made it first to read or steer the locks.
+ */
+function privateTempDir(uid: number | undefined): string {
+  const path = join(tmpdir(), `strongbox-${uid ?? 'user'}`);
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(path);
+  if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o077) !== 0) {
+    throw new StrongboxError(
+      `state directory ${path} is not this user's private directory (uid ${uid}, mode 0700): ` +
+        `remove it, or set ${STATE_DIR_ENV} to a directory this user owns`,
+    );
+  }
+  return path;
 }
 
 /** Creates a directory of the state (and its parents) when it does not exist yet. */

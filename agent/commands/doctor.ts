@@ -15,9 +15,14 @@ import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { probe } from '#agent/sources/kit';
+import { watchVaultStorage } from '#agent/storage-watch';
 import { listBackups } from '#core/catalog';
+import { describeError } from '#core/errors';
+import { doctorProbeKey } from '#core/layout';
+import { DOCTOR_KEY_CONTEXT } from '#core/manifest';
 import { type Job, selectJobs } from '#core/plan';
 import type { DoctorCheck } from '#core/ports';
+import { usedRatio } from '#core/storage-watch';
 import type { Outcome } from './outcome';
 
 export type { DoctorCheck };
@@ -68,6 +73,7 @@ export async function doctorCommand(runtime: Runtime, options: DoctorOptions): P
         warnOnly: true,
       }),
     );
+    checks.push(await vaultFillCheck(runtime, timed));
   }
   const failed = checks.filter((c) => !c.ok && !c.warning).length;
   const warned = checks.filter((c) => !c.ok && c.warning).length;
@@ -141,7 +147,7 @@ async function ownMount(root: string): Promise<string> {
 }
 
 async function keyRoundTrip(runtime: Runtime): Promise<string> {
-  const context = { 'strongbox:job': 'doctor', 'strongbox:backup': 'doctor' };
+  const context = { ...DOCTOR_KEY_CONTEXT };
   const dataKey = await runtime.keys.generateDataKey(context);
   const back = await runtime.keys.decryptDataKey(dataKey.wrapped, dataKey.key, context);
   if (!back.equals(dataKey.plaintext)) throw new Error('a data key did not unwrap to itself');
@@ -149,7 +155,7 @@ async function keyRoundTrip(runtime: Runtime): Promise<string> {
 }
 
 async function vaultRoundTrip(runtime: Runtime): Promise<string> {
-  const key = `doctor/${runtime.host}-${randomBytes(4).toString('hex')}.probe`;
+  const key = doctorProbeKey(runtime.host, randomBytes(4).toString('hex'));
   const body = randomBytes(64);
   await runtime.vault.put(key, Readable.from([body]));
   const parts: Buffer[] = [];
@@ -182,4 +188,37 @@ async function freeSpace(runtime: Runtime, jobs: readonly Job[]): Promise<string
     );
   }
   return `${formatBytes(free)} free${largest ? `, largest backup ${formatBytes(largest)}` : ''}`;
+}
+
+/**
+ * The storage watch (core/storage-watch): the vault's file system against the plan's `storage`
+ * thresholds. Fuller than the warning level is a warning, than the critical level a failure; a file
+ * system that cannot be measured is a warning.
+ */
+async function vaultFillCheck(
+  runtime: Runtime,
+  timed: <T>(subject: string, work: () => Promise<T>) => Promise<T>,
+): Promise<DoctorCheck> {
+  const subject = 'vault fill';
+  try {
+    const { usage, findings } = await timed(subject, () => watchVaultStorage(runtime, 'doctor'));
+    const worst = findings[0];
+    if (worst) {
+      return {
+        ok: false,
+        ...(worst.severity === 'critical' ? {} : { warning: true }),
+        subject,
+        detail: worst.message,
+      };
+    }
+    const { warnAbovePercent, criticalAbovePercent } = runtime.plan.storage;
+    const percent = usage ? (usedRatio(usage) * 100).toFixed(1) : '?';
+    return {
+      ok: true,
+      subject,
+      detail: `${percent}% full (warning above ${warnAbovePercent}%, critical above ${criticalAbovePercent}%)`,
+    };
+  } catch (error) {
+    return { ok: false, warning: true, subject, detail: describeError(error) };
+  }
 }

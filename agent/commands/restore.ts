@@ -23,7 +23,7 @@ export interface ParsedRestoreOptions extends RestoreRequest {
  * @throws PlanError naming the bad option.
  */
 export function parseRestoreOptions(
-  flags: Record<string, string | boolean | undefined>,
+  flags: Record<string, string | string[] | boolean | undefined>,
 ): ParsedRestoreOptions {
   let fromJson: z.output<typeof agentRestoreOptionsSchema> = {};
   if (typeof flags.options === 'string' && flags.options.trim() !== '') {
@@ -53,6 +53,9 @@ export function parseRestoreOptions(
     confirm: text('confirm') ?? fromJson.confirm,
     recoverTo: recoveryTargetOf(text('to') ?? fromJson.to),
     start: flags.start === true || fromJson.start === true,
+    paths: Array.isArray(flags.path) ? flags.path : fromJson.paths,
+    inPlace: flags.inPlace === true || fromJson.inPlace === true,
+    delete: flags.delete === true || fromJson.delete === true,
   };
 }
 
@@ -73,8 +76,11 @@ export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOpt
   const lines = [
     result.mode === 'replace'
       ? `restored ${result.job} ${result.backupId} over '${result.target}'; the previous database is kept as '${result.keptAs}' (safety backup ${result.safetyBackupId})`
-      : `restored ${result.job} ${result.backupId} into ${result.target}`,
+      : result.mode === 'in-place'
+        ? `restored ${result.job} ${result.backupId} in place over ${result.target}; ${result.keptAs ? `what it overwrote is kept in ${result.keptAs}` : 'nothing was overwritten'}`
+        : `restored ${result.job} ${result.backupId} into ${result.target}`,
     `${formatBytes(result.sourceBytes)} in ${formatDuration(result.durationSeconds)}`,
+    ...(result.notes ?? []),
     ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),
   ];
   if (result.findings.length === 0) lines.push('checks passed: the restored data matches the manifest');
