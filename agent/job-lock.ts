@@ -1,6 +1,7 @@
 /**
  * One run of a job at a time on a host: a lock file per job in the agent's state directory
- * (`<state>/locks/<plan>.<job>.lock`), taken by `backup`, `prune` and `restore --replace` before they
+ * (`<state>/locks/<job>.<vault>.lock`, `<vault>` naming the vault the job writes to, agent/state
+ * `vaultScope`: the job is its backups in that vault, whichever plan file names them), taken by `backup`, `prune` and `restore --replace` before they
  * touch the job and released when they end.
  *
  * The lock is created with its content in one step (written to a temporary file, then hard-linked to
@@ -16,7 +17,7 @@ import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Runtime } from '#agent/runtime';
-import { ensureStateDir, stateDirOf } from '#agent/state';
+import { ensureStateDir, stateDirOf, vaultScope } from '#agent/state';
 import { describeError, JobLockedError, StrongboxError } from '#core/errors';
 
 /** What a lock file says about its holder. */
@@ -108,7 +109,8 @@ async function createWithContent(path: string, text: string): Promise<void> {
 export interface AcquireOptions {
   /** The agent's state directory (agent/state `stateDirOf`); its `locks/` is created when missing. */
   stateDir: string;
-  plan: string;
+  /** The vault the job writes to (agent/state `vaultScope`). */
+  vault: string;
   job: string;
   command: string;
   now: Date;
@@ -119,11 +121,11 @@ export interface AcquireOptions {
 /**
  * Takes the lock of one job, taking over a lock whose holder no longer runs.
  * @throws JobLockedError naming the holder (`job db is already running (backup, pid 123 since …)`).
- * @example const lock = await acquireJobLock({ stateDir, plan: 'site', job: 'db', command: 'backup', now });
+ * @example const lock = await acquireJobLock({ stateDir, vault, job: 'db', command: 'backup', now });
  */
 export async function acquireJobLock(options: AcquireOptions): Promise<JobLock> {
   const dir = await ensureStateDir(join(options.stateDir, 'locks'));
-  const path = join(dir, `${options.plan}.${options.job}.lock`);
+  const path = join(dir, `${options.job}.${options.vault}.lock`);
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
@@ -215,12 +217,12 @@ export async function withJobLocks<T>(
 
 /**
  * The lock options of a command run from a runtime: the state directory its environment names, the
- * plan's name, the clock and the progress log.
+ * plan's vault, the clock and the progress log.
  */
 export function lockOptionsOf(runtime: Runtime, command: string): Omit<AcquireOptions, 'job'> {
   return {
     stateDir: stateDirOf(runtime.env),
-    plan: runtime.plan.name,
+    vault: vaultScope(runtime.plan.vault),
     command,
     now: runtime.clock.now(),
     log: runtime.log,

@@ -34,7 +34,7 @@ import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch
 import { walPushCommand } from '#agent/commands/wal-push';
 import { runtimeFrom } from '#agent/copy';
 import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
-import { recordLastRun, stateDirOf } from '#agent/state';
+import { recordLastRun, stateDirOf, vaultScope } from '#agent/state';
 import { VERSION } from '#agent/version';
 import { DEFAULT_WAL_PARALLEL, SPOOL_DIR } from '#agent/wal-spool';
 import { isBackupId } from '#core/backup-id';
@@ -128,7 +128,7 @@ function buildCli(
   const program = new Command('strongbox')
     .description(
       'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
-        `they restore. Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
+        `they restore. Exit status: 0 ok, 1 warning, 2 error, 75 job already running. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
     .exitOverride()
@@ -146,7 +146,8 @@ function buildCli(
       .command('backup')
       .description(
         'back up the given jobs, or every job, in plan order (a failing job does not stop the others; ' +
-          'every job is reported); the manifest is written last, so a failed backup never looks complete',
+          'every job is reported); the manifest is written last, so a failed backup never looks complete; ' +
+          'a job whose previous backup or prune still runs is refused (exit 75 when it is the only job)',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -339,7 +340,7 @@ function buildCli(
       .command('prune')
       .description(
         "apply the plan's retention to the vault and remove stale incomplete backups, then each copy's " +
-          'retention to that copy',
+          "retention to that copy; refused (exit 75) while a job's backup runs",
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -563,7 +564,7 @@ async function recordRun(
   const finishedAt = runtime.clock.now().toISOString();
   try {
     for (const job of jobs) {
-      await recordLastRun(stateDirOf(runtime.env), runtime.plan.name, {
+      await recordLastRun(stateDirOf(runtime.env), vaultScope(runtime.plan.vault), {
         command,
         job,
         startedAt: startedAt.toISOString(),

@@ -174,7 +174,7 @@ export function systemdUnits(
   return runs.flatMap((run) => {
     const service = [
       marker(plan),
-      `# ${run.where}: ${run.expression} (${plan.timezone})`,
+      `# schedule: ${run.expression} (${plan.timezone})`,
       '[Unit]',
       `Description=${run.description}`,
       'Wants=network-online.target',
@@ -196,7 +196,7 @@ export function systemdUnits(
     ].join('\n');
     const timer = [
       marker(plan),
-      `# ${run.where}: ${run.expression} (${plan.timezone})`,
+      `# schedule: ${run.expression} (${plan.timezone})`,
       '[Unit]',
       `Description=${run.description}: schedule`,
       '',
@@ -233,7 +233,7 @@ export function cronFile(plan: Plan, runs: readonly ScheduledRun[], options: Ren
     ...Object.entries(options.environment ?? {}).map(([name, value]) => `${name}=${value}`),
     `CRON_TZ=${plan.timezone}`,
     ...runs.flatMap((run) => [
-      `# ${run.description}: ${run.where} ${run.expression}`,
+      `# ${run.description}: ${run.expression}`,
       [
         cronTimeFields(run.calendar, run.where),
         options.user ?? 'root',

@@ -8,6 +8,7 @@
  * be written (`nobody`, HOME=/nonexistent), a private `strongbox-<uid>` in the system's temp directory.
  * Created (mode 0700) when first needed.
  */
+import { createHash } from 'node:crypto';
 import { accessSync, constants, lstatSync, mkdirSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
@@ -77,13 +78,26 @@ export interface LastRun {
   error?: string;
 }
 
-function lastRunPath(stateDir: string, plan: string, job: string, command: string): string {
-  return join(stateDir, 'runs', `${plan}.${job}.${command}.json`);
+/**
+ * A short name of a vault for file names in the state directory: two plans (or two tests) whose jobs
+ * share a name but not a vault never share a lock or a run record; two plan files that write the same
+ * job to the same vault do.
+ * @example vaultScope({ url: 'file:///mnt/nas/strongbox' }) // 'a1b2c3d4e5f6' (12 hex digits)
+ */
+export function vaultScope(vault: { url: string; endpoint?: string }): string {
+  return createHash('sha256')
+    .update(`${vault.url}\n${vault.endpoint ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
+}
+
+function lastRunPath(stateDir: string, vault: string, job: string, command: string): string {
+  return join(stateDir, 'runs', `${job}.${vault}.${command}.json`);
 }
 
 /** Records a run, atomically (a reader sees the old record or the new one, never half of one). */
-export async function recordLastRun(stateDir: string, plan: string, run: LastRun): Promise<void> {
-  const path = lastRunPath(stateDir, plan, run.job, run.command);
+export async function recordLastRun(stateDir: string, vault: string, run: LastRun): Promise<void> {
+  const path = lastRunPath(stateDir, vault, run.job, run.command);
   await ensureStateDir(join(stateDir, 'runs'));
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(run)}\n`, { mode: 0o600 });
@@ -93,12 +107,12 @@ export async function recordLastRun(stateDir: string, plan: string, run: LastRun
 /** The recorded last run of a job's command, or undefined when there is none (or it is unreadable). */
 export async function readLastRun(
   stateDir: string,
-  plan: string,
+  vault: string,
   job: string,
   command: string,
 ): Promise<LastRun | undefined> {
   try {
-    const run = JSON.parse(await readFile(lastRunPath(stateDir, plan, job, command), 'utf8')) as LastRun;
+    const run = JSON.parse(await readFile(lastRunPath(stateDir, vault, job, command), 'utf8')) as LastRun;
     return typeof run.finishedAt === 'string' && typeof run.exitCode === 'number' ? run : undefined;
   } catch {
     return undefined;

@@ -185,7 +185,7 @@ function offsetMs(instant: number, timeZone: string): number {
   return wall - Math.floor(instant / 1000) * 1000;
 }
 
-/** The instant of a wall-clock time in a time zone (a time skipped by a DST change moves forward). */
+/** The instant of a wall-clock time in a time zone (one skipped by a DST change comes out shifted). */
 function zonedInstant(year: number, month: number, day: number, hour: number, minute: number, tz: string) {
   const wall = Date.UTC(year, month - 1, day, hour, minute);
   const first = wall - offsetMs(wall, tz);
@@ -194,7 +194,8 @@ function zonedInstant(year: number, month: number, day: number, hour: number, mi
 
 /**
  * When the calendar next fires strictly after `after`, or undefined when it never does again (its
- * years are past) within five years. For `schedule status` where no systemd can say.
+ * years are past) within five years. For `schedule status` where no systemd can say. As in systemd, a
+ * time that the change to summer time skips does not fire that day.
  * @example nextRun(localCalendar('cron(0 2 * * ? *)', 'UTC', 's'), new Date('2026-12-02T03:00:00Z')) // 2026-12-03T02:00:00Z
  */
 export function nextRun(calendar: LocalCalendar, after: Date): Date | undefined {
@@ -212,6 +213,9 @@ export function nextRun(calendar: LocalCalendar, after: Date): Date | undefined 
     for (const hour of calendar.hours) {
       for (const minute of calendar.minutes) {
         const instant = zonedInstant(year, month, day, hour, minute, calendar.timeZone);
+        // A wall-clock time skipped by the change to summer time does not happen (as systemd has it).
+        const wall = new Date(instant + offsetMs(instant, calendar.timeZone));
+        if (wall.getUTCHours() !== hour || wall.getUTCMinutes() !== minute) continue;
         if (instant > after.getTime()) return new Date(instant);
       }
     }

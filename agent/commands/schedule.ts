@@ -19,7 +19,7 @@ import {
   scheduledRuns,
   systemdUnits,
 } from '#agent/schedule-units';
-import { type LastRun, readLastRun, STATE_DIR_ENV, stateDirOf } from '#agent/state';
+import { type LastRun, readLastRun, STATE_DIR_ENV, stateDirOf, vaultScope } from '#agent/state';
 import { PlanError, UsageError } from '#core/errors';
 import { nextRun } from '#core/local-schedule';
 import type { Plan } from '#core/plan';
@@ -71,6 +71,8 @@ export interface ScheduleOptions {
   environmentFile?: string;
   now: Date;
   scheduler?: SchedulerHost;
+  /** The host's own time zone, for the cron note. @default the one the process runs in */
+  hostTimeZone?: string;
 }
 
 interface Resolved {
@@ -93,6 +95,12 @@ function resolve(options: ScheduleOptions): Resolved {
     throw new UsageError(`--agent: the agent's path must be absolute, got '${options.agent.join(' ')}'`);
   }
   const { runs, notes } = scheduledRuns(options.plan, options.host);
+  const hostZone = options.hostTimeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (mode === 'cron' && runs.length > 0 && hostZone !== options.plan.timezone) {
+    notes.push(
+      `the plan's time zone ${options.plan.timezone} is not this host's (${hostZone}): the cron file sets CRON_TZ, which cronie honours; Debian's and Ubuntu's cron ignore it and run at ${hostZone} times`,
+    );
+  }
   const stateDir = options.env[STATE_DIR_ENV];
   const render: RenderOptions = {
     agent: options.agent,
@@ -308,7 +316,7 @@ export async function scheduleStatus(options: ScheduleOptions): Promise<Schedule
     } else {
       status.next = nextRun(run.calendar, options.now)?.toISOString();
       const records = await Promise.all(
-        run.jobs.map((job) => readLastRun(stateDir, options.plan.name, job, run.command)),
+        run.jobs.map((job) => readLastRun(stateDir, vaultScope(options.plan.vault), job, run.command)),
       );
       const latest = records
         .filter((x): x is LastRun => x !== undefined)

@@ -11,6 +11,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LockHolder, processStartOf } from '#agent/job-lock';
+import { vaultScope } from '#agent/state';
 import { JOB_LOCKED_EXIT } from '#core/errors';
 import { strongbox, writeFileVaultPlan } from '#test/support/cli';
 
@@ -19,13 +20,13 @@ let plan: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'strongbox-lock-'));
-  // `slow` writes its data after 4 s, long enough for a second run to start beside it.
+  // `slow` writes its data once the test creates <work>/go: it runs for as long as the test needs.
   plan = await writeFileVaultPlan(
     work,
     `  - name: slow
     source:
       kind: command
-      backup: { shell: "sleep 4; echo slow-data" }
+      backup: { shell: "while [ ! -e ${join(work, 'go')} ]; do sleep 0.1; done; echo slow-data", timeout: 5m }
       restore: { argv: [cat] }
   - name: quick
     source:
@@ -60,7 +61,7 @@ const exists = (path: string) =>
   );
 
 function lockPath(state: string, job: string): string {
-  return join(state, 'locks', `strongbox.${job}.lock`);
+  return join(state, 'locks', `${job}.${vaultScope({ url: `file://${join(work, 'vault')}` })}.lock`);
 }
 
 async function writeLock(state: string, job: string, holder: Partial<LockHolder>): Promise<void> {
@@ -93,6 +94,7 @@ describe('job lock', () => {
     const first = strongbox(['backup', '--plan', plan, '--job', 'slow', '--json'], env);
     await until(() => exists(lockPath(state, 'slow')), 'the first backup to take its lock');
     const second = await strongbox(['backup', '--plan', plan, '--job', 'slow', '--json'], env);
+    await writeFile(join(work, 'go'), '');
     // Assess: the second is refused at once, naming who runs; the first completes alone.
     expect(second.code).toBe(JOB_LOCKED_EXIT);
     expect(second.lastError).toMatch(
@@ -107,7 +109,7 @@ describe('job lock', () => {
     const next = await strongbox(['backup', '--plan', plan, '--job', 'slow', '--json'], env);
     expect(next.code, next.stderr).toBe(0);
     expect(await backupsOf('slow')).toHaveLength(2);
-  });
+  }, 300_000);
 
   it('locks each job on its own: another job of the plan runs meanwhile', async () => {
     const state = await freshState('per-job');

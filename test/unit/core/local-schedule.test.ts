@@ -111,3 +111,13 @@ describe('nextRun', () => {
     expect(next(expression, tz, after)).toBe(expected);
   });
 });
+
+describe('nextRun across summer time', () => {
+  it('skips a wall-clock time the change to summer time skips, as systemd does', () => {
+    const calendar = localCalendar('cron(30 2 * * ? *)', 'Europe/Berlin', 'schedule');
+    // 2026-03-29 02:30 does not exist in Berlin: the next run is on the 30th.
+    expect(nextRun(calendar, new Date('2026-03-28T12:00:00Z'))?.toISOString()).toBe(
+      '2026-03-30T00:30:00.000Z',
+    );
+  });
+});
