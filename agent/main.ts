@@ -13,6 +13,7 @@ import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
 import { errorJson } from '#agent/commands/outcome';
 import { pruneCommand } from '#agent/commands/prune';
+import { drillAllCommand, restoreAllCommand } from '#agent/commands/recover-host';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
@@ -56,6 +57,47 @@ function oneJob(value: string, previous: string | undefined): string {
     throw new InvalidArgumentError('names one job here; run the command once per job');
   }
   return value;
+}
+
+/**
+ * `--all --host <name>` of restore and drill, checked before the plan is read.
+ * @throws UsageError when one is given without the other, or with options that name one job.
+ */
+function hostRecoveryOptions(
+  options: object,
+  command: 'restore' | 'drill',
+): { host: string; keepGoing: boolean } {
+  const o = options as Record<string, unknown>;
+  const hint = `(see strongbox ${command} --help)`;
+  if (!o.all) throw new UsageError(`--host needs --all: ${command} every job of that host ${hint}`);
+  if (typeof o.host !== 'string' || o.host === '')
+    throw new UsageError(`--all needs --host <name>: the host whose jobs to ${command} ${hint}`);
+  const single = [
+    'job',
+    'backupId',
+    'target',
+    'tables',
+    'replace',
+    'confirm',
+    'to',
+    'start',
+    'options',
+  ].filter((name) => o[name] !== undefined && o[name] !== false);
+  if (single.length > 0) {
+    throw new UsageError(
+      `--all restores each job's newest backup into a new target: it takes no ${single.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} ${hint}`,
+    );
+  }
+  return { host: o.host, keepGoing: o.keepGoing === true };
+}
+
+/** restore without --all needs --job. @throws UsageError */
+function requireJob<T extends object>(o: T): T {
+  if (typeof (o as { job?: unknown }).job !== 'string')
+    throw new UsageError(
+      "required option '-j, --job <name>' not specified (or --all --host <name>) (see strongbox restore --help)",
+    );
+  return o;
 }
 
 /** `backup app-db`, `backup app-db,media`, `backup` (every job). */
@@ -124,7 +166,13 @@ function buildCli(
           'authenticated before use; a failed restore removes what it created.',
       ),
   )
-    .requiredOption('-j, --job <name>', 'job whose backup to restore (one)', oneJob)
+    .option('-j, --job <name>', 'job whose backup to restore (one; or --all --host)', oneJob)
+    .option(
+      '--all',
+      "with --host: restore every job of the host in the plan's recovery order (recoveryOrder), each from its newest complete backup into a new target, timing each step and the total",
+    )
+    .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to restore')
+    .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
     .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
     .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
     .option(
@@ -143,7 +191,17 @@ function buildCli(
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .action((o: Common & Record<string, string | boolean | undefined>) =>
-      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o, operationOf('restore', o.job as string)),
+      o.all || o.host !== undefined
+        ? run(
+            (rt) => restoreAllCommand(rt, hostRecoveryOptions(o, 'restore')),
+            o,
+            `restore --all --host ${String(o.host ?? '')}`,
+          )
+        : run(
+            (rt) => restoreCommand(rt, parseRestoreOptions(requireJob(o))),
+            o,
+            operationOf('restore', o.job as string),
+          ),
     );
 
   withPlan(
@@ -156,8 +214,27 @@ function buildCli(
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--options <json>', 'restore options as JSON (target; with one job)')
-    .action((o: Common & { job?: string[]; options?: string }) =>
-      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job)),
+    .option(
+      '--all',
+      "with --host: drill every job of the host in the plan's recovery order, timing each step and the total (the host's measured recovery time)",
+    )
+    .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to drill')
+    .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
+    .action(
+      (
+        o: Common & { job?: string[]; options?: string; all?: boolean; host?: string; keepGoing?: boolean },
+      ) =>
+        o.all || o.host !== undefined
+          ? run(
+              (rt) => drillAllCommand(rt, hostRecoveryOptions(o, 'drill')),
+              o,
+              `drill --all --host ${o.host ?? ''}`,
+            )
+          : run(
+              (rt) => drillCommand(rt, { jobs: o.job, options: o.options }),
+              o,
+              operationOf('drill', o.job),
+            ),
     );
 
   withPlan(

@@ -204,6 +204,11 @@ const jobSchema = z.strictObject({
   host: z.string().optional(),
   /** EventBridge Scheduler expression, e.g. `cron(0 2 * * ? *)`, in the plan's time zone. */
   schedule: scheduleExpression.optional(),
+  /**
+   * The job's place in a whole-host recovery (`restore --all --host`, `drill --all --host`): lower
+   * first (the database before the cache before the volumes); jobs without one follow, in plan order.
+   */
+  recoveryOrder: z.number().int().min(0).max(10_000).optional(),
   /** Flexible window of the schedule in minutes; 0 runs exactly on time. */
   scheduleWindowMinutes: z.number().int().min(0).max(1440).default(0),
   source: sourcePlanSchema,
@@ -470,4 +475,26 @@ export function selectJobs(plan: Plan, names?: readonly string[]): Job[] {
 export function retentionOf(plan: Plan, job: Job): Retention {
   const override = Object.fromEntries(Object.entries(job.retention ?? {}).filter(([, v]) => v !== undefined));
   return { ...plan.retention, ...override };
+}
+
+/**
+ * The jobs of one host in recovery order: `recoveryOrder` ascending (ties in plan order), then the jobs
+ * without one, in plan order. Used by `restore --all` and `drill --all`.
+ * @example recoveryOrderOf(plan, 'db1').map((j) => j.name) // ['appdb', 'sessions', 'volumes']
+ * @throws PlanError when the host is not in the plan or runs no job.
+ */
+export function recoveryOrderOf(plan: Plan, host: string): Job[] {
+  const hosts = Object.keys(plan.hosts);
+  if (!Object.hasOwn(plan.hosts, host)) {
+    throw new PlanError([
+      `--host: '${host}' is not one of hosts (${hosts.join(', ') || 'the plan defines none: give jobs a host'})`,
+    ]);
+  }
+  const jobs = plan.jobs.filter((job) => job.host === host);
+  if (jobs.length === 0) throw new PlanError([`--host: no job of the plan runs on host '${host}'`]);
+  const rank = (job: Job) => job.recoveryOrder ?? Number.POSITIVE_INFINITY;
+  return jobs
+    .map((job, index) => ({ job, index }))
+    .sort((a, b) => rank(a.job) - rank(b.job) || a.index - b.index)
+    .map(({ job }) => job);
 }
