@@ -9,6 +9,7 @@ import { runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import type { AgentHostRecovery } from '#core/agent-output';
 import { exitCodeOf } from '#core/checks';
+import { RestoreError } from '#core/errors';
 import { drillJob } from './drill';
 import type { Outcome } from './outcome';
 
@@ -66,7 +67,19 @@ async function recoverHostCommand(
   const findings = report.steps.flatMap((s) => s.findings);
   const failed = report.steps.filter((s) => s.status === 'failed');
   const exitCode = failed.length > 0 ? 2 : exitCodeOf(findings);
-  return { exitCode, json: report satisfies AgentHostRecovery, text: formatReport(report) };
+  const first = failed[0];
+  return {
+    exitCode,
+    json: report satisfies AgentHostRecovery,
+    text: formatReport(report),
+    ...(first
+      ? {
+          failure: new RestoreError(
+            `${mode} of host ${report.host}: step ${first.step} (${first.job}) failed${failed.length > 1 ? ` and ${failed.length - 1} more` : ''}: ${first.error ?? first.findings.map((f) => f.message).join('; ')}`,
+          ),
+        }
+      : {}),
+  };
 }
 
 /** The report as text: a table in recovery order, what failed, the total. */
