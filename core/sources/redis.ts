@@ -4,6 +4,7 @@
  * restored into a new directory that a scratch redis-server loads (driver: agent/sources/redis/).
  */
 import { z } from 'zod';
+import { commandSchema } from '../command';
 import { passwordFields } from './common';
 import { defineSource } from './spec';
 
@@ -32,6 +33,28 @@ const plan = z.strictObject({
   sampleKeys: z.number().int().min(0).max(1_000).default(20),
   /** The redis-server that drills start on a scratch port. @default redis-server on PATH */
   serverBinary: z.string().min(1).default('redis-server'),
+  /**
+   * `restore --replace`: an RDB is read only at startup, so the server is stopped, the RDB placed at
+   * `<dir>/<dbfilename>` (the old one kept beside it, renamed) and the server started again. Servers
+   * with `appendonly yes` are refused (they ignore the RDB).
+   */
+  replace: z
+    .strictObject({
+      /** Stops the server and returns once it is down (`systemctl stop redis-server`). */
+      stop: commandSchema,
+      /** Starts it again (`systemctl start redis-server`). */
+      start: commandSchema,
+      /** The server's `dir` (checked against CONFIG GET dir before anything changes). */
+      dir: z.string().startsWith('/', 'must be an absolute path'),
+      /** The server's `dbfilename`. @default dump.rdb */
+      dbfilename: z
+        .string()
+        .regex(/^[^/]+$/, 'must be a file name, without a directory')
+        .default('dump.rdb'),
+      /** How long the restarted server may take to load the RDB and answer PING. @default 5 min */
+      startTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+    })
+    .optional(),
 });
 
 const keyCount = z.object({
@@ -72,7 +95,7 @@ export const redisSource = defineSource({
   targetNoun: 'directory',
   plan,
   details,
-  capabilities: { tables: false, replace: false, sqlChecks: false, pointInTime: false },
+  capabilities: { tables: false, replace: true, sqlChecks: false, pointInTime: false },
 });
 
 export type RedisSourceConfig = z.output<typeof plan>;
