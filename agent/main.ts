@@ -124,7 +124,7 @@ function buildCli(
 ) {
   const program = new Command('strongbox')
     .description(
-      'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
+      'Back up PostgreSQL, Redis, InfluxDB, file trees and command output into an encrypted vault (file:// or S3), and prove ' +
         `they restore. Exit status: 0 ok, 1 warning, 2 error. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
@@ -161,9 +161,10 @@ function buildCli(
     program
       .command('restore')
       .description(
-        'restore a backup into a new scratch target (default), or --replace the live database: restore ' +
-          'beside it, check it, swap names in one transaction and keep the old one. Every chunk is ' +
-          'authenticated before use; a failed restore removes what it created.',
+        'restore a backup into a new scratch target (default), or --replace the live data (postgres: ' +
+          'restore beside, check, swap names in one transaction, keep the old database; redis: check ' +
+          'beside, stop, place the RDB keeping the old one, start). Every chunk is authenticated before ' +
+          'use; a failed restore removes what it created. --all --host restores a whole host in recovery order.',
       ),
   )
     .option('-j, --job <name>', 'job whose backup to restore (one; or --all --host)', oneJob)
@@ -174,12 +175,18 @@ function buildCli(
     .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to restore')
     .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
     .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
-    .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
+    .option(
+      '--target <name>',
+      'database (postgres), new directory (files, redis, command, influxdb) or new database name (influxdb) to restore into',
+    )
     .option(
       '--tables <list>',
       'comma-separated tables to restore (postgres; schema.table or table): each with its partitions, types, sequences, keys, constraints, indexes, triggers and privileges; not foreign keys to tables left out',
     )
-    .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
+    .option(
+      '--replace',
+      'replace the live data (postgres, redis with source.replace): safety backup, restore beside, check, swap',
+    )
     .option('--confirm <job>', 'required with --replace: the job name again')
     .option(
       '--to <target>',
