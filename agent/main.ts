@@ -20,6 +20,7 @@ import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
 import { errorJson } from '#agent/commands/outcome';
 import { pruneVaults } from '#agent/commands/prune';
+import { drillAllCommand, restoreAllCommand } from '#agent/commands/recover-host';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import {
   CRON_DIR,
@@ -101,6 +102,47 @@ function oneJob(value: string, previous: string | undefined): string {
   return value;
 }
 
+/**
+ * `--all --host <name>` of restore and drill, checked before the plan is read.
+ * @throws UsageError when one is given without the other, or with options that name one job.
+ */
+function hostRecoveryOptions(
+  options: object,
+  command: 'restore' | 'drill',
+): { host: string; keepGoing: boolean } {
+  const o = options as Record<string, unknown>;
+  const hint = `(see strongbox ${command} --help)`;
+  if (!o.all) throw new UsageError(`--host needs --all: ${command} every job of that host ${hint}`);
+  if (typeof o.host !== 'string' || o.host === '')
+    throw new UsageError(`--all needs --host <name>: the host whose jobs to ${command} ${hint}`);
+  const single = [
+    'job',
+    'backupId',
+    'target',
+    'tables',
+    'replace',
+    'confirm',
+    'to',
+    'start',
+    'options',
+  ].filter((name) => o[name] !== undefined && o[name] !== false);
+  if (single.length > 0) {
+    throw new UsageError(
+      `--all restores each job's newest backup into a new target: it takes no ${single.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} ${hint}`,
+    );
+  }
+  return { host: o.host, keepGoing: o.keepGoing === true };
+}
+
+/** restore without --all needs --job. @throws UsageError */
+function requireJob<T extends object>(o: T): T {
+  if (typeof (o as { job?: unknown }).job !== 'string')
+    throw new UsageError(
+      "required option '-j, --job <name>' not specified (or --all --host <name>) (see strongbox restore --help)",
+    );
+  return o;
+}
+
 /** `backup app-db`, `backup app-db,media`, `backup` (every job). */
 function operationOf(command: string, jobs?: string | readonly string[]): Operation {
   const names = typeof jobs === 'string' ? [jobs] : (jobs ?? []);
@@ -127,7 +169,7 @@ function buildCli(
 ) {
   const program = new Command('strongbox')
     .description(
-      'Back up PostgreSQL databases and file trees into an encrypted vault (file:// or S3), and prove ' +
+      'Back up PostgreSQL, Redis, InfluxDB, file trees and command output into an encrypted vault (file:// or S3), and prove ' +
         `they restore. Exit status: 0 ok, 1 warning, 2 error, 75 job already running. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
@@ -196,14 +238,24 @@ function buildCli(
     program
       .command('restore')
       .description(
-        'restore a backup into a new scratch target (default), or --replace the live database: restore ' +
-          'beside it, check it, swap names in one transaction and keep the old one. Every chunk is ' +
-          'authenticated before use; a failed restore removes what it created.',
+        'restore a backup into a new scratch target (default), or --replace the live data (postgres: ' +
+          'restore beside, check, swap names in one transaction, keep the old database; redis: check ' +
+          'beside, stop, place the RDB keeping the old one, start). Every chunk is authenticated before ' +
+          'use; a failed restore removes what it created. --all --host restores a whole host in recovery order.',
       ),
   )
-    .requiredOption('-j, --job <name>', 'job whose backup to restore (one)', oneJob)
+    .option('-j, --job <name>', 'job whose backup to restore (one; or --all --host)', oneJob)
+    .option(
+      '--all',
+      "with --host: restore every job of the host in the plan's recovery order (recoveryOrder), each from its newest complete backup into a new target, timing each step and the total",
+    )
+    .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to restore')
+    .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
     .option('--backup-id <id>', 'backup to restore (default: the newest complete one)', backupIdArg)
-    .option('--target <name>', 'database (postgres) or empty directory (files) to restore into')
+    .option(
+      '--target <name>',
+      'database (postgres), new directory (files, redis, command, influxdb) or new database name (influxdb) to restore into',
+    )
     .option(
       '--tables <list>',
       'comma-separated tables to restore (postgres; schema.table or table): each with its partitions, types, sequences, keys, constraints, indexes, triggers and privileges; not foreign keys to tables left out',
@@ -221,7 +273,10 @@ function buildCli(
       '--delete',
       'with --in-place: also move away (into the kept directory) what is below the restored paths but not in the backup; never what the job excludes',
     )
-    .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
+    .option(
+      '--replace',
+      'replace the live data (postgres, redis with source.replace): safety backup, restore beside, check, swap',
+    )
     .option('--confirm <job>', 'required with --replace and --in-place: the job name again')
     .option(
       '--to <target>',
@@ -232,21 +287,26 @@ function buildCli(
       'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
-    .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
     .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>
-      run(
-        async (rt) => {
-          const from = typeof o.from === 'string' ? o.from : undefined;
-          if (from !== undefined && o.replace) {
-            throw new UsageError(
-              '--from and --replace: a replace takes its safety backup into the vault it restores from; restore the copy into a --target instead',
-            );
-          }
-          return restoreCommand(await runtimeFrom(rt, from), parseRestoreOptions(o));
-        },
-        o,
-        operationOf('restore', o.job as string),
-      ),
+      o.all || o.host !== undefined
+        ? run(
+            (rt) => restoreAllCommand(rt, hostRecoveryOptions(o, 'restore')),
+            o,
+            `restore --all --host ${String(o.host ?? '')}`,
+          )
+        : run(
+            async (rt) => {
+              const from = typeof o.from === 'string' ? o.from : undefined;
+              if (from !== undefined && o.replace) {
+                throw new UsageError(
+                  '--from and --replace: a replace takes its safety backup into the vault it restores from; restore the copy into a --target instead',
+                );
+              }
+              return restoreCommand(await runtimeFrom(rt, from), parseRestoreOptions(requireJob(o)));
+            },
+            o,
+            operationOf('restore', o.job as string),
+          ),
     );
 
   withPlan(
@@ -259,14 +319,36 @@ function buildCli(
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--options <json>', 'restore options as JSON (target; with one job)')
+    .option(
+      '--all',
+      "with --host: drill every job of the host in the plan's recovery order, timing each step and the total (the host's measured recovery time)",
+    )
+    .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to drill')
+    .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
     .option('--from <copy>', FROM_HELP)
-    .action((o: Common & { job?: string[]; options?: string; from?: string }) =>
-      run(
-        async (rt) => drillCommand(await runtimeFrom(rt, o.from), { jobs: o.job, options: o.options }),
-        o,
-        operationOf('drill', o.job),
-        { report: { command: 'drill', jobs: o.job } },
-      ),
+    .action(
+      (
+        o: Common & {
+          job?: string[];
+          options?: string;
+          all?: boolean;
+          host?: string;
+          keepGoing?: boolean;
+          from?: string;
+        },
+      ) =>
+        o.all || o.host !== undefined
+          ? run(
+              (rt) => drillAllCommand(rt, hostRecoveryOptions(o, 'drill')),
+              o,
+              `drill --all --host ${o.host ?? ''}`,
+            )
+          : run(
+              async (rt) => drillCommand(await runtimeFrom(rt, o.from), { jobs: o.job, options: o.options }),
+              o,
+              operationOf('drill', o.job),
+              { report: { command: 'drill', jobs: o.job } },
+            ),
     );
 
   withPlan(

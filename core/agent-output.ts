@@ -162,6 +162,46 @@ export const agentDrillRunSchema = z.strictObject({ drills: z.array(agentDrillRe
 /** What `strongbox drill --json` prints for several jobs. */
 export type AgentDrillRun = z.output<typeof agentDrillRunSchema>;
 
+/**
+ * One step of a whole-host recovery (`restore --all` / `drill --all`): one job, in recovery order.
+ * `skipped` steps come after a failed one (without `--keep-going`); they carry no backup or duration.
+ */
+export const agentRecoveryStepSchema = z.strictObject({
+  /** 1-based position in the recovery order. */
+  step: z.number().int().min(1),
+  job: z.string().min(1),
+  kind: z.string().min(1),
+  status: z.enum(['ok', 'failed', 'skipped']),
+  backupId: backupIdSchema.optional(),
+  /** Where the job was restored (a drill's scratch target is removed afterwards). */
+  target: z.string().min(1).optional(),
+  /** Seconds the step took: restore and checks. */
+  durationSeconds: seconds.optional(),
+  checks: z.array(targetCheckSchema),
+  findings: z.array(findingSchema),
+  /** Why the step failed when it failed without findings (the restore itself failed). */
+  error: z.string().optional(),
+});
+
+/**
+ * `strongbox restore --all --host <name> --json` and `strongbox drill --all --host <name> --json`:
+ * every job of the host in recovery order, and the total time — the measured RTO of the host.
+ */
+export const agentHostRecoverySchema = z.strictObject({
+  host: z.string().min(1),
+  mode: z.enum(['restore', 'drill']),
+  /** Whether every step passed. */
+  ok: z.boolean(),
+  steps: z.array(agentRecoveryStepSchema),
+  /** Seconds from the first step's start to the last step's end. */
+  totalSeconds: seconds,
+});
+
+/** What `restore --all` / `drill --all` print with `--json`. */
+export type AgentHostRecovery = z.output<typeof agentHostRecoverySchema>;
+/** One step of it. */
+export type AgentRecoveryStep = z.output<typeof agentRecoveryStepSchema>;
+
 /** A full read of one backup by `strongbox verify --deep`: decrypted, authenticated, decompressed. */
 export const agentDeepReadSchema = z.strictObject({
   backupId: backupIdSchema,

@@ -316,6 +316,15 @@ const jobSchema = z.strictObject({
       "EventBridge Scheduler expression, cron(…) or rate(…), in the plan's time zone (AWS deployments).",
     examples: ['cron(0 2 * * ? *)'],
   }),
+  recoveryOrder: z
+    .number()
+    .int()
+    .min(0)
+    .max(10_000)
+    .optional()
+    .describe(
+      'Place in a whole-host recovery (restore --all --host, drill --all --host): lower first; jobs without one follow, in plan order.',
+    ),
   scheduleWindowMinutes: z
     .number()
     .int()
@@ -798,4 +807,26 @@ export function copyRetentionOf(plan: Plan, job: Job, copy: CopyConfig): Retenti
 /** Whether a copy takes backups of a tier (its `tiers` filter; every tier when absent). */
 export function copyTakesTier(copy: CopyConfig, tier: (typeof TIERS)[number]): boolean {
   return copy.tiers === undefined || copy.tiers.includes(tier);
+}
+
+/**
+ * The jobs of one host in recovery order: `recoveryOrder` ascending (ties in plan order), then the jobs
+ * without one, in plan order. Used by `restore --all` and `drill --all`.
+ * @example recoveryOrderOf(plan, 'db1').map((j) => j.name) // ['appdb', 'sessions', 'volumes']
+ * @throws PlanError when the host is not in the plan or runs no job.
+ */
+export function recoveryOrderOf(plan: Plan, host: string): Job[] {
+  const hosts = Object.keys(plan.hosts);
+  if (!Object.hasOwn(plan.hosts, host)) {
+    throw new PlanError([
+      `--host: '${host}' is not one of hosts (${hosts.join(', ') || 'the plan defines none: give jobs a host'})`,
+    ]);
+  }
+  const jobs = plan.jobs.filter((job) => job.host === host);
+  if (jobs.length === 0) throw new PlanError([`--host: no job of the plan runs on host '${host}'`]);
+  const rank = (job: Job) => job.recoveryOrder ?? Number.POSITIVE_INFINITY;
+  return jobs
+    .map((job, index) => ({ job, index }))
+    .sort((a, b) => rank(a.job) - rank(b.job) || a.index - b.index)
+    .map(({ job }) => job);
 }

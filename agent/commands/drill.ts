@@ -74,7 +74,7 @@ export async function drillCommand(runtime: Runtime, options: DrillOptions): Pro
   };
 }
 
-async function drillJob(
+export async function drillJob(
   runtime: Runtime,
   job: Job,
   options: { target?: string; backupId?: string },

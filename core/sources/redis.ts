@@ -4,6 +4,7 @@
  * restored into a new directory that a scratch redis-server loads (driver: agent/sources/redis/).
  */
 import { z } from 'zod';
+import { commandSchema } from '../command';
 import { passwordFields } from './common';
 import { defineSource } from './spec';
 
@@ -53,6 +54,31 @@ const plan = z.strictObject({
     .min(1)
     .default('redis-server')
     .describe('The redis-server that drills start on a scratch port (redis-server on PATH by default).'),
+  /**
+   * `restore --replace`: an RDB is read only at startup, so the server is stopped, the RDB placed at
+   * `<dir>/<dbfilename>` (the old one kept beside it, renamed) and the server started again. Servers
+   * with `appendonly yes` are refused (they ignore the RDB).
+   */
+  replace: z
+    .strictObject({
+      /** Stops the server and returns once it is down (`systemctl stop redis-server`). */
+      stop: commandSchema,
+      /** Starts it again (`systemctl start redis-server`). */
+      start: commandSchema,
+      /** The server's `dir` (checked against CONFIG GET dir before anything changes). */
+      dir: z.string().startsWith('/', 'must be an absolute path'),
+      /** The server's `dbfilename`. @default dump.rdb */
+      dbfilename: z
+        .string()
+        .regex(/^[^/]+$/, 'must be a file name, without a directory')
+        .default('dump.rdb'),
+      /** How long the restarted server may take to load the RDB and answer PING. @default 5 min */
+      startTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+    })
+    .optional()
+    .describe(
+      'restore --replace: stop the server, place the RDB at <dir>/<dbfilename> (the old one kept beside, renamed), start it again; appendonly servers are refused.',
+    ),
 });
 
 const keyCount = z.object({
@@ -93,7 +119,7 @@ export const redisSource = defineSource({
   targetNoun: 'directory',
   plan,
   details,
-  capabilities: { tables: false, replace: false, sqlChecks: false, pointInTime: false },
+  capabilities: { tables: false, replace: true, sqlChecks: false, pointInTime: false },
 });
 
 export type RedisSourceConfig = z.output<typeof plan>;

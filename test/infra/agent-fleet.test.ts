@@ -311,6 +311,10 @@ describe('host policies and what the agent does', () => {
         contexts.push(context);
         return keys.decryptDataKey(wrapped, key, context);
       },
+      wrapDataKey: (plaintext, context) => {
+        contexts.push(context);
+        return keys.wrapDataKey(plaintext, context);
+      },
     };
     try {
       await doctorCommand(runtime, {});

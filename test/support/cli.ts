@@ -46,10 +46,15 @@ export function strongbox(args: string[], env: Record<string, string | undefined
 
 /**
  * Writes `<dir>/plan.yaml` — a file vault at `<dir>/vault`, a local key at `<dir>/master.key` made with
- * `strongbox keygen`, and the given jobs (YAML lines below `jobs:`) — and returns the plan's path.
+ * `strongbox keygen`, the given jobs (YAML lines below `jobs:`) and hosts (lines below `hosts:`) — and
+ * returns the plan's path.
  * @example const plan = await writeFileVaultPlan(work, '  - name: models\n    source: { kind: files, paths: [/srv] }')
  */
-export async function writeFileVaultPlan(dir: string, jobsYaml: string): Promise<string> {
+export async function writeFileVaultPlan(
+  dir: string,
+  jobsYaml: string,
+  options: { hostsYaml?: string } = {},
+): Promise<string> {
   const plan = join(dir, 'plan.yaml');
   await writeFile(
     plan,
@@ -57,7 +62,7 @@ export async function writeFileVaultPlan(dir: string, jobsYaml: string): Promise
 vault: { url: "file://${join(dir, 'vault')}" }
 key: { type: local, path: master.key }
 retention: { daily: 7d, weekly: 5w, monthly: 12mo, yearly: 7y }
-jobs:
+${options.hostsYaml ? `hosts:\n${options.hostsYaml.replace(/\n$/, '')}\n` : ''}jobs:
 ${jobsYaml.replace(/\n$/, '')}
 `,
   );

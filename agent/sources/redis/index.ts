@@ -31,6 +31,7 @@ import {
   type RedisEndpoint,
   redisCli,
 } from './cli';
+import { redisReplace } from './replace';
 import { RDB_FILE, startScratchRedis } from './scratch';
 
 export { freePort, RDB_FILE, type ScratchRedis, startScratchRedis } from './scratch';
@@ -473,5 +474,6 @@ export const redisDriver: SourceDriver<'redis'> = {
   restore: (_config, input, { target }) => restoreRedis(() => input.open(OBJECT), target),
   check: (config, details, { target, ctx }) => checkRedis(config, details, target, ctx),
   doctor: doctorRedis,
+  replace: redisReplace,
   ...directoryTargets,
 };

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePlan } from '#core/plan';
+import { parsePlan, recoveryOrderOf } from '#core/plan';
 
 const DIR = join(import.meta.dirname, '../../../examples');
 const PLANS = readdirSync(DIR).filter((name) => name.endsWith('.yaml'));
@@ -23,4 +23,21 @@ it('shows the redis and command sources and hooks', () => {
   );
   expect(volumes?.hooks.before).toHaveLength(1);
   expect(volumes?.hooks.after[0]?.timeout).toBe(120);
+});
+
+it('shows the influxdb source and whole-host recovery order', () => {
+  const webscada = parsePlan(readFileSync(join(DIR, 'webscada.yaml'), 'utf8'));
+  const prodstack = parsePlan(readFileSync(join(DIR, 'prodstack.yaml'), 'utf8'));
+  expect(webscada.jobs.map((job) => job.source.kind)).toContain('influxdb');
+  expect(
+    recoveryOrderOf(prodstack, 'swarm1')
+      .map((job) => job.source.kind)
+      .slice(0, 3),
+  ).toEqual(['postgres', 'redis', 'files']);
+  expect(recoveryOrderOf(webscada, 'scada1').map((job) => job.name)).toEqual([
+    'scada-db',
+    'cache',
+    'timeseries',
+    'scada-config',
+  ]);
 });

@@ -1,0 +1,132 @@
+/**
+ * `strongbox restore --all --host <name>` and `strongbox drill --all --host <name>`: CLI glue over
+ * agent/host-recovery. Prints one row per job in recovery order (status, time, backup, target), what
+ * failed, and the total — the host's measured recovery time.
+ */
+import { formatTable } from '#agent/format';
+import { type RecoveryStep, recoverHost } from '#agent/host-recovery';
+import { runRestore } from '#agent/restore';
+import type { Runtime } from '#agent/runtime';
+import type { AgentHostRecovery } from '#core/agent-output';
+import { exitCodeOf } from '#core/checks';
+import { RestoreError } from '#core/errors';
+import { drillJob } from './drill';
+import type { Outcome } from './outcome';
+
+/** Options of `restore --all` / `drill --all`. */
+export interface RecoverHostOptions {
+  host: string;
+  keepGoing?: boolean;
+}
+
+/** A restore step: the job's newest complete backup (never a safety backup) into a new target. */
+const restoreStep: RecoveryStep = async (runtime, job) => {
+  const result = await runRestore(runtime, job, {});
+  return {
+    backupId: result.backupId,
+    target: result.target,
+    checks: result.checks,
+    findings: result.findings,
+  };
+};
+
+/** A drill step: restore into a scratch target, every check, the RTO, the target removed. */
+const drillStep: RecoveryStep = async (runtime, job) => {
+  const { result } = await drillJob(runtime, job, {});
+  const restoreFailed = result.durationSeconds === undefined;
+  return {
+    ...(result.backupId ? { backupId: result.backupId } : {}),
+    target: result.target,
+    checks: result.checks,
+    findings: result.findings,
+    ...(restoreFailed ? { error: result.checks.find((c) => !c.passed)?.detail ?? 'restore failed' } : {}),
+  };
+};
+
+/** `restore --all --host <name>`. */
+export function restoreAllCommand(runtime: Runtime, options: RecoverHostOptions): Promise<Outcome> {
+  return recoverHostCommand(runtime, options, 'restore');
+}
+
+/** `drill --all --host <name>`. */
+export function drillAllCommand(runtime: Runtime, options: RecoverHostOptions): Promise<Outcome> {
+  return recoverHostCommand(runtime, options, 'drill');
+}
+
+async function recoverHostCommand(
+  runtime: Runtime,
+  options: RecoverHostOptions,
+  mode: AgentHostRecovery['mode'],
+): Promise<Outcome> {
+  const report = await recoverHost(runtime, {
+    host: options.host,
+    mode,
+    keepGoing: options.keepGoing,
+    step: mode === 'drill' ? drillStep : restoreStep,
+  });
+  const findings = report.steps.flatMap((s) => s.findings);
+  const failed = report.steps.filter((s) => s.status === 'failed');
+  const exitCode = failed.length > 0 ? 2 : exitCodeOf(findings);
+  const first = failed[0];
+  return {
+    exitCode,
+    json: report satisfies AgentHostRecovery,
+    text: formatReport(report),
+    ...(first
+      ? {
+          failure: new RestoreError(
+            `${mode} of host ${report.host}: step ${first.step} (${first.job}) failed${failed.length > 1 ? ` and ${failed.length - 1} more` : ''}: ${first.error ?? first.findings.map((f) => f.message).join('; ')}`,
+          ),
+        }
+      : {}),
+  };
+}
+
+/** The report as text: a table in recovery order, what failed, the total. */
+export function formatReport(report: AgentHostRecovery): string {
+  const rows = [
+    [
+      'step',
+      'job',
+      'kind',
+      'status',
+      'time',
+      'backup',
+      report.mode === 'drill' ? 'scratch target (removed)' : 'target',
+    ],
+    ...report.steps.map((s) => [
+      String(s.step),
+      s.job,
+      s.kind,
+      s.status,
+      s.durationSeconds === undefined ? '-' : formatSeconds(s.durationSeconds),
+      s.backupId ?? '-',
+      s.target ?? '-',
+    ]),
+  ];
+  const problems = report.steps.flatMap((s) => [
+    ...(s.error ? [`step ${s.step} ${s.job}: ${s.error}`] : []),
+    ...s.findings
+      .filter(() => !s.error)
+      .map((f) => `step ${s.step} ${s.job}: ${f.severity.toUpperCase()} ${f.check}: ${f.message}`),
+  ]);
+  const counts = (['ok', 'failed', 'skipped'] as const)
+    .map((status) => [status, report.steps.filter((s) => s.status === status).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(', ');
+  const verb = report.mode === 'drill' ? 'drill' : 'restore';
+  return [
+    `${verb} of host ${report.host}: ${report.steps.length} job(s) in recovery order`,
+    formatTable(rows),
+    ...problems,
+    `total ${formatSeconds(report.totalSeconds)} (the measured recovery time of host ${report.host}): ${counts}${report.ok ? '' : report.steps.some((s) => s.status === 'skipped') ? '; stopped at the first failure (--keep-going runs the rest)' : ''}`,
+  ].join('\n');
+}
+
+/** Seconds with one decimal below a minute (steps often take less than one), else `4m 05s`. */
+function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}m ${String(whole % 60).padStart(2, '0')}s`;
+}
