@@ -166,7 +166,15 @@ export interface RestoreTarget<D = unknown> {
    * Point-in-time recovery (drivers with the `pointInTime` capability): replay the job's WAL archive up
    * to `target`, fetching each file with `restoreCommand` (PostgreSQL's `%f %p` placeholders in it).
    */
-  recovery?: { target: RecoveryTarget; restoreCommand: string };
+  recovery?: {
+    target: RecoveryTarget;
+    restoreCommand: string;
+    /**
+     * The copy becomes the primary: from promotion on it archives its new timeline (its history file
+     * first) with this command (`%p` in it). Absent: the copy does not archive at all.
+     */
+    archiveCommand?: string;
+  };
   /** Start the restored copy and wait until it serves (drivers with the `pointInTime` capability). */
   start?: boolean;
   ctx: SourceContext;

@@ -52,6 +52,7 @@ export function parseRestoreOptions(
     confirm: text('confirm') ?? fromJson.confirm,
     recoverTo: recoveryTargetOf(text('to') ?? fromJson.to),
     start: flags.start === true || fromJson.start === true,
+    archive: flags.archive === true,
   };
 }
 
