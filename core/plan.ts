@@ -138,6 +138,8 @@ const vaultSchema = z.strictObject({
 
 /** Rotation period of a deployment's vault key when the plan's `vault.keyRotationDays` is absent. */
 export const DEFAULT_KEY_ROTATION_DAYS = 90;
+/** `limits.walRpo` when the plan leaves it out: one hour. */
+export const DEFAULT_WAL_RPO_SECONDS = 3600;
 
 const keySchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('local'), path: z.string().min(1) }),
@@ -224,6 +226,12 @@ const jobSchema = z.strictObject({
       minBytes: z.number().int().min(0).default(0),
       /** A backup smaller than this fraction of the recent median is suspicious. */
       shrinkRatio: z.number().min(0).max(1).default(0.5),
+      /**
+       * Point-in-time jobs: age of the newest archived WAL (the RPO met now) at which the AWS RPO alarm
+       * fires. A server that writes nothing archives nothing: set it above the quietest stretch.
+       * @default {@link DEFAULT_WAL_RPO_SECONDS}
+       */
+      walRpo: ageLimit.optional(),
     })
     .default({ warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 }),
   drill: z
