@@ -286,6 +286,10 @@ function buildCli(
       '--start',
       'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
     )
+    .option(
+      '--archive',
+      "point-in-time jobs, with --to: the copy becomes the primary and archives its new timeline (history file included) into the job's WAL archive from promotion on (default: the copy does not archive)",
+    )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>
       o.all || o.host !== undefined

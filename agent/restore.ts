@@ -20,7 +20,7 @@ import { PlanError, RestoreError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import type { Job } from '#core/plan';
 import type { RestoreOutcome, RestoreTarget, SourceContext, TargetCheck } from '#core/ports';
-import { chooseBaseBackup, type RecoveryTarget, walFetchCommand } from '#core/recovery';
+import { chooseBaseBackup, type RecoveryTarget, walFetchCommand, walPushCommandLine } from '#core/recovery';
 
 /** What to restore and where. */
 export interface RestoreRequest {
@@ -49,6 +49,12 @@ export interface RestoreRequest {
   inPlace?: boolean;
   /** With `inPlace`: also move away what exists below the restored paths but is not in the backup. */
   delete?: boolean;
+  /**
+   * With `recoverTo`: the copy becomes the primary and archives its new timeline into the job's WAL
+   * archive from promotion on (sources with the `pointInTime` capability). Without it the copy does not
+   * archive.
+   */
+  archive?: boolean;
 }
 
 /** What a restore did (the `--json` output of `strongbox restore`, core/deployment AgentRestoreResult). */
@@ -103,6 +109,8 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
       `${request.recoverTo ? 'to' : 'start'}: ${kind} backups do not recover to a point in time ('${job.name}' is ${kind})`,
     );
   }
+  if (request.archive && !request.recoverTo)
+    problems.push('archive: only a point-in-time restore (--to) archives a new timeline');
   if (request.recoverTo && request.replace)
     problems.push('to: a point-in-time restore goes into a new --target; it cannot --replace');
   if (request.paths) {
@@ -193,13 +201,11 @@ export async function runRestore(
   if (!request.replace) {
     const target = request.target ?? scratchTargetOf(runtime, job, 'restore');
     runtime.log(`restore ${job.name} ${manifest.backupId} into ${target}`);
+    const agent = runtime.env[AGENT_ENV.command] ?? 'strongbox';
     const recovery = request.recoverTo && {
       target: request.recoverTo,
-      restoreCommand: walFetchCommand(
-        runtime.env[AGENT_ENV.command] ?? 'strongbox',
-        runtime.planPath,
-        job.name,
-      ),
+      restoreCommand: walFetchCommand(agent, runtime.planPath, job.name),
+      ...(request.archive ? { archiveCommand: walPushCommandLine(agent, runtime.planPath, job.name) } : {}),
     };
     const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {
       recovery,

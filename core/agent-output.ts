@@ -145,6 +145,17 @@ export const agentDrillResultSchema = z.strictObject({
   durationSeconds: seconds.optional(),
   /** The job's recovery time objective, when the plan sets one. */
   rtoSeconds: seconds.optional(),
+  /**
+   * Point-in-time jobs: where the drill's recovery (base backup plus the WAL archive to its end)
+   * actually got to (core/ports `RecoveryPoint`).
+   */
+  recoveryPoint: z
+    .strictObject({
+      lsn: z.string().optional(),
+      time: z.string().optional(),
+      timeline: z.number().int().positive().optional(),
+    })
+    .optional(),
   /** Every check that ran: the source's own, the plan's SQL checks, the RTO; or the failed restore. */
   checks: z.array(targetCheckSchema),
   findings: z.array(findingSchema),

@@ -53,6 +53,8 @@ export const METRICS = {
   findings: 'Findings',
   drillDurationSeconds: 'RestoreDrillDurationSeconds',
   drillFailed: 'RestoreDrillFailed',
+  /** Point-in-time jobs: seconds since the newest WAL file was archived (verify's `walRpoSeconds`). */
+  walRpoSeconds: 'WalRpoSeconds',
 } as const;
 
 /**

@@ -188,6 +188,8 @@ const vaultSchema = z
 
 /** Rotation period of a deployment's vault key when the plan's `vault.keyRotationDays` is absent. */
 export const DEFAULT_KEY_ROTATION_DAYS = 90;
+/** `limits.walRpo` when the plan leaves it out: one hour. */
+export const DEFAULT_WAL_RPO_SECONDS = 3600;
 
 const keySchema = z
   .discriminatedUnion('type', [
@@ -374,6 +376,11 @@ const jobSchema = z.strictObject({
             'A backup with more source bytes than this multiple of the recent median is a warning (a table filling with junk, a path now taking in a whole disk); 4 when absent.',
           examples: [4],
         }),
+      walRpo: ageLimit
+        .optional()
+        .describe(
+          'Point-in-time jobs: age of the newest archived WAL (the RPO met now) at which the AWS RPO alarm fires; 1h when absent. A server that writes nothing archives nothing: set it above the quietest stretch.',
+        ),
     })
     .prefault({})
     .describe('What verify, the Nagios check and each backup report: age and size against these.'),

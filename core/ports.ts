@@ -192,7 +192,15 @@ export interface RestoreTarget<D = unknown> {
    * Point-in-time recovery (drivers with the `pointInTime` capability): replay the job's WAL archive up
    * to `target`, fetching each file with `restoreCommand` (PostgreSQL's `%f %p` placeholders in it).
    */
-  recovery?: { target: RecoveryTarget; restoreCommand: string };
+  recovery?: {
+    target: RecoveryTarget;
+    restoreCommand: string;
+    /**
+     * The copy becomes the primary: from promotion on it archives its new timeline (its history file
+     * first) with this command (`%p` in it). Absent: the copy does not archive at all.
+     */
+    archiveCommand?: string;
+  };
   /** Start the restored copy and wait until it serves (drivers with the `pointInTime` capability). */
   start?: boolean;
   ctx: SourceContext;
@@ -268,6 +276,11 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
   scratchTarget(config: SourceConfigOf<K>, label: string, now: Date, tempDir: string): string;
   /** Present when `spec.capabilities.replace`. */
   readonly replace?: ReplaceSupport<SourceConfigOf<K>, SourceDetailsOf<K>>;
+  /**
+   * Where a started point-in-time copy's recovery ended (read before it is discarded); present when
+   * `spec.capabilities.pointInTime`. Drills report it beside the measured RTO.
+   */
+  recoveryPoint?(config: SourceConfigOf<K>, target: string, ctx: SourceContext): Promise<RecoveryPoint>;
   /** Runs the plan's `drill.checks`; present when `spec.capabilities.sqlChecks`. */
   sqlChecks?(
     config: SourceConfigOf<K>,
@@ -275,6 +288,16 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     checks: readonly SqlCheck[],
     ctx: SourceContext,
   ): Promise<TargetCheck[]>;
+}
+
+/** The point a recovery actually reached. */
+export interface RecoveryPoint {
+  /** The WAL location recovery ended at (where the new timeline branched off). */
+  lsn?: string;
+  /** The commit time of the last transaction replayed, ISO 8601, when the server reported one. */
+  time?: string;
+  /** The timeline the promoted copy runs on. */
+  timeline?: number;
 }
 
 /** One file of a WAL archive, as listed. */

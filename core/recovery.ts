@@ -140,3 +140,13 @@ export function shellQuote(word: string): string {
 export function walFetchCommand(agentCommand: string, planPath: string, job: string): string {
   return `${agentCommand} wal-fetch --plan ${shellQuote(planPath)} --job ${shellQuote(job)} -q %f %p`;
 }
+
+/**
+ * The `archive_command` of a recovered copy that becomes the primary: this agent's `wal-push` into the
+ * same job's archive, with PostgreSQL's `%p` (the new timeline's files never collide with the old ones).
+ * @example walPushCommandLine('strongbox', '/etc/strongbox/plan.yaml', 'pg-main')
+ *   // "strongbox wal-push --plan /etc/strongbox/plan.yaml --job pg-main -q %p"
+ */
+export function walPushCommandLine(agentCommand: string, planPath: string, job: string): string {
+  return `${agentCommand} wal-push --plan ${shellQuote(planPath)} --job ${shellQuote(job)} -q %p`;
+}

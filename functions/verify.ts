@@ -84,6 +84,15 @@ export async function verifyVault(input: unknown, services: VerifyServices): Pro
             },
           ]
         : []),
+      ...(report.summary.walRpoSeconds !== undefined
+        ? [
+            {
+              name: METRICS.walRpoSeconds,
+              unit: MetricUnit.Seconds,
+              value: Math.round(report.summary.walRpoSeconds),
+            },
+          ]
+        : []),
       ...(report.summary.lastBackupBytes !== undefined
         ? [{ name: METRICS.lastBackupBytes, unit: MetricUnit.Bytes, value: report.summary.lastBackupBytes }]
         : []),

@@ -14,7 +14,7 @@ import { exitCodeOf } from '#core/checks';
 import { formatDuration } from '#core/duration';
 import { describeError, PlanError } from '#core/errors';
 import { type Job, selectJobs } from '#core/plan';
-import type { TargetCheck } from '#core/ports';
+import type { RecoveryPoint, TargetCheck } from '#core/ports';
 import type { Outcome } from './outcome';
 import { parseRestoreOptions } from './restore';
 
@@ -33,6 +33,8 @@ export interface DrillResult {
   /** Seconds the restore took: the measured recovery time. */
   durationSeconds?: number;
   rtoSeconds?: number;
+  /** Point-in-time jobs: where the recovery got to (the base backup plus the archive to its end). */
+  recoveryPoint?: RecoveryPoint;
   /** Every check that ran on the restored target, passed or not. */
   checks: TargetCheck[];
   findings: Finding[];
@@ -85,11 +87,19 @@ export async function drillJob(
   const ctx = sourceContext(runtime);
   let restored = false;
   try {
-    const restore = await runRestore(runtime, job, { target, backupId: options.backupId });
+    // A point-in-time job's drill is a whole recovery: the base backup, the archive to its end, promotion.
+    const recovers = driver.spec.capabilities.pointInTime;
+    const restore = await runRestore(runtime, job, {
+      target,
+      backupId: options.backupId,
+      ...(recovers ? { recoverTo: { type: 'latest' as const }, start: true } : {}),
+    });
     restored = true;
     result.backupId = restore.backupId;
     result.durationSeconds = restore.durationSeconds;
     result.checks.push(...restore.checks);
+    if (recovers && driver.recoveryPoint)
+      result.recoveryPoint = await driver.recoveryPoint(job.source, target, ctx);
     const sqlChecks = job.drill?.checks ?? [];
     if (sqlChecks.length > 0 && driver.sqlChecks) {
       result.checks.push(...attribute(await driver.sqlChecks(job.source, target, sqlChecks, ctx), restore));
@@ -138,6 +148,7 @@ export async function drillJob(
         ? 'failed'
         : `restored in ${formatDuration(result.durationSeconds)}`
     }${result.rtoSeconds === undefined ? '' : ` (RTO ${formatDuration(result.rtoSeconds)})`}; scratch target removed`,
+    ...(result.recoveryPoint ? [describePoint(result.recoveryPoint)] : []),
     ...result.checks.map((c) => `${c.passed ? 'ok  ' : 'FAIL'}  ${c.check}: ${c.detail}`),
   ];
   lines.push(
@@ -146,4 +157,14 @@ export async function drillJob(
       : `drill ${job.name} failed: ${result.findings.length} finding(s)`,
   );
   return { result, text: lines.join('\n') };
+}
+
+/** `recovered to 2026-12-02T01:47:28Z (last commit replayed), LSN 0/3000148, timeline 2`. */
+function describePoint(point: RecoveryPoint): string {
+  const parts = [
+    point.time ? `${point.time} (last commit replayed)` : 'the end of the archive (no commit replayed)',
+    ...(point.lsn ? [`LSN ${point.lsn}`] : []),
+    ...(point.timeline ? [`timeline ${point.timeline}`] : []),
+  ];
+  return `recovered to ${parts.join(', ')}`;
 }

@@ -12,7 +12,8 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRICS, METRICS_DIMENSION, METRICS_NAMESPACE } from '#core/deployment';
 import { formatDuration } from '#core/duration';
-import type { Plan } from '#core/plan';
+import { DEFAULT_WAL_RPO_SECONDS, type Plan } from '#core/plan';
+import { capabilitiesOf } from '#core/sources/index';
 
 /** Properties of a {@link Dashboard}. */
 export interface DashboardProps {
@@ -84,6 +85,21 @@ export class Dashboard extends Construct {
         },
         true,
       );
+      if (capabilitiesOf(job.source.kind).pointInTime) {
+        add(
+          `WalRpo-${job.name}`,
+          {
+            alarmDescription: `Strongbox ${plan.name}: the newest WAL of ${job.name} in the vault is older than ${formatDuration(job.limits.walRpo ?? DEFAULT_WAL_RPO_SECONDS)} (jobs[].limits.walRpo): point-in-time recovery would lose more than that. Is archive_command failing (pg_stat_archiver, strongbox doctor)?`,
+            metric: metric(METRICS.walRpoSeconds, job.name, 'Maximum', Duration.hours(1)),
+            threshold: job.limits.walRpo ?? DEFAULT_WAL_RPO_SECONDS,
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluationPeriods: 1,
+            // verify publishes the RPO hourly (metrics only) and at verification: between reports it holds.
+            treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+          },
+          true,
+        );
+      }
       add(`BackupFailed-${job.name}`, {
         alarmDescription: `Strongbox ${plan.name}: a backup of ${job.name} failed, timed out or was cancelled on a host. The alert carries the agent's error line.`,
         metric: metric(METRICS.backupFailed, job.name, 'Sum', Duration.hours(1)),

@@ -14,7 +14,7 @@ import { listAcknowledgements } from '#infra/nag';
 import { REPO_ROOT } from '#infra/paths';
 import { actionsOf, fakeAgentExecutables, type Statement } from './support';
 
-const EXAMPLES = ['aws-small', 'modax'] as const;
+const EXAMPLES = ['aws-small', 'modax', 'pitr'] as const;
 
 interface Synthesized {
   app: App;
@@ -52,7 +52,7 @@ const synthesized = new Map<string, Synthesized>();
 
 beforeAll(() => {
   for (const name of EXAMPLES) synthesized.set(name, synthExample(name));
-}, 300_000);
+}, 600_000);
 
 function example(name: string): Synthesized {
   const found = synthesized.get(name);
@@ -339,6 +339,39 @@ describe('the replica (examples/modax.yaml)', () => {
       VersioningConfiguration: { Status: 'Enabled' },
     });
     template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/strongbox/modax/replica' });
+  });
+});
+
+describe('point-in-time recovery (examples/pitr.yaml)', () => {
+  it('alarms when the newest archived WAL is older than limits.walRpo, for the physical job only', () => {
+    const alarms = Object.values(
+      example('pitr').templates.app.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'WalRpoSeconds' },
+      }),
+    );
+    expect(alarms.map((a) => a.Properties.Dimensions)).toEqual([
+      [{ Name: expect.any(String), Value: 'pg-main' }],
+    ]);
+    expect(alarms[0]?.Properties).toMatchObject({
+      Threshold: 3600,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Statistic: 'Maximum',
+    });
+  });
+
+  it("expires the physical job's WAL after retention.pointInTime and only that job's", () => {
+    const bucket = Object.values(example('pitr').templates.vault.findResources('AWS::S3::Bucket')).find(
+      (b) => b.Properties.ObjectLockEnabled,
+    );
+    const rules = bucket?.Properties.LifecycleConfiguration.Rules as {
+      Id: string;
+      Prefix?: string;
+      ExpirationInDays?: number;
+    }[];
+    const wal = rules.filter((r) => r.Id.endsWith('-wal'));
+    expect(wal).toEqual([
+      expect.objectContaining({ Id: 'pg-main-wal', Prefix: 'wal/pg-main/', ExpirationInDays: 7 }),
+    ]);
   });
 });
 

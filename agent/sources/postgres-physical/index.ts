@@ -11,6 +11,7 @@ import { postgresPhysicalSource } from '#core/sources/postgres-physical';
 import { BASE_OBJECT, backupPhysical } from './backup';
 import { checkPhysical } from './checks';
 import { doctorPhysical } from './doctor';
+import { recoveryPointOf } from './recovery-point';
 import { restorePhysical, stopCopy } from './restore';
 
 export { BASE_OBJECT, backupPhysical } from './backup';
@@ -31,6 +32,7 @@ export const postgresPhysicalDriver: SourceDriver<'postgres-physical'> = {
   },
   check: (config, details, { target }) => checkPhysical(config, details, target),
   doctor: doctorPhysical,
+  recoveryPoint: (_config, target) => recoveryPointOf(target),
   targetExists: async (_config, target) =>
     stat(target).then(
       () => true,

@@ -22,8 +22,11 @@ import { isRoot, physicalTools, runAs, spawnAs, userIds } from './tools';
 export interface PhysicalRestoreOptions {
   /** The data directory to create (or an empty directory). */
   targetDir: string;
-  /** Replay the WAL archive to this target; absent: the backup's own end, without the archive. */
-  recovery?: { target: RecoveryTarget; restoreCommand: string };
+  /**
+   * Replay the WAL archive to this target; absent: the backup's own end, without the archive. With an
+   * `archiveCommand` the copy archives its new timeline from promotion on (it becomes the primary).
+   */
+  recovery?: { target: RecoveryTarget; restoreCommand: string; archiveCommand?: string };
   /** Start the copy on a free port and wait for it to be promoted. */
   start?: boolean;
   /** Seconds a started copy may take to finish recovery. @default 3600 */
@@ -103,20 +106,28 @@ async function prepareTarget(dir: string): Promise<boolean> {
 
 /**
  * The copy's own settings, appended to postgresql.auto.conf (they win over postgresql.conf): no archiving
- * into the source's archive, and the recovery settings with recovery.signal when recovering.
+ * into the source's archive — unless the copy becomes the primary, then archiving with the given
+ * command, on from the moment of promotion so the history file and the new timeline's first segment are
+ * archived too — and the recovery settings with recovery.signal when recovering.
  */
 async function configureCopy(
   config: PostgresPhysicalSourceConfig,
   dir: string,
   options: PhysicalRestoreOptions,
 ): Promise<void> {
-  const settings: Record<string, string> = { archive_mode: 'off' };
+  const archiveCommand = options.recovery?.archiveCommand;
+  const settings: Record<string, string> = archiveCommand
+    ? { archive_mode: 'on', archive_command: quoteConfValue(archiveCommand) }
+    : { archive_mode: 'off' };
   if (options.recovery)
     Object.assign(settings, recoverySettings(options.recovery.target, options.recovery.restoreCommand));
   const lines = Object.entries(settings).map(([name, value]) => `${name} = ${value}`);
+  const why = archiveCommand
+    ? 'the copy becomes the primary and archives its new timeline into the job'
+    : "the copy must not archive into the source's archive";
   await appendFile(
     join(dir, 'postgresql.auto.conf'),
-    `\n# written by strongbox restore: the copy must not archive into the source's archive\n${lines.join('\n')}\n`,
+    `\n# written by strongbox restore: ${why}\n${lines.join('\n')}\n`,
   );
   if (options.recovery) await writeFile(join(dir, 'recovery.signal'), '');
   if (isRoot()) {
