@@ -74,6 +74,14 @@ async function mails(dir: string): Promise<{ argv: string; parent: string; messa
   );
 }
 
+/** The sum of the textfile's series of one metric whose labels include `labels` (counters split by tier). */
+function sumOf(text: string, name: string, labels: Record<string, string>): number {
+  const family = parsePrometheusTextFormat(text).find((f) => f.name === name);
+  return (family?.metrics ?? [])
+    .filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+    .reduce((sum, m) => sum + Number(m.value), 0);
+}
+
 /** The textfile's value of one series, by name and labels (subset). */
 function valueOf(text: string, name: string, labels: Record<string, string>): number | undefined {
   const family = parsePrometheusTextFormat(text).find((f) => f.name === name);
@@ -225,8 +233,12 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
     const again = await strongbox(['backup', '--plan', plan, '--json'], env);
     expect(again.code, again.stderr).toBe(0);
     text = await readFile(textfile, 'utf8');
-    expect(valueOf(text, 'strongbox_backup_success_total', labels)).toBe(2);
-    expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBe(1);
+    expect(sumOf(text, 'strongbox_backup_success_total', labels)).toBe(2);
+    expect(sumOf(text, 'strongbox_backup_failure_total', labels)).toBe(1);
+    expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(again.json.storedBytes);
+    expect(valueOf(text, 'strongbox_backup_success_total', { ...labels, tier: again.json.tier })).toBe(
+      again.json.tier === ok.json.tier ? 2 : 1,
+    );
     expect(await readdir(join(dir, 'textfile'))).toEqual(['strongbox.prom']);
   });
 
