@@ -213,6 +213,28 @@ async function metricUpdates(runtime: Runtime, facts: RunFacts): Promise<MetricU
       setForJob('strongbox_backup_size_bytes', r.job, r.tier, r.storedBytes);
       setForJob('strongbox_backup_last_success_timestamp_seconds', r.job, r.tier, now);
     }
+    for (const job of facts.jobs) {
+      // The failure counter exists from the first run on, so increase() sees the first failure too.
+      updates.push({
+        op: 'add',
+        sample: {
+          name: 'strongbox_backup_failure_total',
+          labels: labelsOf(job.name, record.tier ?? ''),
+          value: 0,
+        },
+      });
+      const committed = results.some((r) => r.job === job.name);
+      if (committed || failed.some((f) => f.job === job.name)) {
+        updates.push({
+          op: 'set',
+          sample: {
+            name: 'strongbox_backup_last_run_success',
+            labels: labelsOf(job.name),
+            value: committed ? 1 : 0,
+          },
+        });
+      }
+    }
     for (const f of failed) {
       if (!plan.jobs.some((j) => j.name === f.job)) continue;
       updates.push({

@@ -175,7 +175,8 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
     expect(valueOf(text, 'strongbox_backup_success_total', { ...labels, tier: ok.json.tier })).toBe(1);
     expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
     expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(60);
-    expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBeUndefined();
+    expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBe(0);
+    expect(valueOf(text, 'strongbox_backup_last_run_success', labels)).toBe(1);
 
     // Act 2: the same job fails
     await rm(join(dir, 'ok'));
@@ -225,6 +226,7 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
     // metrics: the failure counted, the success and the newest backup's size kept
     expect(valueOf(text, 'strongbox_backup_success_total', labels)).toBe(1);
     expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBe(1);
+    expect(valueOf(text, 'strongbox_backup_last_run_success', labels)).toBe(0);
     expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
     expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeGreaterThanOrEqual(0);
 
