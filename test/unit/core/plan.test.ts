@@ -123,6 +123,7 @@ describe('validatePlan accepts good plans', () => {
       key: { type: 'local', path: '/etc/strongbox/master.key' },
       retention: { daily: 7, weekly: 35, monthly: 365, yearly: 2555, pointInTime: 7 },
       alerts: { email: [] },
+      storage: { warnAbovePercent: 80, criticalAbovePercent: 95 },
       verify: { schedule: 'cron(0 7 * * ? *)', recentCount: 7 },
       hosts: {},
       jobs: [
