@@ -325,4 +325,63 @@ metrics: { textfile: ${join(work, 'fill-over', 'strongbox.prom')} }`,
     expect(ratio).toBeGreaterThan((percent - 1) / 100);
     expect(ratio).toBeLessThan((percent + 1) / 100);
   });
+
+  it('verify and drill alert with their findings and write drill and freshness metrics', async () => {
+    // Prepare: a webhook for every run, and a vault with no backup yet
+    const { dir, plan, mail } = await writePlan(
+      'verify-drill',
+      `notify:
+  on: [failure, warning, success]
+  webhook: { url: { file: ${join(work, 'verify-drill', 'hook-url')} } }
+metrics: { textfile: ${join(work, 'verify-drill', 'strongbox.prom')} }`,
+    );
+    const env = envOf(mail);
+    const alerts = () =>
+      receiver.received
+        .filter((r) => r.path === `/hook/${hookSecret}`)
+        .map((r) => alertSchema.parse(JSON.parse(r.body)));
+    const before = alerts().length;
+
+    // Act 1: verify finds no backup
+    const empty = await strongbox(['verify', '--plan', plan], env);
+
+    // Assess 1: one critical alert carrying the verify findings
+    expect(empty.code).toBe(2);
+    const [verifyAlert] = alerts().slice(before);
+    expect(verifyAlert?.title).toBe(`Verification: 1 critical in 1 of 1 job on ${hostname()}`);
+    expect(verifyAlert?.findings).toContainEqual(
+      expect.objectContaining({ severity: 'critical', job: 'exports', check: 'no-backup' }),
+    );
+    expect(verifyAlert?.nextSteps.join('\n')).toContain(`strongbox backup --plan ${plan} --job exports`);
+
+    // Act 2: a backup, a drill and a verify, all passing
+    await writeFile(join(dir, 'ok'), '');
+    expect((await strongbox(['backup', '--plan', plan], env)).code).toBe(0);
+    const drill = await strongbox(['drill', '--plan', plan, '--json'], env);
+    const verify = await strongbox(['verify', '--plan', plan, '--json'], env);
+
+    // Assess 2
+    expect(drill.code, drill.stderr).toBe(0);
+    expect(verify.code, verify.stderr).toBe(0);
+    const titles = alerts()
+      .slice(before + 1)
+      .map((a) => a.title);
+    expect(titles).toEqual([
+      `Backup done: exports on ${hostname()}`,
+      `Restore drill passed: exports on ${hostname()}`,
+      `Verification passed: 1 job on ${hostname()}`,
+    ]);
+    const text = await readFile(join(dir, 'strongbox.prom'), 'utf8');
+    const labels = { job: 'exports', kind: 'command' };
+    expect(valueOf(text, 'strongbox_drill_duration_seconds', labels)).toBeCloseTo(
+      drill.json.durationSeconds,
+      3,
+    );
+    expect(valueOf(text, 'strongbox_drill_success', labels)).toBe(1);
+    expect(valueOf(text, 'strongbox_findings', { ...labels, severity: 'critical' })).toBe(0);
+    expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(120);
+    expect(
+      valueOf(text, 'strongbox_last_run_timestamp_seconds', { ...labels, command: 'drill' }),
+    ).toBeGreaterThan(0);
+  });
 });
