@@ -116,16 +116,20 @@ export async function reportRun(
   }
   const notify = plan.notify;
   if (notify && record.command !== 'doctor' && notify.on.includes(facts.status)) {
-    const alert = alertOf(runtime, facts);
-    const notifyServices: NotifyServices = {
-      env: runtime.env,
-      fetch: services.fetch,
-      sleep: services.sleep,
-      host: runtime.host,
-    };
-    for (const delivery of await deliverAlert(alert, notify, notifyServices)) {
-      if (delivery.ok) runtime.log(`alert sent (${delivery.channel}): ${alert.title}`);
-      else services.warn(`alert not delivered (${delivery.channel}): ${delivery.error}`);
+    try {
+      const alert = alertOf(runtime, facts);
+      const notifyServices: NotifyServices = {
+        env: runtime.env,
+        fetch: services.fetch,
+        sleep: services.sleep,
+        host: runtime.host,
+      };
+      for (const delivery of await deliverAlert(alert, notify, notifyServices)) {
+        if (delivery.ok) runtime.log(`alert sent (${delivery.channel}): ${alert.title}`);
+        else services.warn(`alert not delivered (${delivery.channel}): ${delivery.error}`);
+      }
+    } catch (error) {
+      services.warn(`alert not sent: ${describeError(error)}`);
     }
   }
 }
