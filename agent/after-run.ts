@@ -115,7 +115,10 @@ export async function reportRun(
     }
   }
   const notify = plan.notify;
-  if (notify && record.command !== 'doctor' && notify.on.includes(facts.status)) {
+  // doctor never alerts; wal-push (once per WAL segment) only when it fails, whatever notify.on says.
+  const alerting =
+    record.command !== 'doctor' && (record.command !== 'wal-push' || facts.status === 'failure');
+  if (notify && alerting && notify.on.includes(facts.status)) {
     try {
       const alert = alertOf(runtime, facts);
       const notifyServices: NotifyServices = {
