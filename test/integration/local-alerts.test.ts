@@ -384,4 +384,45 @@ metrics: { textfile: ${join(work, 'verify-drill', 'strongbox.prom')} }`,
       valueOf(text, 'strongbox_last_run_timestamp_seconds', { ...labels, command: 'drill' }),
     ).toBeGreaterThan(0);
   });
+
+  it('a failed wal-push sends one alert naming the job; a stored segment sends none, even with on: success', async () => {
+    // Prepare: a point-in-time job (wal-push needs no server) alerting on every status
+    const dir = join(work, 'wal');
+    const mail = join(dir, 'mail');
+    await mkdir(mail, { recursive: true });
+    const plan = join(dir, 'plan.yaml');
+    await writeFile(
+      plan,
+      `version: 1
+vault: { url: "file://${join(dir, 'vault')}" }
+key: { type: local, path: ${join(work, 'master.key')} }
+notify:
+  on: [failure, warning, success]
+  email: { to: [dba@example.com], sendmail: sendmail }
+jobs:
+  - name: pitr
+    source: { kind: postgres-physical, host: 127.0.0.1, port: 5432, user: postgres }
+`,
+    );
+    const segment = join(dir, '000000010000000000000001');
+    await writeFile(segment, randomBytes(64 * 1024));
+
+    // Act
+    const stored = await strongbox(['wal-push', '--plan', plan, '--job', 'pitr', segment], envOf(mail));
+    const missing = await strongbox(
+      ['wal-push', '--plan', plan, '--job', 'pitr', join(dir, '000000010000000000000002')],
+      envOf(mail),
+    );
+
+    // Assess
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(missing.code).toBe(2);
+    expect(missing.lastError).toMatch(/^strongbox: error: wal-push pitr: /);
+    const sent = await mails(mail);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.message).toContain(
+      `Subject: [Strongbox CRITICAL] WAL archiving failed: pitr on ${hostname()}`,
+    );
+    expect(sent[0]?.message).toContain('PostgreSQL keeps the WAL file and calls archive_command again');
+  });
 });
