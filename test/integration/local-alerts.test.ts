@@ -83,7 +83,7 @@ function sumOf(text: string, name: string, labels: Record<string, string>): numb
 }
 
 /** The textfile's value of one series, by name and labels (subset). */
-function valueOf(text: string, name: string, labels: Record<string, string>): number | undefined {
+function seriesValue(text: string, name: string, labels: Record<string, string>): number | undefined {
   const family = parsePrometheusTextFormat(text).find((f) => f.name === name);
   const metric = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
   return metric?.value === undefined ? undefined : Number(metric.value);
@@ -172,11 +172,11 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
     expect(await mails(mail)).toEqual([]);
     const labels = { job: 'exports', kind: 'command', vault: `file://${join(dir, 'vault')}` };
     let text = await readFile(textfile, 'utf8');
-    expect(valueOf(text, 'strongbox_backup_success_total', { ...labels, tier: ok.json.tier })).toBe(1);
-    expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
-    expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(60);
-    expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBe(0);
-    expect(valueOf(text, 'strongbox_backup_last_run_success', labels)).toBe(1);
+    expect(seriesValue(text, 'strongbox_backup_success_total', { ...labels, tier: ok.json.tier })).toBe(1);
+    expect(seriesValue(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
+    expect(seriesValue(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(60);
+    expect(seriesValue(text, 'strongbox_backup_failure_total', labels)).toBe(0);
+    expect(seriesValue(text, 'strongbox_backup_last_run_success', labels)).toBe(1);
 
     // Act 2: the same job fails
     await rm(join(dir, 'ok'));
@@ -224,11 +224,11 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
       }
     }
     // metrics: the failure counted, the success and the newest backup's size kept
-    expect(valueOf(text, 'strongbox_backup_success_total', labels)).toBe(1);
-    expect(valueOf(text, 'strongbox_backup_failure_total', labels)).toBe(1);
-    expect(valueOf(text, 'strongbox_backup_last_run_success', labels)).toBe(0);
-    expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
-    expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeGreaterThanOrEqual(0);
+    expect(seriesValue(text, 'strongbox_backup_success_total', labels)).toBe(1);
+    expect(seriesValue(text, 'strongbox_backup_failure_total', labels)).toBe(1);
+    expect(seriesValue(text, 'strongbox_backup_last_run_success', labels)).toBe(0);
+    expect(seriesValue(text, 'strongbox_backup_size_bytes', labels)).toBe(ok.json.storedBytes);
+    expect(seriesValue(text, 'strongbox_backup_age_seconds', labels)).toBeGreaterThanOrEqual(0);
 
     // Act 3: it works again; the counters carried over from the file
     await writeFile(join(dir, 'ok'), '');
@@ -237,8 +237,8 @@ metrics: { textfile: ${join(work, 'failing', 'textfile', 'strongbox.prom')} }`,
     text = await readFile(textfile, 'utf8');
     expect(sumOf(text, 'strongbox_backup_success_total', labels)).toBe(2);
     expect(sumOf(text, 'strongbox_backup_failure_total', labels)).toBe(1);
-    expect(valueOf(text, 'strongbox_backup_size_bytes', labels)).toBe(again.json.storedBytes);
-    expect(valueOf(text, 'strongbox_backup_success_total', { ...labels, tier: again.json.tier })).toBe(
+    expect(seriesValue(text, 'strongbox_backup_size_bytes', labels)).toBe(again.json.storedBytes);
+    expect(seriesValue(text, 'strongbox_backup_success_total', { ...labels, tier: again.json.tier })).toBe(
       again.json.tier === ok.json.tier ? 2 : 1,
     );
     expect(await readdir(join(dir, 'textfile'))).toEqual(['strongbox.prom']);
@@ -321,7 +321,9 @@ metrics: { textfile: ${join(work, 'fill-over', 'strongbox.prom')} }`,
       /strongbox: warning: the file system of vault .* % full|strongbox: warning: the file system of vault .*% full, above/,
     );
     const text = await readFile(join(over.dir, 'strongbox.prom'), 'utf8');
-    const ratio = valueOf(text, 'strongbox_vault_used_ratio', { vault: `file://${join(over.dir, 'vault')}` });
+    const ratio = seriesValue(text, 'strongbox_vault_used_ratio', {
+      vault: `file://${join(over.dir, 'vault')}`,
+    });
     expect(ratio).toBeGreaterThan((percent - 1) / 100);
     expect(ratio).toBeLessThan((percent + 1) / 100);
   });
@@ -373,15 +375,15 @@ metrics: { textfile: ${join(work, 'verify-drill', 'strongbox.prom')} }`,
     ]);
     const text = await readFile(join(dir, 'strongbox.prom'), 'utf8');
     const labels = { job: 'exports', kind: 'command' };
-    expect(valueOf(text, 'strongbox_drill_duration_seconds', labels)).toBeCloseTo(
+    expect(seriesValue(text, 'strongbox_drill_duration_seconds', labels)).toBeCloseTo(
       drill.json.durationSeconds,
       3,
     );
-    expect(valueOf(text, 'strongbox_drill_success', labels)).toBe(1);
-    expect(valueOf(text, 'strongbox_findings', { ...labels, severity: 'critical' })).toBe(0);
-    expect(valueOf(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(120);
+    expect(seriesValue(text, 'strongbox_drill_success', labels)).toBe(1);
+    expect(seriesValue(text, 'strongbox_findings', { ...labels, severity: 'critical' })).toBe(0);
+    expect(seriesValue(text, 'strongbox_backup_age_seconds', labels)).toBeLessThan(120);
     expect(
-      valueOf(text, 'strongbox_last_run_timestamp_seconds', { ...labels, command: 'drill' }),
+      seriesValue(text, 'strongbox_last_run_timestamp_seconds', { ...labels, command: 'drill' }),
     ).toBeGreaterThan(0);
   });
 
