@@ -21,6 +21,7 @@ import { Meter } from '#agent/pipeline/meter';
 import type { Runtime } from '#agent/runtime';
 import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
+import type { Finding } from '#core/agent-output';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
 import { describeError, PlanError, SourceError, VaultError } from '#core/errors';
@@ -65,6 +66,8 @@ export interface BackupResult {
   manifestKey: string;
   /** What the source warned about, as the manifest records it (absent when nothing). */
   warnings?: string[];
+  /** What the checks of the committed backup found (its size against the job's recent median). */
+  findings?: Finding[];
 }
 
 /**
@@ -267,8 +270,8 @@ async function refuseExisting(runtime: Runtime, job: Job, backupId: string): Pro
   }
 }
 
-/** Tags, storage class and Object Lock retention of a backup's data objects. */
-function objectPutOptions(
+/** Tags, storage class and Object Lock retention of a backup's data objects (also on a copy: agent/copy). */
+export function objectPutOptions(
   runtime: Runtime,
   job: Job,
   tier: Tier,

@@ -1,16 +1,8 @@
 /** Plain-text output helpers for the CLI: tables and sizes. */
 
-/** Bytes in the largest binary unit that keeps the number readable: `1.5 GiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${Math.round(bytes)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
-}
+export { formatBytes } from '#core/bytes';
+
+import { formatBytes } from '#core/bytes';
 
 /** Left-aligned columns separated by two spaces; the first row is the header. */
 export function formatTable(rows: readonly (readonly string[])[]): string {

@@ -1,28 +1,53 @@
 #!/usr/bin/env node
 /**
  * The `strongbox` CLI. The one place in the agent that reads `process.env`, writes to stdout and turns
- * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check). On failure the last line on stderr is
+ * errors into exit codes: 0 ok, 1 warning, 2 error (and 3 for `verify --nagios` when it cannot check, 75
+ * when the job is already running and this run did nothing). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
+import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type RunRecord, reportRun } from '#agent/after-run';
 import { backupCommand } from '#agent/commands/backup';
+import { copyCommand } from '#agent/commands/copy';
 import { DEFAULT_PROBE_TIMEOUT_SECONDS, doctorCommand } from '#agent/commands/doctor';
 import { drillCommand } from '#agent/commands/drill';
 import { keygenCommand } from '#agent/commands/keygen';
 import { listCommand } from '#agent/commands/list';
 import type { Outcome } from '#agent/commands/outcome';
 import { errorJson } from '#agent/commands/outcome';
-import { pruneCommand } from '#agent/commands/prune';
+import { pruneVaults } from '#agent/commands/prune';
 import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
+import {
+  CRON_DIR,
+  type ScheduleOptions,
+  SYSTEMD_UNIT_DIR,
+  scheduleInstallCommand,
+  scheduleRemoveCommand,
+  scheduleStatusCommand,
+} from '#agent/commands/schedule';
 import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
-import { openRuntime, type Runtime } from '#agent/runtime';
+import { runtimeFrom } from '#agent/copy';
+import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
+import { recordLastRun, stateDirOf } from '#agent/state';
 import { VERSION } from '#agent/version';
+import { DEFAULT_WAL_PARALLEL, SPOOL_DIR } from '#agent/wal-spool';
 import { isBackupId } from '#core/backup-id';
-import { AGENT_ACTIONS, AGENT_ERROR_PREFIX } from '#core/deployment';
-import { type ErrorContext, errorLines, InterruptedError, UsageError } from '#core/errors';
+import { AGENT_ACTIONS, AGENT_ENV, AGENT_ERROR_PREFIX } from '#core/deployment';
+import {
+  describeError,
+  type ErrorContext,
+  errorLines,
+  InterruptedError,
+  JOB_LOCKED_EXIT,
+  JobLockedError,
+  UsageError,
+} from '#core/errors';
 import { TIERS, type Tier } from '#core/tiers';
 
 interface Common {
@@ -59,6 +84,15 @@ function positiveSeconds(value: string): number {
   return seconds;
 }
 
+/** `--parallel` of wal-push and wal-fetch: files moved at once, 1 to 32. */
+function walParallel(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1 || count > 32) {
+    throw new InvalidArgumentError('expected a whole number of files from 1 to 32');
+  }
+  return count;
+}
+
 /** `--job` for commands that act on one job (restore). */
 function oneJob(value: string, previous: string | undefined): string {
   if (previous !== undefined || value.includes(',')) {
@@ -74,6 +108,7 @@ function operationOf(command: string, jobs?: string | readonly string[]): Operat
 }
 
 const JOBS_HELP = 'only these jobs: repeat --job or separate names with commas (default: every job)';
+const FROM_HELP = "read this copy (a name of the plan's copies) instead of the primary vault";
 
 function backupIdArg(value: string): string {
   if (!isBackupId(value)) throw new InvalidArgumentError('expected a backup id like 20241206T020000Z-3f9a1c');
@@ -88,6 +123,7 @@ function buildCli(
     operation: Operation,
     options?: RunOptions,
   ) => Promise<void>,
+  env: Env = {},
 ) {
   const program = new Command('strongbox')
     .description(
@@ -119,12 +155,42 @@ function buildCli(
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--backup-id <id>', 'backup id to write (default: a new one from the clock)', backupIdArg)
     .addOption(new Option('--tier <tier>', 'GFS tier (default: from the previous backup)').choices(TIERS))
-    .action((o: Common & { job?: string[]; backupId?: string; tier?: Tier }) =>
+    .option(
+      '--copy',
+      "then copy each job that backed up to every copy of the plan (as `strongbox copy` does: what each copy's tiers and retention want and it lacks)",
+    )
+    .action((o: Common & { job?: string[]; backupId?: string; tier?: Tier; copy?: boolean }) =>
       run(
-        (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier }),
+        (rt) => backupCommand(rt, { jobs: o.job, backupId: o.backupId, tier: o.tier, copy: o.copy }),
         o,
         operationOf('backup', o.job),
         { report: { command: 'backup', jobs: o.job, tier: o.tier } },
+      ),
+    );
+
+  withPlan(
+    program
+      .command('copy')
+      .description(
+        "copy the primary vault's complete backups to the plan's copies (3-2-1): each object as stored, " +
+          'its SHA-256 checked on the way (a corrupted object is refused), the data key re-wrapped for a copy ' +
+          "with its own key (no data is decrypted), the copy's tiers, storage class and retention applied, " +
+          'the manifest written last; backups already on a copy are left alone, an interrupted copy is ' +
+          'finished by the next run. Safety backups are copied only by --backup-id; WAL is not copied.',
+      ),
+  )
+    .option('-j, --job <names>', JOBS_HELP, jobNames)
+    .option('--to <copy>', 'only this copy (default: every copy of the plan)')
+    .option(
+      '--backup-id <id>',
+      "copy only this backup (one --job): also a safety backup, or one the copy's tiers or retention leave out",
+      backupIdArg,
+    )
+    .action((o: Common & { job?: string[]; to?: string; backupId?: string }) =>
+      run(
+        (rt) => copyCommand(rt, { jobs: o.job, to: o.to, backupId: o.backupId }),
+        o,
+        operationOf('copy', o.job),
       ),
     );
 
@@ -144,8 +210,21 @@ function buildCli(
       '--tables <list>',
       'comma-separated tables to restore (postgres; schema.table or table): each with its partitions, types, sequences, keys, constraints, indexes, triggers and privileges; not foreign keys to tables left out',
     )
+    .option(
+      '--path <path>',
+      'restore only this absolute path of the backup, a file or a directory with what is below it (files; globs allowed; repeat for several)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--in-place',
+      'restore over the original locations (files): extract beside, check, then move each entry in with rename; what it overwrites is kept in .strongbox-kept-<time> beside, a failure undoes every move; needs --confirm',
+    )
+    .option(
+      '--delete',
+      'with --in-place: also move away (into the kept directory) what is below the restored paths but not in the backup; never what the job excludes',
+    )
     .option('--replace', 'replace the live database (postgres): safety backup, restore beside, check, swap')
-    .option('--confirm <job>', 'required with --replace: the job name again')
+    .option('--confirm <job>', 'required with --replace and --in-place: the job name again')
     .option(
       '--to <target>',
       'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',
@@ -155,8 +234,21 @@ function buildCli(
       'point-in-time jobs: start the restored copy on a free port and wait until it is promoted',
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
-    .action((o: Common & Record<string, string | boolean | undefined>) =>
-      run((rt) => restoreCommand(rt, parseRestoreOptions(o)), o, operationOf('restore', o.job as string)),
+    .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
+    .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>
+      run(
+        async (rt) => {
+          const from = typeof o.from === 'string' ? o.from : undefined;
+          if (from !== undefined && o.replace) {
+            throw new UsageError(
+              '--from and --replace: a replace takes its safety backup into the vault it restores from; restore the copy into a --target instead',
+            );
+          }
+          return restoreCommand(await runtimeFrom(rt, from), parseRestoreOptions(o));
+        },
+        o,
+        operationOf('restore', o.job as string),
+      ),
     );
 
   withPlan(
@@ -169,18 +261,38 @@ function buildCli(
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('--options <json>', 'restore options as JSON (target; with one job)')
-    .action((o: Common & { job?: string[]; options?: string }) =>
-      run((rt) => drillCommand(rt, { jobs: o.job, options: o.options }), o, operationOf('drill', o.job), {
-        report: { command: 'drill', jobs: o.job },
-      }),
+    .option('--from <copy>', FROM_HELP)
+    .action((o: Common & { job?: string[]; options?: string; from?: string }) =>
+      run(
+        async (rt) => drillCommand(await runtimeFrom(rt, o.from), { jobs: o.job, options: o.options }),
+        o,
+        operationOf('drill', o.job),
+        { report: { command: 'drill', jobs: o.job } },
+      ),
     );
 
   withPlan(
-    program.command('list').description('list backups per job, complete or not (no archive retrievals)'),
+    program
+      .command('list')
+      .description(
+        'inventory per job, like pgBackRest info: backups by tier, oldest and newest, age of the newest, ' +
+          'stored and source bytes, the recovery window of point-in-time jobs; then each backup with its ' +
+          'tier, age, sizes, duration and status (complete, warnings, safety, incomplete) and the warnings ' +
+          'each recorded; reads manifests only (no data, no archive retrievals); exit 0',
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
-    .action((o: Common & { job?: string[] }) =>
-      run((rt) => listCommand(rt, { jobs: o.job }), o, operationOf('list', o.job)),
+    .option('--from <copy>', FROM_HELP)
+    .option(
+      '--all',
+      'also list unfinished writes of interrupted backups (partial files, incomplete multipart uploads) that the next backup or prune removes',
+    )
+    .action((o: Common & { job?: string[]; from?: string; all?: boolean }) =>
+      run(
+        async (rt) => listCommand(await runtimeFrom(rt, o.from), { jobs: o.job, all: o.all }),
+        o,
+        operationOf('list', o.job),
+      ),
     );
 
   withPlan(
@@ -201,30 +313,48 @@ function buildCli(
       'print as a Nagios plugin: "OK|WARNING|CRITICAL|UNKNOWN: …" with perfdata, exit 0/1/2/3 ' +
         '(UNKNOWN when the check cannot run)',
     )
-    .action((o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean }) =>
-      run(
-        (rt) => {
-          if (o.nagios && o.json)
-            throw new UsageError('--nagios and --json are two output formats: choose one');
-          return verifyCommand(rt, { jobs: o.job, deep: o.deep, backupId: o.backupId, nagios: o.nagios });
-        },
-        o,
-        operationOf('verify', o.job),
-        { report: { command: 'verify', jobs: o.job } },
-      ),
+    .option(
+      '--from <copy>',
+      `${FROM_HELP}; without it verify also reports, per copy, the backups missing there`,
+    )
+    .action(
+      (o: Common & { job?: string[]; deep?: boolean; backupId?: string; nagios?: boolean; from?: string }) =>
+        run(
+          async (rt) => {
+            if (o.nagios && o.json)
+              throw new UsageError('--nagios and --json are two output formats: choose one');
+            return verifyCommand(await runtimeFrom(rt, o.from), {
+              jobs: o.job,
+              deep: o.deep,
+              backupId: o.backupId,
+              nagios: o.nagios,
+              copies: o.from === undefined,
+            });
+          },
+          o,
+          operationOf('verify', o.job),
+          { report: { command: 'verify', jobs: o.job } },
+        ),
     );
 
   withPlan(
     program
       .command('prune')
-      .description("apply the plan's retention to the vault and remove stale incomplete backups"),
+      .description(
+        "apply the plan's retention to the vault and remove stale incomplete backups, then each copy's " +
+          'retention to that copy',
+      ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
     .option('-n, --dry-run', 'only say what would be deleted')
-    .action((o: Common & { job?: string[]; dryRun?: boolean }) =>
-      run((rt) => pruneCommand(rt, { jobs: o.job, dryRun: o.dryRun }), o, operationOf('prune', o.job), {
-        report: { command: 'prune', jobs: o.job },
-      }),
+    .option('--from <copy>', 'prune only this copy (default: the primary vault, then every copy)')
+    .action((o: Common & { job?: string[]; dryRun?: boolean; from?: string }) =>
+      run(
+        (rt) => pruneVaults(rt, { jobs: o.job, dryRun: o.dryRun, from: o.from }),
+        o,
+        operationOf('prune', o.job),
+        { report: { command: 'prune', jobs: o.job } },
+      ),
     );
 
   withPlan(
@@ -258,11 +388,19 @@ function buildCli(
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .option(
+      '--parallel <files>',
+      `upload this many files at once: the one asked for and the next segments marked ready in pg_wal/archive_status, acknowledged at once when PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns push-ahead off)`,
+      walParallel,
+    )
     .argument('<path>', "the file to archive (PostgreSQL's %p)")
-    .action((path: string, o: Common & { job: string }) =>
-      run((rt) => walPushCommand(rt, { job: o.job, path }), o, operationOf('wal-push', o.job), {
-        report: { command: 'wal-push', jobs: [o.job] },
-      }),
+    .action((path: string, o: Common & { job: string; parallel?: number }) =>
+      run(
+        (rt) => walPushCommand(rt, { job: o.job, path, parallel: o.parallel }),
+        o,
+        operationOf('wal-push', o.job),
+        { report: { command: 'wal-push', jobs: [o.job] } },
+      ),
     );
   withPlan(
     program
@@ -272,11 +410,20 @@ function buildCli(
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .option(
+      '--parallel <files>',
+      `download this many segments at once: the one asked for and the next ones of its timeline, kept in <data dir>/${SPOOL_DIR}/ until PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns prefetch off)`,
+      walParallel,
+    )
     .argument('<name>', "the WAL file wanted (PostgreSQL's %f)")
     .argument('<path>', "where to write it (PostgreSQL's %p)")
-    .action((name: string, path: string, o: Common & { job: string }) => {
+    .action((name: string, path: string, o: Common & { job: string; parallel?: number }) => {
       errorExitCode = WAL_FETCH_FATAL_EXIT;
-      return run((rt) => walFetchCommand(rt, { job: o.job, name, path }), o, operationOf('wal-fetch', o.job));
+      return run(
+        (rt) => walFetchCommand(rt, { job: o.job, name, path, parallel: o.parallel }),
+        o,
+        operationOf('wal-fetch', o.job),
+      );
     });
 
   program
@@ -287,6 +434,85 @@ function buildCli(
     .action((path: string, o: { json?: boolean }) =>
       run(() => keygenCommand(path), { plan: '', json: o.json }, `keygen ${path}`, { plan: false }),
     );
+
+  // Local schedules: the plan's job, drill and verify schedules as systemd timers or cron entries.
+  const schedule = program
+    .command('schedule')
+    .description(
+      "run the plan's schedules on this host without AWS: systemd timers where systemd runs, else one /etc/cron.d file",
+    );
+  const withScheduleOptions = (command: Command) =>
+    withPlan(command)
+      .option('--host <name>', "which of the plan's hosts this is (default: the host name)")
+      .option('--cron', 'cron entries (/etc/cron.d) even where systemd runs')
+      .option(
+        '--systemd',
+        'systemd units even where systemd does not run (with --unit-dir: an image, a package)',
+      )
+      .option(
+        '--unit-dir <dir>',
+        `where the files go (default ${SCHEDULE_DIRS}); when given, systemd is not told (packaging, config management)`,
+      );
+  type ScheduleFlags = Common & {
+    host?: string;
+    cron?: boolean;
+    systemd?: boolean;
+    unitDir?: string;
+    agent?: string;
+    user?: string;
+    envFile?: string;
+  };
+  const scheduleOptions = async (o: ScheduleFlags): Promise<ScheduleOptions> => {
+    const planPath = resolve(o.plan);
+    return {
+      plan: await loadPlanFile(planPath, env),
+      planPath,
+      env,
+      host: o.host ?? hostname(),
+      cron: o.cron,
+      systemd: o.systemd,
+      unitDir: o.unitDir === undefined ? undefined : resolve(o.unitDir),
+      agent: o.agent ? [o.agent] : agentCommand(env),
+      user: o.user,
+      environmentFile: o.envFile,
+      now: new Date(),
+    };
+  };
+  withScheduleOptions(
+    schedule
+      .command('install')
+      .description(
+        "write this host's backup, drill and verify schedules (rewrites only what changed; removes this plan's units the plan no longer has; catches up missed runs at boot with systemd)",
+      ),
+  )
+    .option(
+      '--agent <path>',
+      'absolute path of the agent the units run (default: this agent, as it was started)',
+    )
+    .option('--user <name>', 'user the runs run as (default root)')
+    .option(
+      '--env-file <path>',
+      'environment file each run reads when it exists (default /etc/strongbox/<plan>.env)',
+    )
+    .action((o: ScheduleFlags) =>
+      run(async () => scheduleInstallCommand(await scheduleOptions(o)), o, 'schedule install', {
+        plan: false,
+      }),
+    );
+  withScheduleOptions(
+    schedule
+      .command('status')
+      .description(
+        "each schedule's next and last run and how it ended (from systemd, else from the agent's own records); exit 1 when one is not installed as the plan says or its last run failed",
+      ),
+  ).action((o: ScheduleFlags) =>
+    run(async () => scheduleStatusCommand(await scheduleOptions(o)), o, 'schedule status', { plan: false }),
+  );
+  withScheduleOptions(
+    schedule.command('remove').description("remove this plan's schedule files (stopping its timers first)"),
+  ).action((o: ScheduleFlags) =>
+    run(async () => scheduleRemoveCommand(await scheduleOptions(o)), o, 'schedule remove', { plan: false }),
+  );
 
   return program;
 }
@@ -317,6 +543,54 @@ function commandOf(argv: readonly string[]): string | undefined {
   return argv.slice(2).find((arg) => !arg.startsWith('-'));
 }
 
+const SCHEDULE_DIRS = `${SYSTEMD_UNIT_DIR}, or ${CRON_DIR} for cron`;
+
+/** Commands whose last run per job `schedule status` reports (agent/state `recordLastRun`). */
+const RECORDED_COMMANDS = new Set(['backup', 'drill', 'verify', 'prune']);
+
+/**
+ * Remembers how this run of a scheduled command ended, per job, for `schedule status` on hosts
+ * without systemd. Never fails the run: a state directory that cannot be written loses only the record.
+ */
+async function recordRun(
+  runtime: Runtime | undefined,
+  operation: Operation | undefined,
+  startedAt: Date | undefined,
+  exitCode: number,
+  failure: unknown,
+): Promise<void> {
+  const [command, names] = (operation ?? '').split(' ');
+  if (!runtime || !startedAt || !command || !RECORDED_COMMANDS.has(command)) return;
+  const jobs = names ? names.split(',') : runtime.plan.jobs.map((job) => job.name);
+  const error = typeof failure === 'string' ? failure : failure ? describeError(failure) : undefined;
+  const finishedAt = runtime.clock.now().toISOString();
+  try {
+    for (const job of jobs) {
+      await recordLastRun(stateDirOf(runtime.env), runtime.plan.name, {
+        command,
+        job,
+        startedAt: startedAt.toISOString(),
+        finishedAt,
+        exitCode,
+        ...(error ? { error } : {}),
+      });
+    }
+  } catch {
+    // The run's own outcome is what matters; the record is a convenience.
+  }
+}
+
+/**
+ * How systemd and cron start this agent, as absolute paths: `STRONGBOX_COMMAND` when it is one, the
+ * single executable itself, or node with its flags and the script it runs.
+ */
+function agentCommand(env: Env): string[] {
+  const configured = env[AGENT_ENV.command];
+  if (configured?.startsWith('/')) return [configured];
+  if (isSea()) return [process.execPath];
+  return [process.execPath, ...process.execArgv, realpathSync(process.argv[1] as string)];
+}
+
 /** Exit status of a command that failed with an error (wal-fetch uses its own). */
 let errorExitCode = 2;
 
@@ -334,6 +608,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
+  let startedAt: Date | undefined;
   const afterRunServices = {
     fetch: globalThis.fetch,
     sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
@@ -346,6 +621,7 @@ async function main(argv: string[]): Promise<number> {
         log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
         signal: interrupt.signal,
       });
+      startedAt = runtime.clock.now();
     }
     // After the run, failed or not: storage watch, metrics textfile, alert (agent/after-run). Their
     // problems are warnings; the run's own error line stays the last line.
@@ -364,9 +640,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
     await report({ outcome });
     exitCode = outcome.exitCode;
+    await recordRun(runtime, named, startedAt, outcome.exitCode, outcome.failure);
     // A run that reported every job and then failed (a job of several failed) ends with the error line.
     if (outcome.failure) process.stderr.write(`${errorLines(outcome.failure, {}, named).join('\n')}\n`);
-  });
+  }, env);
   const json = argv.includes('--json');
   try {
     await cli.parseAsync(argv);
@@ -391,6 +668,13 @@ async function main(argv: string[]): Promise<number> {
     }
     const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
     const lines = errorLines(error, context, operation);
+    await recordRun(
+      runtime,
+      operation,
+      startedAt,
+      error instanceof JobLockedError ? JOB_LOCKED_EXIT : errorExitCode,
+      lines.at(-1)?.replace(AGENT_ERROR_PREFIX, ''),
+    );
     process.stderr.write(`${lines.join('\n')}\n`);
     if (argv.includes('--nagios')) {
       // A check that could not run is UNKNOWN to Nagios, never OK or CRITICAL.
@@ -399,7 +683,8 @@ async function main(argv: string[]): Promise<number> {
       return 3;
     }
     if (json) process.stdout.write(`${JSON.stringify({ error: errorJson(error, lines, context) })}\n`);
-    return errorExitCode;
+    // A run refused because its job is already running did nothing: say so with its own status.
+    return error instanceof JobLockedError ? JOB_LOCKED_EXIT : errorExitCode;
   }
 }
 

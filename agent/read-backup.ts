@@ -132,7 +132,7 @@ async function readObject(
 }
 
 /** Passes data through; at the end, fails the stream with the verdict's error instead of ending it. */
-class EndCheck extends Transform {
+export class EndCheck extends Transform {
   readonly #verdict: () => Error | undefined;
 
   constructor(verdict: () => Error | undefined) {

@@ -19,7 +19,7 @@ import { AGENT_ENV } from '#core/deployment';
 import { PlanError, RestoreError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import type { Job } from '#core/plan';
-import type { RestoreTarget, SourceContext, TargetCheck } from '#core/ports';
+import type { RestoreOutcome, RestoreTarget, SourceContext, TargetCheck } from '#core/ports';
 import { chooseBaseBackup, type RecoveryTarget, walFetchCommand } from '#core/recovery';
 
 /** What to restore and where. */
@@ -40,6 +40,15 @@ export interface RestoreRequest {
   recoverTo?: RecoveryTarget;
   /** Start the restored copy and wait until it serves (sources with the `pointInTime` capability). */
   start?: boolean;
+  /** Absolute paths (globs allowed) to restore instead of everything (sources with the `paths` capability). */
+  paths?: string[];
+  /**
+   * Restore over the original locations (sources with the `inPlace` capability); needs `confirm` equal
+   * to the job name. What it overwrites is kept beside (RestoreResult `keptAs`).
+   */
+  inPlace?: boolean;
+  /** With `inPlace`: also move away what exists below the restored paths but is not in the backup. */
+  delete?: boolean;
 }
 
 /** What a restore did (the `--json` output of `strongbox restore`, core/deployment AgentRestoreResult). */
@@ -47,10 +56,10 @@ export interface RestoreResult {
   job: string;
   backupId: string;
   kind: Manifest['kind'];
-  mode: 'scratch' | 'replace';
-  /** Where the data now is: the scratch target, or the live target's name after a replace. */
+  mode: 'scratch' | 'replace' | 'in-place';
+  /** Where the data now is: the scratch target, the live target's name after a replace, the paths in place. */
   target: string;
-  /** After a replace: the name the previous live data was kept under. */
+  /** After a replace: the name the previous live data was kept under; in place: the kept directory. */
   keptAs?: string;
   /** After a replace: the safety backup taken before anything changed. */
   safetyBackupId?: string;
@@ -60,6 +69,8 @@ export interface RestoreResult {
   checks: TargetCheck[];
   /** What the checks found wrong; empty when everything matched. */
   findings: Finding[];
+  /** What the restore said beyond its checks (in place: what it moved and kept). */
+  notes?: string[];
 }
 
 /**
@@ -94,6 +105,33 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
   }
   if (request.recoverTo && request.replace)
     problems.push('to: a point-in-time restore goes into a new --target; it cannot --replace');
+  if (request.paths) {
+    if (!capabilities.paths)
+      problems.push(`path: ${kind} backups cannot be restored path by path ('${job.name}' is ${kind})`);
+    if (request.paths.length === 0)
+      problems.push('path: the list is empty (leave --path out to restore everything)');
+    for (const [i, path] of request.paths.entries()) {
+      if (!path.startsWith('/'))
+        problems.push(`path[${i}]: '${path}' must be an absolute path, as in the plan`);
+      else if (path.split('/').includes('..')) problems.push(`path[${i}]: '${path}' must not contain '..'`);
+    }
+  }
+  if (request.inPlace) {
+    if (!capabilities.inPlace) {
+      problems.push(
+        `in-place: ${kind} backups cannot be restored in place; restore '${job.name}' into a --target ${targetNoun}`,
+      );
+    }
+    if (request.confirm !== job.name)
+      problems.push(`confirm: restoring over the original locations needs --confirm ${job.name}`);
+    if (request.target)
+      problems.push('target: --in-place restores to the original locations; it takes no --target');
+    if (request.replace) problems.push('in-place: --in-place and --replace are two modes: choose one');
+  }
+  if (request.delete && !request.inPlace)
+    problems.push(
+      'delete: --delete removes what is not in the backup from the original locations: it needs --in-place',
+    );
   if (request.tables && !capabilities.tables) {
     problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }
@@ -126,6 +164,32 @@ export async function runRestore(
   const ctx = sourceContext(runtime);
   const base = { job: job.name, backupId: manifest.backupId, kind: manifest.kind };
 
+  if (request.inPlace) {
+    const details = detailsOf(manifest.source, job.source.kind);
+    const roots = request.paths ?? ('paths' in details ? details.paths : []);
+    const target = roots.join(', ') || '/';
+    runtime.log(`restore ${job.name} ${manifest.backupId} in place over ${target}`);
+    const stamp = runtime.clock.now().toISOString().replace(/[-:.]/g, '');
+    const { sourceBytes, outcome } = await restoreInto(runtime, job, manifest, '/', undefined, ctx, {
+      paths: request.paths,
+      inPlace: { delete: request.delete === true, stamp },
+    });
+    const checks = await checkRestored(job, manifest, '/', undefined, ctx, {
+      paths: request.paths,
+      inPlace: { delete: request.delete === true, stamp },
+    });
+    return {
+      ...base,
+      mode: 'in-place',
+      target,
+      ...(outcome?.keptAs ? { keptAs: outcome.keptAs } : {}),
+      sourceBytes,
+      durationSeconds: secondsSince(started),
+      ...checks,
+      ...(outcome?.notes?.length ? { notes: outcome.notes } : {}),
+    };
+  }
+
   if (!request.replace) {
     const target = request.target ?? scratchTargetOf(runtime, job, 'restore');
     runtime.log(`restore ${job.name} ${manifest.backupId} into ${target}`);
@@ -140,8 +204,9 @@ export async function runRestore(
     const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {
       recovery,
       start: request.start,
+      paths: request.paths,
     });
-    const checks = await checkRestored(job, manifest, target, request.tables, ctx);
+    const checks = await checkRestored(job, manifest, target, request.tables, ctx, { paths: request.paths });
     return {
       ...base,
       mode: 'scratch',
@@ -224,8 +289,8 @@ async function restoreInto(
   target: string,
   tables: string[] | undefined,
   ctx: SourceContext,
-  pointInTime: Pick<RestoreTarget, 'recovery' | 'start'> = {},
-): Promise<{ sourceBytes: number }> {
+  extra: Pick<RestoreTarget, 'recovery' | 'start' | 'paths' | 'inPlace'> = {},
+): Promise<{ sourceBytes: number; outcome?: RestoreOutcome }> {
   const driver = sourceDriver(job.source);
   const controller = new AbortController();
   const onAbort = () => controller.abort(runtime.signal.reason);
@@ -235,16 +300,17 @@ async function restoreInto(
   try {
     const reader = await openBackup(runtime, manifest, controller.signal);
     try {
-      await driver.restore(job.source, reader, {
+      const outcome = await driver.restore(job.source, reader, {
         target,
         tables,
         details: detailsOf(manifest.source, job.source.kind),
-        ...pointInTime,
+        ...extra,
         ctx: { ...ctx, signal: controller.signal },
       });
-      restored = true;
+      // In place, the target is the original locations: never something to discard.
+      restored = !extra.inPlace;
       const { sourceBytes } = await reader.finish();
-      return { sourceBytes };
+      return { sourceBytes, ...(outcome ? { outcome } : {}) };
     } catch (error) {
       // Stop every object still being read, with the cause.
       controller.abort(error);
@@ -266,10 +332,14 @@ export async function checkRestored(
   target: string,
   tables: string[] | undefined,
   ctx: SourceContext,
+  extra: Pick<RestoreTarget, 'paths' | 'inPlace'> = {},
 ): Promise<{ checks: TargetCheck[]; findings: Finding[] }> {
   const driver = sourceDriver(job.source);
   const details = detailsOf(manifest.source, job.source.kind);
-  const checks = attribute(await driver.check(job.source, details, { target, tables, ctx }), manifest);
+  const checks = attribute(
+    await driver.check(job.source, details, { target, tables, ...extra, ctx }),
+    manifest,
+  );
   return { checks, findings: checks.flatMap((c) => c.findings) };
 }
 

@@ -48,6 +48,16 @@ export class VaultWalArchive implements WalArchive {
     this.#options = options;
   }
 
+  /** The location of the vault the archive is in (its `url`). */
+  get vaultUrl(): string {
+    return this.#vault.url;
+  }
+
+  /** Whether the vault holds a WAL file of this name now (a head request, nothing read). */
+  async has(name: string): Promise<boolean> {
+    return (await this.#vault.head(this.keyOf(name))) !== undefined;
+  }
+
   /** The vault key of a WAL file of this job. @throws PlanError for a name that is not a WAL file's. */
   keyOf(name: string): string {
     if (!WAL_FILE_NAME.test(name))

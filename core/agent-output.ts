@@ -1,5 +1,5 @@
 /**
- * The agent's `--json` output contract: what `strongbox backup|restore|drill|verify --json` print on
+ * The agent's `--json` output contract: what `strongbox backup|restore|drill|verify|list --json` print on
  * stdout (one JSON object on one line), and the error object a failing `--json` run prints. The agent's
  * commands check their output against these types (`satisfies`); the Lambda functions parse the agent's
  * stdout with these schemas (functions/lib/commands `parseAgentJson`). One owner, so a renamed field
@@ -78,6 +78,11 @@ export const agentBackupResultSchema = z.strictObject({
   manifestKey: z.string().min(1),
   /** What the source warned about (files changed or vanished while read); the run exits 1. */
   warnings: z.array(z.string()).optional(),
+  /**
+   * What the checks of the committed backup found: its size (source bytes) far under or over the median
+   * of the job's recent backups (`backup-size`). Warnings: the backup is stored; the run exits 1.
+   */
+  findings: z.array(findingSchema).optional(),
 });
 
 /** What one backup printed. */
@@ -108,10 +113,10 @@ export const agentRestoreResultSchema = z.strictObject({
   backupId: backupIdSchema,
   /** The job's source kind. */
   kind: z.string().min(1),
-  mode: z.enum(['scratch', 'replace']),
-  /** Where the data now is: the scratch target, or the live database name after a replace. */
+  mode: z.enum(['scratch', 'replace', 'in-place']),
+  /** Where the data now is: the scratch target, the live database name after a replace, `/` in place. */
   target: z.string().min(1),
-  /** After a replace: the name the previous live data is kept under. */
+  /** After a replace: the name the previous live data is kept under; in place: the kept directory. */
   keptAs: z.string().min(1).optional(),
   /** After a replace: the safety backup taken first. */
   safetyBackupId: backupIdSchema.optional(),
@@ -196,6 +201,93 @@ export const agentVerifyResultSchema = z.strictObject({
 /** What `strongbox verify --json` prints. */
 export type AgentVerifyResult = z.output<typeof agentVerifyResultSchema>;
 
+/** One backup in `strongbox list --json` (core/inventory), complete or not. */
+export const agentListBackupSchema = z.strictObject({
+  job: z.string().min(1),
+  backupId: backupIdSchema,
+  /** Start time carried by the backup id. */
+  startedAt: z.iso.datetime(),
+  /** Whether the manifest exists. */
+  complete: z.boolean(),
+  /**
+   * `complete`; `warnings` (complete, the source warned); `safety` (taken by `restore --replace`);
+   * `incomplete` (data without a manifest: running, or a failed run's leftover); `invalid` (a manifest
+   * that cannot be read: not restorable).
+   */
+  status: z.enum(['complete', 'warnings', 'safety', 'incomplete', 'invalid']),
+  /** Seconds since the backup started. */
+  ageSeconds: seconds,
+  /** Bytes the vault holds for the backup, manifest included. */
+  storedBytes: bytes,
+  /** Storage classes of its data objects. */
+  storageClasses: z.array(z.string().min(1)).min(1),
+  /** From the manifest (absent for incomplete and invalid backups): the GFS tier. */
+  tier: z.enum(TIERS).optional(),
+  finishedAt: z.iso.datetime().optional(),
+  /** Seconds from start to finish. */
+  durationSeconds: seconds.optional(),
+  /** Bytes the source produced (before compression and encryption). */
+  sourceBytes: bytes.optional(),
+  /** What the source warned about. */
+  warnings: z.array(z.string()).optional(),
+});
+
+/** One backup as `strongbox list --json` shows it. */
+export type AgentListBackup = z.output<typeof agentListBackupSchema>;
+
+const backupPointSchema = z.strictObject({ backupId: backupIdSchema, finishedAt: z.iso.datetime() });
+
+/** One job's summary in `strongbox list --json` (core/inventory). */
+export const agentListJobSchema = z.strictObject({
+  job: z.string().min(1),
+  /** The job's source kind. */
+  kind: z.string().min(1),
+  /** Complete backups whose data is stored, safety backups not counted. */
+  complete: z.number().int().nonnegative(),
+  /** Those backups per GFS tier. */
+  tiers: z.strictObject({
+    daily: z.number().int().nonnegative(),
+    weekly: z.number().int().nonnegative(),
+    monthly: z.number().int().nonnegative(),
+    yearly: z.number().int().nonnegative(),
+  }),
+  /** Safety backups (`restore --replace`) whose data is stored. */
+  safety: z.number().int().nonnegative(),
+  /** Complete backups whose source warned. */
+  warnings: z.number().int().nonnegative(),
+  /** Backups with data but no manifest. */
+  incomplete: z.number().int().nonnegative(),
+  /** Backups whose manifest cannot be read. */
+  invalid: z.number().int().nonnegative(),
+  /** Bytes the vault holds for the job's backups, incomplete ones included (WAL not counted). */
+  storedBytes: bytes,
+  /** Bytes the sources produced for the complete backups. */
+  sourceBytes: bytes,
+  /** The oldest complete backup (not a safety backup). */
+  oldest: backupPointSchema.optional(),
+  /** The newest complete backup, and seconds since it finished. */
+  newest: backupPointSchema.extend({ ageSeconds: seconds }).optional(),
+  /** Point-in-time jobs: the earliest and latest points a restore can reach (core/recovery-window). */
+  recoveryWindow: z.strictObject({ earliest: z.string(), latest: z.string().optional() }).optional(),
+});
+
+/** One job's summary as `strongbox list --json` shows it. */
+export type AgentListJob = z.output<typeof agentListJobSchema>;
+
+/**
+ * `strongbox list --json`: a summary per job, in plan order, and every backup of those jobs, complete
+ * or not, oldest first per job.
+ */
+export const agentListResultSchema = z.strictObject({
+  jobs: z.array(agentListJobSchema),
+  backups: z.array(agentListBackupSchema),
+  /** With `--all`: writes of interrupted (or still running) backups that `prune` removes past the timeout. */
+  unfinished: z.array(z.strictObject({ job: z.string().min(1), key: z.string().min(1) })).optional(),
+});
+
+/** What `strongbox list --json` prints. */
+export type AgentListResult = z.output<typeof agentListResultSchema>;
+
 /** What kind of failure ended a run: core/errors' types, by meaning. */
 export const AGENT_ERROR_KINDS = [
   /** The command line is wrong: an unknown command or option, a missing or bad value (UsageError). */
@@ -216,6 +308,8 @@ export const AGENT_ERROR_KINDS = [
   'restore',
   /** Stopped by a signal; nothing was committed. */
   'interrupted',
+  /** Another run of the job holds its lock; this run did nothing (JobLockedError). */
+  'locked',
   /** Anything else: a bug or an unexpected failure. */
   'internal',
 ] as const;

@@ -109,15 +109,26 @@ export async function listManifests(
 }
 
 /**
- * The newest complete backup of a job that is not a safety backup (`purpose: 'safety'`, taken by
- * `restore --replace` of the data it was about to replace: restoring it would restore the live data), or
+ * Whether a backup may be what "latest" or "at a time" picks: every backup but a safety backup
+ * (`purpose: 'safety'`, taken by `restore --replace` of the data it was about to replace — restoring it
+ * would restore the live data, so a retry after a failed replace would "succeed" and change nothing).
+ * By id, a safety backup is restorable like any other. The one owner of this rule: the agent and the
+ * restore Lambda both ask it.
+ * @example manifests.filter(pickableAsLatest).at(-1)
+ */
+export function pickableAsLatest(manifest: Pick<Manifest, 'purpose'>): boolean {
+  return manifest.purpose !== 'safety';
+}
+
+/**
+ * The newest complete backup of a job that `pickableAsLatest` allows (not a safety backup), or
  * undefined when there is none. Reads manifests newest first until one qualifies.
  */
 export async function newestComplete(vault: Vault, job: string): Promise<Manifest | undefined> {
   const complete = (await listBackups(vault, job)).filter((b) => b.complete);
   for (const backup of complete.reverse()) {
     const manifest = await readManifest(vault, job, backup.backupId);
-    if (manifest.purpose !== 'safety') return manifest;
+    if (pickableAsLatest(manifest)) return manifest;
   }
   return undefined;
 }

@@ -3,6 +3,7 @@
  * findings; none does I/O.
  */
 import type { Finding, Severity } from './agent-output';
+import { formatBytes } from './bytes';
 import { completeManifests, dataObjects, type JobCatalog, type RunClaim } from './catalog';
 import { formatDuration } from './duration';
 import { objectKey } from './layout';
@@ -20,6 +21,34 @@ export type { Finding, Severity } from './agent-output';
 
 /** Ordering of severities, worst first. */
 export const SEVERITY_ORDER: readonly Severity[] = ['critical', 'warning', 'info'];
+
+/** Warnings of a backup named in a finding; the rest are counted. */
+const WARNINGS_NAMED = 5;
+
+/**
+ * What the newest complete backup recorded as not stored exactly as asked (manifest `warnings`: files
+ * that changed, shrank or vanished while read, unreadable files the plan lets pass). Info, not a
+ * warning: the backup is complete and restores; its own run already exited 1 for them. Live trees (logs)
+ * warn on every run, and verify must not page for that every day.
+ * @example checkBackupWarnings(job, newest) // [{ severity: 'info', check: 'backup-warnings', … }]
+ */
+export function checkBackupWarnings(
+  job: Job,
+  newest: Pick<Manifest, 'backupId' | 'warnings'> | undefined,
+): Finding[] {
+  const warnings = newest?.warnings ?? [];
+  if (!newest || warnings.length === 0) return [];
+  const more = warnings.length - WARNINGS_NAMED;
+  return [
+    {
+      severity: 'info',
+      job: job.name,
+      check: 'backup-warnings',
+      backupId: newest.backupId,
+      message: `backup ${newest.backupId} stored ${warnings.length} entr${warnings.length === 1 ? 'y' : 'ies'} not exactly as asked: ${warnings.slice(0, WARNINGS_NAMED).join('; ')}${more > 0 ? ` and ${more} more` : ''}`,
+    },
+  ];
+}
 
 /**
  * Age of the newest complete backup against the job's limits.
@@ -87,32 +116,51 @@ export function checkObjects(
   return findings;
 }
 
+/** How many times the recent median a backup may grow to before it is a warning (`limits.growthRatio`). */
+export const DEFAULT_GROWTH_RATIO = 4;
+
 /**
- * Size of the newest backup against the median of the ones before it and the job's floor: a dump that
- * shrank to half overnight is usually a broken source, not a tidy database.
+ * Size of the newest backup — its source bytes, before compression and encryption — against the job's
+ * floor (`limits.minBytes`, critical) and the median of the backups before it in `recent` (at least
+ * two): under `limits.shrinkRatio` of it is a warning (the classic dump of an empty database, a path
+ * that was not mounted), and so is over `limits.growthRatio` times it (a table filling with junk, a
+ * path now taking in a whole disk).
+ * @example checkSize(job, newest, manifests.slice(-plan.verify.recentCount))
  */
 export function checkSize(job: Job, newest: Manifest | undefined, recent: readonly Manifest[]): Finding[] {
   if (!newest) return [];
   const bytes = sourceBytesOf(newest);
   const base = { job: job.name, check: 'backup-size', backupId: newest.backupId };
+  const what = `newest backup has ${formatBytes(bytes)} of source data`;
   if (bytes < job.limits.minBytes) {
     return [
       {
         ...base,
         severity: 'critical',
-        message: `newest backup has ${bytes} bytes, below the floor of ${job.limits.minBytes}`,
+        message: `${what}, below the floor of ${formatBytes(job.limits.minBytes)} (limits.minBytes; source bytes, before compression)`,
       },
     ];
   }
   const sizes = recent.filter((m) => m.backupId !== newest.backupId).map(sourceBytesOf);
   if (sizes.length < 2) return [];
   const median = medianOf(sizes);
+  const against = `the median ${formatBytes(median)} of the ${sizes.length} backups before it (source bytes, before compression)`;
   if (bytes < median * job.limits.shrinkRatio) {
     return [
       {
         ...base,
         severity: 'warning',
-        message: `newest backup has ${bytes} bytes, under ${Math.round(job.limits.shrinkRatio * 100)}% of the recent median ${median}`,
+        message: `${what}, under ${Math.round(job.limits.shrinkRatio * 100)}% of ${against}: was the source empty or cut short?`,
+      },
+    ];
+  }
+  const growth = job.limits.growthRatio ?? DEFAULT_GROWTH_RATIO;
+  if (median > 0 && bytes > median * growth) {
+    return [
+      {
+        ...base,
+        severity: 'warning',
+        message: `${what}, ${(bytes / median).toFixed(1)}× ${against}, more than the ${growth}× limits.growthRatio allows`,
       },
     ];
   }
@@ -462,6 +510,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
   const manifests = completeManifests(catalog);
   const newest = manifests.at(-1);
   findings.push(...checkAge(job, newest, now));
+  findings.push(...checkBackupWarnings(job, newest));
   for (const { backupId, error } of catalog.invalid) {
     findings.push({
       severity: 'critical',
@@ -544,6 +593,7 @@ export function checkJob(facts: JobFacts): { findings: Finding[]; summary: JobSu
       manifests: manifests.filter((m) => !expiredIds.has(m.backupId)),
       walNames: facts.walNames ?? [],
       newestArchivedAt: facts.walNewestArchivedAt,
+      windowStart: new Date(now.getTime() - facts.retention.pointInTime * 86_400_000),
       now,
     });
     findings.push(...checked.findings);

@@ -37,13 +37,41 @@ export const DEFAULT_COMMAND_TIMEOUT_SECONDS = 3_600;
  */
 export const commandSchema = z
   .strictObject({
-    argv: z.array(z.string().min(1)).min(1).optional(),
-    shell: z.string().min(1).optional(),
-    timeout: commandTimeout.default(DEFAULT_COMMAND_TIMEOUT_SECONDS),
-    env: z.record(z.string().regex(ENV_NAME, 'must be an environment variable name'), z.string()).default({}),
+    argv: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .meta({
+        description: 'The program and its arguments, run directly (no shell); give this or shell.',
+        examples: [['pg_dumpall', '--globals-only']],
+      }),
+    shell: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({
+        description: 'One line for /bin/sh -c (pipes, redirections); give this or argv.',
+        examples: ['docker save app:latest | cat'],
+      }),
+    timeout: commandTimeout.prefault('1h').meta({
+      description: 'How long the command may run before it is stopped.',
+      'x-strongbox-type': 'duration (30s, 10m, 2h)',
+    }),
+    env: z
+      .record(z.string().regex(ENV_NAME, 'must be an environment variable name'), z.string())
+      .default({})
+      .meta({
+        description: 'Plain environment variables added for the command.',
+        examples: [{ LANG: 'C.UTF-8' }],
+      }),
     secretEnv: z
       .record(z.string().regex(ENV_NAME, 'must be an environment variable name'), secretRef)
-      .default({}),
+      .default({})
+      .meta({
+        description:
+          'Secret environment variables, each read from the agent’s environment ({ env: NAME }) or an SSM SecureString ({ parameter: /name }); never argv, disk or logs.',
+        examples: [{ PGPASSWORD: { parameter: '/strongbox/app-db/password' } }],
+      }),
   })
   .refine((command) => (command.argv === undefined) !== (command.shell === undefined), {
     message: 'give exactly one of argv (a list, run without a shell) or shell (one line for /bin/sh -c)',

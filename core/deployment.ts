@@ -91,11 +91,26 @@ export const DOCUMENT_TIMEOUT_PARAMETER = 'executionTimeout';
 export const AGENT_ACTIONS = ['backup', 'restore', 'verify', 'drill'] as const;
 export type AgentAction = (typeof AGENT_ACTIONS)[number];
 
-/** Where hosts install the agent and the plan. */
+/** Where hosts install the agent (the single executable, no Node.js needed) and the plan. */
 export const HOST_PATHS = {
-  agent: '/opt/strongbox/strongbox.mjs',
+  agent: '/opt/strongbox/strongbox',
   plan: '/etc/strongbox/plan.json',
 } as const;
+
+/**
+ * The processor architectures the agent executable is built for (Node.js's `process.arch` names), with
+ * the names `uname -m` prints for each on Linux: the SSM document picks the executable by them.
+ */
+export const AGENT_ARCHITECTURES = {
+  x64: ['x86_64', 'amd64'],
+  arm64: ['aarch64', 'arm64'],
+} as const;
+export type AgentArchitecture = keyof typeof AGENT_ARCHITECTURES;
+
+/** File name of the agent executable for one architecture (`npm run build:exe` writes it to dist/). */
+export function agentExecutableName(arch: AgentArchitecture): string {
+  return `strongbox-linux-${arch}`;
+}
 
 /**
  * Environment the SSM document gives the agent on hosts: a deployment creates the bucket and the KMS
@@ -129,6 +144,12 @@ export const agentRestoreOptionsSchema = z.strictObject({
   to: z.string().min(1).optional(),
   /** Point-in-time jobs: start the restored copy and wait until it is promoted. */
   start: z.boolean().optional(),
+  /** Files jobs: absolute paths (globs allowed) to restore instead of everything. */
+  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1).optional(),
+  /** Files jobs: restore over the original locations, keeping what is overwritten beside. */
+  inPlace: z.boolean().optional(),
+  /** With inPlace: also move away what is not in the backup (into the kept directory). */
+  delete: z.boolean().optional(),
 });
 
 /** Options of a restore or drill (`--options`). */

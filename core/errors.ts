@@ -52,6 +52,15 @@ export class UsageError extends StrongboxError {}
 export class InterruptedError extends StrongboxError {}
 
 /**
+ * Another run of the same job holds its lock (a backup still running when the next one starts): this
+ * run did nothing. The CLI exits with {@link JOB_LOCKED_EXIT}.
+ */
+export class JobLockedError extends StrongboxError {}
+
+/** Exit status of a run refused because its job is already running (sysexits' EX_TEMPFAIL: try later). */
+export const JOB_LOCKED_EXIT = 75;
+
+/**
  * What the edge knows that a low-level error does not: whose address a refused connection was (the
  * vault, a job's database). Returns a name such as `the vault s3://bucket`, or undefined.
  */

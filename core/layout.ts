@@ -18,6 +18,17 @@ export const MANIFEST_NAME = 'manifest.json';
  */
 export const OBJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
+/**
+ * Where `strongbox doctor` writes its vault probe (create-only, a fresh name each run). Host policies of
+ * an AWS deployment allow writing and reading below it, nothing else.
+ */
+export const DOCTOR_PROBE_PREFIX = 'doctor/';
+
+/** The key of one doctor probe: the host's name and a random nonce, below {@link DOCTOR_PROBE_PREFIX}. */
+export function doctorProbeKey(host: string, nonce: string): string {
+  return `${DOCTOR_PROBE_PREFIX}${host}-${nonce}.probe`;
+}
+
 /** Prefix holding every backup of a job, with a trailing slash. */
 export function jobPrefix(job: string): string {
   return `backups/${job}/`;

@@ -156,6 +156,12 @@ export function encryptionContext(job: string, backupId: string): Record<string,
   return { 'strongbox:job': job, 'strongbox:backup': backupId };
 }
 
+/**
+ * The encryption context of `strongbox doctor`'s key probe (a data key made and unwrapped, never
+ * used). No backup has it: a backup id is never `doctor`. Host policies allow exactly this context.
+ */
+export const DOCTOR_KEY_CONTEXT: Readonly<Record<string, string>> = encryptionContext('doctor', 'doctor');
+
 /** Suffix a stored object gets after its source name, by compression (`.sbx`: strongbox-stream-v1). */
 export function storedObjectSuffix(algorithm: CompressionAlgorithm): string {
   return algorithm === 'none' ? '.sbx' : `.${algorithm === 'zstd' ? 'zst' : 'gz'}.sbx`;

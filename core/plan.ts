@@ -25,6 +25,7 @@ import {
   sourceSpec,
 } from './sources/index';
 import { UPLOAD_CLASSES } from './storage-classes';
+import { TIERS } from './tiers';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NAME_HINT = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63';
@@ -60,7 +61,8 @@ function duration(bounds: { min: number; max: number; what: string }) {
         return z.NEVER;
       }
       return seconds;
-    });
+    })
+    .meta({ 'x-strongbox-type': 'duration (90s, 15m, 36h, 7d)' });
 }
 
 /** How old the newest backup may get before alerting: a minute to a year. */
@@ -86,7 +88,8 @@ const days = z
     }
     return parsed;
   })
-  .refine((value) => value >= 1, { message: 'must be at least 1 day' });
+  .refine((value) => value >= 1, { message: 'must be at least 1 day' })
+  .meta({ 'x-strongbox-type': `retention (7d, 5w, 12mo, 7y, ${FOREVER})` });
 
 const timeZone = z.string().refine(
   (tz) => {
@@ -100,66 +103,139 @@ const timeZone = z.string().refine(
   { message: 'is not an IANA time zone (e.g. Europe/Berlin, UTC)' },
 );
 
-const vaultSchema = z.strictObject({
-  /** `file:///absolute/path` or `s3://bucket/optional/prefix`. */
-  url: z
-    .string()
-    .refine(
-      (url) => /^file:\/\/\/./.test(url) || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(url),
-      {
-        message: 'must be file:///absolute/path or s3://bucket[/prefix]',
-      },
-    ),
-  /** S3-compatible endpoint (MinIO, Ceph, s3rver); AWS when absent. */
-  endpoint: z.url().optional(),
-  region: z.string().default('us-east-1'),
-  forcePathStyle: z.boolean().optional(),
-  /**
-   * `when-supported` (AWS default: a CRC32 checksum on every upload, required with Object Lock) or
-   * `when-required` (for servers that mishandle trailing checksums, such as s3rver).
-   */
-  checksums: z.enum(['when-supported', 'when-required']).default('when-supported'),
-  partSizeMiB: z.number().int().min(5).max(512).default(16),
-  /** Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1). */
-  queueSize: z.number().int().min(1).max(16).default(4),
-  /** S3 storage class of data objects at upload; lifecycle rules move them later. */
-  storageClass: z.enum(UPLOAD_CLASSES).default('STANDARD'),
-  objectLock: z
-    .strictObject({ mode: z.enum(['governance', 'compliance']), days: z.number().int().min(1).max(36_500) })
-    .optional(),
-  /** Region of an optional cross-region replica bucket (deployment only). */
-  replicaRegion: z.string().optional(),
-  /**
-   * Rotation period in days of the KMS key an AWS deployment creates for the vault (deployment only;
-   * KMS allows 90 to 2560; DEFAULT_KEY_ROTATION_DAYS when absent). Old key material stays available, so
-   * older backups stay readable.
-   */
-  keyRotationDays: z.number().int().min(90).max(2560).optional(),
-});
+const vaultSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .refine(
+        (url) => /^file:\/\/\/./.test(url) || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(url),
+        {
+          message: 'must be file:///absolute/path or s3://bucket[/prefix]',
+        },
+      )
+      .meta({
+        description:
+          'Where backups go: file:///absolute/path (a local disk or a mounted NAS) or s3://bucket[/prefix] (AWS S3 or an S3-compatible server with endpoint).',
+        examples: ['s3://acme-backups/strongbox'],
+      }),
+    endpoint: z
+      .url()
+      .optional()
+      .meta({
+        description: 'S3-compatible endpoint (MinIO, Ceph, s3rver); AWS S3 when absent.',
+        examples: ['https://minio.internal:9000'],
+      }),
+    region: z.string().default('us-east-1').describe('Region of the S3 bucket.'),
+    forcePathStyle: z
+      .boolean()
+      .optional()
+      .describe('Path-style S3 addressing (http://host/bucket/key), which most S3-compatible servers need.'),
+    checksums: z
+      .enum(['when-supported', 'when-required'])
+      .default('when-supported')
+      .describe(
+        'when-supported (AWS default: a CRC32 checksum on every upload, required with Object Lock) or when-required (for servers that mishandle trailing checksums, such as s3rver).',
+      ),
+    partSizeMiB: z
+      .number()
+      .int()
+      .min(5)
+      .max(512)
+      .default(16)
+      .describe('Size of each part of an S3 multipart upload.'),
+    queueSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(4)
+      .describe('Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1).'),
+    storageClass: z
+      .enum(UPLOAD_CLASSES)
+      .default('STANDARD')
+      .describe('S3 storage class of data objects at upload; lifecycle rules move them later.'),
+    objectLock: z
+      .strictObject({
+        mode: z
+          .enum(['governance', 'compliance'])
+          .describe('S3 Object Lock mode of every data object (compliance: nobody can delete it early).'),
+        days: z
+          .number()
+          .int()
+          .min(1)
+          .max(36_500)
+          .describe('Default retention of the bucket in days; each object is locked until its tier expires.'),
+      })
+      .optional()
+      .describe(
+        'S3 Object Lock: backups cannot be deleted, even with stolen credentials. The bucket must have Object Lock enabled; strongbox doctor checks that it does.',
+      ),
+    replicaRegion: z
+      .string()
+      .optional()
+      .describe('Region of an optional cross-region replica bucket (deployment only).'),
+    keyRotationDays: z
+      .number()
+      .int()
+      .min(90)
+      .max(2560)
+      .optional()
+      .describe(
+        'Rotation period in days of the KMS key an AWS deployment creates for the vault (deployment only; KMS allows 90 to 2560; 90 when absent). Old key material stays available, so older backups stay readable.',
+      ),
+  })
+  .describe('The vault: where backups are stored.');
 
 /** Rotation period of a deployment's vault key when the plan's `vault.keyRotationDays` is absent. */
 export const DEFAULT_KEY_ROTATION_DAYS = 90;
 
-const keySchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('local'), path: z.string().min(1) }),
-  z.strictObject({ type: z.literal('kms'), keyId: z.string().min(1), region: z.string().optional() }),
-]);
+const keySchema = z
+  .discriminatedUnion('type', [
+    z
+      .strictObject({
+        type: z.literal('local'),
+        path: z
+          .string()
+          .min(1)
+          .meta({
+            description:
+              'Master key file made by strongbox keygen (mode 0600), relative to the plan file or absolute.',
+            examples: ['/etc/strongbox/master.key'],
+          }),
+      })
+      .describe('A local master key file wraps each backup’s data key.'),
+    z
+      .strictObject({
+        type: z.literal('kms'),
+        keyId: z
+          .string()
+          .min(1)
+          .meta({
+            description: 'KMS key id, ARN or alias that generates each backup’s data key.',
+            examples: ['alias/strongbox'],
+          }),
+        region: z.string().optional().describe('Region of the KMS key; the vault’s region when absent.'),
+      })
+      .describe('AWS KMS generates and wraps each backup’s data key.'),
+  ])
+  .describe('The key that protects each backup’s data key.');
 
 const retentionSchema = z.strictObject({
-  daily: days.default(7),
-  weekly: days.default(35),
-  monthly: days.default(365),
-  yearly: days.default(7 * 365),
-  /** How far back point-in-time recovery reaches (WAL kept); physical PostgreSQL jobs only. */
-  pointInTime: days.default(7),
+  daily: days.prefault('7d').describe('How long daily backups are kept.'),
+  weekly: days.prefault('35d').describe('How long weekly backups (the first of each ISO week) are kept.'),
+  monthly: days.prefault('365d').describe('How long monthly backups (the first of each month) are kept.'),
+  yearly: days.prefault('2555d').describe('How long yearly backups (the first of each year) are kept.'),
+  pointInTime: days
+    .prefault('7d')
+    .describe('How far back point-in-time recovery reaches (WAL kept); physical PostgreSQL jobs only.'),
 });
 
 const retentionOverride = z.strictObject({
-  daily: days.optional(),
-  weekly: days.optional(),
-  monthly: days.optional(),
-  yearly: days.optional(),
-  pointInTime: days.optional(),
+  daily: days.optional().describe('How long this job’s daily backups are kept.'),
+  weekly: days.optional().describe('How long this job’s weekly backups are kept.'),
+  monthly: days.optional().describe('How long this job’s monthly backups are kept.'),
+  yearly: days.optional().describe('How long this job’s yearly backups are kept.'),
+  pointInTime: days.optional().describe('How far back this job’s point-in-time recovery reaches.'),
 });
 
 const hostSchema = z
@@ -173,10 +249,26 @@ const hostSchema = z
             'must be an EC2 (i-…) or managed (mi-…) instance id',
           ),
       )
-      .optional(),
-    tags: z.record(z.string(), z.string()).optional(),
-    maxConcurrency: z.union([z.number().int().min(1), z.string().regex(/^\d+%$/)]).default(1),
-    maxErrors: z.union([z.number().int().min(0), z.string().regex(/^\d+%$/)]).default(0),
+      .optional()
+      .meta({
+        description: 'EC2 (i-…) or SSM managed (mi-…) instance ids; give this or tags.',
+        examples: [['i-0abc12345def67890']],
+      }),
+    tags: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({
+        description: 'Instances with these tags; give this or instanceIds.',
+        examples: [{ role: 'db' }],
+      }),
+    maxConcurrency: z
+      .union([z.number().int().min(1), z.string().regex(/^\d+%$/)])
+      .default(1)
+      .describe('Hosts that run a command at once (SSM MaxConcurrency): a number or a percentage.'),
+    maxErrors: z
+      .union([z.number().int().min(0), z.string().regex(/^\d+%$/)])
+      .default(0)
+      .describe('Failed hosts after which SSM stops sending the command (MaxErrors).'),
   })
   .refine(
     (host) => Boolean(host.instanceIds?.length) !== Boolean(host.tags && Object.keys(host.tags).length),
@@ -186,10 +278,21 @@ const hostSchema = z
   );
 
 const sqlCheck = z.strictObject({
-  name: z.string().min(1),
-  query: z.string().min(1),
-  /** Expected value of the first column of the first row, compared as text. */
-  expect: z.union([z.string(), z.number(), z.boolean()]).transform(String),
+  name: z
+    .string()
+    .min(1)
+    .meta({ description: 'Name of the check in reports.', examples: ['orders exist'] }),
+  query: z
+    .string()
+    .min(1)
+    .meta({ description: 'SQL run on the restored copy.', examples: ['select count(*) > 0 from orders'] }),
+  expect: z
+    .union([z.string(), z.number(), z.boolean()])
+    .transform(String)
+    .meta({
+      description: 'Expected value of the first column of the first row, compared as text.',
+      examples: ['true'],
+    }),
 });
 
 /** An EventBridge Scheduler expression, `cron(…)` or `rate(…)`, in the plan's time zone. */
@@ -199,90 +302,263 @@ const scheduleExpression = z.string().superRefine((expression, ctx) => {
 });
 
 const jobSchema = z.strictObject({
-  name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
-  description: z.string().optional(),
-  /** Key of `hosts` that runs the job (AWS deployments). */
-  host: z.string().optional(),
-  /** EventBridge Scheduler expression, e.g. `cron(0 2 * * ? *)`, in the plan's time zone. */
-  schedule: scheduleExpression.optional(),
-  /** Flexible window of the schedule in minutes; 0 runs exactly on time. */
-  scheduleWindowMinutes: z.number().int().min(0).max(1440).default(0),
-  source: sourcePlanSchema,
+  name: z
+    .string()
+    .regex(NAME, `must be ${NAME_HINT} characters`)
+    .meta({
+      description: `The job's name (${NAME_HINT} characters); vault keys use it.`,
+      examples: ['app-db'],
+    }),
+  description: z.string().optional().describe('What the job is for, in words.'),
+  host: z.string().optional().describe('Key of hosts that runs the job (AWS deployments).'),
+  schedule: scheduleExpression.optional().meta({
+    description:
+      "EventBridge Scheduler expression, cron(…) or rate(…), in the plan's time zone (AWS deployments).",
+    examples: ['cron(0 2 * * ? *)'],
+  }),
+  scheduleWindowMinutes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1440)
+    .default(0)
+    .describe('Flexible window of the schedule in minutes; 0 runs exactly on time.'),
+  source: sourcePlanSchema.describe('What to back up: the kind of data and where it is.'),
   compression: z
     .strictObject({
-      algorithm: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
-      level: z.number().int().min(1).max(19).optional(),
+      algorithm: z.enum(['zstd', 'gzip', 'none']).default('zstd').describe('Compressor run on the host.'),
+      level: z
+        .number()
+        .int()
+        .min(1)
+        .max(19)
+        .optional()
+        .describe('Compression level (zstd 1–19, gzip 1–9); the compressor’s default when absent.'),
     })
-    .default({ algorithm: 'zstd' }),
-  retention: retentionOverride.optional(),
+    .prefault({})
+    .describe('How data is compressed before it is encrypted.'),
+  retention: retentionOverride.optional().describe('Overrides of the plan’s retention for this job.'),
   limits: z
     .strictObject({
-      /** Age of the newest complete backup that raises a warning. */
-      warnAge: ageLimit.default(25 * 3600),
-      /** Age of the newest complete backup that is critical. */
-      criticalAge: ageLimit.default(30 * 3600),
-      /** A backup smaller than this is suspicious, whatever the median says. */
-      minBytes: z.number().int().min(0).default(0),
-      /** A backup smaller than this fraction of the recent median is suspicious. */
-      shrinkRatio: z.number().min(0).max(1).default(0.5),
+      warnAge: ageLimit.prefault('25h').describe('Age of the newest complete backup that raises a warning.'),
+      criticalAge: ageLimit.prefault('30h').describe('Age of the newest complete backup that is critical.'),
+      minBytes: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe('A backup with fewer source bytes than this is critical, whatever the median says.'),
+      shrinkRatio: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.5)
+        .describe(
+          'A backup with fewer source bytes than this fraction of the recent median (verify.recentCount backups) is a warning: the dump of an empty database.',
+        ),
+      growthRatio: z
+        .number()
+        .min(1)
+        .optional()
+        .meta({
+          description:
+            'A backup with more source bytes than this multiple of the recent median is a warning (a table filling with junk, a path now taking in a whole disk); 4 when absent.',
+          examples: [4],
+        }),
     })
-    .default({ warnAge: 25 * 3600, criticalAge: 30 * 3600, minBytes: 0, shrinkRatio: 0.5 }),
+    .prefault({})
+    .describe('What verify, the Nagios check and each backup report: age and size against these.'),
   drill: z
     .strictObject({
-      schedule: scheduleExpression.optional(),
-      host: z.string().optional(),
-      /** Recovery time objective: a drill slower than this alerts. */
-      rto: duration({ min: 1, max: 30 * 86_400, what: 'recovery time objective' }).optional(),
-      checks: z.array(sqlCheck).default([]),
+      schedule: scheduleExpression.optional().meta({
+        description: 'When the restore drill runs (AWS deployments).',
+        examples: ['cron(0 4 ? * SUN *)'],
+      }),
+      host: z.string().optional().describe('Key of hosts that runs the drill (AWS deployments).'),
+      rto: duration({ min: 1, max: 30 * 86_400, what: 'recovery time objective' })
+        .optional()
+        .describe('Recovery time objective: a drill slower than this alerts.'),
+      checks: z
+        .array(sqlCheck)
+        .default([])
+        .describe('SQL checks run on the restored copy (sources that run SQL).'),
     })
-    .optional(),
-  /** How long one run of the job may take before it is stopped and its leftovers are stale. */
-  timeout: duration({ min: 60, max: 7 * 86_400, what: 'job timeout' }).default(6 * 3600),
-  /**
-   * Commands around each backup of the job (quiesce an application, flush a cache, take an LVM snapshot):
-   * `before` in order, the first failure stopping the backup before it starts; `after` always, in
-   * order, also when `before` or the backup failed (STRONGBOX_BACKUP_STATUS tells them which).
-   */
+    .optional()
+    .describe('Restore drills: the newest backup restored into a scratch target and checked.'),
+  timeout: duration({ min: 60, max: 7 * 86_400, what: 'job timeout' })
+    .prefault('6h')
+    .describe('How long one run of the job may take before it is stopped and its leftovers are stale.'),
   hooks: z
     .strictObject({
-      before: z.array(commandSchema).default([]),
-      after: z.array(commandSchema).default([]),
+      before: z
+        .array(commandSchema)
+        .default([])
+        .describe(
+          'Commands run in order before the backup; the first failure stops the backup before it starts.',
+        ),
+      after: z
+        .array(commandSchema)
+        .default([])
+        .describe(
+          'Commands run in order after the backup, also when before or the backup failed (STRONGBOX_BACKUP_STATUS tells them which).',
+        ),
     })
-    .default({ before: [], after: [] }),
+    .prefault({})
+    .describe(
+      'Commands around each backup of the job: quiesce an application, flush a cache, take an LVM snapshot.',
+    ),
 });
 
-const planSchema = z
+/** Retention of a copy: days per GFS tier, each optional (absent: the job's retention of that tier). */
+const copyRetention = z.strictObject({
+  daily: days.optional(),
+  weekly: days.optional(),
+  monthly: days.optional(),
+  yearly: days.optional(),
+});
+
+/**
+ * A further vault the primary's complete backups are copied to (the 3-2-1 rule): a NAS, an S3 bucket in
+ * another account or region, an S3-compatible store. `strongbox copy` (and `backup --copy`) fills it.
+ */
+const copySchema = z.strictObject({
+  /** How commands name the copy: `copy --to <name>`, `restore --from <name>`. */
+  name: z.string().regex(NAME, `must be ${NAME_HINT} characters`),
+  description: z.string().optional(),
+  vault: vaultSchema,
+  /**
+   * The copy's own master key, declared like the plan's `key`. When it is given, each backup's data key
+   * is re-wrapped for it (unwrapped with the primary's key, wrapped with this one); the data itself is
+   * never decrypted. Absent: the primary's key, and the wrapped data keys are copied as they are.
+   */
+  key: keySchema.optional(),
+  /** Days kept per tier on this copy; a tier left out keeps the job's retention of that tier. */
+  retention: copyRetention.optional(),
+  /** Only backups of these tiers go to this copy (e.g. `[weekly, monthly, yearly]` off-site). @default every tier */
+  tiers: z
+    .array(z.enum(TIERS, { error: `must be one of ${TIERS.join(', ')}` }))
+    .min(1, 'names no tier: leave tiers out to copy every tier')
+    .optional(),
+});
+
+/** Where a vault config points: its URL without a trailing slash, and its endpoint. */
+function vaultIdentity(vault: { url: string; endpoint?: string }): string {
+  return `${vault.url.replace(/\/+$/, '')} ${vault.endpoint?.replace(/\/+$/, '') ?? ''}`;
+}
+
+export const planSchema = z
   .strictObject({
-    version: z.literal(1),
-    name: z.string().regex(NAME, `must be ${NAME_HINT} characters`).default('strongbox'),
-    timezone: timeZone.default('UTC'),
+    version: z.literal(1).describe('Version of the plan format: 1.'),
+    name: z
+      .string()
+      .regex(NAME, `must be ${NAME_HINT} characters`)
+      .default('strongbox')
+      .describe('Name of the deployment (AWS resource names and alerts use it).'),
+    timezone: timeZone.default('UTC').meta({
+      description:
+        'IANA time zone of schedules and of the GFS calendar (first backup of a week, month, year).',
+      examples: ['Europe/Berlin'],
+    }),
     vault: vaultSchema,
     key: keySchema,
-    retention: retentionSchema.default({ daily: 7, weekly: 35, monthly: 365, yearly: 2555, pointInTime: 7 }),
+    retention: retentionSchema
+      .prefault({})
+      .describe('How long backups of each GFS tier are kept (jobs may override it).'),
     alerts: z
       .strictObject({
-        email: z.array(z.email()).default([]),
-        slack: z.strictObject({ webhookParameter: z.string().min(1) }).optional(),
+        email: z
+          .array(z.email())
+          .default([])
+          .meta({ description: 'Addresses the alert topic mails.', examples: [['ops@example.com']] }),
+        slack: z
+          .strictObject({
+            webhookParameter: z
+              .string()
+              .min(1)
+              .meta({
+                description:
+                  'SSM SecureString parameter that holds the Slack webhook URL (never the URL itself).',
+                examples: ['/strongbox/slack-webhook'],
+              }),
+          })
+          .optional()
+          .describe('Slack messages for alerts.'),
       })
-      .default({ email: [] }),
+      .prefault({})
+      .describe('Who is told about failures and findings (AWS deployments).'),
     /** Alerts the agent sends itself after each run (sites without AWS): core/local-ops. */
-    notify: notifySchema.optional(),
+    notify: notifySchema
+      .optional()
+      .describe('Alerts the agent sends itself after each run, for sites without AWS.'),
     /** A Prometheus node_exporter textfile the agent rewrites after each run: core/local-ops. */
-    metrics: metricsSchema.optional(),
+    metrics: metricsSchema
+      .optional()
+      .describe('A Prometheus node_exporter textfile the agent rewrites after each run.'),
     /** How full a file vault's file system may get before verify, doctor and backup report it. */
-    storage: storageSchema.default(DEFAULT_STORAGE),
+    storage: storageSchema
+      .default(DEFAULT_STORAGE)
+      .describe("How full a file vault's file system may get before verify, doctor and backup report it."),
     verify: z
       .strictObject({
-        schedule: scheduleExpression.default('cron(0 7 * * ? *)'),
-        recentCount: z.number().int().min(1).default(7),
+        schedule: scheduleExpression
+          .default('cron(0 7 * * ? *)')
+          .describe('When the verify function runs (AWS deployments).'),
+        recentCount: z
+          .number()
+          .int()
+          .min(1)
+          .default(7)
+          .describe('How many recent backups the size median takes.'),
       })
-      .default({ schedule: 'cron(0 7 * * ? *)', recentCount: 7 }),
+      .prefault({})
+      .describe('Verification of every job: age, objects, size, tiers, WAL.'),
     hosts: z
       .record(z.string().regex(NAME, `host names must be ${NAME_HINT} characters`), hostSchema)
-      .default({}),
-    jobs: z.array(jobSchema).min(1, 'needs at least one job'),
+      .default({})
+      .describe('Named groups of hosts that run jobs and drills (AWS deployments).'),
+    jobs: z
+      .array(jobSchema)
+      .min(1, 'needs at least one job')
+      .describe('What is backed up, one job per source.'),
+    /** Further vaults the primary's backups are copied to (the 3-2-1 rule); none by default. */
+    copies: z
+      .array(copySchema)
+      .default([])
+      .describe("Further vaults the primary's backups are copied to (the 3-2-1 rule)."),
   })
   .superRefine((plan, ctx) => {
+    const copyNames = new Map<string, number>();
+    const copyVaults = new Map<string, number>([[vaultIdentity(plan.vault), -1]]);
+    plan.copies.forEach((copy, index) => {
+      const first = copyNames.get(copy.name);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'name'],
+          message: `'${copy.name}' is used by copies[${first}] too`,
+        });
+      } else copyNames.set(copy.name, index);
+      const same = copyVaults.get(vaultIdentity(copy.vault));
+      if (same !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'vault', 'url'],
+          message:
+            same === -1
+              ? `'${copy.vault.url}' is the primary vault (vault.url): a copy must be another vault`
+              : `'${copy.vault.url}' is the vault of copies[${same}] too`,
+        });
+      } else copyVaults.set(vaultIdentity(copy.vault), index);
+      const tiers = copy.tiers ?? [];
+      const repeated = tiers.find((tier, i) => tiers.indexOf(tier) !== i);
+      if (repeated) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['copies', index, 'tiers'],
+          message: `names ${repeated} twice`,
+        });
+      }
+    });
     const seen = new Map<string, number>();
     plan.jobs.forEach((job, index) => {
       const first = seen.get(job.name);
@@ -334,6 +610,8 @@ export type SqlCheck = NonNullable<Job['drill']>['checks'][number];
 export type Retention = Plan['retention'];
 export type VaultConfig = Plan['vault'];
 export type KeyConfig = Plan['key'];
+/** One of the plan's `copies`. */
+export type CopyConfig = Plan['copies'][number];
 
 /** @deprecated moved to core/issues; kept so existing imports of `#core/plan` keep working. */
 export { formatPath } from './issues';
@@ -477,4 +755,35 @@ export function selectJobs(plan: Plan, names?: readonly string[]): Job[] {
 export function retentionOf(plan: Plan, job: Job): Retention {
   const override = Object.fromEntries(Object.entries(job.retention ?? {}).filter(([, v]) => v !== undefined));
   return { ...plan.retention, ...override };
+}
+
+/**
+ * Finds one of the plan's copies by name.
+ * @throws PlanError naming the copies there are.
+ */
+export function findCopy(plan: Plan, name: string): CopyConfig {
+  const copy = plan.copies.find((c) => c.name === name);
+  if (!copy) {
+    throw new PlanError([
+      `copy '${name}' is not in the plan (copies: ${plan.copies.map((c) => c.name).join(', ') || 'none defined'})`,
+    ]);
+  }
+  return copy;
+}
+
+/**
+ * The retention that applies to a job's backups on a copy: the job's retention (plan and job
+ * overrides), with the copy's own days per tier over it.
+ * @example copyRetentionOf(plan, job, findCopy(plan, 'offsite')).monthly
+ */
+export function copyRetentionOf(plan: Plan, job: Job, copy: CopyConfig): Retention {
+  const override = Object.fromEntries(
+    Object.entries(copy.retention ?? {}).filter(([, v]) => v !== undefined),
+  );
+  return { ...retentionOf(plan, job), ...override };
+}
+
+/** Whether a copy takes backups of a tier (its `tiers` filter; every tier when absent). */
+export function copyTakesTier(copy: CopyConfig, tier: (typeof TIERS)[number]): boolean {
+  return copy.tiers === undefined || copy.tiers.includes(tier);
 }

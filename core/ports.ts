@@ -43,7 +43,10 @@ export interface Vault {
   /**
    * Stores the stream under `key`. The object becomes visible only when the whole stream was stored:
    * on error or abort nothing is left under the key (partial uploads are aborted, temp files removed).
-   * An existing object under the same key is replaced (callers write fresh keys only).
+   * Callers write each key once (fresh keys only): never count on a put replacing an object. The S3 vault
+   * is create-only (`If-None-Match: *` on PutObject and CompleteMultipartUpload) and rejects a put to a
+   * key that exists with a VaultError, leaving the object there as it was; the file vault renames its
+   * finished temp file over the key.
    * Resolves with the bytes stored.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<{ sizeBytes: number }>;
@@ -80,6 +83,13 @@ export interface KeyProvider {
   generateDataKey(context: Record<string, string>): Promise<DataKey>;
   /** The plaintext of a wrapped data key. @throws KeyError for a wrong key or context. */
   decryptDataKey(wrapped: string, key: KeyRef, context: Record<string, string>): Promise<Buffer>;
+  /**
+   * Wraps an existing data key (the plaintext of one this or another provider made) under this
+   * provider's master key, bound to `context`: how a copy in another vault gets its own wrapped key
+   * without the data being decrypted. Never stores or logs the plaintext.
+   * @throws KeyError when the master key cannot be used.
+   */
+  wrapDataKey(plaintext: Buffer, context: Record<string, string>): Promise<Omit<DataKey, 'plaintext'>>;
 }
 
 /**
@@ -154,12 +164,28 @@ export interface RestoreInput {
   only(): Promise<Readable>;
 }
 
+/** What a driver's restore reports beyond success (in-place restores). */
+export interface RestoreOutcome {
+  /** Where what the restore overwrote or moved away was kept. */
+  keptAs?: string;
+  /** Lines for the operator (what was restored, what was kept). */
+  notes?: string[];
+}
+
 /** Where and what a driver restores, and the context it runs in. */
 export interface RestoreTarget<D = unknown> {
   /** A database name, a directory: created by the restore (or an empty directory), never overwritten. */
   target: string;
   /** Tables to restore (drivers with the `tables` capability), `schema.table` or `table`. */
   tables?: readonly string[];
+  /** Absolute paths (globs allowed) to restore (drivers with the `paths` capability); all by default. */
+  paths?: readonly string[];
+  /**
+   * Restore over the original locations instead of into `target` (drivers with the `inPlace`
+   * capability): what is overwritten is kept beside, named by `stamp`; `delete` also moves away what
+   * exists below the restored paths but is not in the backup.
+   */
+  inPlace?: { delete: boolean; stamp: string };
   /** The manifest's details of the backup being restored (what the source recorded beside the data). */
   details?: D;
   /**
@@ -224,7 +250,8 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     config: SourceConfigOf<K>,
     input: RestoreInput,
     options: RestoreTarget<SourceDetailsOf<K>>,
-  ): Promise<void>;
+    // biome-ignore lint/suspicious/noConfusingVoidType: drivers without an outcome are `async () => {}`
+  ): Promise<RestoreOutcome | void>;
   /** The checks of a restored target against the manifest's details (drills run them too). */
   check(
     config: SourceConfigOf<K>,

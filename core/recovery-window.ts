@@ -10,7 +10,10 @@ import { parseSegment, segmentName, WAL_SEGMENT_NAME } from './wal';
 
 /** What the window check reports beside its findings. */
 export interface RecoveryWindow {
-  /** The end of the oldest retained base backup: the earliest point a restore can reach. */
+  /**
+   * The end of the oldest retained base backup inside the point-in-time window (older ones restore to
+   * their own end only): the earliest point a point-in-time restore can reach.
+   */
   earliest?: string;
   /** When the newest archived WAL file was stored: the latest point the archive reaches (about). */
   latest?: string;
@@ -29,6 +32,12 @@ export interface RecoveryWindowFacts {
   walNames: readonly string[];
   /** When the newest WAL file was archived, when known. */
   newestArchivedAt?: Date;
+  /**
+   * Where the plan's point-in-time window starts (now minus `retention.pointInTime`). WAL before the
+   * newest base backup that ended before it is expired by design ({@link expiredWal}): older base
+   * backups restore to their own end only, and their missing WAL is no gap. @default no expiry
+   */
+  windowStart?: Date;
   now: Date;
 }
 
@@ -82,7 +91,11 @@ export function checkRecoveryWindow(facts: RecoveryWindowFacts): {
       newest = s;
   }
   const perLog = 0x1_0000_0000 / segmentBytes;
-  for (const { manifest, range } of backups) {
+  // Backups older than the window's anchor keep their own WAL only: the archive after them expired.
+  const anchor = facts.windowStart ? walAnchor(facts.manifests, facts.windowStart) : undefined;
+  const anchorEnd = anchor ? Date.parse(anchor.m.finishedAt) : Number.NEGATIVE_INFINITY;
+  const inWindow = backups.filter(({ manifest }) => Date.parse(manifest.finishedAt) >= anchorEnd);
+  for (const { manifest, range } of inWindow) {
     const set = byTimeline.get(range.timeline);
     const last = parseSegment(range.lastWalSegment, segmentBytes).number;
     const top = set ? Math.max(...set) : -1;
@@ -105,7 +118,7 @@ export function checkRecoveryWindow(facts: RecoveryWindowFacts): {
     });
   }
   const newestBackup = backups.at(-1) as { manifest: Manifest; range: PhysicalRange };
-  window.earliest = (backups[0] as { manifest: Manifest }).manifest.finishedAt;
+  window.earliest = (inWindow[0] ?? newestBackup).manifest.finishedAt;
   if (newest) window.newestSegment = segmentName(newest.timeline, newest.number, perLog);
   const lastOfNewest = parseSegment(newestBackup.range.lastWalSegment, segmentBytes);
   const archivedAfter =
@@ -142,6 +155,20 @@ function runs(numbers: readonly number[]): [number, number][] {
   return out;
 }
 
+/** The newest base backup that ended before the point-in-time window starts: WAL before it expires. */
+function walAnchor(
+  manifests: readonly Manifest[],
+  windowStart: Date,
+): { m: Manifest; range: PhysicalRange } | undefined {
+  return manifests
+    .flatMap((m) => {
+      const range = rangeOf(m);
+      return range && Date.parse(m.finishedAt) <= windowStart.getTime() ? [{ m, range }] : [];
+    })
+    .sort((a, b) => Date.parse(a.m.finishedAt) - Date.parse(b.m.finishedAt))
+    .at(-1);
+}
+
 /**
  * The WAL files retention no longer needs: those before the first segment of the newest base backup that
  * ended before the point-in-time window starts (`windowStart`), on its timeline or older ones. History
@@ -154,13 +181,7 @@ export function expiredWal(
   walNames: readonly string[],
   windowStart: Date,
 ): { anchorBackupId?: string; expire: string[] } {
-  const anchors = manifests
-    .flatMap((m) => {
-      const range = rangeOf(m);
-      return range && Date.parse(m.finishedAt) <= windowStart.getTime() ? [{ m, range }] : [];
-    })
-    .sort((a, b) => Date.parse(a.m.finishedAt) - Date.parse(b.m.finishedAt));
-  const anchor = anchors.at(-1);
+  const anchor = walAnchor(manifests, windowStart);
   if (!anchor) return { expire: [] };
   const bytes = anchor.range.walSegmentBytes;
   const first = parseSegment(anchor.range.firstWalSegment, bytes);

@@ -130,3 +130,89 @@ function valueProblem(text: string, field: CronField): string | undefined {
   const names = field.names ? ` or ${field.names[0]}-${field.names.at(-1)}` : '';
   return `'${text}' is not a ${field.name} value (${field.min}-${field.max}${names})`;
 }
+
+/** The six fields of a `cron(…)` expression, as written. */
+export interface CronFields {
+  minutes: string;
+  hours: string;
+  dayOfMonth: string;
+  month: string;
+  dayOfWeek: string;
+  year: string;
+}
+
+/** A schedule expression taken apart: `rate(value unit)` or the six fields of `cron(…)`. */
+export type ParsedSchedule =
+  | { type: 'rate'; value: number; unit: 'minutes' | 'hours' | 'days' }
+  | { type: 'cron'; fields: CronFields };
+
+/**
+ * Takes a valid schedule expression apart (rate units made plural).
+ * @example parseSchedule('rate(1 day)') // { type: 'rate', value: 1, unit: 'days' }
+ * @throws Error when {@link scheduleProblem} finds a problem (validate first; the plan does).
+ */
+export function parseSchedule(expression: string): ParsedSchedule {
+  const problem = scheduleProblem(expression);
+  if (problem) throw new Error(problem);
+  const rate = /^rate\((.*)\)$/.exec(expression);
+  if (rate) {
+    const [value, unit] = (rate[1] as string).trim().split(' ') as [string, string];
+    return {
+      type: 'rate',
+      value: Number(value),
+      unit: unit.replace(/s?$/, 's') as 'minutes' | 'hours' | 'days',
+    };
+  }
+  const body = (/^cron\((.*)\)$/.exec(expression) as RegExpExecArray)[1] as string;
+  const [minutes, hours, dayOfMonth, month, dayOfWeek, year] = body.trim().split(/\s+/) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  return { type: 'cron', fields: { minutes, hours, dayOfMonth, month, dayOfWeek, year } };
+}
+
+/** Index in the cron expression of each field of {@link CronFields}. */
+const FIELD_INDEX: Readonly<Record<keyof CronFields, number>> = {
+  minutes: 0,
+  hours: 1,
+  dayOfMonth: 2,
+  month: 3,
+  dayOfWeek: 4,
+  year: 5,
+};
+
+/**
+ * Every value one field of a valid cron expression matches, ascending (`*` → all, `0/15` → 0,15,30,45,
+ * `MON-FRI` → 2..6, SUN being 1); undefined for what is not a plain set of values (`?`, `L`, `W`, `#`).
+ * A year `*` is undefined too (it has no end).
+ * @example cronFieldValues('minutes', '0/20') // [0, 20, 40]
+ */
+export function cronFieldValues(field: keyof CronFields, text: string): number[] | undefined {
+  const spec = FIELDS[FIELD_INDEX[field]] as CronField;
+  if (text === '?' || /[LW#]/i.test(text.replace(/[A-Z]{3}/gi, (name) => (spec.names ? 'x' : name)))) {
+    return undefined;
+  }
+  if (field === 'year' && text.includes('*')) return undefined;
+  const values = new Set<number>();
+  for (const element of text.split(',')) {
+    const [range, stepText] = element.split('/') as [string, string | undefined];
+    const step = stepText === undefined ? 1 : Number(stepText);
+    let low: number;
+    let high: number;
+    if (range === '*') {
+      low = spec.min;
+      high = spec.max;
+    } else {
+      const [from, to] = range.split('-') as [string, string | undefined];
+      low = fieldValue(from, spec) as number;
+      // `5/15` runs from 5 to the end of the field; `5` alone is one value.
+      high = to !== undefined ? (fieldValue(to, spec) as number) : stepText !== undefined ? spec.max : low;
+    }
+    for (let value = low; value <= high; value += step) values.add(value);
+  }
+  return [...values].sort((a, b) => a - b);
+}

@@ -12,7 +12,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { describeAwsError, isRetryableAwsError } from '#adapters/aws/errors';
 import { isBackupId } from '#core/backup-id';
-import { type BackupListing, listBackups, readManifest, selectBackup } from '#core/catalog';
+import { type BackupListing, listBackups, pickableAsLatest, readManifest, selectBackup } from '#core/catalog';
 import { type AgentRestoreOptions, DOCUMENT_OPTIONS_PATTERN, FUNCTIONS } from '#core/deployment';
 import { NotFoundError, PlanError } from '#core/errors';
 import { objectKey } from '#core/layout';
@@ -219,6 +219,11 @@ export async function requestRestore(
   let chosen: { backupId: string; manifest: Manifest } | undefined;
   for (const candidate of candidates) {
     const manifest = await readManifest(vault, job.name, candidate.backupId);
+    // A safety backup holds what a replace was about to overwrite: asked for by id only, never "latest".
+    if (!request.backupId && !pickableAsLatest(manifest)) {
+      skipped.push(`${candidate.backupId}: a safety backup (taken by restore --replace); ask for it by id`);
+      continue;
+    }
     const stored = new Set(candidate.objects.map((o) => o.key));
     const missing = manifest.objects
       .map((o) => objectKey(job.name, candidate.backupId, o.name))

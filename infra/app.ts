@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { App } from 'aws-cdk-lib';
 import { parse as parseYaml } from 'yaml';
+import type { AgentArchitecture } from '#core/deployment';
 import { PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
 import { assertDeployable } from './plan-checks';
@@ -49,8 +50,8 @@ export function loadPlanText(text: string, origin: string): LoadedPlan {
 export interface StrongboxAppOptions {
   /** The validated plan and its document. */
   plan: LoadedPlan;
-  /** The agent bundle. @default this repository's dist/strongbox.mjs */
-  agentBundlePath?: string;
+  /** The agent executables (gzip) by architecture. @default this repository's dist/strongbox-linux-<arch>.gz */
+  agentExecutables?: Readonly<Record<AgentArchitecture, string>>;
   /** The Lambda handlers. @default this repository's functions/ */
   functionsDir?: string;
 }
@@ -80,7 +81,7 @@ export function buildStrongboxApp(app: App, options: StrongboxAppOptions): Stron
   const stack = new StrongboxStack(app, `${plan.name}-app`, {
     planDocument: document,
     vaultStack: vault,
-    agentBundlePath: options.agentBundlePath,
+    agentExecutables: options.agentExecutables,
     functionsDir: options.functionsDir,
   });
   return { vault, replica, app: stack };

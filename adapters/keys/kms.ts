@@ -6,6 +6,7 @@
  */
 import {
   DecryptCommand,
+  EncryptCommand,
   GenerateDataKeyCommand,
   type GenerateDataKeyCommandOutput,
   KMSClient,
@@ -52,6 +53,27 @@ export class KmsKeyProvider implements KeyProvider {
       plaintext: Buffer.from(Plaintext),
       wrapped: Buffer.from(CiphertextBlob).toString('base64'),
       key: { type: 'kms', keyId: KeyId ?? this.keyId },
+    };
+  }
+
+  /** KMS Encrypt of the data key under this key, with the context; one call per copied backup. */
+  async wrapDataKey(plaintext: Buffer, context: Record<string, string>): Promise<Omit<DataKey, 'plaintext'>> {
+    if (plaintext.length !== DATA_KEY_BYTES) throw new KeyError(`a data key is ${DATA_KEY_BYTES} bytes`);
+    let blob: Uint8Array | undefined;
+    let keyId: string | undefined;
+    try {
+      const response = await this.client.send(
+        new EncryptCommand({ KeyId: this.keyId, Plaintext: plaintext, EncryptionContext: context }),
+      );
+      blob = response.CiphertextBlob;
+      keyId = response.KeyId;
+    } catch (error) {
+      throw kmsError(error, `cannot wrap a data key with KMS key ${this.keyId}`);
+    }
+    if (!blob || blob.length === 0) throw new KeyError(`KMS returned no wrapped data key for ${this.keyId}`);
+    return {
+      wrapped: Buffer.from(blob).toString('base64'),
+      key: { type: 'kms', keyId: keyId ?? this.keyId },
     };
   }
 

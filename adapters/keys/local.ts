@@ -111,14 +111,19 @@ export class LocalKeyProvider implements KeyProvider {
   }
 
   async generateDataKey(context: Record<string, string>): Promise<DataKey> {
-    const { key, fingerprint } = await this.#load();
     const plaintext = randomBytes(DATA_KEY_BYTES);
+    return { plaintext, ...(await this.wrapDataKey(plaintext, context)) };
+  }
+
+  async wrapDataKey(plaintext: Buffer, context: Record<string, string>): Promise<Omit<DataKey, 'plaintext'>> {
+    const { key, fingerprint } = await this.#load();
+    if (plaintext.length !== DATA_KEY_BYTES) throw new KeyError(`a data key is ${DATA_KEY_BYTES} bytes`);
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, nonce);
     cipher.setAAD(Buffer.from(canonicalContext(context)));
     const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     const wrapped = Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
-    return { plaintext, wrapped, key: { type: 'local', fingerprint } };
+    return { wrapped, key: { type: 'local', fingerprint } };
   }
 
   async decryptDataKey(wrapped: string, ref: KeyRef, context: Record<string, string>): Promise<Buffer> {

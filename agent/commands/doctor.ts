@@ -18,6 +18,8 @@ import { probe } from '#agent/sources/kit';
 import { watchVaultStorage } from '#agent/storage-watch';
 import { listBackups } from '#core/catalog';
 import { describeError } from '#core/errors';
+import { doctorProbeKey } from '#core/layout';
+import { DOCTOR_KEY_CONTEXT } from '#core/manifest';
 import { type Job, selectJobs } from '#core/plan';
 import type { DoctorCheck } from '#core/ports';
 import { usedRatio } from '#core/storage-watch';
@@ -145,7 +147,7 @@ async function ownMount(root: string): Promise<string> {
 }
 
 async function keyRoundTrip(runtime: Runtime): Promise<string> {
-  const context = { 'strongbox:job': 'doctor', 'strongbox:backup': 'doctor' };
+  const context = { ...DOCTOR_KEY_CONTEXT };
   const dataKey = await runtime.keys.generateDataKey(context);
   const back = await runtime.keys.decryptDataKey(dataKey.wrapped, dataKey.key, context);
   if (!back.equals(dataKey.plaintext)) throw new Error('a data key did not unwrap to itself');
@@ -153,7 +155,7 @@ async function keyRoundTrip(runtime: Runtime): Promise<string> {
 }
 
 async function vaultRoundTrip(runtime: Runtime): Promise<string> {
-  const key = `doctor/${runtime.host}-${randomBytes(4).toString('hex')}.probe`;
+  const key = doctorProbeKey(runtime.host, randomBytes(4).toString('hex'));
   const body = randomBytes(64);
   await runtime.vault.put(key, Readable.from([body]));
   const parts: Buffer[] = [];

@@ -6,6 +6,7 @@ import {
   type ErrorContext,
   IntegrityError,
   InterruptedError,
+  JobLockedError,
   KeyError,
   NotFoundError,
   PlanError,
@@ -40,6 +41,7 @@ export function errorKindOf(error: unknown): AgentErrorKind {
     [NotFoundError, 'not-found'],
     [RestoreError, 'restore'],
     [InterruptedError, 'interrupted'],
+    [JobLockedError, 'locked'],
   ];
   return kinds.find(([type]) => error instanceof type)?.[1] ?? 'internal';
 }

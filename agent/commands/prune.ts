@@ -2,10 +2,13 @@
  * `strongbox prune`: applies the plan's retention (core selectRetained, the same rule the S3 lifecycle
  * enforces in the cloud) to a vault, and removes incomplete backups and unfinished writes (partial files,
  * incomplete multipart uploads) older than the job's timeout. A
- * backup is deleted manifest first, so it stops being complete before its data goes.
+ * backup is deleted manifest first, so it stops being complete before its data goes. Each of the plan's
+ * copies is pruned the same way with its own retention ({@link pruneVaults}).
  */
 
+import { openCopyRuntime } from '#agent/copy';
 import { formatTable } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import type { Runtime } from '#agent/runtime';
 import { listBackups, listWal, readManifest } from '#core/catalog';
 import { jobPrefix, manifestKey, walKey } from '#core/layout';
@@ -22,8 +25,18 @@ export interface PruneOptions {
   dryRun?: boolean;
 }
 
-/** Deletes what retention no longer keeps; with dryRun only reports it. */
+/**
+ * Deletes what retention no longer keeps; with dryRun only reports it. A prune that deletes holds the
+ * locks of its jobs (agent/job-lock): it never runs beside a backup of the same job.
+ * @throws JobLockedError when one of the jobs is running; nothing was deleted then.
+ */
 export async function pruneCommand(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
+  if (options.dryRun) return pruneJobs(runtime, options);
+  const jobs = selectJobs(runtime.plan, options.jobs).map((job) => job.name);
+  return withJobLocks({ ...lockOptionsOf(runtime, 'prune'), jobs }, () => pruneJobs(runtime, options));
+}
+
+async function pruneJobs(runtime: Runtime, options: PruneOptions): Promise<Outcome> {
   const jobs = selectJobs(runtime.plan, options.jobs);
   const now = runtime.clock.now();
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
@@ -105,5 +118,36 @@ export async function pruneCommand(runtime: Runtime, options: PruneOptions): Pro
           `${w.job}: ${verb} ${w.deleted} WAL file${w.deleted === 1 ? '' : 's'}${w.keptFrom ? ` older than base backup ${w.keptFrom}, the newest before the point-in-time window` : ' (no base backup before the point-in-time window: all WAL kept)'}`,
       ),
     ].join('\n'),
+  };
+}
+
+/** Options of {@link pruneVaults}. */
+export interface PruneVaultsOptions extends PruneOptions {
+  /** Prune only this copy. */
+  from?: string;
+}
+
+/**
+ * `strongbox prune`: the primary vault with the plan's retention, then each copy with its own
+ * (agent/copy `copyPlanView`); with `from`, only that copy. Without copies, exactly
+ * {@link pruneCommand} on the primary.
+ * @example await pruneVaults(runtime, { from: 'offsite', dryRun: true })
+ */
+export async function pruneVaults(runtime: Runtime, options: PruneVaultsOptions): Promise<Outcome> {
+  if (options.from !== undefined) return pruneCommand(await openCopyRuntime(runtime, options.from), options);
+  const primary = await pruneCommand(runtime, options);
+  if (runtime.plan.copies.length === 0) return primary;
+  const copies: { copy: string; url: string; outcome: Outcome }[] = [];
+  for (const copy of runtime.plan.copies) {
+    const target = await openCopyRuntime(runtime, copy.name);
+    copies.push({ copy: copy.name, url: target.vault.url, outcome: await pruneCommand(target, options) });
+  }
+  return {
+    exitCode: 0,
+    json: {
+      ...(primary.json as object),
+      copies: copies.map((c) => ({ copy: c.copy, ...(c.outcome.json as object) })),
+    },
+    text: [primary.text, ...copies.map((c) => `\ncopy ${c.copy} (${c.url}):\n${c.outcome.text}`)].join('\n'),
   };
 }

@@ -1,6 +1,7 @@
 /** `strongbox restore`: CLI glue over agent/restore. */
 import type { z } from 'zod';
 import { formatBytes } from '#agent/format';
+import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
 import { type RestoreRequest, runRestore } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import type { AgentRestoreResult } from '#core/agent-output';
@@ -22,7 +23,7 @@ export interface ParsedRestoreOptions extends RestoreRequest {
  * @throws PlanError naming the bad option.
  */
 export function parseRestoreOptions(
-  flags: Record<string, string | boolean | undefined>,
+  flags: Record<string, string | string[] | boolean | undefined>,
 ): ParsedRestoreOptions {
   let fromJson: z.output<typeof agentRestoreOptionsSchema> = {};
   if (typeof flags.options === 'string' && flags.options.trim() !== '') {
@@ -52,6 +53,9 @@ export function parseRestoreOptions(
     confirm: text('confirm') ?? fromJson.confirm,
     recoverTo: recoveryTargetOf(text('to') ?? fromJson.to),
     start: flags.start === true || fromJson.start === true,
+    paths: Array.isArray(flags.path) ? flags.path : fromJson.paths,
+    inPlace: flags.inPlace === true || fromJson.inPlace === true,
+    delete: flags.delete === true || fromJson.delete === true,
   };
 }
 
@@ -62,12 +66,21 @@ function recoveryTargetOf(text: string | undefined): RecoveryTarget | undefined 
 
 /** Restores and reports; exit 2 when a check of the restored data failed. */
 export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
-  const result = await runRestore(runtime, findJob(runtime.plan, options.job), options);
+  const job = findJob(runtime.plan, options.job);
+  // Replacing the live data takes the job's lock: no backup of the job dumps it halfway through a swap.
+  const result = options.replace
+    ? await withJobLocks({ ...lockOptionsOf(runtime, 'restore --replace'), jobs: [job.name] }, () =>
+        runRestore(runtime, job, options),
+      )
+    : await runRestore(runtime, job, options);
   const lines = [
     result.mode === 'replace'
       ? `restored ${result.job} ${result.backupId} over '${result.target}'; the previous database is kept as '${result.keptAs}' (safety backup ${result.safetyBackupId})`
-      : `restored ${result.job} ${result.backupId} into ${result.target}`,
+      : result.mode === 'in-place'
+        ? `restored ${result.job} ${result.backupId} in place over ${result.target}; ${result.keptAs ? `what it overwrote is kept in ${result.keptAs}` : 'nothing was overwritten'}`
+        : `restored ${result.job} ${result.backupId} into ${result.target}`,
     `${formatBytes(result.sourceBytes)} in ${formatDuration(result.durationSeconds)}`,
+    ...(result.notes ?? []),
     ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),
   ];
   if (result.findings.length === 0) lines.push('checks passed: the restored data matches the manifest');

@@ -6,12 +6,21 @@
  * of the newest backup (or `--backup-id`): decrypt, authenticate every chunk, decompress and compare the
  * SHA-256 and sizes with the manifest, without restoring anything.
  */
+import { backupsForCopy, openCopyRuntime } from '#agent/copy';
 import { formatBytes, formatTable } from '#agent/format';
 import { readThroughBackup } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
 import { watchVaultStorage } from '#agent/storage-watch';
 import type { AgentVerifyResult } from '#core/agent-output';
-import { listRunClaims, listWal, readCatalog, readManifest } from '#core/catalog';
+import {
+  completeManifests,
+  type JobCatalog,
+  listBackups,
+  listRunClaims,
+  listWal,
+  readCatalog,
+  readManifest,
+} from '#core/catalog';
 import { checkJob, exitCodeOf, type Finding, type JobSummary, SEVERITY_ORDER } from '#core/checks';
 import { formatDuration } from '#core/duration';
 import { describeError } from '#core/errors';
@@ -27,6 +36,8 @@ export interface VerifyOptions {
   backupId?: string;
   /** Print the Nagios plugin format instead of the table (see {@link nagiosText}). */
   nagios?: boolean;
+  /** Also report, per copy of the plan, the backups it should hold and does not (`copy-missing`). */
+  copies?: boolean;
 }
 
 /** A deep read of one backup. */
@@ -43,7 +54,7 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
   const findings: Finding[] = [];
   const reports: (JobSummary & { deep?: DeepRead })[] = [];
   for (const job of jobs) {
-    const { findings: found, summary } = await verifyJob(runtime, job);
+    const { findings: found, summary, catalog } = await verifyJob(runtime, job);
     const report: JobSummary & { deep?: DeepRead } = summary;
     findings.push(...found);
     if (options.deep) {
@@ -63,6 +74,7 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
       }
     }
     reports.push(report);
+    if (options.copies) findings.push(...(await checkCopies(runtime, job, completeManifests(catalog))));
   }
   // The storage watch: a file vault's file system against the plan's storage thresholds.
   findings.push(...(await storageFindings(runtime, jobs)));
@@ -136,13 +148,16 @@ export function nagiosText(
   ].join('\n');
 }
 
-async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof checkJob>> {
+async function verifyJob(
+  runtime: Runtime,
+  job: Job,
+): Promise<ReturnType<typeof checkJob> & { catalog: JobCatalog }> {
   const [catalog, runClaims, wal] = await Promise.all([
     readCatalog(runtime.vault, job.name),
     listRunClaims(runtime.vault, job.name),
     listWal(runtime.vault, job.name),
   ]);
-  return checkJob({
+  const checked = checkJob({
     job,
     retention: retentionOf(runtime.plan, job),
     timeZone: runtime.plan.timezone,
@@ -155,6 +170,45 @@ async function verifyJob(runtime: Runtime, job: Job): Promise<ReturnType<typeof 
       ? new Date(Math.max(...wal.map((w) => w.object.lastModified.getTime())))
       : undefined,
   });
+  return { ...checked, catalog };
+}
+
+/**
+ * Per copy of the plan, the job's backups that the copy should hold by its tiers and retention
+ * (agent/copy `backupsForCopy`) and does not hold complete: one `copy-missing` warning per copy naming
+ * them, or a critical `copy-unreachable` when the copy cannot be listed.
+ */
+async function checkCopies(runtime: Runtime, job: Job, manifests: readonly Manifest[]): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const copy of runtime.plan.copies) {
+    const { wanted } = backupsForCopy(manifests, copy, runtime.plan, job, runtime.clock.now());
+    let present: Set<string>;
+    try {
+      const target = await openCopyRuntime(runtime, copy.name);
+      present = new Set(
+        (await listBackups(target.vault, job.name)).filter((b) => b.complete).map((b) => b.backupId),
+      );
+    } catch (error) {
+      findings.push({
+        severity: 'critical',
+        job: job.name,
+        check: 'copy-unreachable',
+        message: `copy '${copy.name}' (${copy.vault.url}) cannot be listed: ${describeError(error)}`,
+      });
+      continue;
+    }
+    const missing = wanted.filter((m) => !present.has(m.backupId)).map((m) => m.backupId);
+    if (missing.length === 0) continue;
+    const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? ', …' : '');
+    findings.push({
+      severity: 'warning',
+      job: job.name,
+      check: 'copy-missing',
+      backupId: missing.at(-1),
+      message: `copy '${copy.name}' (${copy.vault.url}) lacks ${missing.length} of ${wanted.length} backup${wanted.length === 1 ? '' : 's'} it should hold: ${shown} (run strongbox copy --to ${copy.name})`,
+    });
+  }
+  return findings;
 }
 
 /** Reads a whole backup through decryption and decompression into nothing, checking it on the way. */

@@ -14,10 +14,10 @@ export const WAL_FETCH_FATAL_EXIT = 126;
 /** Restores one WAL file; exit 1 when it is not archived (normal: recovery probes for files). */
 export async function walFetchCommand(
   runtime: Runtime,
-  options: { job: string; name: string; path: string },
+  options: { job: string; name: string; path: string; parallel?: number },
 ): Promise<Outcome> {
   try {
-    await fetchWal(runtime, options.job, options.name, options.path);
+    await fetchWal(runtime, options.job, options.name, options.path, { parallel: options.parallel });
     return {
       exitCode: 0,
       json: { job: options.job, name: options.name, found: true },

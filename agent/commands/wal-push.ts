@@ -9,9 +9,9 @@ import type { Outcome } from './outcome';
  */
 export async function walPushCommand(
   runtime: Runtime,
-  options: { job: string; path: string },
+  options: { job: string; path: string; parallel?: number },
 ): Promise<Outcome> {
-  const result = await pushWal(runtime, options.job, options.path);
+  const result = await pushWal(runtime, options.job, options.path, { parallel: options.parallel });
   return {
     exitCode: 0,
     json: { job: options.job, path: options.path, result },

@@ -8,6 +8,7 @@ import type { SourceDriver } from '#core/ports';
 import { SOURCE_SPECS, type SourceDetails, type SourceKind } from '#core/sources/index';
 import { commandDriver } from './command/index';
 import { filesDriver } from './files/index';
+import { influxdbDriver } from './influxdb/index';
 import { postgresDriver } from './postgres/index';
 import { postgresPhysicalDriver } from './postgres-physical/index';
 import { redisDriver } from './redis/index';
@@ -18,6 +19,7 @@ const DRIVERS: { readonly [K in SourceKind]: SourceDriver<K> } = {
   'postgres-physical': postgresPhysicalDriver,
   command: commandDriver,
   redis: redisDriver,
+  influxdb: influxdbDriver,
 };
 
 /**

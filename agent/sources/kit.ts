@@ -3,6 +3,7 @@
  * directory targets.
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { describeError, RestoreError } from '#core/errors';
@@ -103,4 +104,18 @@ export async function claimNewDirectory(target: string, kind: string): Promise<v
       cause: error,
     });
   }
+}
+
+/** A TCP port of 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
 }

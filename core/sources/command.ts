@@ -9,15 +9,15 @@ import { defineSource } from './spec';
 
 const plan = z.strictObject({
   kind: z.literal('command'),
-  /** Writes the backup to stdout; must exit 0 having written at least one byte. */
-  backup: commandSchema,
-  /**
-   * Reads a backup on stdin and must exit 0. It runs in the restore target, a new directory the agent
-   * creates (also in `STRONGBOX_TARGET`), so file-producing restores (`tar -x`) land there.
-   */
-  restore: commandSchema,
-  /** Checks a restored target (run in it, `STRONGBOX_TARGET` set); exit 0 passes. Drills run it. */
-  check: commandSchema.optional(),
+  backup: commandSchema.describe(
+    'Writes the backup to stdout; must exit 0 having written at least one byte.',
+  ),
+  restore: commandSchema.describe(
+    'Reads a backup on stdin and must exit 0. It runs in the restore target, a new directory the agent creates (also in STRONGBOX_TARGET), so file-producing restores (tar -x) land there.',
+  ),
+  check: commandSchema
+    .optional()
+    .describe("Checks a restored target (run in it, 'STRONGBOX_TARGET' set); exit 0 passes. Drills run it."),
 });
 
 const details = z.object({

@@ -6,14 +6,21 @@ import { z } from 'zod';
  * (`passwordParameter`); neither means the tool's own files (`.pgpass`). Never argv, logs or manifests.
  */
 export const passwordFields = {
-  /** Name of an environment variable that holds the password. */
   passwordEnv: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-    .optional(),
-  /** Name of an SSM SecureString parameter that holds the password. */
+    .optional()
+    .meta({
+      description: 'Name of an environment variable that holds the password.',
+      examples: ['PGPASSWORD'],
+    }),
   passwordParameter: z
     .string()
     .regex(/^\/?[A-Za-z0-9_.\-/]+$/)
-    .optional(),
+    .optional()
+    .meta({
+      description:
+        'Name of an SSM SecureString parameter that holds the password (neither field: the tool’s own files, such as .pgpass).',
+      examples: ['/strongbox/app-db/password'],
+    }),
 };

@@ -4,13 +4,24 @@ import { defineSource } from './spec';
 
 const plan = z.strictObject({
   kind: z.literal('files'),
-  paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1),
-  exclude: z.array(z.string()).default([]),
-  /**
-   * A file the agent may not read (permission denied): `error` fails the backup, `warning` leaves the
-   * file out and names it in the backup's warnings (exit 1). @default 'error'
-   */
-  unreadable: z.enum(['error', 'warning']).default('error'),
+  paths: z
+    .array(z.string().startsWith('/', 'must be an absolute path'))
+    .min(1)
+    .meta({
+      description:
+        'Absolute paths to archive; globs expand per path segment, and one that matches nothing fails the backup.',
+      examples: [['/etc/nginx', '/srv/media']],
+    }),
+  exclude: z
+    .array(z.string())
+    .default([])
+    .meta({ description: 'GNU tar --exclude patterns.', examples: [['*.tmp', '/srv/media/cache']] }),
+  unreadable: z
+    .enum(['error', 'warning'])
+    .default('error')
+    .describe(
+      "A file the agent may not read (permission denied): error fails the backup, warning leaves the file out and names it in the backup's warnings (exit 1).",
+    ),
 });
 
 const details = z.object({
@@ -28,7 +39,14 @@ export const filesSource = defineSource({
   targetNoun: 'directory',
   plan,
   details,
-  capabilities: { tables: false, replace: false, sqlChecks: false, pointInTime: false },
+  capabilities: {
+    tables: false,
+    replace: false,
+    sqlChecks: false,
+    pointInTime: false,
+    paths: true,
+    inPlace: true,
+  },
 });
 
 export type FilesSourceConfig = z.output<typeof plan>;

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { commandSource } from './command';
 import { filesSource } from './files';
+import { influxdbSource } from './influxdb';
 import { postgresSource } from './postgres';
 import { postgresPhysicalSource } from './postgres-physical';
 import { redisSource } from './redis';
@@ -14,6 +15,7 @@ import type { SourceCapabilities, SourceSpec } from './spec';
 
 export type { CommandDetails, CommandSourceConfig } from './command';
 export type { FilesDetails, FilesSourceConfig } from './files';
+export type { InfluxdbDetails, InfluxdbSourceConfig } from './influxdb';
 export type { PostgresDetails, PostgresSourceConfig, TableCount } from './postgres';
 export type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from './postgres-physical';
 export type { RedisDetails, RedisSourceConfig } from './redis';
@@ -26,6 +28,7 @@ export const SOURCE_SPECS = [
   filesSource,
   commandSource,
   redisSource,
+  influxdbSource,
 ] as const;
 
 type Specs = typeof SOURCE_SPECS;

@@ -9,21 +9,36 @@ import { defineSource } from './spec';
 
 const plan = z.strictObject({
   kind: z.literal('postgres-physical'),
-  /** Server to back up: a host name or address, or a unix socket directory (`/var/run/postgresql`). */
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(1).max(65_535).default(5432),
-  /** Role with the REPLICATION attribute (pg_basebackup) that may also log in to `database`. */
-  user: z.string().default('postgres'),
+  host: z
+    .string()
+    .default('127.0.0.1')
+    .describe(
+      "Server to back up: a host name or address, or a unix socket directory ('/var/run/postgresql').",
+    ),
+  port: z.number().int().min(1).max(65_535).default(5432).describe('Server port.'),
+  user: z
+    .string()
+    .default('postgres')
+    .describe("Role with the REPLICATION attribute (pg_basebackup) that may also log in to 'database'."),
   ...passwordFields,
-  /** Database the agent connects to for facts (system identifier, version, settings). */
-  database: z.string().min(1).default('postgres'),
-  /** Directory of pg_basebackup, pg_ctl, pg_controldata, pg_verifybackup; `/usr/lib/postgresql/<major>/bin` otherwise. */
-  binDir: z.string().optional(),
-  /**
-   * Operating-system user that owns restored data directories and runs the restored server. When the
-   * agent runs as root it extracts and starts as this user (`runuser -u`); otherwise it must be this user.
-   */
-  osUser: z.string().min(1).default('postgres'),
+  database: z
+    .string()
+    .min(1)
+    .default('postgres')
+    .describe('Database the agent connects to for facts (system identifier, version, settings).'),
+  binDir: z
+    .string()
+    .optional()
+    .describe(
+      "Directory of pg_basebackup, pg_ctl, pg_controldata, pg_verifybackup; '/usr/lib/postgresql/<major>/bin' otherwise.",
+    ),
+  osUser: z
+    .string()
+    .min(1)
+    .default('postgres')
+    .describe(
+      'Operating-system user that owns restored data directories and runs the restored server. When the agent runs as root it extracts and starts as this user (runuser -u); otherwise it must be this user.',
+    ),
 });
 
 const details = z.object({

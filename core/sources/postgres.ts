@@ -5,22 +5,34 @@ import { defineSource } from './spec';
 
 const plan = z.strictObject({
   kind: z.literal('postgres'),
-  database: z.string().min(1),
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(1).max(65_535).default(5432),
-  user: z.string().default('postgres'),
+  database: z
+    .string()
+    .min(1)
+    .meta({ description: 'The database to dump (pg_dump -Fc).', examples: ['app'] }),
+  host: z.string().default('127.0.0.1').describe('Server host name or address, or a unix socket directory.'),
+  port: z.number().int().min(1).max(65_535).default(5432).describe('Server port.'),
+  user: z.string().default('postgres').describe('Role that dumps (needs only read access to the database).'),
   ...passwordFields,
-  /** Directory of pg_dump/pg_restore/psql; found on PATH or in /usr/lib/postgresql/<n>/bin otherwise. */
-  binDir: z.string().optional(),
-  /** Tables left out of the dump (pg_dump --exclude-table patterns). */
-  excludeTables: z.array(z.string()).default([]),
-  /** Exact row counts per table, taken in the dump's own snapshot, for restore checks. */
-  rowCounts: z.boolean().default(true),
-  /**
-   * Restore without the recorded owners (pg_restore --no-owner): every object and the database then
-   * belong to the restoring role. Privileges (ACLs) are still restored.
-   */
-  noOwner: z.boolean().default(false),
+  binDir: z
+    .string()
+    .optional()
+    .describe(
+      'Directory of pg_dump/pg_restore/psql; found on PATH or in /usr/lib/postgresql/<n>/bin otherwise.',
+    ),
+  excludeTables: z
+    .array(z.string())
+    .default([])
+    .describe('Tables left out of the dump (pg_dump --exclude-table patterns).'),
+  rowCounts: z
+    .boolean()
+    .default(true)
+    .describe("Exact row counts per table, taken in the dump's own snapshot, for restore checks."),
+  noOwner: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Restore without the recorded owners (pg_restore --no-owner): every object and the database then belong to the restoring role. Privileges (ACLs) are still restored.',
+    ),
 });
 
 const table = z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() });

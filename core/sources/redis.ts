@@ -9,29 +9,50 @@ import { defineSource } from './spec';
 
 const plan = z.strictObject({
   kind: z.literal('redis'),
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.number().int().min(1).max(65_535).default(6379),
-  /** ACL user (Redis 6+); the password comes from `passwordEnv` / `passwordParameter`, never argv. */
-  user: z.string().min(1).optional(),
+  host: z.string().min(1).default('127.0.0.1').describe('Server host name or address.'),
+  port: z.number().int().min(1).max(65_535).default(6379).describe('Server port.'),
+  user: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "ACL user (Redis 6+); the password comes from 'passwordEnv' / 'passwordParameter', never argv.",
+    ),
   ...passwordFields,
-  /** TLS to the server: redis-cli's `--tls`, with a CA bundle to verify it when given. */
   tls: z
     .strictObject({
-      caCert: z.string().startsWith('/', 'must be an absolute path').optional(),
-      serverName: z.string().min(1).optional(),
+      caCert: z
+        .string()
+        .startsWith('/', 'must be an absolute path')
+        .optional()
+        .meta({
+          description: 'CA bundle that verifies the server.',
+          examples: ['/etc/ssl/certs/redis-ca.pem'],
+        }),
+      serverName: z.string().min(1).optional().describe('Name the server certificate must carry (SNI).'),
     })
-    .optional(),
-  /**
-   * `replication` streams the RDB a replica would get (needs SYNC/PSYNC; the server waits
-   * `repl-diskless-sync-delay`, 5 s by default, first); `bgsave` has the server write its RDB file and
-   * streams it once finished (needs CONFIG GET and the file on this host); `auto` tries replication and
-   * falls back to bgsave when redis-cli ends without having sent a byte.
-   */
-  method: z.enum(['auto', 'replication', 'bgsave']).default('auto'),
-  /** Keys sampled per database (type and a digest of their value) for drills to compare; 0 for none. */
-  sampleKeys: z.number().int().min(0).max(1_000).default(20),
-  /** The redis-server that drills start on a scratch port. @default redis-server on PATH */
-  serverBinary: z.string().min(1).default('redis-server'),
+    .optional()
+    .describe("TLS to the server: redis-cli's --tls, with a CA bundle to verify it when given."),
+  method: z
+    .enum(['auto', 'replication', 'bgsave'])
+    .default('auto')
+    .describe(
+      'replication streams the RDB a replica would get (needs SYNC/PSYNC; the server waits repl-diskless-sync-delay, 5 s by default, first); bgsave has the server write its RDB file and streams it once finished (needs CONFIG GET and the file on this host); auto tries replication and falls back to bgsave.',
+    ),
+  sampleKeys: z
+    .number()
+    .int()
+    .min(0)
+    .max(1_000)
+    .default(20)
+    .describe(
+      'Keys sampled per database (type and a digest of their value) for drills to compare; 0 for none.',
+    ),
+  serverBinary: z
+    .string()
+    .min(1)
+    .default('redis-server')
+    .describe('The redis-server that drills start on a scratch port (redis-server on PATH by default).'),
 });
 
 const keyCount = z.object({

@@ -17,6 +17,13 @@ export interface SourceCapabilities {
   readonly sqlChecks: boolean;
   /** Point-in-time recovery: a physical base backup plus a continuous WAL archive (`wal/<job>/…`). */
   readonly pointInTime: boolean;
+  /** `restore --path`: restore chosen files or directories of the backup only. @default false */
+  readonly paths?: boolean;
+  /**
+   * `restore --in-place`: restore over the original locations, keeping what it overwrites beside.
+   * @default false
+   */
+  readonly inPlace?: boolean;
 }
 
 /** The declaration of one kind of source. */

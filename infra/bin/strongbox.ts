@@ -1,25 +1,28 @@
 /**
  * The CDK app entry named in cdk.json: `npx cdk synth -c plan=…` or `npx cdk deploy --all -c plan=…`.
- * Builds the agent bundle first when it is missing or older than its sources, reads the plan once,
- * validates it, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad plan stops the synth
+ * Reads the plan once and validates it, builds the agent executables (Linux only) when they are missing
+ * or older than their sources, builds the stacks and runs cdk-nag's AwsSolutions checks. A bad plan stops the synth
  * with the agent's message (`strongbox: error: …`, last line) and exit status 2.
  */
 import { App } from 'aws-cdk-lib';
 import { errorLines, PlanError } from '#core/errors';
-import { ensureAgentBundle } from '../../scripts/lib/agent-bundle';
+import { ensureAgentExecutables } from '../../scripts/lib/agent-executable';
 import { buildStrongboxApp, loadPlanFile } from '../app';
 import { addNagChecks } from '../nag';
-import { AGENT_BUNDLE_PATH, REPO_ROOT } from '../paths';
+import { AGENT_EXECUTABLE_PATHS, REPO_ROOT } from '../paths';
 
 async function main(): Promise<void> {
-  const rebuilt = await ensureAgentBundle(REPO_ROOT, AGENT_BUNDLE_PATH);
-  if (rebuilt) process.stderr.write(`built the agent bundle: ${rebuilt}\n`);
   const app = new App();
   const planPath: unknown = app.node.tryGetContext('plan');
   if (typeof planPath !== 'string' || planPath === '') {
     throw new PlanError(['no plan given: run `npx cdk synth -c plan=path/to/plan.yaml`']);
   }
-  buildStrongboxApp(app, { plan: loadPlanFile(planPath) });
+  const plan = loadPlanFile(planPath);
+  // After the plan is known good: a bad plan fails at once, without building the executables first.
+  for (const reason of await ensureAgentExecutables(REPO_ROOT, AGENT_EXECUTABLE_PATHS)) {
+    process.stderr.write(`built the agent executable: ${reason}\n`);
+  }
+  buildStrongboxApp(app, { plan });
   addNagChecks(app);
   app.synth();
 }

@@ -1,6 +1,8 @@
 /**
- * The Strongbox SSM Command document, as data: download the agent bundle and the plan, check both
- * SHA-256 sums, install them, run one agent action. Pure, so tests can run the generated script.
+ * The Strongbox SSM Command document, as data: download the agent executables (one per architecture,
+ * gzip) and the plan, check their SHA-256 sums, install the executable of the host's architecture
+ * (`uname -m`) and the plan, run one agent action. No Node.js is needed on the host. Pure, so tests can
+ * run the generated script.
  *
  * Parameters reach the script as environment variables only (`interpolationType: ENV_VAR`, so
  * `SSM_<name>`), each quoted; nothing a caller sends is pasted into the script text. The script execs
@@ -8,9 +10,11 @@
  */
 import {
   AGENT_ACTIONS,
+  AGENT_ARCHITECTURES,
   AGENT_ENV,
   AGENT_ERROR_PREFIX,
   type AgentAction,
+  type AgentArchitecture,
   agentArgv,
   DOCUMENT_OPTIONS_PATTERN,
   DOCUMENT_PARAMETERS,
@@ -37,14 +41,22 @@ export function downloadPath(fileName: string): string {
   return fileName;
 }
 
+/** One architecture's agent executable, as the deployment ships it (gzip). */
+export interface AgentArtifact {
+  /** HTTPS URL of the gzip file. */
+  url: string;
+  /** Name it downloads as (the last part of its key). */
+  fileName: string;
+  /** SHA-256 (hex) of the gzip file, checked before it is unpacked. */
+  sha256: string;
+  /** SHA-256 (hex) of the executable, checked after it is unpacked and of the one installed. */
+  executableSha256: string;
+}
+
 /** What the document needs to know. Values may be CDK tokens (bucket name, key ARN). */
 export interface AgentDocumentOptions {
-  /** HTTPS URL of the agent bundle object. */
-  agentUrl: string;
-  /** Name the bundle downloads as (the last part of its key). */
-  agentFileName: string;
-  /** SHA-256 (hex) of the bundle. */
-  agentSha256: string;
+  /** The agent executable of each architecture (AGENT_ARCHITECTURES). */
+  agents: Record<AgentArchitecture, AgentArtifact>;
   /** HTTPS URL of the plan object. */
   planUrl: string;
   planFileName: string;
@@ -147,12 +159,20 @@ export function argvScript(): string[] {
   }
 }
 
+/** Name of the download step of one architecture's executable. */
+export function agentDownloadStep(arch: AgentArchitecture): string {
+  return `downloadAgent${arch[0]?.toUpperCase()}${arch.slice(1)}`;
+}
+
 /**
- * The script of the run step: check and install the downloaded bundle and plan, export the deployment's
- * overrides, then exec `node HOST_PATHS.agent <agentArgv…>`.
+ * The script of the run step: install the executable of the host's architecture (unless the one
+ * installed is already it) and the checked plan, export the deployment's overrides, then exec
+ * `HOST_PATHS.agent <agentArgv…>`.
  */
 export function agentRunScript(options: AgentDocumentOptions): string[] {
   const errorPrefix = AGENT_ERROR_PREFIX;
+  const arches = Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[];
+  const machines = arches.flatMap((arch) => AGENT_ARCHITECTURES[arch]);
   return [
     '#!/bin/bash',
     'set -euo pipefail',
@@ -161,32 +181,54 @@ export function agentRunScript(options: AgentDocumentOptions): string[] {
     `if [ -z "\${${ENV.action}+x}" ] || [ -z "\${${ENV.job}+x}" ]; then`,
     '  fail "this SSM Agent does not pass document parameters as environment variables (needs 3.3.2746.0 or later): update the SSM Agent"',
     'fi',
-    // install <staged file> <expected sha256> <destination> <mode>
+    'sha256_of() { sha256sum "$1" | cut -d " " -f 1; }',
+    // install_checked <staged file> <expected sha256> <destination> <mode>
     'install_checked() {',
     '  local src="$1" want="$2" dest="$3" mode="$4" got',
     '  [ -f "$src" ] || fail "downloaded file $PWD/$src is missing"',
-    '  got="$(sha256sum "$src" | cut -d " " -f 1)" || fail "cannot compute the SHA-256 of $src"',
+    '  got="$(sha256_of "$src")" || fail "cannot compute the SHA-256 of $src"',
     '  [ "$got" = "$want" ] || fail "SHA-256 of $src is $got, expected $want: the download is damaged or was replaced; run the command again"',
     '  if ! cmp -s "$src" "$dest"; then',
     '    install -D -m "$mode" "$src" "$dest.new.$$" || fail "cannot write $dest"',
     '    mv -f "$dest.new.$$" "$dest" || fail "cannot install $dest"',
     '  fi',
     '}',
+    // install_agent <staged gzip> <its sha256> <sha256 of the executable> <destination>: the installed
+    // executable stays when it is already the one; a new one is unpacked beside it, checked, then renamed
+    // over it (a command still running the old one keeps its file).
+    'install_agent() {',
+    '  local src="$1" want_gz="$2" want="$3" dest="$4" got',
+    '  if [ -f "$dest" ] && [ "$(sha256_of "$dest")" = "$want" ]; then return 0; fi',
+    '  [ -f "$src" ] || fail "downloaded file $PWD/$src is missing"',
+    '  got="$(sha256_of "$src")" || fail "cannot compute the SHA-256 of $src"',
+    '  [ "$got" = "$want_gz" ] || fail "SHA-256 of $src is $got, expected $want_gz: the download is damaged or was replaced; run the command again"',
+    `  install -d -m 0755 "\${dest%/*}" || fail "cannot create \${dest%/*}"`,
+    '  gzip -dc "$src" > "$dest.new.$$" || { rm -f "$dest.new.$$"; fail "cannot unpack $src into $dest (disk full?)"; }',
+    '  got="$(sha256_of "$dest.new.$$")"',
+    '  [ "$got" = "$want" ] || { rm -f "$dest.new.$$"; fail "SHA-256 of the executable unpacked from $src is $got, expected $want"; }',
+    '  chmod 0755 "$dest.new.$$" && mv -f "$dest.new.$$" "$dest" || fail "cannot install $dest"',
+    '}',
     // The downloads are relative to the working directory: this command's own downloads directory.
-    `install_checked ${shellQuote(`./${downloadPath(options.agentFileName)}`)} ${shellQuote(options.agentSha256)} ${shellQuote(HOST_PATHS.agent)} 0755`,
+    'machine="$(uname -m)"',
+    'case "$machine" in',
+    ...arches.map((arch) => {
+      const agent = options.agents[arch];
+      return `  ${AGENT_ARCHITECTURES[arch].join('|')}) install_agent ${shellQuote(`./${downloadPath(agent.fileName)}`)} ${shellQuote(agent.sha256)} ${shellQuote(agent.executableSha256)} ${shellQuote(HOST_PATHS.agent)} ;;`;
+    }),
+    `  *) fail "no Strongbox agent for this host's architecture $machine (built for ${machines.join(', ')})" ;;`,
+    'esac',
     `install_checked ${shellQuote(`./${downloadPath(options.planFileName)}`)} ${shellQuote(options.planSha256)} ${shellQuote(HOST_PATHS.plan)} 0644`,
-    'command -v node >/dev/null 2>&1 || fail "Node.js 20 or later is needed on this host: node is not on the PATH of the SSM Agent"',
-    `node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || fail "Node.js 20 or later is needed on this host, found $(node --version)"`,
     `export ${AGENT_ENV.vaultUrl}=${shellQuote(options.vaultUrl)}`,
     `export ${AGENT_ENV.kmsKeyId}=${shellQuote(options.kmsKeyArn)}`,
     `export ${AGENT_ENV.region}=${shellQuote(options.region)}`,
     ...argvScript(),
-    `exec node ${shellQuote(HOST_PATHS.agent)} "\${args[@]}"`,
+    `exec ${shellQuote(HOST_PATHS.agent)} "\${args[@]}"`,
   ];
 }
 
 /**
- * The document content (schemaVersion 2.2): two `aws:downloadContent` steps and the run step
+ * The document content (schemaVersion 2.2): an `aws:downloadContent` step per agent architecture and
+ * one for the plan (SSM cannot choose a download by the host's architecture), and the run step
  * `DOCUMENT_RUN_STEP`, whose run limit is the `executionTimeout` parameter.
  */
 export function agentDocumentContent(options: AgentDocumentOptions): Record<string, unknown> {
@@ -218,7 +260,7 @@ export function agentDocumentContent(options: AgentDocumentOptions): Record<stri
   return {
     schemaVersion: '2.2',
     description:
-      'Strongbox: installs or updates the agent and the plan (SHA-256 checked), then runs one agent action.',
+      'Strongbox: installs or updates the agent executable and the plan (SHA-256 checked), then runs one agent action.',
     parameters: {
       [DOCUMENT_PARAMETERS.action]: envParameter(
         `One of ${AGENT_ACTIONS.join(', ')}.`,
@@ -245,7 +287,9 @@ export function agentDocumentContent(options: AgentDocumentOptions): Record<stri
       },
     },
     mainSteps: [
-      download('downloadAgent', options.agentUrl, options.agentFileName),
+      ...(Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[]).map((arch) =>
+        download(agentDownloadStep(arch), options.agents[arch].url, options.agents[arch].fileName),
+      ),
       download('downloadPlan', options.planUrl, options.planFileName),
       {
         action: 'aws:runShellScript',

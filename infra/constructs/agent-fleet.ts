@@ -1,11 +1,12 @@
 /**
- * The hosts' side of a deployment: the agent bundle as an asset, the SSM Command document that installs
- * it and runs one action, the log group the command output goes to, and per `hosts.<name>` entry the
+ * The hosts' side of a deployment: the agent executables (one per architecture, gzip) as assets, the SSM
+ * Command document that installs the host's one and runs one action, the log group the command output goes to, and per `hosts.<name>` entry the
  * managed policies its roles get and the role of SSM hybrid activations for its on-premises servers.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { Arn, ArnFormat, Aws, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -14,13 +15,14 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { AGENT_ARCHITECTURES, type AgentArchitecture } from '#core/deployment';
 import { PlanError } from '#core/errors';
-import { jobPrefix, OBJECT_TAGS, walPrefix } from '#core/layout';
-import { encryptionContext } from '#core/manifest';
+import { DOCTOR_PROBE_PREFIX, jobPrefix, OBJECT_TAGS, walPrefix } from '#core/layout';
+import { DOCTOR_KEY_CONTEXT, encryptionContext } from '#core/manifest';
 import type { Job, Plan } from '#core/plan';
 import { allowIamWildcards } from '../nag';
-import { AGENT_BUNDLE_PATH } from '../paths';
-import { agentDocumentContent, MAX_EXECUTION_TIMEOUT_SECONDS } from './agent-document';
+import { AGENT_EXECUTABLE_PATHS } from '../paths';
+import { type AgentArtifact, agentDocumentContent, MAX_EXECUTION_TIMEOUT_SECONDS } from './agent-document';
 import { assetHttpsUrl, assetObjectArn, type PlanAsset } from './plan-asset';
 import { keyUseViaS3 } from './vault-key';
 
@@ -33,10 +35,11 @@ export interface AgentFleetProps {
   /** The plan, which hosts download with the agent. */
   readonly plan: PlanAsset;
   /**
-   * Path of the one-file agent bundle.
-   * @default AGENT_BUNDLE_PATH: `dist/strongbox.mjs` of this repository, which `npm run build` writes
+   * Paths of the agent executables (gzip), one per architecture.
+   * @default AGENT_EXECUTABLE_PATHS: `dist/strongbox-linux-<arch>.gz` of this repository, which
+   * `npm run build:exe` (and the CDK app, when they are missing or stale) writes
    */
-  readonly agentBundlePath?: string;
+  readonly agentExecutables?: Readonly<Record<AgentArchitecture, string>>;
   /**
    * How long command output stays in CloudWatch Logs.
    * @default logs.RetentionDays.THREE_MONTHS
@@ -137,16 +140,21 @@ export class AgentFleet extends Construct {
   readonly commandLogGroup: logs.LogGroup;
   /** What each host entry of the plan may do, by host name. */
   readonly hosts: ReadonlyMap<string, HostAccess>;
-  /** The agent bundle asset. */
-  readonly agentBundle: Asset;
-  /** SHA-256 (hex) of the agent bundle, which the document checks on every host. */
-  readonly agentSha256: string;
+  /** The agent executable (gzip) asset of each architecture. */
+  readonly agentExecutables: Readonly<Record<AgentArchitecture, Asset>>;
+  /** SHA-256 (hex) of each architecture's executable (unpacked), which the document checks on every host. */
+  readonly agentSha256: Readonly<Record<AgentArchitecture, string>>;
 
   constructor(scope: Construct, id: string, props: AgentFleetProps) {
     super(scope, id);
-    const bundlePath = resolve(props.agentBundlePath ?? AGENT_BUNDLE_PATH);
-    if (!existsSync(bundlePath)) {
-      throw new Error(`${this.node.path}: agent bundle ${bundlePath} not found: run \`npm run build\` first`);
+    const arches = Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[];
+    const paths = props.agentExecutables ?? AGENT_EXECUTABLE_PATHS;
+    for (const arch of arches) {
+      if (!existsSync(resolve(paths[arch]))) {
+        throw new Error(
+          `${this.node.path}: agent executable ${resolve(paths[arch])} not found: run \`npm run build:exe\` first`,
+        );
+      }
     }
     const plan = props.plan.plan;
     const jobs = plan.jobs.map((job) => job.name);
@@ -155,8 +163,25 @@ export class AgentFleet extends Construct {
       throw new RangeError(`${this.node.path}: a job timeout is longer than SSM allows (48h)`);
     }
 
-    this.agentSha256 = createHash('sha256').update(readFileSync(bundlePath)).digest('hex');
-    this.agentBundle = new Asset(this, 'AgentBundle', { path: bundlePath });
+    const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+    const artifacts = {} as Record<AgentArchitecture, AgentArtifact>;
+    const assets = {} as Record<AgentArchitecture, Asset>;
+    for (const arch of arches) {
+      const path = resolve(paths[arch]);
+      const gzip = readFileSync(path);
+      const asset = new Asset(this, `AgentExecutable-${arch}`, { path });
+      assets[arch] = asset;
+      artifacts[arch] = {
+        url: assetHttpsUrl(asset),
+        fileName: basename(asset.s3ObjectKey),
+        sha256: sha256(gzip),
+        executableSha256: sha256(gunzipSync(gzip)),
+      };
+    }
+    this.agentExecutables = assets;
+    this.agentSha256 = Object.fromEntries(
+      arches.map((arch) => [arch, artifacts[arch].executableSha256]),
+    ) as Record<AgentArchitecture, string>;
     this.commandLogGroup = new logs.LogGroup(this, 'CommandOutput', {
       retention: props.commandLogRetention ?? logs.RetentionDays.THREE_MONTHS,
     });
@@ -169,9 +194,7 @@ export class AgentFleet extends Construct {
       // name: commands in flight during a deploy keep a document to be observed by.
       updateMethod: 'NewVersion',
       content: agentDocumentContent({
-        agentUrl: assetHttpsUrl(this.agentBundle),
-        agentFileName: basename(this.agentBundle.s3ObjectKey),
-        agentSha256: this.agentSha256,
+        agents: artifacts,
         planUrl: props.plan.httpsUrl,
         planFileName: basename(props.plan.fileName),
         planSha256: props.plan.sha256,
@@ -249,6 +272,11 @@ export class AgentFleet extends Construct {
           finding: /^Resource::.*\/(backups|wal)\/[a-z0-9-]+\/\*$/,
           reason:
             'Objects of one plan job: the keys below backups/<job>/ and wal/<job>/ hold backup ids and WAL segment names made at run time.',
+        },
+        {
+          finding: new RegExp(`^Resource::.*/${DOCTOR_PROBE_PREFIX}\\*$`),
+          reason:
+            'strongbox doctor writes its probe create-only under a fresh name (host name and a random nonce) and reads it back.',
         },
         {
           finding: /^Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:\*$/,
@@ -338,6 +366,24 @@ export class AgentFleet extends Construct {
       );
     }
     if (first) statements.push(...this.sharedStatements(props));
+    if (first && plan.key.type === 'kms') {
+      // Doctor's key probe: a data key with exactly the doctor context, which no backup has.
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'DoctorKeyProbe',
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [props.vaultKey.keyArn],
+          conditions: {
+            StringEquals: Object.fromEntries(
+              Object.entries(DOCTOR_KEY_CONTEXT).map(([key, value]) => [
+                `kms:EncryptionContext:${key}`,
+                value,
+              ]),
+            ),
+          },
+        }),
+      );
+    }
     if (plan.key.type === 'kms' && names.length > 0) {
       // The agent's per-backup data keys: only with the context of a job of this host.
       const contexts = names.map((job) => encryptionContext(job, '*'));
@@ -391,14 +437,25 @@ export class AgentFleet extends Construct {
     return [
       new iam.PolicyStatement({
         sid: 'ListVault',
-        actions: ['s3:ListBucket'],
+        // ListBucketMultipartUploads: a backup (and prune) finds the unfinished multipart uploads of
+        // interrupted backups of its jobs and aborts them (AbortMultipartUpload, per job below).
+        actions: ['s3:ListBucket', 's3:ListBucketMultipartUploads'],
         resources: [bucket.bucketArn],
+      }),
+      // `strongbox doctor` writes a probe (create-only, a fresh key) and reads it back; it may not delete it.
+      new iam.PolicyStatement({
+        sid: 'DoctorProbe',
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: [bucket.arnForObjects(`${DOCTOR_PROBE_PREFIX}*`)],
       }),
       keyUseViaS3(props.vaultKey.keyArn, bucket.bucketArn, ['kms:GenerateDataKey', 'kms:Decrypt']),
       new iam.PolicyStatement({
         sid: 'ReadAgentAndPlan',
         actions: ['s3:GetObject'],
-        resources: [assetObjectArn(this.agentBundle), assetObjectArn(props.plan.asset)],
+        resources: [
+          ...Object.values(this.agentExecutables).map((asset) => assetObjectArn(asset)),
+          assetObjectArn(props.plan.asset),
+        ],
       }),
       // The SSM Agent calls CreateLogGroup (and DescribeLogGroups when that fails) before it streams
       // command output, and turns streaming off silently when both are denied.

@@ -5,7 +5,7 @@
  */
 import { CfnOutput, Fn, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { FUNCTIONS } from '#core/deployment';
+import { type AgentArchitecture, FUNCTIONS } from '#core/deployment';
 import { AgentFleet } from '../constructs/agent-fleet';
 import { Alerts } from '../constructs/alerts';
 import { Dashboard } from '../constructs/dashboard';
@@ -21,10 +21,10 @@ export interface StrongboxStackProps extends StackProps {
   /** The stack holding the vault (same environment). */
   readonly vaultStack: StrongboxVaultStack;
   /**
-   * Path of the agent bundle.
-   * @default this repository's dist/strongbox.mjs (`npm run build`)
+   * Paths of the agent executables (gzip) by architecture.
+   * @default this repository's dist/strongbox-linux-<arch>.gz (`npm run build:exe`)
    */
-  readonly agentBundlePath?: string;
+  readonly agentExecutables?: Readonly<Record<AgentArchitecture, string>>;
   /**
    * Directory of the Lambda handler files.
    * @default this repository's functions/
@@ -61,7 +61,7 @@ export class StrongboxStack extends Stack {
       vaultBucket: bucket,
       vaultKey: key,
       plan: this.plan,
-      agentBundlePath: props.agentBundlePath,
+      agentExecutables: props.agentExecutables,
     });
     this.alerts = new Alerts(this, 'Alerts', {
       emails: plan.alerts.email,

@@ -10,33 +10,59 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 
 /** Folders and files of the repository the agent is built from. */
-export const AGENT_SOURCES = ['agent', 'core', 'adapters', 'package.json', 'package-lock.json'] as const;
+export const AGENT_SOURCES = [
+  'agent',
+  'core',
+  'adapters',
+  'scripts/lib',
+  'package.json',
+  'package-lock.json',
+] as const;
+
+/** Options of {@link buildAgentBundle}. */
+export interface AgentBundleOptions {
+  /**
+   * `esm` (default): dist/strongbox.mjs for Node.js 20+; `cjs`: the entry of the single executable
+   * (scripts/lib/agent-executable.ts), which Node's SEA runs as a CommonJS script.
+   */
+  format?: 'esm' | 'cjs';
+  /** The Node.js the bundle runs on, as esbuild's target. @default 'node20' */
+  target?: string;
+}
 
 /**
  * Builds the agent into `outfile` from `root`.
  * @returns the bundle's size in bytes.
  */
-export async function buildAgentBundle(root: string, outfile: string): Promise<number> {
+export async function buildAgentBundle(
+  root: string,
+  outfile: string,
+  options: AgentBundleOptions = {},
+): Promise<number> {
+  const format = options.format ?? 'esm';
   const result = await build({
     absWorkingDir: root,
     entryPoints: ['agent/main.ts'],
     outfile,
     bundle: true,
     platform: 'node',
-    target: 'node20',
-    format: 'esm',
+    target: options.target ?? 'node20',
+    format,
     minify: false,
     sourcemap: false,
     legalComments: 'none',
     metafile: true,
-    // Some dependencies still call require(); give the ESM bundle one.
-    banner: {
-      js: "import { createRequire as __sbxRequire } from 'node:module'; const require = __sbxRequire(import.meta.url);",
-    },
+    // Some dependencies still call require(); give the ESM bundle one (a CommonJS bundle has its own).
+    banner:
+      format === 'esm'
+        ? {
+            js: "import { createRequire as __sbxRequire } from 'node:module'; const require = __sbxRequire(import.meta.url);",
+          }
+        : {},
     logLevel: 'warning',
   });
   await chmod(outfile, 0o755);
-  return Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);
+  return Object.values(result.metafile?.outputs ?? {}).reduce((sum, o) => sum + o.bytes, 0);
 }
 
 /**

@@ -5,23 +5,28 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { doctorCommand } from '#agent/commands/doctor';
 import { newBackupId } from '#core/backup-id';
 import {
   AGENT_ACTIONS,
   AGENT_ERROR_PREFIX,
   type AgentAction,
+  type AgentArchitecture,
   type AgentRestoreOptions,
   agentArgv,
   DOCUMENT_PARAMETERS,
@@ -29,6 +34,8 @@ import {
   DOCUMENT_TIMEOUT_PARAMETER,
   HOST_PATHS,
 } from '#core/deployment';
+import { DOCTOR_KEY_CONTEXT, encryptionContext } from '#core/manifest';
+import type { Vault } from '#core/ports';
 import {
   type AgentDocumentOptions,
   agentDocumentContent,
@@ -37,9 +44,10 @@ import {
 } from '#infra/constructs/agent-document';
 import { AgentFleet, MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from '#infra/constructs/agent-fleet';
 import { PlanAsset } from '#infra/constructs/plan-asset';
+import { testRuntime } from '#test/support/runtime';
 import {
   actionsOf,
-  fakeAgentBundle,
+  fakeAgentExecutables,
   policyStatements,
   type Statement,
   TEST_PLAN_YAML,
@@ -51,7 +59,7 @@ const KEY_ARN = 'arn:aws:kms:eu-central-1:111111111111:key/0a1b2c3d-1111-2222-33
 
 function fleetTemplate(yaml = TEST_PLAN_YAML, bucketName = 'acme-vault-bucket') {
   const stack = new Stack(new App(), 'FleetTest');
-  const bundle = fakeAgentBundle();
+  const executables = fakeAgentExecutables();
   const fleet = new AgentFleet(stack, 'Agents', {
     vaultBucket: s3.Bucket.fromBucketAttributes(stack, 'Vault', {
       bucketArn: `arn:aws:s3:::${bucketName}`,
@@ -59,9 +67,9 @@ function fleetTemplate(yaml = TEST_PLAN_YAML, bucketName = 'acme-vault-bucket') 
     }),
     vaultKey: kms.Key.fromKeyArn(stack, 'Key', KEY_ARN),
     plan: new PlanAsset(stack, 'Plan', { document: testPlan(yaml).document }),
-    agentBundlePath: bundle,
+    agentExecutables: executables,
   });
-  return { template: Template.fromStack(stack), fleet, bundle };
+  return { template: Template.fromStack(stack), fleet, executables };
 }
 
 /** The statements of the policies of one host entry (`Agents/Host-<host>/Policy…`). */
@@ -159,7 +167,8 @@ describe('AgentFleet host policies', () => {
 
   it('carries an encryption-context condition on every KMS statement', () => {
     const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
-    expect(kmsStatements.length).toBe(4);
+    // Per host: data keys of its jobs, the key through S3, doctor's key probe.
+    expect(kmsStatements.length).toBe(6);
     for (const statement of kmsStatements) {
       const keys = Object.values(statement.Condition ?? {}).flatMap((block) => Object.keys(block));
       expect(
@@ -236,6 +245,124 @@ jobs:
 ${jobs.join('')}`;
 }
 
+/** Whether an IAM resource pattern (`*` and `?` wildcards) matches a resource. */
+function resourceMatches(pattern: string, resource: string): boolean {
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${regex}$`).test(resource);
+}
+
+/**
+ * Whether the Allow statements of `statements` grant `action` on `resource` for a request with the given
+ * KMS encryption context; a condition on anything else counts as not met, and Deny statements are
+ * checked by their own tests.
+ */
+function allows(
+  statements: Statement[],
+  action: string,
+  resource: string,
+  context: Record<string, string> = {},
+): boolean {
+  return statements.some((statement) => {
+    if (statement.Effect !== 'Allow' || !actionsOf(statement).includes(action)) return false;
+    const resources = [statement.Resource].flat() as unknown[];
+    if (!resources.some((r) => typeof r === 'string' && resourceMatches(r, resource))) return false;
+    return Object.entries(statement.Condition ?? {}).every(([operator, block]) =>
+      Object.entries(block).every(([key, wanted]) => {
+        const name = /^kms:EncryptionContext:(.+)$/.exec(key)?.[1];
+        const value = name === undefined ? undefined : context[name];
+        if (value === undefined || !['StringEquals', 'StringLike'].includes(operator)) return false;
+        return ([wanted].flat() as string[]).some((w) =>
+          operator === 'StringLike' ? resourceMatches(w, value) : w === value,
+        );
+      }),
+    );
+  });
+}
+
+describe('host policies and what the agent does', () => {
+  it('allow the vault and key probes doctor really makes, and listing the uploads a backup aborts', async () => {
+    // What doctor writes and which data key it asks for, recorded from the real command.
+    const written: string[] = [];
+    const contexts: Record<string, string>[] = [];
+    const { runtime, dir } = await testRuntime({
+      jobs: [{ name: 'appdb', source: { kind: 'files', paths: [tmpdir()] } }],
+      wrapVault: (vault): Vault => ({
+        url: vault.url,
+        put: (key, body, options) => {
+          written.push(key);
+          return vault.put(key, body, options);
+        },
+        get: (key, options) => vault.get(key, options),
+        head: (key) => vault.head(key),
+        list: (prefix) => vault.list(prefix),
+        delete: (keys) => vault.delete(keys),
+      }),
+    });
+    const keys = runtime.keys;
+    runtime.keys = {
+      generateDataKey: (context) => {
+        contexts.push(context);
+        return keys.generateDataKey(context);
+      },
+      decryptDataKey: (wrapped, key, context) => {
+        contexts.push(context);
+        return keys.decryptDataKey(wrapped, key, context);
+      },
+    };
+    try {
+      await doctorCommand(runtime, {});
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(written).toHaveLength(1);
+    expect(contexts).toHaveLength(2);
+
+    const { template } = fleetTemplate();
+    for (const host of ['db', 'web']) {
+      const statements = hostStatements(template, host);
+      for (const key of written) {
+        expect(allows(statements, 's3:PutObject', `${BUCKET_ARN}/${key}`), `${host} put ${key}`).toBe(true);
+        expect(allows(statements, 's3:GetObject', `${BUCKET_ARN}/${key}`), `${host} get ${key}`).toBe(true);
+      }
+      for (const context of contexts) {
+        for (const action of ['kms:GenerateDataKey', 'kms:Decrypt']) {
+          expect(
+            allows(statements, action, KEY_ARN, context),
+            `${host} ${action} ${JSON.stringify(context)}`,
+          ).toBe(true);
+        }
+      }
+      // A backup lists the job's unfinished multipart uploads and aborts those of interrupted backups.
+      expect(allows(statements, 's3:ListBucketMultipartUploads', BUCKET_ARN), host).toBe(true);
+      expect(
+        allows(statements, 's3:AbortMultipartUpload', `${BUCKET_ARN}/backups/appdb/x/data.zst.sbx`),
+      ).toBe(true);
+    }
+  });
+
+  it('do not let doctor’s key probe reach a real backup’s data keys', () => {
+    const { template } = fleetTemplate();
+    // db does not run web-config: its backups' context stays out of reach, doctor's probe or not.
+    expect(
+      allows(
+        hostStatements(template, 'db'),
+        'kms:Decrypt',
+        KEY_ARN,
+        encryptionContext('web-config', 'doctor'),
+      ),
+    ).toBe(false);
+    expect(
+      allows(hostStatements(template, 'db'), 'kms:Decrypt', KEY_ARN, {
+        ...DOCTOR_KEY_CONTEXT,
+        'strongbox:backup': newBackupId(new Date('2024-12-06T02:00:00Z'), '3f9a1c'),
+      }),
+    ).toBe(false);
+  });
+});
+
 describe('host policies of a large plan', () => {
   it('keeps every host policy of a 50-job plan under IAM’s 6,144 characters, covering all its jobs', () => {
     // The longest bucket name S3 allows; the partition stays a Ref, sized at its longest.
@@ -264,23 +391,26 @@ describe('host policies of a large plan', () => {
 describe('AgentFleet document', () => {
   // biome-ignore lint/suspicious/noExplicitAny: the synthesized document JSON, read field by field
   let content: Record<string, any>;
-  let bundle: string;
+  let executables: Record<AgentArchitecture, string>;
   let template: Template;
+  // biome-ignore lint/suspicious/noExplicitAny: the run step of the document JSON
+  let runStep: Record<string, any>;
 
   beforeAll(() => {
-    ({ template, bundle } = fleetTemplate());
+    ({ template, executables } = fleetTemplate());
     const [document] = Object.values(template.findResources('AWS::SSM::Document'));
     content = document?.Properties.Content;
+    runStep = content.mainSteps.find((step: { name: string }) => step.name === DOCUMENT_RUN_STEP);
   });
 
-  it('is a schemaVersion 2.2 Command document that downloads the agent and the plan, then runs one step', () => {
+  it('is a schemaVersion 2.2 Command document that downloads each agent executable and the plan, then runs one step', () => {
     expect(content.schemaVersion).toBe('2.2');
-    expect(content.mainSteps.map((s: { action: string }) => s.action)).toEqual([
-      'aws:downloadContent',
-      'aws:downloadContent',
-      'aws:runShellScript',
+    expect(content.mainSteps.map((s: { action: string; name: string }) => [s.action, s.name])).toEqual([
+      ['aws:downloadContent', 'downloadAgentX64'],
+      ['aws:downloadContent', 'downloadAgentArm64'],
+      ['aws:downloadContent', 'downloadPlan'],
+      ['aws:runShellScript', DOCUMENT_RUN_STEP],
     ]);
-    expect(content.mainSteps[2].name).toBe(DOCUMENT_RUN_STEP);
   });
 
   it('gives every parameter an allowedPattern, and passes the script ones as environment variables', () => {
@@ -296,12 +426,12 @@ describe('AgentFleet document', () => {
   });
 
   it('never pastes a parameter into the script', () => {
-    const script = JSON.stringify(content.mainSteps[2].inputs.runCommand);
+    const script = JSON.stringify(runStep.inputs.runCommand);
     expect(script).not.toContain('{{');
   });
 
   it('runs as long as the job timeout allows: the parameter, defaulting to the longest job (3h)', () => {
-    expect(content.mainSteps[2].inputs.timeoutSeconds).toBe(`{{ ${DOCUMENT_TIMEOUT_PARAMETER} }}`);
+    expect(runStep.inputs.timeoutSeconds).toBe(`{{ ${DOCUMENT_TIMEOUT_PARAMETER} }}`);
     expect(content.parameters[DOCUMENT_TIMEOUT_PARAMETER].default).toBe(String(3 * 3600));
   });
 
@@ -309,8 +439,8 @@ describe('AgentFleet document', () => {
     const paths = content.mainSteps
       .filter((step: { action: string }) => step.action === 'aws:downloadContent')
       .map((step: { inputs: { destinationPath: string } }) => step.inputs.destinationPath);
-    expect(paths).toHaveLength(2);
-    expect(new Set(paths).size).toBe(2);
+    expect(paths).toHaveLength(3);
+    expect(new Set(paths).size).toBe(3);
     for (const path of paths) expect(path).toMatch(/^[^/]+$/);
   });
 
@@ -318,9 +448,21 @@ describe('AgentFleet document', () => {
     template.hasResourceProperties('AWS::SSM::Document', { UpdateMethod: 'NewVersion' });
   });
 
-  it('checks the SHA-256 of the bundle it ships', () => {
-    const sha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
-    expect(JSON.stringify(content.mainSteps[2].inputs.runCommand)).toContain(sha);
+  it('checks the SHA-256 of each executable it ships, as downloaded (gzip) and unpacked', () => {
+    const script = JSON.stringify(runStep.inputs.runCommand);
+    for (const path of Object.values(executables)) {
+      const gzip = readFileSync(path);
+      expect(script).toContain(createHash('sha256').update(gzip).digest('hex'));
+      expect(script).toContain(createHash('sha256').update(gunzipSync(gzip)).digest('hex'));
+    }
+  });
+
+  it('lets hosts read each executable and the plan, nothing else of the assets bucket', () => {
+    const read = policyStatements(template, 'AWS::IAM::ManagedPolicy').find(
+      (s) => s.Sid === 'ReadAgentAndPlan',
+    );
+    expect(actionsOf(read as Statement)).toEqual(['s3:GetObject']);
+    expect(read?.Resource).toHaveLength(3);
   });
 
   it('gives hybrid-activated servers of each host the SSM core policy and that host’s policies', () => {
@@ -380,10 +522,6 @@ describe('document parameter patterns', () => {
 });
 
 /**
- * Runs the run step's script in a sandbox: staging, agent and plan paths under a temp dir, a PATH
- * with only the tools the script needs and a fake `node` that prints its argv (NUL-separated).
- */
-/**
  * Where the SSM Agent writes an `aws:downloadContent` file (its plugins/downloadcontent): a relative
  * destinationPath is joined to the command's `downloads/` directory; an absolute one is a directory only if
  * it already is one or ends with `/`, else the file is written as that path.
@@ -396,28 +534,39 @@ function ssmDownloadTarget(root: string, orchestration: string, destinationPath:
   return isDirectory ? join(path, objectName) : path;
 }
 
+/** A stand-in agent executable of one architecture: prints its argv (NUL-separated). */
+const fakeAgent = (arch: string) => `#!/bin/bash\n# strongbox ${arch}\nprintf '%s\\0' "$@"\n`;
+
 /**
- * A host with nothing pre-created: the test plays the SSM Agent (the downloads land where the document's
- * destinationPath puts them by the agent's rule, the run step starts in the downloads directory) and runs
- * the document's own script with bash. The installed paths are moved under the temp root.
+ * A host with nothing pre-created and no Node.js: the test plays the SSM Agent (the downloads land where
+ * the document's destinationPath puts them by the agent's rule, the run step starts in the downloads
+ * directory) and runs the document's own script with bash, on a PATH of only the tools it needs and a
+ * `uname` that says `machine`. The installed paths are moved under the temp root.
  */
-function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
+function sandbox(options: { machine?: string; tamper?: boolean; badExecutable?: boolean } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'strongbox-doc-'));
   const bin = join(root, 'bin');
   mkdirSync(bin);
-  for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv'])
+  for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv', 'gzip', 'chmod', 'rm'])
     symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
-  if (options.withNode ?? true) {
-    writeFileSync(join(bin, 'node'), '#!/bin/bash\n[ "$1" = "-e" ] && exit 0\nprintf "%s\\0" "$@"\n');
-    chmodSync(join(bin, 'node'), 0o755);
-  }
-  const agent = 'agent-abc.mjs';
+  writeFileSync(join(bin, 'uname'), `#!/bin/bash\necho ${options.machine ?? 'x86_64'}\n`);
+  chmodSync(join(bin, 'uname'), 0o755);
   const plan = 'plan-abc.json';
-  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+  const gzips = { x64: gzipSync(fakeAgent('x64')), arm64: gzipSync(fakeAgent('arm64')) };
+  const agents = Object.fromEntries(
+    (['x64', 'arm64'] as const).map((arch) => [
+      arch,
+      {
+        url: `https://example/agent-${arch}`,
+        fileName: `agent-${arch}-abc.gz`,
+        sha256: sha(options.tamper ? 'another executable' : gzips[arch]),
+        executableSha256: sha(options.badExecutable ? 'another executable' : fakeAgent(arch)),
+      },
+    ]),
+  ) as AgentDocumentOptions['agents'];
   const docOptions: AgentDocumentOptions = {
-    agentUrl: 'https://example/agent',
-    agentFileName: agent,
-    agentSha256: sha(options.tamper ? 'another bundle' : 'agent bundle'),
+    agents,
     planUrl: 'https://example/plan',
     planFileName: plan,
     planSha256: sha('{"version":1}'),
@@ -432,8 +581,9 @@ function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
   const content = agentDocumentContent(docOptions) as {
     mainSteps: { action: string; inputs: { destinationPath: string; sourceInfo: string } }[];
   };
-  const bodies: Record<string, string> = {
-    'https://example/agent': 'agent bundle',
+  const bodies: Record<string, string | Buffer> = {
+    'https://example/agent-x64': gzips.x64,
+    'https://example/agent-arm64': gzips.arm64,
     'https://example/plan': '{"version":1}',
   };
   for (const step of content.mainSteps.filter((s) => s.action === 'aws:downloadContent')) {
@@ -445,19 +595,16 @@ function sandbox(options: { withNode?: boolean; tamper?: boolean } = {}) {
       url.split('/').at(-1) as string,
     );
     mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, bodies[url] as string);
+    writeFileSync(target, bodies[url] as string | Buffer);
   }
   const cwd = join(orchestration, 'downloads');
-  const installed = { agent: join(root, 'opt/strongbox.mjs'), plan: join(root, 'etc/plan.json') };
+  const installed = { agent: join(root, 'opt/strongbox/strongbox'), plan: join(root, 'etc/plan.json') };
   const script = agentRunScript(docOptions)
     .map((line) =>
-      line.startsWith('install_checked')
-        ? line
-            .replace(`'${HOST_PATHS.agent}'`, `'${installed.agent}'`)
-            .replace(`'${HOST_PATHS.plan}'`, `'${installed.plan}'`)
-        : line,
+      line.startsWith('install_checked') ? line.replace(`'${HOST_PATHS.plan}'`, `'${installed.plan}'`) : line,
     )
-    .join('\n');
+    .join('\n')
+    .replaceAll(`'${HOST_PATHS.agent}'`, `'${installed.agent}'`);
   const run = (env: Record<string, string>) => {
     const result = spawnSync('/bin/bash', ['-c', script], {
       cwd,
@@ -502,7 +649,7 @@ describe('the run step script', () => {
 
     // Assess
     expect(result.status).toBe(0);
-    expect(result.argv).toEqual([HOST_PATHS.agent, ...agentArgv({ action, job: 'appdb', ...params })]);
+    expect(result.argv).toEqual(agentArgv({ action, job: 'appdb', ...params }));
   });
 
   it('works on a host where nothing was created beforehand, with the downloads of two concurrent commands apart', () => {
@@ -511,14 +658,14 @@ describe('the run step script', () => {
     const second = sandbox({ tamper: true });
     expect(first.run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(0);
     expect(second.run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(2);
-    expect(readFileSync(first.installed.agent, 'utf8')).toBe('agent bundle');
+    expect(readFileSync(first.installed.agent, 'utf8')).toBe(fakeAgent('x64'));
   });
 
-  it('installs the checked bundle and plan, and exports the deployment overrides', () => {
+  it('installs the checked executable and plan, and exports the deployment overrides', () => {
     const { run, installed } = sandbox();
     const result = run({ SSM_action: 'verify', SSM_job: 'appdb' });
     expect(result.status).toBe(0);
-    expect(readFileSync(installed.agent, 'utf8')).toBe('agent bundle');
+    expect(readFileSync(installed.agent, 'utf8')).toBe(fakeAgent('x64'));
     expect(statSync(installed.agent).mode & 0o777).toBe(0o755);
     expect(readFileSync(installed.plan, 'utf8')).toBe('{"version":1}');
   });
@@ -532,7 +679,7 @@ describe('the run step script', () => {
     expect(existsSync(join(root, 'pwned2'))).toBe(false);
   });
 
-  it('refuses a bundle whose SHA-256 differs, with the error as the last stderr line', () => {
+  it('refuses a download whose SHA-256 differs, with the error as the last stderr line', () => {
     const { run, installed } = sandbox({ tamper: true });
     const result = run({ SSM_action: 'backup', SSM_job: 'appdb' });
     expect(result.status).toBe(2);
@@ -546,12 +693,51 @@ describe('the run step script', () => {
     expect(result.stderrLines.at(-1)).toContain(`${AGENT_ERROR_PREFIX}this SSM Agent does not pass`);
   });
 
-  it('says so when the host has no Node.js', () => {
-    const result = sandbox({ withNode: false }).run({ SSM_action: 'backup', SSM_job: 'appdb' });
+  it.each([
+    ['x86_64', 'x64'],
+    ['aarch64', 'arm64'],
+    ['arm64', 'arm64'],
+  ])(
+    'installs the executable of the host’s architecture (uname -m %s: %s), with no Node.js',
+    (machine, arch) => {
+      const { run, installed } = sandbox({ machine });
+      const result = run({ SSM_action: 'backup', SSM_job: 'appdb' });
+      expect(result.status, result.stderrLines.join('\n')).toBe(0);
+      expect(result.argv).toEqual(agentArgv({ action: 'backup', job: 'appdb' }));
+      expect(readFileSync(installed.agent, 'utf8')).toBe(fakeAgent(arch));
+    },
+  );
+
+  it('refuses a host of another architecture, naming it', () => {
+    const { run, installed } = sandbox({ machine: 'riscv64' });
+    const result = run({ SSM_action: 'backup', SSM_job: 'appdb' });
     expect(result.status).toBe(2);
     expect(result.stderrLines.at(-1)).toBe(
-      `${AGENT_ERROR_PREFIX}Node.js 20 or later is needed on this host: node is not on the PATH of the SSM Agent`,
+      `${AGENT_ERROR_PREFIX}no Strongbox agent for this host's architecture riscv64 (built for x86_64, amd64, aarch64, arm64)`,
     );
+    expect(existsSync(installed.agent)).toBe(false);
+  });
+
+  it('refuses an unpacked executable whose SHA-256 differs, leaving nothing behind', () => {
+    const { run, installed } = sandbox({ badExecutable: true });
+    const result = run({ SSM_action: 'backup', SSM_job: 'appdb' });
+    expect(result.status).toBe(2);
+    expect(result.stderrLines.at(-1)).toMatch(
+      new RegExp(`^${AGENT_ERROR_PREFIX}SHA-256 of the executable unpacked from .* expected`),
+    );
+    expect(readdirSync(dirname(installed.agent))).toEqual([]);
+  });
+
+  it('keeps the installed executable when it is the one, and replaces an outdated one', () => {
+    const { run, installed } = sandbox();
+    expect(run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(0);
+    const first = statSync(installed.agent).ino;
+    expect(run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(0);
+    expect(statSync(installed.agent).ino).toBe(first);
+    writeFileSync(installed.agent, '#!/bin/bash\necho an older agent\n');
+    expect(run({ SSM_action: 'verify', SSM_job: 'appdb' }).status).toBe(0);
+    expect(readFileSync(installed.agent, 'utf8')).toBe(fakeAgent('x64'));
+    expect(statSync(installed.agent).mode & 0o777).toBe(0o755);
   });
 
   it('refuses an unknown action', () => {

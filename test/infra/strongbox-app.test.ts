@@ -12,7 +12,7 @@ import { PlanError } from '#core/errors';
 import { buildStrongboxApp, loadPlanFile, loadPlanText, type StrongboxStacks } from '#infra/app';
 import { listAcknowledgements } from '#infra/nag';
 import { REPO_ROOT } from '#infra/paths';
-import { actionsOf, fakeAgentBundle, type Statement } from './support';
+import { actionsOf, fakeAgentExecutables, type Statement } from './support';
 
 const EXAMPLES = ['aws-small', 'modax'] as const;
 
@@ -31,7 +31,7 @@ function synthExample(name: string): Synthesized {
   const app = new App({ outdir });
   const stacks = buildStrongboxApp(app, {
     plan: loadPlanFile(join(REPO_ROOT, 'examples', `${name}.yaml`)),
-    agentBundlePath: fakeAgentBundle(),
+    agentExecutables: fakeAgentExecutables(),
   });
   const assembly = app.synth();
   const templateOf = (stack: { artifactId: string }) =>

@@ -1,20 +1,31 @@
 /**
- * Shared pieces of the infra tests: a small agent bundle file (so construct tests do not need
- * `npm run build`), plans as text, and the statements of IAM policies in a template.
+ * Shared pieces of the infra tests: small stand-in agent executables (so construct tests do not need
+ * `npm run build:exe`), plans as text, and the statements of IAM policies in a template.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { parse as parseYaml } from 'yaml';
+import { AGENT_ARCHITECTURES, type AgentArchitecture, agentExecutableName } from '#core/deployment';
 import { type Plan, parsePlan } from '#core/plan';
 
-/** Writes a stand-in agent bundle and returns its path (the document only hashes and ships it). */
-export function fakeAgentBundle(content = '#!/usr/bin/env node\nconsole.log("strongbox");\n'): string {
+/**
+ * Writes stand-in agent executables (gzip, one per architecture) and returns their paths (the document
+ * only hashes and ships them).
+ */
+export function fakeAgentExecutables(
+  content = (arch: AgentArchitecture) => `#!/bin/sh\necho strongbox ${arch}\n`,
+): Record<AgentArchitecture, string> {
   const dir = mkdtempSync(join(tmpdir(), 'strongbox-agent-'));
-  const path = join(dir, 'strongbox.mjs');
-  writeFileSync(path, content);
-  return path;
+  return Object.fromEntries(
+    (Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[]).map((arch) => {
+      const path = join(dir, `${agentExecutableName(arch)}.gz`);
+      writeFileSync(path, gzipSync(content(arch)));
+      return [arch, path];
+    }),
+  ) as Record<AgentArchitecture, string>;
 }
 
 /** A plan with two jobs on two host entries (ids and tags), a drill, Slack and Object Lock. */

@@ -152,7 +152,7 @@ describe('one error contract', () => {
       /^strongbox: error: verify: required option '-p, --plan <file>' not specified/,
       'usage',
     ],
-    ['no command', [], /^strongbox: error: no command given \(commands: backup, restore, drill/, 'usage'],
+    ['no command', [], /^strongbox: error: no command given \(commands: backup, .*restore, drill/, 'usage'],
     ['an unknown command', ['bakup'], /^strongbox: error: unknown command 'bakup'/, 'usage'],
     [
       'a bad backup id',
@@ -306,11 +306,13 @@ jobs:
     const file = join(dir, 'bad', 'plan.yaml');
     await mkdir(join(dir, 'bad'), { recursive: true });
     await writeFile(file, text());
+    // A hang guard, not a speed check (the test's timeout would only say "timed out"): an alias bomb or
+    // a deep nesting parsed naively takes minutes; a loaded CI machine starts the CLI in seconds.
     const started = Date.now();
     const result = await strongbox(['list', '--plan', file, '--json']);
     expectFailure(result, line);
     expect(agentErrorOutputSchema.parse(result.json).error.kind).toBe('plan');
-    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 
   it.each<[string, () => Promise<string>, RegExp]>([

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
+import { listCommand } from '#agent/commands/list';
 import { pruneCommand } from '#agent/commands/prune';
 import { openRuntime } from '#agent/runtime';
 import { findJob } from '#core/plan';
@@ -66,6 +67,15 @@ describe('partial files of a killed backup', () => {
     await killedBackup();
     const left = await partials();
     expect(left).toHaveLength(1);
+    // list --all shows it (plain list does not), however recent.
+    const listed = await listCommand(await openRuntime(plan, {}), { jobs: ['models'], all: true });
+    expect((listed.json as { unfinished: { key: string }[] }).unfinished.map((u) => u.key)).toEqual([
+      expect.stringMatching(/^backups\/models\/\S+\/data\.zst\.sbx$/),
+    ]);
+    expect(listed.text).toMatch(/models: unfinished write backups\/models\/\S+\/data\.zst\.sbx/);
+    expect((await listCommand(await openRuntime(plan, {}), { jobs: ['models'] })).text).not.toMatch(
+      /unfinished/,
+    );
 
     const early = await pruneCommand(await openRuntime(plan, {}), { jobs: ['models'] });
     expect((early.json as { abandoned: unknown[] }).abandoned).toEqual([]);

@@ -12,6 +12,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupCommand } from '#agent/commands/backup';
+import { listCommand } from '#agent/commands/list';
+import { verifyCommand } from '#agent/commands/verify';
 import { openRuntime } from '#agent/runtime';
 import { backupFiles, restoreFiles } from '#agent/sources/files/index';
 import { readManifest } from '#core/catalog';
@@ -145,6 +147,23 @@ describe('the backup command with a live tree', () => {
     const manifest = await readManifest(runtime.vault, 'live', json.backupId);
     expect(manifest.warnings).toEqual(json.warnings);
     expect(manifest.warnings).toContain(`${join(root, 'logs', 'app.log')}: file changed as we read it`);
+
+    // list and verify show them: the backup is complete and restores, so verify says it as info.
+    const list = await listCommand(runtime, { jobs: ['live'] });
+    expect(list.text).toMatch(new RegExp(`${json.backupId}\\s.*\\scomplete, \\d+ warnings?`));
+    expect(list.text).toContain(
+      `live ${json.backupId}: warning: ${join(root, 'logs', 'app.log')}: file changed`,
+    );
+    expect((list.json as { backups: { warnings?: string[] }[] }).backups[0]?.warnings).toEqual(
+      manifest.warnings,
+    );
+    const verify = await verifyCommand(runtime, { jobs: ['live'] });
+    expect(verify.exitCode).toBe(0);
+    expect(verify.text).toMatch(
+      new RegExp(
+        `INFO  live: backup ${json.backupId} stored \\d+ entr(y|ies) not exactly as asked: .*app\\.log: file changed as we read it`,
+      ),
+    );
   }, 120_000);
 });
 

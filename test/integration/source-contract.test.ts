@@ -37,6 +37,7 @@ import { IntegrityError, RestoreError } from '#core/errors';
 import type { Job } from '#core/plan';
 import type { PutOptions, RestoreInput, SourceContext, SourceDriver, Vault } from '#core/ports';
 import { SOURCE_KINDS, type SourceConfig, type SourceKind } from '#core/sources/index';
+import { type InfluxServer, influxDigest, startInflux } from '#test/support/influxdb';
 import { type PgServer, startPostgres } from '#test/support/postgres';
 import { datasetDigest, type RedisServer, startRedis } from '#test/support/redis';
 import { testRuntime } from '#test/support/runtime';
@@ -363,6 +364,69 @@ const redisFixture: SourceFixture = {
   },
 };
 
+let influx: InfluxServer;
+let influxRoot: string;
+let influxTargets = 0;
+
+/** A real influxd with two databases, tags and several fields; restored into scratch data directories. */
+const influxdbFixture: SourceFixture = {
+  kind: 'influxdb',
+  async setUp() {
+    influxRoot = await mkdtemp(join(tmpdir(), 'strongbox-contract-influx-'));
+    influx = await startInflux();
+    await influx.query('CREATE DATABASE metrics');
+    await influx.query('CREATE DATABASE events');
+    const t0 = 1_700_000_000_000_000_000n;
+    const lines: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      lines.push(
+        `cpu,host=h${i % 20},region=eu usage=${i / 3},cores=${i % 8}i ${t0 + BigInt(i) * 1_000_000_000n}`,
+      );
+      lines.push(`mem,host=h${i % 10} used=${i * 1024}i ${t0 + BigInt(i) * 1_000_000_000n}`);
+    }
+    await influx.write('metrics', lines);
+    await influx.write('events', [`login,user=ada ok=true ${t0}`, `login,user=bob ok=false ${t0 + 1n}`]);
+  },
+  tearDown: async () => {
+    await influx?.stop();
+    if (influxRoot) await rm(influxRoot, { recursive: true, force: true });
+  },
+  config: () => ({
+    kind: 'influxdb',
+    version: 1,
+    host: '127.0.0.1',
+    port: influx.httpPort,
+    rpcPort: influx.rpcPort,
+    serverBinary: 'influxd',
+  }),
+  freshTarget: (label) => join(influxRoot, `target-${label.replace(/\W/g, '-')}-${++influxTargets}`),
+  async makeExisting(label) {
+    const dir = join(influxRoot, `existing-${label.replace(/\W/g, '-')}-${++influxTargets}`);
+    await mkdir(dir);
+    await writeFile(join(dir, 'precious.txt'), 'precious');
+    return dir;
+  },
+  async fingerprint(dir) {
+    const files = (await readdir(dir)).sort();
+    if (!files.includes('meta')) return `files:${files.join(',')}`;
+    const copy = await startInflux({ dir });
+    try {
+      return await influxDigest(copy.endpoint);
+    } finally {
+      await copy.stop();
+    }
+  },
+  sourceFingerprint: () => influxDigest(influx.endpoint),
+  async spoil(dir) {
+    const copy = await startInflux({ dir });
+    try {
+      await copy.query('DROP MEASUREMENT mem', 'metrics');
+    } finally {
+      await copy.stop();
+    }
+  },
+};
+
 /** Every registered kind has a fixture here: a new kind fails this suite until it joins. */
 const FIXTURES: readonly SourceFixture[] = [
   postgresFixture,
@@ -370,6 +434,7 @@ const FIXTURES: readonly SourceFixture[] = [
   filesFixture,
   commandFixture,
   redisFixture,
+  influxdbFixture,
 ];
 
 it('has a fixture for every registered source kind', () => {

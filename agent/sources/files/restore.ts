@@ -52,8 +52,7 @@ export async function restoreFiles(input: Readable, options: FilesRestoreOptions
   try {
     created = await claimTarget(target);
     claimed = true;
-    const marker: Marker = { pid: process.pid, startedAt: new Date().toISOString(), created };
-    await writeFile(join(target, INCOMPLETE_MARKER), `${JSON.stringify(marker)}\n`, { mode: 0o600 });
+    await writeMarker(target, created);
     const root = process.getuid?.() === 0;
     const tar = spawnTool('tar', extractArgs(target, { root, members: options.members }), {
       signal,
@@ -160,6 +159,31 @@ async function claimTarget(target: string): Promise<boolean> {
   return marker.created;
 }
 
+/** Marks `dir` as being restored into by this process (the marker {@link claimTarget} reads). */
+export async function writeMarker(dir: string, created: boolean): Promise<void> {
+  const marker: Marker = { pid: process.pid, startedAt: new Date().toISOString(), created };
+  await writeFile(join(dir, INCOMPLETE_MARKER), `${JSON.stringify(marker)}\n`, { mode: 0o600 });
+}
+
+/**
+ * Removes the directories in `parent` whose names start with `prefix` and whose marker names a process
+ * that is gone (restores that were killed); returns their paths. Directories without our marker, or
+ * whose restore still runs, are left alone.
+ */
+export async function removeAbandonedRestores(parent: string, prefix: string): Promise<string[]> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const dir = join(parent, name);
+    const marker = await readMarker(dir);
+    if (!marker || isRunning(marker.pid)) continue;
+    await removeTree(dir);
+    removed.push(dir);
+  }
+  return removed;
+}
+
 async function readMarker(target: string): Promise<Marker | undefined> {
   try {
     const value = JSON.parse(await readFile(join(target, INCOMPLETE_MARKER), 'utf8')) as Partial<Marker>;
@@ -184,7 +208,7 @@ function isRunning(pid: number): boolean {
  * Removes a tree, also when it holds directories without write or search permission (mode 000 restored
  * as archived): those are opened up first.
  */
-async function removeTree(path: string): Promise<void> {
+export async function removeTree(path: string): Promise<void> {
   try {
     await rm(path, { recursive: true, force: true });
   } catch (error) {

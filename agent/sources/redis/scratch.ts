@@ -4,11 +4,13 @@
  * rewritten), stopped with SHUTDOWN NOSAVE. Drills check restored backups in one; tests run their
  * servers with the same launcher.
  */
-import { createServer } from 'node:net';
 import { spawnTool, type ToolProcess } from '#agent/pipeline/child';
 import { SourceError } from '#core/errors';
 import type { SourceContext } from '#core/ports';
+import { freePort } from '../kit';
 import { redisCli } from './cli';
+
+export { freePort };
 
 /** The RDB file a restore writes and a scratch server loads. */
 export const RDB_FILE = 'dump.rdb';
@@ -30,20 +32,6 @@ export interface ScratchRedisOptions {
   extraArgs?: string[];
   /** How long loading the RDB may take. @default 120 s */
   startTimeoutMs?: number;
-}
-
-/** A TCP port of 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 /**

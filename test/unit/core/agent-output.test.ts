@@ -17,6 +17,7 @@ import {
   agentBackupResultSchema,
   agentDrillResultSchema,
   agentErrorOutputSchema,
+  agentListResultSchema,
   agentRestoreResultSchema,
   agentVerifyResultSchema,
   type Finding,
@@ -74,17 +75,18 @@ function conforms<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   return parsed.data as z.output<S>;
 }
 
-/** Every way to rename one field of an object (top level, and the first finding's). */
+/** Every way to rename one field of an object (top level, and the first item's of its lists). */
 function renamings(value: Record<string, unknown>): [string, Record<string, unknown>][] {
   const out: [string, Record<string, unknown>][] = [];
   for (const key of Object.keys(value)) {
     const { [key]: moved, ...rest } = value;
     out.push([key, { ...rest, [`${key}Renamed`]: moved }]);
   }
-  const findings = value.findings;
-  if (Array.isArray(findings) && findings[0]) {
-    for (const [key, finding] of renamings(findings[0] as Record<string, unknown>)) {
-      out.push([`findings[0].${key}`, { ...value, findings: [finding, ...findings.slice(1)] }]);
+  for (const list of ['findings', 'jobs', 'backups']) {
+    const items = value[list];
+    if (!Array.isArray(items) || typeof items[0] !== 'object') continue;
+    for (const [key, item] of renamings(items[0] as Record<string, unknown>)) {
+      out.push([`${list}[0].${key}`, { ...value, [list]: [item, ...items.slice(1)] }]);
     }
   }
   return out;
@@ -131,8 +133,19 @@ describe('the real CLI prints what core/agent-output says', () => {
     outputs.drill = { schema: agentDrillResultSchema, value: value as Record<string, unknown> };
   });
 
+  it('list: the inventory of every job and each backup', async () => {
+    const value = await json(['list']);
+    const result = conforms(agentListResultSchema, value);
+    expect(result.jobs.map((j) => [j.job, j.complete])).toEqual([
+      ['config', 2],
+      ['media', 1],
+    ]);
+    expect(result.backups.map((b) => b.status)).toEqual(['complete', 'complete', 'complete']);
+    outputs.list = { schema: agentListResultSchema, value: value as Record<string, unknown> };
+  });
+
   it('refuses every real output with any one field renamed', () => {
-    expect(Object.keys(outputs)).toEqual(['backup', 'verify', 'restore', 'drill']);
+    expect(Object.keys(outputs)).toEqual(['backup', 'verify', 'restore', 'drill', 'list']);
     const accepted: string[] = [];
     for (const [command, { schema, value }] of Object.entries(outputs)) {
       for (const [field, renamed] of renamings(value)) {

@@ -177,6 +177,8 @@ describe('checkSize', () => {
     ['exactly half the median', 500, []],
     ['a byte under half the median', 499, ['warning']],
     ['empty', 0, ['warning']],
+    ['four times the median', 4000, []],
+    ['a byte over four times the median', 4001, ['warning']],
   ])('judges a backup that is %s', (_, bytes, severities) => {
     // Act
     const findings = checkSize(job, sized(newestId, bytes), recent);
@@ -196,7 +198,8 @@ describe('checkSize', () => {
         job: 'app-db',
         check: 'backup-size',
         backupId: newestId,
-        message: 'newest backup has 400 bytes, under 50% of the recent median 1000',
+        message:
+          'newest backup has 400 B of source data, under 50% of the median 1000 B of the 3 backups before it (source bytes, before compression): was the source empty or cut short?',
       },
     ]);
   });
@@ -210,7 +213,7 @@ describe('checkSize', () => {
     const findings = checkSize(job, newest, withNewest);
 
     // Assess
-    expect(findings[0]?.message).toContain('recent median 1000');
+    expect(findings[0]?.message).toContain('the median 1000 B of the 3 backups');
   });
 
   it.each([
@@ -252,9 +255,29 @@ describe('checkSize', () => {
         job: 'app-db',
         check: 'backup-size',
         backupId: newestId,
-        message: 'newest backup has 10 bytes, below the floor of 1024',
+        message:
+          'newest backup has 10 B of source data, below the floor of 1.00 KiB (limits.minBytes; source bytes, before compression)',
       },
     ]);
+  });
+
+  it('says how far over the median a backup that grew is, and follows limits.growthRatio', () => {
+    // Act: the 7.7× jump of the issue
+    const findings = checkSize(job, sized(newestId, 7700), recent);
+    const relaxed = checkSize(jobWith({ limits: { growthRatio: 10 } }), sized(newestId, 7700), recent);
+
+    // Assess
+    expect(findings).toEqual([
+      {
+        severity: 'warning',
+        job: 'app-db',
+        check: 'backup-size',
+        backupId: newestId,
+        message:
+          'newest backup has 7.52 KiB of source data, 7.7× the median 1000 B of the 3 backups before it (source bytes, before compression), more than the 4× limits.growthRatio allows',
+      },
+    ]);
+    expect(relaxed).toEqual([]);
   });
 
   it('finds nothing without a backup', () => {

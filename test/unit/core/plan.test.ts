@@ -126,6 +126,7 @@ describe('validatePlan accepts good plans', () => {
       storage: { warnAbovePercent: 80, criticalAbovePercent: 95 },
       verify: { schedule: 'cron(0 7 * * ? *)', recentCount: 7 },
       hosts: {},
+      copies: [],
       jobs: [
         {
           name: 'app-db',

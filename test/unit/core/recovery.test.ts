@@ -11,7 +11,7 @@ import {
   recoverySettings,
   walFetchCommand,
 } from '#core/recovery';
-import { expiredWal } from '#core/recovery-window';
+import { checkRecoveryWindow, expiredWal } from '#core/recovery-window';
 import { formatLsn, parseLsn, segmentOf } from '#core/wal';
 
 describe('parseRecoveryTarget', () => {
@@ -144,5 +144,17 @@ describe('expiredWal', () => {
 
   it('keeps everything when no base backup ended before the window starts', () => {
     expect(expiredWal(manifests, names, new Date('2026-11-30T00:00:00Z'))).toEqual({ expire: [] });
+  });
+  it('verify counts WAL expired before the window as no gap: the older base backup restores to its own end', () => {
+    const windowStart = new Date('2026-12-09T00:00:00Z');
+    const kept = names.filter((n) => !expiredWal(manifests, names, windowStart).expire.includes(n));
+    const facts = { job: 'pg', manifests, walNames: [...kept, '00000001000000000000000B'], now: windowStart };
+
+    const withWindow = checkRecoveryWindow({ ...facts, windowStart });
+    const without = checkRecoveryWindow(facts);
+
+    expect(withWindow.findings.filter((f) => f.severity === 'critical')).toEqual([]);
+    expect(withWindow.window.earliest).toBe('2026-12-08T01:05:00Z');
+    expect(without.findings.find((f) => f.check === 'wal-gap')?.backupId).toBe('20261201T010000Z-aaaaaa');
   });
 });

@@ -138,6 +138,49 @@ describe('restore requests (objects in Standard, s3rver)', () => {
     });
   });
 
+  it('never answers latest or a time with a safety backup, but restores one asked for by id', async () => {
+    // Prepare: a scheduled backup, then the safety backup a failed `restore --replace` took after it.
+    const vault = new MemoryVault();
+    const scheduled = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 2 * DAY) });
+    const safety = seedBackup(vault, {
+      job: 'app-db',
+      startedAt: new Date(NOW.getTime() - DAY),
+      purpose: 'safety',
+    });
+    const { handler } = setup(vault);
+    // Act / Assess: a retry of "latest" restores the backup, not the live data the safety backup holds.
+    expect(await handler({ job: 'app-db', latest: true })).toMatchObject({
+      status: 'started',
+      backupId: scheduled.backupId,
+    });
+    expect(await handler({ job: 'app-db', at: NOW.toISOString() })).toMatchObject({
+      backupId: scheduled.backupId,
+    });
+    expect(await handler({ job: 'app-db', backupId: safety.backupId })).toMatchObject({
+      status: 'started',
+      backupId: safety.backupId,
+    });
+  });
+
+  it('rejects latest when the only backups are safety backups, saying why', async () => {
+    const vault = new MemoryVault();
+    const safety = seedBackup(vault, {
+      job: 'app-db',
+      startedAt: new Date(NOW.getTime() - DAY),
+      purpose: 'safety',
+    });
+    const { handler, sent } = setup(vault);
+    const response = await handler({ job: 'app-db', latest: true });
+    expect(response).toEqual({
+      status: 'rejected',
+      errors: [
+        expect.stringMatching(/^app-db: no restorable backup at or before/),
+        `${safety.backupId}: a safety backup (taken by restore --replace); ask for it by id`,
+      ],
+    });
+    expect(sent()).toEqual([]);
+  });
+
   it('rejects a time before which every backup has lost its data', async () => {
     const vault = new MemoryVault();
     const only = seedBackup(vault, { job: 'app-db', startedAt: new Date(NOW.getTime() - 20 * DAY) });

@@ -1,4 +1,4 @@
-import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { openKeyProvider } from '#adapters/keys/index';
@@ -99,5 +99,32 @@ describe('KmsKeyProvider', () => {
   it('is what openKeyProvider returns for a kms key', async () => {
     const keys = await openKeyProvider({ type: 'kms', keyId: keyArn, region: 'eu-west-1' }, { baseDir: '/' });
     expect(keys).toBeInstanceOf(KmsKeyProvider);
+  });
+});
+
+describe('KmsKeyProvider.wrapDataKey (copies with their own key)', () => {
+  it('encrypts the data key under the copy key with the context and records the key ARN', async () => {
+    // Prepare
+    kms.on(EncryptCommand).resolves({ CiphertextBlob: blob, KeyId: keyArn });
+    const keys = new KmsKeyProvider({ type: 'kms', keyId: 'alias/offsite' }, { client: new KMSClient({}) });
+
+    // Act
+    const wrapped = await keys.wrapDataKey(plaintext, context);
+
+    // Assess
+    expect(kms.commandCalls(EncryptCommand)[0]?.args[0].input).toEqual({
+      KeyId: 'alias/offsite',
+      Plaintext: plaintext,
+      EncryptionContext: context,
+    });
+    expect(wrapped).toEqual({ wrapped: blob.toString('base64'), key: { type: 'kms', keyId: keyArn } });
+  });
+
+  it('names the key and what KMS said when it refuses', async () => {
+    kms.on(EncryptCommand).rejects(awsError('AccessDeniedException'));
+    const keys = new KmsKeyProvider({ type: 'kms', keyId: 'alias/offsite' }, { client: new KMSClient({}) });
+    await expect(keys.wrapDataKey(plaintext, context)).rejects.toThrow(
+      /cannot wrap a data key with KMS key alias\/offsite: AccessDeniedException/,
+    );
   });
 });

@@ -84,7 +84,7 @@ describe('LocalKeyProvider', () => {
   });
 
   it('rejects another master key by fingerprint, naming both keys', async () => {
-    const otherPath = join(dir, 'other.key');
+    const otherPath = join(await mkdtemp(join(dir, 'copy-')), 'master.key');
     const { fingerprint: otherFingerprint } = await generateMasterKeyFile(otherPath);
     const keys = new LocalKeyProvider(keyPath);
     const dataKey = await keys.generateDataKey(context);
@@ -156,5 +156,35 @@ describe('openKeyProvider', () => {
     expect((keys as LocalKeyProvider).path).toBe(keyPath);
     const absolute = await openKeyProvider({ type: 'local', path: keyPath }, { baseDir: '/elsewhere' });
     expect((absolute as LocalKeyProvider).path).toBe(keyPath);
+  });
+});
+
+describe('LocalKeyProvider.wrapDataKey (copies with their own key)', () => {
+  it("wraps another provider's data key so that only this key unwraps it, for the same context", async () => {
+    // Prepare
+    const otherPath = join(await mkdtemp(join(dir, 'copy-')), 'master.key');
+    await generateMasterKeyFile(otherPath);
+    const primary = new LocalKeyProvider(keyPath);
+    const copy = new LocalKeyProvider(otherPath);
+    const dataKey = await primary.generateDataKey(context);
+
+    // Act
+    const wrapped = await copy.wrapDataKey(dataKey.plaintext, context);
+
+    // Assess
+    expect(wrapped.key).toEqual({ type: 'local', fingerprint: await copy.fingerprint() });
+    expect((await copy.decryptDataKey(wrapped.wrapped, wrapped.key, context)).equals(dataKey.plaintext)).toBe(
+      true,
+    );
+    await expect(primary.decryptDataKey(wrapped.wrapped, wrapped.key, context)).rejects.toThrow(KeyError);
+    await expect(
+      copy.decryptDataKey(wrapped.wrapped, wrapped.key, encryptionContext('db', '20241207T020000Z-3f9a1c')),
+    ).rejects.toThrow(KeyError);
+  });
+
+  it('refuses what is not a 32-byte data key', async () => {
+    await expect(new LocalKeyProvider(keyPath).wrapDataKey(Buffer.alloc(16), context)).rejects.toThrow(
+      KeyError,
+    );
   });
 });

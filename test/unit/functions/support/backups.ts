@@ -29,6 +29,8 @@ export interface SyntheticBackup {
   suffix?: string;
   /** Row counts per table the manifest records. */
   tables?: { schema: string; name: string; rows: number }[];
+  /** `safety` for a backup `restore --replace` took of the data it was about to replace. */
+  purpose?: 'safety';
 }
 
 /** The data object name synthetic backups use. */
@@ -51,6 +53,7 @@ export function syntheticManifest(
     tier: backup.tier ?? 'daily',
     startedAt: backup.startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
+    ...(backup.purpose ? { purpose: backup.purpose } : {}),
     compression: { algorithm: 'zstd', level: 3 },
     encryption: {
       scheme: 'strongbox-stream-v1',
