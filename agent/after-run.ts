@@ -115,17 +115,24 @@ export async function reportRun(
     }
   }
   const notify = plan.notify;
-  if (notify && record.command !== 'doctor' && notify.on.includes(facts.status)) {
-    const alert = alertOf(runtime, facts);
-    const notifyServices: NotifyServices = {
-      env: runtime.env,
-      fetch: services.fetch,
-      sleep: services.sleep,
-      host: runtime.host,
-    };
-    for (const delivery of await deliverAlert(alert, notify, notifyServices)) {
-      if (delivery.ok) runtime.log(`alert sent (${delivery.channel}): ${alert.title}`);
-      else services.warn(`alert not delivered (${delivery.channel}): ${delivery.error}`);
+  // doctor never alerts; wal-push (once per WAL segment) only when it fails, whatever notify.on says.
+  const alerting =
+    record.command !== 'doctor' && (record.command !== 'wal-push' || facts.status === 'failure');
+  if (notify && alerting && notify.on.includes(facts.status)) {
+    try {
+      const alert = alertOf(runtime, facts);
+      const notifyServices: NotifyServices = {
+        env: runtime.env,
+        fetch: services.fetch,
+        sleep: services.sleep,
+        host: runtime.host,
+      };
+      for (const delivery of await deliverAlert(alert, notify, notifyServices)) {
+        if (delivery.ok) runtime.log(`alert sent (${delivery.channel}): ${alert.title}`);
+        else services.warn(`alert not delivered (${delivery.channel}): ${delivery.error}`);
+      }
+    } catch (error) {
+      services.warn(`alert not sent: ${describeError(error)}`);
     }
   }
 }
@@ -212,6 +219,28 @@ async function metricUpdates(runtime: Runtime, facts: RunFacts): Promise<MetricU
       });
       setForJob('strongbox_backup_size_bytes', r.job, r.tier, r.storedBytes);
       setForJob('strongbox_backup_last_success_timestamp_seconds', r.job, r.tier, now);
+    }
+    for (const job of facts.jobs) {
+      // The failure counter exists from the first run on, so increase() sees the first failure too.
+      updates.push({
+        op: 'add',
+        sample: {
+          name: 'strongbox_backup_failure_total',
+          labels: labelsOf(job.name, record.tier ?? ''),
+          value: 0,
+        },
+      });
+      const committed = results.some((r) => r.job === job.name);
+      if (committed || failed.some((f) => f.job === job.name)) {
+        updates.push({
+          op: 'set',
+          sample: {
+            name: 'strongbox_backup_last_run_success',
+            labels: labelsOf(job.name),
+            value: committed ? 1 : 0,
+          },
+        });
+      }
     }
     for (const f of failed) {
       if (!plan.jobs.some((j) => j.name === f.job)) continue;

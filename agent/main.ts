@@ -170,7 +170,10 @@ function buildCli(
   const program = new Command('strongbox')
     .description(
       'Back up PostgreSQL, Redis, InfluxDB, file trees and command output into an encrypted vault (file:// or S3), and prove ' +
-        `they restore. Exit status: 0 ok, 1 warning, 2 error, 75 job already running. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
+        "they restore. After each backup, verify, drill, prune and wal-push the agent rewrites the plan's " +
+        'metrics textfile (metrics:) and sends one alert to Slack, a webhook or sendmail (notify:; failures ' +
+        'and warnings by default); a failed delivery is a warning, never a failure. ' +
+        `Exit status: 0 ok, 1 warning, 2 error, 75 job already running. Actions the AWS document runs: ${AGENT_ACTIONS.join(', ')}.`,
     )
     .version(VERSION)
     .exitOverride()
@@ -385,7 +388,7 @@ function buildCli(
       .description(
         'check each job as the AWS verify function does: newest backup age against its limits, objects ' +
           'present with their sizes, size against the recent median, GFS tier coverage, incomplete ' +
-          'backups; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) ' +
+          "backups, a file vault fuller than the plan's storage thresholds; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) " +
           'without restoring it',
       ),
   )
@@ -445,7 +448,7 @@ function buildCli(
     program
       .command('doctor')
       .description(
-        "check tools, database access, vault write access, key use and free space, and each copy's vault and key; one line per check",
+        "check tools, database access, vault write access, key use, free space, the vault's fill against the plan's storage thresholds, and each copy's vault and key; one line per check",
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)

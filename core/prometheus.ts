@@ -30,6 +30,10 @@ export const PROMETHEUS_METRICS = {
     type: 'counter',
     help: 'Backups of the job that failed (nothing was committed); tier is empty when the run failed before choosing one',
   },
+  strongbox_backup_last_run_success: {
+    type: 'gauge',
+    help: '1 when the last backup run of the job committed a backup, 0 when it failed',
+  },
   strongbox_drill_duration_seconds: {
     type: 'gauge',
     help: 'Seconds the last restore drill of the job took to restore (the measured recovery time)',

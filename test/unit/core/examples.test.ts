@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parsePlan, recoveryOrderOf } from '#core/plan';
 
 const DIR = join(import.meta.dirname, '../../../examples');
-const PLANS = readdirSync(DIR).filter((name) => name.endsWith('.yaml'));
+// prometheus-rules.yaml is a Prometheus rule file, not a plan (test/unit/core/prometheus-examples.test.ts).
+const PLANS = readdirSync(DIR).filter((name) => name.endsWith('.yaml') && name !== 'prometheus-rules.yaml');
 
 describe.each(PLANS)('examples/%s', (name) => {
   it('is a valid plan', () => {
