@@ -163,6 +163,8 @@ export const agentDeepReadSchema = z.strictObject({
   storedBytes: bytes,
   sourceBytes: bytes,
   seconds,
+  /** The source's checks of the content (postgres: the archive's TOC lists the manifest's tables). */
+  checks: z.array(targetCheckSchema).optional(),
 });
 
 /** One job's summary in `strongbox verify --json` (core/checks `JobSummary`, plus the deep read). */

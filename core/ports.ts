@@ -248,6 +248,17 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     details: SourceDetailsOf<K>,
     options: RestoreTarget,
   ): Promise<TargetCheck[]>;
+  /**
+   * `verify --deep`: reads every object of a backup to its end (so each is authenticated whole) and
+   * checks its content against the manifest's details (postgres: the archive's table of contents lists
+   * the manifest's tables). Optional: without it, `verify --deep` reads the objects through only.
+   */
+  inspect?(
+    config: SourceConfigOf<K>,
+    details: SourceDetailsOf<K>,
+    input: RestoreInput,
+    ctx: SourceContext,
+  ): Promise<TargetCheck[]>;
   /** What a backup, restore and drill of this source need on this host, checked one line at a time. */
   doctor(config: SourceConfigOf<K>, ctx: SourceContext): Promise<DoctorCheck[]>;
   /** Whether a target exists (a directory that exists counts, even when empty). */

@@ -10,6 +10,7 @@ import { databaseExists, dropDatabase, preflightReplace, swapDatabases } from '.
 import { backupPostgres } from './backup';
 import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
+import { inspectPostgresArchive } from './inspect';
 import { stampedDatabaseName } from './names';
 import { restorePostgres } from './restore';
 
@@ -40,6 +41,7 @@ export const postgresDriver: SourceDriver<'postgres'> = {
       ctx,
     }),
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),
+  inspect: inspectPostgresArchive,
   doctor: doctorPostgres,
   targetExists: databaseExists,
   discard: dropDatabase,
