@@ -34,6 +34,7 @@ import {
   quoteIdent,
   type TableSelector,
 } from './names';
+import { checkFreeSpace } from './space';
 import { parseTocList, peekToc, selectEntries, type TocEntry } from './toc';
 
 /** Options of {@link restorePostgres}. */
@@ -51,7 +52,7 @@ export interface PostgresRestoreOptions {
    * The manifest's details: the roles the database needs and its database-level state. Without them (a
    * backup of an older agent) owners are still restored from the archive but nothing is checked first.
    */
-  details?: Pick<PostgresDetails, 'roles' | 'databaseState'>;
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState'> & { databaseBytes?: number };
   /** Restore without owners (pg_restore --no-owner): the restoring role owns everything. @default false */
   noOwner?: boolean;
   ctx: SourceContext;
@@ -104,6 +105,9 @@ export async function restorePostgres(
     if ((rowCount ?? 0) > 0) {
       throw new RestoreError(`${where} already exists: restore into a new name (it was left untouched)`);
     }
+    // Free space before anything is created: the database's size when backed up.
+    const spaceNote = await checkFreeSpace(admin, config, options.details?.databaseBytes, where);
+    if (spaceNote) ctx.log?.(spaceNote);
     ({ created: createdRoles } = await prepareRoles(admin, options.details?.roles ?? [], {
       owners,
       where,
