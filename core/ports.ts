@@ -259,6 +259,12 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     input: RestoreInput,
     ctx: SourceContext,
   ): Promise<TargetCheck[]>;
+  /**
+   * Finds the targets killed restores of this source left (marked while being restored into, their
+   * process gone) and, unless `dryRun`, removes them; one line per target found, saying what was done.
+   * Never touches a target without the mark. Optional: sources whose restores leave nothing to find.
+   */
+  leftovers?(config: SourceConfigOf<K>, ctx: SourceContext, options: { dryRun?: boolean }): Promise<string[]>;
   /** What a backup, restore and drill of this source need on this host, checked one line at a time. */
   doctor(config: SourceConfigOf<K>, ctx: SourceContext): Promise<DoctorCheck[]>;
   /** Whether a target exists (a directory that exists counts, even when empty). */

@@ -2,12 +2,16 @@
  * `strongbox list`: the backups of each job, complete or not, newest last, with the warnings each
  * complete backup's manifest recorded (files that changed or vanished while read); with `--all` also the
  * unfinished writes interrupted backups left in the vault (partial files, incomplete multipart uploads)
- * that the next backup of the job or `prune` removes.
+ * that the next backup of the job or `prune` removes, and the targets killed restores left (postgres:
+ * scratch databases still marked as being restored into) that `prune` and the next restore drop.
  */
 
 import { formatBytes, formatTable } from '#agent/format';
+import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import { sourceDriver } from '#agent/sources/index';
 import { readCatalog } from '#core/catalog';
+import { describeError } from '#core/errors';
 import { jobPrefix } from '#core/layout';
 import { selectJobs } from '#core/plan';
 import type { Outcome } from './outcome';
@@ -36,6 +40,7 @@ export async function listCommand(runtime: Runtime, options: ListOptions): Promi
   const notes: string[] = [];
   const json: unknown[] = [];
   const unfinished: { job: string; key: string }[] = [];
+  const leftovers: { job: string; line: string }[] = [];
   for (const job of jobs) {
     const catalog = await readCatalog(runtime.vault, job.name);
     const invalid = new Set(catalog.invalid.map((i) => i.backupId));
@@ -77,6 +82,16 @@ export async function listCommand(runtime: Runtime, options: ListOptions): Promi
       const keys =
         (await runtime.vault.removeAbandoned?.(jobPrefix(job.name), EVERY_WRITE, { dryRun: true })) ?? [];
       for (const key of keys) unfinished.push({ job: job.name, key });
+      // Targets killed restores left (postgres: marked scratch databases), from the source itself.
+      const driver = sourceDriver(job.source);
+      if (driver.leftovers) {
+        try {
+          for (const line of await driver.leftovers(job.source, sourceContext(runtime), { dryRun: true }))
+            leftovers.push({ job: job.name, line });
+        } catch (error) {
+          leftovers.push({ job: job.name, line: `restore leftovers not checked: ${describeError(error)}` });
+        }
+      }
     }
   }
   const text = [
@@ -90,10 +105,11 @@ export async function listCommand(runtime: Runtime, options: ListOptions): Promi
           )
         : ['no unfinished writes']
       : []),
+    ...leftovers.map((l) => `${l.job}: ${l.line}`),
   ];
   return {
     exitCode: 0,
-    json: { backups: json, ...(options.all ? { unfinished } : {}) },
+    json: { backups: json, ...(options.all ? { unfinished, leftovers } : {}) },
     text: text.join('\n'),
   };
 }

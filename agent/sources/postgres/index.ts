@@ -11,6 +11,7 @@ import { backupPostgres } from './backup';
 import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
 import { inspectPostgresArchive } from './inspect';
+import { removeRestoreLeftovers } from './leftovers';
 import { stampedDatabaseName } from './names';
 import { restorePostgres } from './restore';
 
@@ -42,6 +43,7 @@ export const postgresDriver: SourceDriver<'postgres'> = {
     }),
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),
   inspect: inspectPostgresArchive,
+  leftovers: removeRestoreLeftovers,
   doctor: doctorPostgres,
   targetExists: databaseExists,
   discard: dropDatabase,

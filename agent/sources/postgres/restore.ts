@@ -27,6 +27,7 @@ import {
   toolEnv,
 } from './connect';
 import { applyDatabaseState, prepareRoles } from './globals';
+import { markRestoring, unmarkRestoring } from './leftovers';
 import {
   dbnameConninfo,
   MAX_IDENTIFIER_BYTES,
@@ -132,6 +133,8 @@ export async function restorePostgres(
       });
     }
     created = true;
+    // Marked until complete: a restore killed from here on leaves a database the next run recognises.
+    await markRestoring(admin, target);
     const state = options.details?.databaseState;
     // Before pg_restore: objects of the owner then get CREATE on the schemas the database owner holds.
     if (owners && state) {
@@ -154,6 +157,7 @@ export async function restorePostgres(
     } finally {
       if (listFile) await rm(dirname(listFile), { recursive: true, force: true });
     }
+    await unmarkRestoring(admin, target);
     if (state) await applyDatabaseState(admin, target, state, { owners });
   } catch (error) {
     if (!input.destroyed) {
