@@ -389,7 +389,8 @@ function buildCli(
         'check each job as the AWS verify function does: newest backup age against its limits, objects ' +
           'present with their sizes, size against the recent median, GFS tier coverage, incomplete ' +
           "backups, a file vault fuller than the plan's storage thresholds; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) " +
-          'without restoring it',
+          "without restoring it, checks its kind is the job's and, for postgres, that the archive's " +
+          'table of contents lists the tables of the manifest',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)

@@ -16,7 +16,7 @@ import { detailsOf, sourceDriver } from '#agent/sources/index';
 import { findBackup, listManifests } from '#core/catalog';
 import type { Finding } from '#core/checks';
 import { AGENT_ENV } from '#core/deployment';
-import { PlanError, RestoreError } from '#core/errors';
+import { describeError, PlanError, RestoreError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import type { Job } from '#core/plan';
 import type { RestoreOutcome, RestoreTarget, SourceContext, TargetCheck } from '#core/ports';
@@ -171,6 +171,7 @@ export async function runRestore(
   }
   const ctx = sourceContext(runtime);
   const base = { job: job.name, backupId: manifest.backupId, kind: manifest.kind };
+  await removeLeftovers(runtime, job, ctx);
 
   if (request.inPlace) {
     const details = detailsOf(manifest.source, job.source.kind);
@@ -277,6 +278,21 @@ async function baseBackupFor(runtime: Runtime, job: Job, request: RestoreRequest
     );
   }
   return chosen.m;
+}
+
+/**
+ * Drops what killed restores of the job left (driver `leftovers`: postgres scratch databases still
+ * marked as being restored into by a process that is gone). Best effort: a failure is logged, and the
+ * restore goes on (`prune` tries again).
+ */
+async function removeLeftovers(runtime: Runtime, job: Job, ctx: SourceContext): Promise<void> {
+  const driver = sourceDriver(job.source);
+  if (!driver.leftovers) return;
+  try {
+    for (const line of await driver.leftovers(job.source, ctx, {})) runtime.log(line);
+  } catch (error) {
+    runtime.log(`what killed restores left could not be checked: ${describeError(error)}`);
+  }
 }
 
 /** The context a source driver runs in for this runtime. */

@@ -219,6 +219,8 @@ export const agentDeepReadSchema = z.strictObject({
   storedBytes: bytes,
   sourceBytes: bytes,
   seconds,
+  /** The source's checks of the content (postgres: the archive's TOC lists the manifest's tables). */
+  checks: z.array(targetCheckSchema).optional(),
 });
 
 /** One job's summary in `strongbox verify --json` (core/checks `JobSummary`, plus the deep read). */
@@ -334,6 +336,8 @@ export const agentListResultSchema = z.strictObject({
   backups: z.array(agentListBackupSchema),
   /** With `--all`: writes of interrupted (or still running) backups that `prune` removes past the timeout. */
   unfinished: z.array(z.strictObject({ job: z.string().min(1), key: z.string().min(1) })).optional(),
+  /** With `--all`: targets killed restores left (postgres: scratch databases still marked), one line each. */
+  leftovers: z.array(z.strictObject({ job: z.string().min(1), line: z.string().min(1) })).optional(),
 });
 
 /** What `strongbox list --json` prints. */

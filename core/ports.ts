@@ -266,6 +266,23 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
     details: SourceDetailsOf<K>,
     options: RestoreTarget,
   ): Promise<TargetCheck[]>;
+  /**
+   * `verify --deep`: reads every object of a backup to its end (so each is authenticated whole) and
+   * checks its content against the manifest's details (postgres: the archive's table of contents lists
+   * the manifest's tables). Optional: without it, `verify --deep` reads the objects through only.
+   */
+  inspect?(
+    config: SourceConfigOf<K>,
+    details: SourceDetailsOf<K>,
+    input: RestoreInput,
+    ctx: SourceContext,
+  ): Promise<TargetCheck[]>;
+  /**
+   * Finds the targets killed restores of this source left (marked while being restored into, their
+   * process gone) and, unless `dryRun`, removes them; one line per target found, saying what was done.
+   * Never touches a target without the mark. Optional: sources whose restores leave nothing to find.
+   */
+  leftovers?(config: SourceConfigOf<K>, ctx: SourceContext, options: { dryRun?: boolean }): Promise<string[]>;
   /** What a backup, restore and drill of this source need on this host, checked one line at a time. */
   doctor(config: SourceConfigOf<K>, ctx: SourceContext): Promise<DoctorCheck[]>;
   /** Whether a target exists (a directory that exists counts, even when empty). */

@@ -4,14 +4,18 @@
  * job), then every backup, complete or not, oldest first, with its tier, age, sizes, duration and status,
  * and the warnings a backup's manifest recorded (files that changed or vanished while read); with `--all`
  * also the unfinished writes interrupted backups left in the vault (partial files, incomplete multipart
- * uploads) that the next backup of the job or `prune` removes.
+ * uploads) that the next backup of the job or `prune` removes, and the targets killed restores left
+ * (postgres: scratch databases still marked as being restored into) that `prune` and the next restore drop.
  */
 
 import { formatBytes, formatTable } from '#agent/format';
+import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import { sourceDriver } from '#agent/sources/index';
 import type { AgentListBackup, AgentListJob, AgentListResult } from '#core/agent-output';
 import { listWal, readCatalog } from '#core/catalog';
 import { formatDuration } from '#core/duration';
+import { describeError } from '#core/errors';
 import { inventoryOf } from '#core/inventory';
 import { jobPrefix } from '#core/layout';
 import { selectJobs } from '#core/plan';
@@ -39,7 +43,11 @@ const WARNINGS_SHOWN = 3;
  */
 export async function listCommand(runtime: Runtime, options: ListOptions): Promise<Outcome> {
   const jobs = selectJobs(runtime.plan, options.jobs);
-  const result: AgentListResult = { jobs: [], backups: [], ...(options.all ? { unfinished: [] } : {}) };
+  const result: AgentListResult = {
+    jobs: [],
+    backups: [],
+    ...(options.all ? { unfinished: [], leftovers: [] } : {}),
+  };
   const now = runtime.clock.now();
   for (const job of jobs) {
     const pointInTime = capabilitiesOf(job.source.kind).pointInTime;
@@ -68,6 +76,19 @@ export async function listCommand(runtime: Runtime, options: ListOptions): Promi
       const keys =
         (await runtime.vault.removeAbandoned?.(jobPrefix(job.name), EVERY_WRITE, { dryRun: true })) ?? [];
       for (const key of keys) result.unfinished.push({ job: job.name, key });
+      // Targets killed restores left (postgres: marked scratch databases), from the source itself.
+      const driver = sourceDriver(job.source);
+      if (driver.leftovers && result.leftovers) {
+        try {
+          for (const line of await driver.leftovers(job.source, sourceContext(runtime), { dryRun: true }))
+            result.leftovers.push({ job: job.name, line });
+        } catch (error) {
+          result.leftovers.push({
+            job: job.name,
+            line: `restore leftovers not checked: ${describeError(error)}`,
+          });
+        }
+      }
     }
   }
   return { exitCode: 0, json: result satisfies AgentListResult, text: listText(result) };
@@ -94,6 +115,7 @@ export function listText(result: AgentListResult): string {
         : 'no unfinished writes',
     );
   }
+  if (result.leftovers?.length) blocks.push(result.leftovers.map((l) => `${l.job}: ${l.line}`).join('\n'));
   return blocks.join('\n\n');
 }
 

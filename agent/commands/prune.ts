@@ -9,8 +9,11 @@
 import { openCopyRuntime } from '#agent/copy';
 import { formatTable } from '#agent/format';
 import { lockOptionsOf, withJobLocks } from '#agent/job-lock';
+import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import { sourceDriver } from '#agent/sources/index';
 import { listBackups, listWal, readManifest } from '#core/catalog';
+import { describeError } from '#core/errors';
 import { jobPrefix, manifestKey, walKey } from '#core/layout';
 import type { Manifest } from '#core/manifest';
 import { retentionOf, selectJobs } from '#core/plan';
@@ -42,7 +45,20 @@ async function pruneJobs(runtime: Runtime, options: PruneOptions): Promise<Outco
   const decisions: { job: string; backupId: string; action: 'keep' | 'delete'; reason: string }[] = [];
   const abandoned: { job: string; key: string }[] = [];
   const wal: { job: string; keptFrom?: string; deleted: number }[] = [];
+  const leftovers: { job: string; line: string }[] = [];
   for (const job of jobs) {
+    // Targets killed restores left (postgres: databases still marked as being restored into).
+    const driver = sourceDriver(job.source);
+    if (driver.leftovers) {
+      try {
+        for (const line of await driver.leftovers(job.source, sourceContext(runtime), {
+          dryRun: options.dryRun,
+        }))
+          leftovers.push({ job: job.name, line });
+      } catch (error) {
+        leftovers.push({ job: job.name, line: `restore leftovers not checked: ${describeError(error)}` });
+      }
+    }
     // Unfinished writes of interrupted backups (partial files, incomplete multipart uploads).
     const olderThan = new Date(now.getTime() - job.timeout * 1000);
     for (const key of (await runtime.vault.removeAbandoned?.(jobPrefix(job.name), olderThan, {
@@ -105,7 +121,7 @@ async function pruneJobs(runtime: Runtime, options: PruneOptions): Promise<Outco
   const verb = options.dryRun ? 'would delete' : 'deleted';
   return {
     exitCode: 0,
-    json: { dryRun: Boolean(options.dryRun), decisions, abandoned, wal },
+    json: { dryRun: Boolean(options.dryRun), decisions, abandoned, wal, leftovers },
     text: [
       formatTable([
         ['JOB', 'BACKUP', 'ACTION', 'REASON'],
@@ -113,6 +129,7 @@ async function pruneJobs(runtime: Runtime, options: PruneOptions): Promise<Outco
       ]),
       `${verb} ${deleted} backup${deleted === 1 ? '' : 's'}`,
       ...abandoned.map((a) => `${verb} unfinished write ${a.key}`),
+      ...leftovers.map((l) => `${l.job}: ${l.line}`),
       ...wal.map(
         (w) =>
           `${w.job}: ${verb} ${w.deleted} WAL file${w.deleted === 1 ? '' : 's'}${w.keptFrom ? ` older than base backup ${w.keptFrom}, the newest before the point-in-time window` : ' (no base backup before the point-in-time window: all WAL kept)'}`,

@@ -8,8 +8,10 @@
  */
 import { backupsForCopy, openCopyRuntime } from '#agent/copy';
 import { formatBytes, formatTable } from '#agent/format';
-import { readThroughBackup } from '#agent/read-backup';
+import { openBackup, readThroughBackup } from '#agent/read-backup';
+import { sourceContext } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
+import { detailsOf, sourceDriver } from '#agent/sources/index';
 import { watchVaultStorage } from '#agent/storage-watch';
 import type { AgentVerifyResult } from '#core/agent-output';
 import {
@@ -26,6 +28,7 @@ import { formatDuration } from '#core/duration';
 import { describeError } from '#core/errors';
 import type { Manifest } from '#core/manifest';
 import { type Job, retentionOf, selectJobs } from '#core/plan';
+import type { TargetCheck } from '#core/ports';
 import type { Outcome } from './outcome';
 
 export interface VerifyOptions {
@@ -46,6 +49,8 @@ export interface DeepRead {
   storedBytes: number;
   sourceBytes: number;
   seconds: number;
+  /** The source's checks of the content (drivers with `inspect`: postgres lists its TOC's tables). */
+  checks?: TargetCheck[];
 }
 
 /** Verifies each job; the exit code is the worst finding's (0 none, 1 warning, 2 critical). */
@@ -61,7 +66,20 @@ export async function verifyCommand(runtime: Runtime, options: VerifyOptions): P
       const backupId = options.backupId ?? summary.newestBackupId;
       if (backupId) {
         try {
-          report.deep = await readThrough(runtime, await readManifest(runtime.vault, job.name, backupId));
+          const manifest = await readManifest(runtime.vault, job.name, backupId);
+          if (manifest.kind !== job.source.kind) {
+            findings.push({
+              severity: 'critical',
+              job: job.name,
+              check: 'deep-verify',
+              backupId,
+              message: `backup ${backupId} is a ${manifest.kind} backup but job '${job.name}' is ${job.source.kind}: it cannot be restored by this job`,
+            });
+          } else {
+            report.deep = await readThrough(runtime, job, manifest);
+            for (const check of report.deep.checks ?? [])
+              findings.push(...check.findings.map((f) => ({ ...f, job: job.name, backupId })));
+          }
         } catch (error) {
           findings.push({
             severity: 'critical',
@@ -211,11 +229,32 @@ async function checkCopies(runtime: Runtime, job: Job, manifests: readonly Manif
   return findings;
 }
 
-/** Reads a whole backup through decryption and decompression into nothing, checking it on the way. */
-async function readThrough(runtime: Runtime, manifest: Manifest): Promise<DeepRead> {
+/**
+ * Reads a whole backup through decryption and decompression, checking it on the way; a source that can
+ * inspect its content (driver `inspect`) reads it and checks it against the manifest's details.
+ */
+async function readThrough(runtime: Runtime, job: Job, manifest: Manifest): Promise<DeepRead> {
   const started = performance.now();
-  const counts = await readThroughBackup(runtime, manifest, runtime.signal);
-  return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000 };
+  const driver = sourceDriver(job.source);
+  if (!driver.inspect) {
+    const counts = await readThroughBackup(runtime, manifest, runtime.signal);
+    return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000 };
+  }
+  const reader = await openBackup(runtime, manifest, runtime.signal);
+  let checks: TargetCheck[];
+  try {
+    checks = await driver.inspect(
+      job.source,
+      detailsOf(manifest.source, job.source.kind),
+      reader,
+      sourceContext(runtime, runtime.signal),
+    );
+  } catch (error) {
+    await reader.finish().catch(() => {});
+    throw error;
+  }
+  const counts = await reader.finish();
+  return { backupId: manifest.backupId, ...counts, seconds: (performance.now() - started) / 1000, checks };
 }
 
 /** The storage watch's findings for a verify run; a file system that cannot be measured is a warning. */

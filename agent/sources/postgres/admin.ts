@@ -16,6 +16,7 @@ import {
 } from './connect';
 import { prepareRoles } from './globals';
 import { quoteIdent, stampedDatabaseName } from './names';
+import { checkFreeSpace } from './space';
 
 /** Attempts of the swap when new sessions slip in between terminating them and renaming. */
 const SWAP_ATTEMPTS = 3;
@@ -162,7 +163,7 @@ async function renameBoth(admin: pg.Client, live: string, keptAs: string, beside
 export interface ReplacePreflightOptions {
   live: string;
   /** The manifest's details of the backup that will be restored beside. */
-  details?: Pick<PostgresDetails, 'roles' | 'databaseState'>;
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState'> & { databaseBytes?: number };
   /** Restore without owners (the plan's noOwner). */
   noOwner?: boolean;
   ctx: SourceContext;
@@ -217,6 +218,13 @@ export async function preflightReplace(
         ...(options.details?.databaseState ? { state: options.details.databaseState } : {}),
         dryRun: true,
       });
+    } catch (error) {
+      if (!(error instanceof RestoreError)) throw error;
+      problems.push(error.message);
+    }
+    try {
+      const note = await checkFreeSpace(admin, config, options.details?.databaseBytes, `the copy of ${live}`);
+      if (note) ctx.log?.(note);
     } catch (error) {
       if (!(error instanceof RestoreError)) throw error;
       problems.push(error.message);

@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { RestoreError } from '#core/errors';
 import type { DatabaseState, PostgresRole } from '#core/sources/postgres';
 import { sqlStateOf } from './connect';
-import { quoteIdent } from './names';
+import { quoteIdent, quoteLiteral } from './names';
 
 /**
  * The roles the current database needs: every role pg_shdepend records as owning something in it, named
@@ -277,9 +277,4 @@ export async function applyDatabaseState(
       await admin.query(`ALTER ${scope} SET ${quoteIdent(name)} = ${quoteLiteral(value)}`);
     }
   }
-}
-
-/** A SQL string literal: `it's` → `'it''s'` (standard_conforming_strings on). */
-function quoteLiteral(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
 }

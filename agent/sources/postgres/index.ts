@@ -10,6 +10,8 @@ import { databaseExists, dropDatabase, preflightReplace, swapDatabases } from '.
 import { backupPostgres } from './backup';
 import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
+import { inspectPostgresArchive } from './inspect';
+import { removeRestoreLeftovers } from './leftovers';
 import { stampedDatabaseName } from './names';
 import { restorePostgres } from './restore';
 
@@ -40,6 +42,8 @@ export const postgresDriver: SourceDriver<'postgres'> = {
       ctx,
     }),
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),
+  inspect: inspectPostgresArchive,
+  leftovers: removeRestoreLeftovers,
   doctor: doctorPostgres,
   targetExists: databaseExists,
   discard: dropDatabase,

@@ -10,6 +10,11 @@ import type { PartitionedTable } from '#core/sources/postgres';
 /** Longest identifier PostgreSQL keeps (NAMEDATALEN - 1), in bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
 
+/** A string literal for SQL that takes no parameters (COMMENT, ALTER … SET): quotes doubled. */
+export function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
 /**
  * Quotes an identifier for SQL: `my "db"` → `"my ""db"""`.
  * @example quoteIdent('Orders') // '"Orders"'

@@ -27,6 +27,7 @@ import {
   toolEnv,
 } from './connect';
 import { applyDatabaseState, prepareRoles } from './globals';
+import { markRestoring, unmarkRestoring } from './leftovers';
 import {
   dbnameConninfo,
   MAX_IDENTIFIER_BYTES,
@@ -34,6 +35,7 @@ import {
   quoteIdent,
   type TableSelector,
 } from './names';
+import { checkFreeSpace } from './space';
 import { parseTocList, peekToc, selectEntries, type TocEntry } from './toc';
 
 /** Options of {@link restorePostgres}. */
@@ -51,7 +53,7 @@ export interface PostgresRestoreOptions {
    * The manifest's details: the roles the database needs and its database-level state. Without them (a
    * backup of an older agent) owners are still restored from the archive but nothing is checked first.
    */
-  details?: Pick<PostgresDetails, 'roles' | 'databaseState'>;
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState'> & { databaseBytes?: number };
   /** Restore without owners (pg_restore --no-owner): the restoring role owns everything. @default false */
   noOwner?: boolean;
   ctx: SourceContext;
@@ -104,6 +106,9 @@ export async function restorePostgres(
     if ((rowCount ?? 0) > 0) {
       throw new RestoreError(`${where} already exists: restore into a new name (it was left untouched)`);
     }
+    // Free space before anything is created: the database's size when backed up.
+    const spaceNote = await checkFreeSpace(admin, config, options.details?.databaseBytes, where);
+    if (spaceNote) ctx.log?.(spaceNote);
     ({ created: createdRoles } = await prepareRoles(admin, options.details?.roles ?? [], {
       owners,
       where,
@@ -128,6 +133,8 @@ export async function restorePostgres(
       });
     }
     created = true;
+    // Marked until complete: a restore killed from here on leaves a database the next run recognises.
+    await markRestoring(admin, target);
     const state = options.details?.databaseState;
     // Before pg_restore: objects of the owner then get CREATE on the schemas the database owner holds.
     if (owners && state) {
@@ -150,6 +157,7 @@ export async function restorePostgres(
     } finally {
       if (listFile) await rm(dirname(listFile), { recursive: true, force: true });
     }
+    await unmarkRestoring(admin, target);
     if (state) await applyDatabaseState(admin, target, state, { owners });
   } catch (error) {
     if (!input.destroyed) {
