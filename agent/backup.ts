@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { describeAwsReply } from '#adapters/aws/errors';
 import { withHooks } from '#agent/hooks';
 import { compressionLevel, compressor } from '#agent/pipeline/compress';
 import { createEncryptStream } from '#agent/pipeline/encrypt';
@@ -24,7 +25,7 @@ import { VERSION } from '#agent/version';
 import type { Finding } from '#core/agent-output';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { describeError, PlanError, SourceError, VaultError } from '#core/errors';
+import { describeError, PlanError, SourceError, VaultError, withCleanupProblem } from '#core/errors';
 import { backupPrefix, jobPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
 import {
   encryptionContext,
@@ -225,11 +226,17 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
     // have stored it after all — goes first, so the backup never looks complete without its data; if it
     // cannot go, its data stays with it. Object Lock may refuse: what is left is then an incomplete
     // backup that `verify` reports and `prune` removes once it may.
+    // Refused or unreachable: the original error is what the caller must see, the cleanup's failure a
+    // sentence after it (never the server's raw reply).
     try {
       if (manifestPut) await vault.delete([manifestKey(job.name, backupId)]);
       if (written.length > 0) await vault.delete(written);
-    } catch {
-      // Refused or unreachable: the original error is what the caller must see.
+    } catch (cleanupError) {
+      const reason = describeAwsReply(cleanupError) ?? describeError(cleanupError);
+      throw withCleanupProblem(
+        error,
+        `cleaning up also failed: the data of backup ${backupId} could not be removed from ${vault.url} (${reason}); it stays as an incomplete backup, which verify reports and the next backup or prune removes`,
+      );
     }
     throw error;
   } finally {
