@@ -104,6 +104,10 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
    */
   const written: string[] = [];
   let manifestPut = false;
+  const sourceMeters: Meter[] = [];
+  const stopProgress = runtime.progress?.track(`backup ${job.name}`, () =>
+    sourceMeters.reduce((sum, meter) => sum + meter.bytes, 0),
+  );
   try {
     const driver = sourceDriver(job.source);
     const source = await driver.backup(job.source, {
@@ -119,6 +123,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
       const key = objectKey(job.name, backupId, name);
       written.push(key);
       const sourceMeter = new Meter({ hash: false });
+      sourceMeters.push(sourceMeter);
       const storedMeter = new Meter();
       const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
       const body = new PassThrough();
@@ -240,6 +245,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
     }
     throw error;
   } finally {
+    stopProgress?.();
     dataKey.plaintext.fill(0);
     outer.removeEventListener('abort', onAbort);
   }

@@ -17,6 +17,7 @@ import { parseRestoreOptions, restoreCommand } from '#agent/commands/restore';
 import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
+import { type TerminalProgress, terminalProgress } from '#agent/progress';
 import { openRuntime, type Runtime } from '#agent/runtime';
 import { VERSION } from '#agent/version';
 import { isBackupId } from '#core/backup-id';
@@ -94,7 +95,10 @@ function buildCli(
     command
       .requiredOption('-p, --plan <file>', 'plan file (YAML or JSON)')
       .option('--json', 'print one JSON object on stdout instead of text')
-      .option('-q, --quiet', 'no progress lines on stderr');
+      .option(
+        '-q, --quiet',
+        'no progress on stderr (neither log lines nor, on a terminal, the progress line of bytes, rate and elapsed time)',
+      );
 
   withPlan(
     program
@@ -320,15 +324,26 @@ async function main(argv: string[]): Promise<number> {
   }
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
+  let progress: TerminalProgress | undefined;
   const cli = buildCli(async (action, common, named, options = { plan: true }) => {
     operation = named;
+    // A progress line only for a person at a terminal: never with --json, --quiet or --nagios, never in
+    // cron mail or SSM output (stderr not a TTY).
+    const tty = process.stderr.isTTY && !common.json && !common.quiet && !argv.includes('--nagios');
+    progress = tty ? terminalProgress(process.stderr) : undefined;
     if (options.plan) {
       runtime = await openRuntime(common.plan, env, {
-        log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
+        log: common.quiet
+          ? undefined
+          : (line) => {
+              progress?.clear();
+              process.stderr.write(`strongbox: ${line}\n`);
+            },
         signal: interrupt.signal,
+        ...(progress ? { progress } : {}),
       });
     }
-    const outcome = await action(runtime as Runtime);
+    const outcome = await action(runtime as Runtime).finally(() => progress?.close());
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
     exitCode = outcome.exitCode;
     // A run that reported every job and then failed (a job of several failed) ends with the error line.
@@ -339,6 +354,7 @@ async function main(argv: string[]): Promise<number> {
     await cli.parseAsync(argv);
     return exitCode;
   } catch (caught) {
+    progress?.close();
     let error = caught;
     if (caught instanceof CommanderError) {
       // --help and --version end here with code 0.
