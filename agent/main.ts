@@ -105,7 +105,9 @@ function buildCli(
       .command('backup')
       .description(
         'back up the given jobs, or every job, in plan order (a failing job does not stop the others; ' +
-          'every job is reported); the manifest is written last, so a failed backup never looks complete',
+          'every job is reported); the manifest is written last, so a failed backup never looks complete; ' +
+          'a backup whose source bytes shrank under limits.shrinkRatio or grew past limits.growthRatio ' +
+          'times the recent median is a warning (exit 1)',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -184,7 +186,7 @@ function buildCli(
       .command('verify')
       .description(
         'check each job as the AWS verify function does: newest backup age against its limits, objects ' +
-          'present with their sizes, size against the recent median, GFS tier coverage, incomplete ' +
+          'present with their sizes, source size against the recent median (shrink and growth), GFS tier coverage, incomplete ' +
           'backups; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) ' +
           'without restoring it',
       ),
@@ -224,7 +226,8 @@ function buildCli(
     program
       .command('doctor')
       .description(
-        'check tools, database access, vault write access, key use and free space; one line per check',
+        "check tools, database access, vault write access, key use and free space, and the bucket's Object " +
+          'Lock when the plan sets vault.objectLock; one line per check',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
