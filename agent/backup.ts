@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { describeAwsReply } from '#adapters/aws/errors';
 import { withHooks } from '#agent/hooks';
 import { compressionLevel, compressor } from '#agent/pipeline/compress';
 import { createEncryptStream } from '#agent/pipeline/encrypt';
@@ -24,7 +25,7 @@ import { VERSION } from '#agent/version';
 import type { Finding } from '#core/agent-output';
 import { newBackupId } from '#core/backup-id';
 import { listBackups, previousComplete } from '#core/catalog';
-import { describeError, PlanError, SourceError, VaultError } from '#core/errors';
+import { describeError, PlanError, SourceError, VaultError, withCleanupProblem } from '#core/errors';
 import { backupPrefix, jobPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
 import {
   encryptionContext,
@@ -103,6 +104,10 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
    */
   const written: string[] = [];
   let manifestPut = false;
+  const sourceMeters: Meter[] = [];
+  const stopProgress = runtime.progress?.track(`backup ${job.name}`, () =>
+    sourceMeters.reduce((sum, meter) => sum + meter.bytes, 0),
+  );
   try {
     const driver = sourceDriver(job.source);
     const source = await driver.backup(job.source, {
@@ -118,6 +123,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
       const key = objectKey(job.name, backupId, name);
       written.push(key);
       const sourceMeter = new Meter({ hash: false });
+      sourceMeters.push(sourceMeter);
       const storedMeter = new Meter();
       const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
       const body = new PassThrough();
@@ -225,14 +231,21 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
     // have stored it after all — goes first, so the backup never looks complete without its data; if it
     // cannot go, its data stays with it. Object Lock may refuse: what is left is then an incomplete
     // backup that `verify` reports and `prune` removes once it may.
+    // Refused or unreachable: the original error is what the caller must see, the cleanup's failure a
+    // sentence after it (never the server's raw reply).
     try {
       if (manifestPut) await vault.delete([manifestKey(job.name, backupId)]);
       if (written.length > 0) await vault.delete(written);
-    } catch {
-      // Refused or unreachable: the original error is what the caller must see.
+    } catch (cleanupError) {
+      const reason = describeAwsReply(cleanupError) ?? describeError(cleanupError);
+      throw withCleanupProblem(
+        error,
+        `cleaning up also failed: the data of backup ${backupId} could not be removed from ${vault.url} (${reason}); it stays as an incomplete backup, which verify reports and the next backup or prune removes`,
+      );
     }
     throw error;
   } finally {
+    stopProgress?.();
     dataKey.plaintext.fill(0);
     outer.removeEventListener('abort', onAbort);
   }

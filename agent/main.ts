@@ -34,6 +34,7 @@ import { verifyCommand } from '#agent/commands/verify';
 import { WAL_FETCH_FATAL_EXIT, walFetchCommand } from '#agent/commands/wal-fetch';
 import { walPushCommand } from '#agent/commands/wal-push';
 import { runtimeFrom } from '#agent/copy';
+import { type TerminalProgress, terminalProgress } from '#agent/progress';
 import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
 import { recordLastRun, stateDirOf, vaultScope } from '#agent/state';
 import { VERSION } from '#agent/version';
@@ -184,7 +185,10 @@ function buildCli(
     command
       .requiredOption('-p, --plan <file>', 'plan file (YAML or JSON)')
       .option('--json', 'print one JSON object on stdout instead of text')
-      .option('-q, --quiet', 'no progress lines on stderr');
+      .option(
+        '-q, --quiet',
+        'no progress on stderr (neither log lines nor, on a terminal, the progress line of bytes, rate and elapsed time)',
+      );
 
   withPlan(
     program
@@ -192,7 +196,9 @@ function buildCli(
       .description(
         'back up the given jobs, or every job, in plan order (a failing job does not stop the others; ' +
           'every job is reported); the manifest is written last, so a failed backup never looks complete; ' +
-          'a job whose previous backup or prune still runs is refused (exit 75 when it is the only job)',
+          'a job whose previous backup or prune still runs is refused (exit 75 when it is the only job); ' +
+          'a backup whose source bytes shrank under limits.shrinkRatio or grew past limits.growthRatio ' +
+          'times the recent median is a warning (exit 1)',
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -387,7 +393,7 @@ function buildCli(
       .command('verify')
       .description(
         'check each job as the AWS verify function does: newest backup age against its limits, objects ' +
-          'present with their sizes, size against the recent median, GFS tier coverage, incomplete ' +
+          'present with their sizes, source size against the recent median (shrink and growth), GFS tier coverage, incomplete ' +
           "backups, a file vault fuller than the plan's storage thresholds; --deep also reads a backup back (decrypt, authenticate, decompress, checksum) " +
           "without restoring it, checks its kind is the job's and, for postgres, that the archive's " +
           'table of contents lists the tables of the manifest',
@@ -449,7 +455,8 @@ function buildCli(
     program
       .command('doctor')
       .description(
-        "check tools, database access, vault write access, key use, free space, the vault's fill against the plan's storage thresholds, and each copy's vault and key; one line per check",
+        "check tools, database access, vault write access, key use, free space, the vault's fill against the plan's storage thresholds, each copy's vault and key, " +
+          "and the bucket's Object Lock when the plan sets vault.objectLock; one line per check",
       ),
   )
     .option('-j, --job <names>', JOBS_HELP, jobNames)
@@ -697,6 +704,7 @@ async function main(argv: string[]): Promise<number> {
   let operation: Operation | undefined;
   let runtime: Runtime | undefined;
   let startedAt: Date | undefined;
+  let progress: TerminalProgress | undefined;
   const afterRunServices = {
     fetch: globalThis.fetch,
     sleep: (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
@@ -704,10 +712,20 @@ async function main(argv: string[]): Promise<number> {
   };
   const cli = buildCli(async (action, common, named, options = {}) => {
     operation = named;
+    // A progress line only for a person at a terminal: never with --json, --quiet or --nagios, never in
+    // cron mail or SSM output (stderr not a TTY).
+    const tty = process.stderr.isTTY && !common.json && !common.quiet && !argv.includes('--nagios');
+    progress = tty ? terminalProgress(process.stderr) : undefined;
     if (options.plan ?? true) {
       runtime = await openRuntime(common.plan, env, {
-        log: common.quiet ? undefined : (line) => process.stderr.write(`strongbox: ${line}\n`),
+        log: common.quiet
+          ? undefined
+          : (line) => {
+              progress?.clear();
+              process.stderr.write(`strongbox: ${line}\n`);
+            },
         signal: interrupt.signal,
+        ...(progress ? { progress } : {}),
       });
       startedAt = runtime.clock.now();
     }
@@ -720,7 +738,7 @@ async function main(argv: string[]): Promise<number> {
     };
     let outcome: Outcome;
     try {
-      outcome = await action(runtime as Runtime);
+      outcome = await action(runtime as Runtime).finally(() => progress?.close());
     } catch (error) {
       await report({ error });
       throw error;
@@ -737,6 +755,7 @@ async function main(argv: string[]): Promise<number> {
     await cli.parseAsync(argv);
     return exitCode;
   } catch (caught) {
+    progress?.close();
     let error = caught;
     if (caught instanceof CommanderError) {
       // --help and --version end here with code 0.

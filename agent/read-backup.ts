@@ -46,7 +46,12 @@ export async function openBackup(
     sourceBytes: object.sourceBytes,
     stored: object,
   }));
-  const opened: { name: string; output: PassThrough; flowing: Promise<unknown> }[] = [];
+  const opened: { name: string; output: PassThrough; flowing: Promise<unknown>; meter: Meter }[] = [];
+  const stopProgress = runtime.progress?.track(
+    `read ${manifest.job} ${manifest.backupId}`,
+    () => opened.reduce((sum, o) => sum + o.meter.bytes, 0),
+    objects.reduce((sum, o) => sum + o.sourceBytes, 0),
+  );
 
   const open = async (name: string) => {
     const entry = objects.find((o) => o.name === name);
@@ -56,8 +61,9 @@ export async function openBackup(
       );
     }
     if (opened.some((o) => o.name === name)) throw new IntegrityError(`object '${name}' was opened twice`);
-    const { output, flowing } = await readObject(runtime, manifest, entry.stored, dataKey, signal);
-    opened.push({ name, output, flowing });
+    const { output, flowing, meter } = await readObject(runtime, manifest, entry.stored, dataKey, signal);
+    opened.push({ name, output, flowing, meter });
+    flowing.catch(() => stopProgress?.());
     return output;
   };
 
@@ -74,6 +80,7 @@ export async function openBackup(
       return open(first.name);
     },
     finish: async () => {
+      stopProgress?.();
       for (const object of opened) {
         if (!object.output.readableEnded && !object.output.destroyed) {
           const error = new IntegrityError(
@@ -101,7 +108,7 @@ async function readObject(
   object: ManifestObject,
   dataKey: Buffer,
   signal: AbortSignal,
-): Promise<{ output: PassThrough; flowing: Promise<unknown> }> {
+): Promise<{ output: PassThrough; flowing: Promise<unknown>; meter: Meter }> {
   const key = objectKey(manifest.job, manifest.backupId, object.name);
   const input = await runtime.vault.get(key, { signal });
   const storedMeter = new Meter();
@@ -128,7 +135,7 @@ async function readObject(
     decompress.done,
   ]);
   flowing.catch(() => {});
-  return { output, flowing };
+  return { output, flowing, meter: plainMeter };
 }
 
 /** Passes data through; at the end, fails the stream with the verdict's error instead of ending it. */

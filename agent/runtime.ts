@@ -10,6 +10,7 @@ import { SsmSecretStore } from '#adapters/aws/secrets';
 import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
 import { describeRetry } from '#adapters/vaults/retrying';
+import type { Progress } from '#agent/progress';
 import { AGENT_ENV } from '#core/deployment';
 import { describeError, PlanError } from '#core/errors';
 import { type Plan, parsePlan } from '#core/plan';
@@ -35,6 +36,8 @@ export interface Runtime {
   log: (line: string) => void;
   /** Aborted when the operator interrupts the agent (SIGINT, SIGTERM): work stops and cleans up. */
   signal: AbortSignal;
+  /** Where long runs show how far they got (a terminal's progress line); absent: nowhere. */
+  progress?: Progress;
 }
 
 /**
@@ -127,7 +130,7 @@ async function readRegularFile(path: string): Promise<string> {
 export async function openRuntime(
   planPath: string,
   env: Env,
-  options: { log?: (line: string) => void; clock?: Clock; signal?: AbortSignal } = {},
+  options: { log?: (line: string) => void; clock?: Clock; signal?: AbortSignal; progress?: Progress } = {},
 ): Promise<Runtime> {
   const absolute = resolve(planPath);
   const plan = await loadPlanFile(absolute, env);
@@ -148,5 +151,6 @@ export async function openRuntime(
     host: hostname(),
     log,
     signal,
+    ...(options.progress ? { progress: options.progress } : {}),
   };
 }

@@ -133,6 +133,31 @@ function explainSystemError(error: SystemError, context: ErrorContext): string |
   return `${words} (${error.code})`;
 }
 
+const CLEANUP_PROBLEMS = Symbol('strongbox.cleanupProblems');
+
+/**
+ * Records on a failure that cleaning up after it failed too: `problem` is a sentence (`cleaning up
+ * also failed: …`) that {@link describeError} puts after the failure's own message, so the cause stays
+ * first and the cleanup's reply never takes its place. Returns the same error (its type and cause are
+ * kept, so it is classified as before).
+ * @example throw withCleanupProblem(error, 'cleaning up also failed: 2 objects stay in s3://b (AccessDenied)')
+ */
+export function withCleanupProblem<E>(error: E, problem: string): E {
+  if (error === null || typeof error !== 'object') return error;
+  const holder = error as { [CLEANUP_PROBLEMS]?: string[] };
+  if (!holder[CLEANUP_PROBLEMS]) {
+    Object.defineProperty(holder, CLEANUP_PROBLEMS, { value: [], enumerable: false });
+  }
+  holder[CLEANUP_PROBLEMS]?.push(problem);
+  return error;
+}
+
+/** The cleanup problems recorded on an error with {@link withCleanupProblem}. */
+export function cleanupProblemsOf(error: unknown): readonly string[] {
+  if (error === null || typeof error !== 'object') return [];
+  return (error as { [CLEANUP_PROBLEMS]?: string[] })[CLEANUP_PROBLEMS] ?? [];
+}
+
 /**
  * Turns anything thrown into a one-line message that is safe to print: the error's own message, then
  * the causes it wraps that add something. Node system errors become sentences (errno in words, the
@@ -169,7 +194,9 @@ export function describeError(error: unknown, context: ErrorContext = {}): strin
     }
     current = here.cause;
   }
-  return parts.join(': ') || error.name;
+  const message = parts.join(': ') || error.name;
+  const problems = cleanupProblemsOf(error);
+  return problems.length ? `${message}; ${problems.join('; ')}` : message;
 }
 
 /**

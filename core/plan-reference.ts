@@ -8,9 +8,6 @@
 import { z } from 'zod';
 import { planSchema } from './plan';
 
-/** The URL editors find the schema under (`# yaml-language-server: $schema=…`). */
-export const PLAN_SCHEMA_ID = 'https://strongbox.dev/schemas/plan.schema.json';
-
 /** A node of a JSON Schema, as far as the reference reads it. */
 interface JsonSchema {
   type?: string | string[];
@@ -59,7 +56,6 @@ export function planJsonSchema(): Record<string, unknown> {
   }) as Record<string, unknown>;
   return {
     $schema: schema.$schema,
-    $id: PLAN_SCHEMA_ID,
     title: 'Strongbox plan',
     description: 'One YAML file: where backups go, how long they are kept, who is alerted, which jobs run.',
     ...Object.fromEntries(Object.entries(schema).filter(([key]) => key !== '$schema')),

@@ -396,7 +396,7 @@ const jobSchema = z.strictObject({
         .describe('Recovery time objective: a drill slower than this alerts.'),
       checks: z
         .array(sqlCheck)
-        .default([])
+        .prefault([])
         .describe('SQL checks run on the restored copy (sources that run SQL).'),
     })
     .optional()
@@ -408,13 +408,13 @@ const jobSchema = z.strictObject({
     .strictObject({
       before: z
         .array(commandSchema)
-        .default([])
+        .prefault([])
         .describe(
           'Commands run in order before the backup; the first failure stops the backup before it starts.',
         ),
       after: z
         .array(commandSchema)
-        .default([])
+        .prefault([])
         .describe(
           'Commands run in order after the backup, also when before or the backup failed (STRONGBOX_BACKUP_STATUS tells them which).',
         ),

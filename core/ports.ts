@@ -65,6 +65,22 @@ export interface Vault {
    * vaults that keep no state for unfinished writes.
    */
   removeAbandoned?(prefix: string, olderThan: Date, options?: { dryRun?: boolean }): Promise<string[]>;
+  /**
+   * The Object Lock configuration of the storage (S3: GetObjectLockConfiguration of the bucket), read
+   * only. Absent on vaults that cannot lock objects (a file vault).
+   * @throws VaultError when the server does not answer, or answers that it does not know Object Lock.
+   */
+  objectLock?(): Promise<ObjectLockState>;
+}
+
+/** What a vault says of its Object Lock (core/ports `Vault.objectLock`). */
+export interface ObjectLockState {
+  /** Whether Object Lock is enabled on the bucket. */
+  enabled: boolean;
+  /** The default retention's mode, when the bucket has one. */
+  mode?: 'governance' | 'compliance';
+  /** The default retention in days (years counted as 365 days), when the bucket has one. */
+  days?: number;
 }
 
 /** A fresh data key: the plaintext (never stored) and its wrapped form (stored in the manifest). */

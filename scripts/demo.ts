@@ -5,8 +5,9 @@
  * database (tens of MB) and writes a small config tree; writes a plan and a local master key; then drives
  * the real CLI (the built bundle, dist/strongbox.mjs): backup both jobs to a file vault, list, verify
  * --deep, restore the database into a scratch database and the files into a staging directory, compare
- * row counts and file hashes with the originals, print a summary, and clean up. Exits non-zero if any
- * step fails. `--keep` leaves the temp directory (vault, key, plan) for a look around.
+ * row counts and file hashes with the originals, print a summary, and clean up. It prints the plan it
+ * wrote and every command it runs, as a newcomer can copy them, and says where to look next. Exits
+ * non-zero if any step fails. `--keep` leaves the temp directory (vault, key, plan) for a look around.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,10 +30,24 @@ interface Row {
 
 const rows: Row[] = [];
 
+/** The CLI as a reader runs it from the repository (the built bundle). */
+const CLI_SHOWN = 'node dist/strongbox.mjs';
+
+/** A word as the shell reads it back: quoted only when it needs to be. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** Prints a command the demo runs, ready to copy. */
+function showCommand(args: readonly string[]): void {
+  process.stdout.write(`\n$ ${CLI_SHOWN} ${args.map(shellWord).join(' ')}\n`);
+}
+
 /** Runs the real CLI with --json and records a summary row described from its result. */
 async function strongbox<T>(step: string, args: string[], describe: (result: T) => string): Promise<T> {
   const started = performance.now();
   let stdout: string;
+  showCommand([...args, '--json', '--quiet']);
   try {
     ({ stdout } = await run(process.execPath, [cli, ...args, '--json', '--quiet'], {
       maxBuffer: 16 * 1024 * 1024,
@@ -43,6 +58,7 @@ async function strongbox<T>(step: string, args: string[], describe: (result: T) 
   }
   const result = JSON.parse(stdout) as T;
   rows.push({ step, detail: describe(result), seconds: (performance.now() - started) / 1000 });
+  process.stdout.write(`  → ${describe(result)}\n`);
   return result;
 }
 
@@ -139,6 +155,8 @@ jobs:
     source: { kind: files, paths: ["${join(configRoot, 'app')}"], exclude: ["*.tmp"] }
 `,
     );
+    process.stdout.write(`\nthe plan, ${plan}:\n\n${(await readFile(plan, 'utf8')).replace(/^/gm, '    ')}`);
+    showCommand(['keygen', join(root, 'master.key')]);
     await run(process.execPath, [cli, 'keygen', join(root, 'master.key')]);
 
     type Backup = { sourceBytes: number; storedBytes: number; durationSeconds: number };
@@ -159,6 +177,10 @@ jobs:
       ['list', '--plan', plan],
       (r) => `${r.backups.filter((b) => b.complete).length} complete backups`,
     );
+    // The inventory as an operator reads it (text, not --json).
+    showCommand(['list', '--plan', plan]);
+    const inventory = await run(process.execPath, [cli, 'list', '--plan', plan, '--quiet']);
+    process.stdout.write(inventory.stdout.replace(/^/gm, '    '));
     await strongbox<{ findings: unknown[] }>(
       'verify --deep',
       ['verify', '--plan', plan, '--deep'],
@@ -205,6 +227,17 @@ jobs:
     if (tableProblems.length || fileProblems.length)
       throw new Error('the restored data differs from the original');
     process.stdout.write('\ndemo passed: backed up, verified, restored and compared.\n');
+    process.stdout.write(
+      [
+        '',
+        'where to look next:',
+        '  - the commands above, without --json, print tables for people; `node dist/strongbox.mjs <command> --help` says what each does',
+        `  - npm run demo -- --keep keeps ${keep ? root : 'the demo directory'} (vault, key, plan) to run the commands yourself (the throwaway PostgreSQL stops at the end; list, verify and the app-config restore work on the kept vault)`,
+        '  - docs/plan.md: every plan field, with type, default and example; examples/ has whole plans',
+        '  - README.md: the CLI, exit codes, monitoring (verify --nagios), restores and point-in-time recovery',
+        '',
+      ].join('\n'),
+    );
   } finally {
     await server?.stop();
     if (keep) process.stdout.write(`kept ${root}\n`);

@@ -58,6 +58,28 @@ export function isRetryableAwsError(error: unknown): boolean {
   );
 }
 
+/**
+ * What an S3 (or other AWS) server answered, in words, from the error's name and HTTP status only —
+ * never the reply's body, which some servers fill with XML or HTML: `the server answered AccessDenied
+ * (HTTP 403)`. Looks through `cause`s for the SDK error; undefined when there was no answer (a network
+ * error, or not an SDK error at all).
+ * @example describeAwsReply(Object.assign(new Error('<Error>…'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }))
+ *   // 'the server answered AccessDenied (HTTP 403)'
+ */
+export function describeAwsReply(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let current = error; current instanceof Error && !seen.has(current); current = current.cause) {
+    seen.add(current);
+    const status = awsHttpStatus(current);
+    if (status === undefined) continue;
+    const name = awsErrorName(current);
+    const named =
+      name && name !== 'Error' && !/^\d+$/.test(name) && name !== 'UnknownError' ? `${name} ` : '';
+    return `the server answered ${named}(HTTP ${status})`;
+  }
+  return undefined;
+}
+
 /** `Name: message` of an SDK error, one line, safe to log (SDK errors carry no secrets we sent). */
 export function describeAwsError(error: unknown): string {
   const name = awsErrorName(error) ?? 'Error';

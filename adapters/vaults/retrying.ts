@@ -22,7 +22,7 @@
  */
 import type { Readable } from 'node:stream';
 import { VaultError } from '#core/errors';
-import type { PutOptions, StoredObject, Vault } from '#core/ports';
+import type { ObjectLockState, PutOptions, StoredObject, Vault } from '#core/ports';
 
 /** Why and when a call is tried again, passed to {@link RetryOptions.onRetry}. */
 export interface RetryEvent {
@@ -127,6 +127,12 @@ export class RetryingVault implements Vault {
     this.#random = options.random ?? Math.random;
     this.#signal = options.signal;
     this.#onRetry = options.onRetry;
+  }
+
+  /** Passes straight through (doctor reports a failure as it is). */
+  objectLock(): Promise<ObjectLockState> {
+    if (!this.inner.objectLock) return Promise.reject(new VaultError(`${this.url} cannot lock objects`));
+    return this.inner.objectLock();
   }
 
   /** Passes straight through (the next backup or prune tries again). */

@@ -25,6 +25,7 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   paginateListObjectsV2,
@@ -34,11 +35,18 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { awsErrorName, awsHttpStatus, isRetryableAwsError } from '#adapters/aws/errors';
+import { awsErrorName, awsHttpStatus, describeAwsReply, isRetryableAwsError } from '#adapters/aws/errors';
 import { AGENT_ENV } from '#core/deployment';
-import { NotFoundError, PlanError, StrongboxError, VaultError } from '#core/errors';
+import {
+  describeError,
+  NotFoundError,
+  PlanError,
+  StrongboxError,
+  VaultError,
+  withCleanupProblem,
+} from '#core/errors';
 import type { VaultConfig } from '#core/plan';
-import type { PutOptions, StoredObject, Vault } from '#core/ports';
+import type { ObjectLockState, PutOptions, StoredObject, Vault } from '#core/ports';
 import type { RetrievalTier } from '#core/storage-classes';
 import { checkKey } from './vault-key';
 
@@ -182,17 +190,28 @@ export class S3Vault implements Vault {
       stopping = true;
       counter.destroy();
       await feeding;
-      if (upload.uploadId) await this.#abortMultipart(key, upload.uploadId);
-      if (failure?.origin === 'abort') throw signal?.reason ?? error;
-      if (failure?.origin === 'body') throw failure.error;
+      // The abort is cleanup: when it fails, the put's own failure is still what the caller sees first.
+      let abortProblem: string | undefined;
+      if (upload.uploadId) {
+        try {
+          await this.#abortMultipart(key, upload.uploadId);
+        } catch (abortError) {
+          abortProblem = `cleaning up also failed: the unfinished upload of ${this.#describe(key)} could not be aborted (${describeAwsReply(abortError) ?? describeError(abortError)}); prune or the bucket's lifecycle rule removes it`;
+        }
+      }
+      const noted = (thrown: unknown) => (abortProblem ? withCleanupProblem(thrown, abortProblem) : thrown);
+      if (failure?.origin === 'abort') throw noted(signal?.reason ?? error);
+      if (failure?.origin === 'body') throw noted(failure.error);
       const cause = failure?.error ?? error;
       if (awsErrorName(cause) === 'PreconditionFailed' || awsHttpStatus(cause) === 412) {
-        throw new VaultError(
-          `put ${this.#describe(key)} refused: the object already exists, and Strongbox writes every object once (If-None-Match: *), never over another`,
-          { cause },
+        throw noted(
+          new VaultError(
+            `put ${this.#describe(key)} refused: the object already exists, and Strongbox writes every object once (If-None-Match: *), never over another`,
+            { cause },
+          ),
         );
       }
-      throw toVaultError(cause, `put ${this.#describe(key)}`);
+      throw noted(toVaultError(cause, `put ${this.#describe(key)}`));
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -298,6 +317,24 @@ export class S3Vault implements Vault {
           `delete refused for ${refused.length} object(s) in ${this.url}, e.g. ${first?.Key}: ${first?.Code} ${first?.Message ?? ''}`.trim(),
         );
       }
+    }
+  }
+
+  async objectLock(): Promise<ObjectLockState> {
+    try {
+      const response = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      const config = response.ObjectLockConfiguration;
+      const retention = config?.Rule?.DefaultRetention;
+      const days = retention?.Days ?? (retention?.Years !== undefined ? retention.Years * 365 : undefined);
+      return {
+        enabled: config?.ObjectLockEnabled === 'Enabled',
+        ...(retention?.Mode ? { mode: retention.Mode === 'COMPLIANCE' ? 'compliance' : 'governance' } : {}),
+        ...(days !== undefined ? { days } : {}),
+      };
+    } catch (error) {
+      // S3's answer for a bucket created without Object Lock.
+      if (awsErrorName(error) === 'ObjectLockConfigurationNotFoundError') return { enabled: false };
+      throw toVaultError(error, `read the Object Lock configuration of ${this.url}`);
     }
   }
 

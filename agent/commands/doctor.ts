@@ -9,6 +9,7 @@ import { readFile, realpath, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { describeAwsReply } from '#adapters/aws/errors';
 import { openCopyRuntime } from '#agent/copy';
 import { formatBytes } from '#agent/format';
 import { toolVersion } from '#agent/pipeline/child';
@@ -22,7 +23,7 @@ import { describeError } from '#core/errors';
 import { doctorProbeKey } from '#core/layout';
 import { DOCTOR_KEY_CONTEXT } from '#core/manifest';
 import { type Job, selectJobs } from '#core/plan';
-import type { DoctorCheck } from '#core/ports';
+import type { DoctorCheck, ObjectLockState } from '#core/ports';
 import { usedRatio } from '#core/storage-watch';
 import type { Outcome } from './outcome';
 
@@ -64,6 +65,14 @@ export async function doctorCommand(runtime: Runtime, options: DoctorOptions): P
   }
   checks.push(await probe(`key (${runtime.plan.key.type})`, () => timed('key', () => keyRoundTrip(runtime))));
   checks.push(await probe(`vault ${runtime.vault.url}`, () => timed('vault', () => vaultRoundTrip(runtime))));
+  const lock = runtime.plan.vault.objectLock;
+  if (lock) {
+    checks.push(
+      await probe('vault object lock', () =>
+        timed('vault object lock', () => objectLockMatches(runtime, lock)),
+      ),
+    );
+  }
   if (runtime.plan.vault.url.startsWith('file://')) {
     const root = fileURLToPath(runtime.plan.vault.url);
     checks.push(
@@ -168,6 +177,40 @@ async function ownMount(root: string): Promise<string> {
     );
   }
   return `${root} is on the file system mounted at ${holding}`;
+}
+
+/**
+ * The plan declares Object Lock (`vault.objectLock`): the bucket must have it enabled, with the plan's
+ * default retention mode and days. An endpoint that ignores Object Lock (many S3-compatible servers)
+ * or a bucket created without it would let anyone with the host's credentials delete every backup.
+ */
+async function objectLockMatches(
+  runtime: Runtime,
+  lock: NonNullable<Runtime['plan']['vault']['objectLock']>,
+): Promise<string> {
+  const wanted = `${lock.mode}, ${lock.days} days`;
+  if (!runtime.vault.objectLock)
+    throw new Error(
+      `the plan asks for Object Lock (${wanted}), but ${runtime.vault.url} cannot lock objects`,
+    );
+  let state: ObjectLockState;
+  try {
+    state = await runtime.vault.objectLock();
+  } catch (error) {
+    throw new Error(
+      `the plan asks for Object Lock (${wanted}), but ${runtime.vault.url} does not say it has it (${describeAwsReply(error) ?? describeError(error)}): an endpoint that ignores Object Lock leaves backups deletable`,
+    );
+  }
+  if (!state.enabled) {
+    throw new Error(
+      `the plan asks for Object Lock (${wanted}), but the bucket of ${runtime.vault.url} has none: backups can be deleted with the host's credentials (Object Lock can only be enabled on a bucket that was created with it)`,
+    );
+  }
+  const found = state.mode ? `${state.mode}, ${state.days ?? '?'} days` : 'no default retention';
+  if (state.mode !== lock.mode || state.days !== lock.days) {
+    throw new Error(`the bucket's Object Lock default retention is ${found}, the plan says ${wanted}`);
+  }
+  return `enabled, default retention ${found} as the plan says`;
 }
 
 async function keyRoundTrip(runtime: Runtime): Promise<string> {

@@ -1,11 +1,15 @@
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   RestoreObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -17,7 +21,7 @@ import {
   S3Vault,
   toVaultError,
 } from '#adapters/vaults/s3';
-import { NotFoundError, PlanError, VaultError } from '#core/errors';
+import { describeError, NotFoundError, PlanError, VaultError } from '#core/errors';
 import type { VaultConfig } from '#core/plan';
 
 const s3 = mockClient(S3Client);
@@ -219,5 +223,82 @@ describe('S3 helpers', () => {
     expect(client.config.forcePathStyle).toBe(false);
     expect(await client.config.region()).toBe('ap-south-1');
     expect(await client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
+  });
+});
+
+describe('a failed put whose cleanup fails too', () => {
+  it('reports the put failure first and the abort refused as a sentence, never the raw reply', async () => {
+    // Prepare: the part upload fails on the server, and so does every abort of the upload
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    s3.on(UploadPartCommand).rejects(awsError('InternalError', 500));
+    s3.on(AbortMultipartUploadCommand).rejects(
+      Object.assign(new Error('<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>'), {
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
+    const small = new S3Vault({ ...config, partSizeMiB: 5, queueSize: 1 }, { client: new S3Client({}) });
+
+    // Act
+    const thrown = await small
+      .put('backups/db/x/data.sbx', Readable.from([Buffer.alloc(6 * 1024 * 1024)]))
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(thrown).toBeInstanceOf(VaultError);
+    const line = describeError(thrown);
+    expect(line).toMatch(
+      /^put s3:\/\/acme-backups\/strongbox\/backups\/db\/x\/data\.sbx failed: InternalError/,
+    );
+    expect(line).toMatch(
+      /; cleaning up also failed: the unfinished upload of \S+ could not be aborted \(the server answered AccessDenied \(HTTP 403\)\); prune or the bucket's lifecycle rule removes it$/,
+    );
+    expect(line).not.toContain('<?xml');
+  });
+});
+
+describe('S3Vault.objectLock', () => {
+  it.each<[string, object, object]>([
+    [
+      'compliance for 30 days',
+      {
+        ObjectLockConfiguration: {
+          ObjectLockEnabled: 'Enabled',
+          Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } },
+        },
+      },
+      { enabled: true, mode: 'compliance', days: 30 },
+    ],
+    [
+      'governance for a year',
+      {
+        ObjectLockConfiguration: {
+          ObjectLockEnabled: 'Enabled',
+          Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Years: 1 } },
+        },
+      },
+      { enabled: true, mode: 'governance', days: 365 },
+    ],
+    [
+      'enabled without a default retention',
+      { ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled' } },
+      { enabled: true },
+    ],
+  ])('reads a bucket locked %s', async (_what, answer, state) => {
+    s3.on(GetObjectLockConfigurationCommand).resolves(answer);
+    expect(await vault().objectLock()).toEqual(state);
+    expect(s3.commandCalls(GetObjectLockConfigurationCommand)[0]?.args[0].input).toEqual({
+      Bucket: 'acme-backups',
+    });
+  });
+
+  it('says a bucket created without Object Lock has none, and fails on other answers', async () => {
+    s3.on(GetObjectLockConfigurationCommand)
+      .rejectsOnce(awsError('ObjectLockConfigurationNotFoundError', 404))
+      .rejectsOnce(awsError('NotImplemented', 501));
+    expect(await vault().objectLock()).toEqual({ enabled: false });
+    await expect(vault().objectLock()).rejects.toThrow(
+      /read the Object Lock configuration of s3:\/\/acme-backups\/strongbox failed: NotImplemented/,
+    );
   });
 });
