@@ -6,7 +6,8 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
-import { describeError, RestoreError } from '#core/errors';
+import type { ToolProcess } from '#agent/pipeline/child';
+import { describeError, RestoreError, SourceError } from '#core/errors';
 import type { DoctorCheck, SourceObject } from '#core/ports';
 
 /** The name of the one data object of a single-stream source (`data.zst.sbx` once stored). */
@@ -118,4 +119,42 @@ export function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/**
+ * Waits until a server this agent started answers `probe` (resolves), polling every `intervalMs`.
+ * @throws SourceError "it exited: …" when the server exits first, or "no answer to <what> within N ms
+ * (<last probe error>)" at the deadline.
+ * @example await waitUntilAnswering(server, () => pingInflux(endpoint), { what: '/ping', timeoutMs: 120_000 })
+ */
+export async function waitUntilAnswering(
+  server: ToolProcess,
+  probe: () => Promise<unknown>,
+  options: { what: string; timeoutMs: number; intervalMs?: number },
+): Promise<void> {
+  let exited = false;
+  const settle = () => {
+    exited = true;
+  };
+  server.done.then(settle, settle);
+  const deadline = Date.now() + options.timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline && !exited) {
+    try {
+      await probe();
+      return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+  if (exited) {
+    await server.done.catch((error: unknown) => {
+      last = error;
+    });
+    throw new SourceError(`it exited${last ? `: ${(last as Error).message}` : ''}`);
+  }
+  throw new SourceError(
+    `no answer to ${options.what} within ${options.timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`,
+  );
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnTool, type ToolProcess } from '#agent/pipeline/child';
 import { SourceError } from '#core/errors';
 import type { SourceContext } from '#core/ports';
-import { freePort } from '../kit';
+import { freePort, waitUntilAnswering } from '../kit';
 import { pingInflux } from './http';
 
 /** A running scratch influxd. */
@@ -68,7 +68,10 @@ export async function startScratchInflux(
       log = (log + chunk.toString('utf8')).slice(-4_000);
     });
     try {
-      await waitForPing(httpPort, server, options.startTimeoutMs ?? 120_000);
+      await waitUntilAnswering(server, () => pingInflux({ host: '127.0.0.1', port: httpPort }), {
+        what: '/ping',
+        timeoutMs: options.startTimeoutMs ?? 120_000,
+      });
       return { httpPort, rpcPort, stop: () => stopInflux(server) };
     } catch (error) {
       server.child.kill('SIGKILL');
@@ -82,34 +85,6 @@ export async function startScratchInflux(
     }
   }
   throw lastError;
-}
-
-async function waitForPing(port: number, server: ToolProcess, timeoutMs: number): Promise<void> {
-  let exited = false;
-  const settle = () => {
-    exited = true;
-  };
-  server.done.then(settle, settle);
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline && !exited) {
-    try {
-      await pingInflux({ host: '127.0.0.1', port });
-      return;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  if (exited) {
-    await server.done.catch((error: unknown) => {
-      last = error;
-    });
-    throw new SourceError(`it exited${last ? `: ${(last as Error).message}` : ''}`);
-  }
-  throw new SourceError(
-    `no answer to /ping within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`,
-  );
 }
 
 async function stopInflux(server: ToolProcess): Promise<void> {

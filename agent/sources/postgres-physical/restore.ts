@@ -7,7 +7,6 @@
  * the copy on a free port with its own socket directory and waits until it is promoted.
  */
 import { appendFile, chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +15,7 @@ import { RestoreError, SourceError } from '#core/errors';
 import { quoteConfValue, type RecoveryTarget, recoverySettings } from '#core/recovery';
 import type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from '#core/sources/index';
 import type { SourceContext } from '../context';
+import { freePort } from '../kit';
 import { isRoot, physicalTools, runAs, spawnAs, userIds } from './tools';
 
 /** How a restore recovers and whether it starts the copy. */
@@ -214,18 +214,4 @@ export async function logTail(logFile: string): Promise<string> {
   const serious = lines.filter((l) => /\b(FATAL|PANIC|ERROR)\b|strongbox: error/.test(l));
   const chosen = (serious.length ? serious : lines).slice(-6);
   return chosen.join(' | ') || `no server log in ${logFile}`;
-}
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }

@@ -7,7 +7,7 @@
 import { spawnTool, type ToolProcess } from '#agent/pipeline/child';
 import { SourceError } from '#core/errors';
 import type { SourceContext } from '#core/ports';
-import { freePort } from '../kit';
+import { freePort, waitUntilAnswering } from '../kit';
 import { redisCli } from './cli';
 
 export { freePort };
@@ -81,7 +81,14 @@ export async function startScratchRedis(
       log = (log + chunk.toString('utf8')).slice(-4_000);
     });
     try {
-      await waitForPing(port, options.password, ctx, server, options.startTimeoutMs ?? 120_000);
+      await waitUntilAnswering(
+        server,
+        async () => {
+          const reply = await redisCli({ host: '127.0.0.1', port }, options.password, ctx, ['PING']);
+          if (reply.trim() !== 'PONG') throw new SourceError(`PING answered ${reply.trim()}`);
+        },
+        { what: 'PING', timeoutMs: options.startTimeoutMs ?? 120_000, intervalMs: 50 },
+      );
       return { port, stop: () => stopScratch(port, options.password, ctx, server) };
     } catch (error) {
       server.child.kill('SIGKILL');
@@ -94,42 +101,6 @@ export async function startScratchRedis(
     }
   }
   throw lastError;
-}
-
-async function waitForPing(
-  port: number,
-  password: string | undefined,
-  ctx: SourceContext,
-  server: ToolProcess,
-  timeoutMs: number,
-): Promise<void> {
-  let exited = false;
-  server.done.then(
-    () => {
-      exited = true;
-    },
-    () => {
-      exited = true;
-    },
-  );
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline && !exited) {
-    try {
-      const reply = await redisCli({ host: '127.0.0.1', port }, password, ctx, ['PING']);
-      if (reply.trim() === 'PONG') return;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  if (exited) {
-    await server.done.catch((error: unknown) => {
-      last = error;
-    });
-    throw new SourceError(`it exited${last ? `: ${(last as Error).message}` : ''}`);
-  }
-  throw new SourceError(`no PONG within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
 }
 
 async function stopScratch(
