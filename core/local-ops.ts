@@ -29,20 +29,41 @@ export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 export const notifySchema = z
   .strictObject({
     /** Which runs send an alert. @default [failure, warning] */
-    on: z.array(z.enum(NOTIFY_EVENTS)).min(1).default(['failure', 'warning']),
+    on: z
+      .array(z.enum(NOTIFY_EVENTS))
+      .min(1)
+      .default(['failure', 'warning'])
+      .describe('Which runs send an alert: failure, warning, success.'),
     /** A Slack incoming webhook; its URL is a secret. */
-    slack: z.strictObject({ webhookUrl: secretValueSchema }).optional(),
+    slack: z
+      .strictObject({
+        webhookUrl: secretValueSchema.describe(
+          'The incoming webhook URL, from { env } or { file }: a secret.',
+        ),
+      })
+      .optional()
+      .describe('A Slack incoming webhook.'),
     /** Any HTTP endpoint taking the alert as JSON (core/alerts `Alert`) in a POST; its URL is a secret. */
-    webhook: z.strictObject({ url: secretValueSchema }).optional(),
+    webhook: z
+      .strictObject({
+        url: secretValueSchema.describe('The endpoint URL, from { env } or { file }: a secret.'),
+      })
+      .optional()
+      .describe('Any HTTP endpoint taking the alert as JSON in a POST.'),
     /** E-mail through the host's sendmail (`sendmail -t -oi`; recipients in the headers, not argv). */
     email: z
       .strictObject({
-        to: z.array(z.email()).min(1),
-        from: z.email().optional(),
+        to: z.array(z.email()).min(1).describe('Recipients.'),
+        from: z.email().optional().describe('Sender address; sendmail picks one when absent.'),
         /** The sendmail program: an absolute path, or a name looked up on PATH. @default /usr/sbin/sendmail */
-        sendmail: z.string().min(1).default('/usr/sbin/sendmail'),
+        sendmail: z
+          .string()
+          .min(1)
+          .default('/usr/sbin/sendmail')
+          .describe('The sendmail program: an absolute path, or a name looked up on PATH.'),
       })
-      .optional(),
+      .optional()
+      .describe("E-mail through the host's sendmail (sendmail -t -oi; recipients in the headers, not argv)."),
   })
   .refine((n) => n.slack || n.webhook || n.email, {
     message: 'names no channel: give slack, webhook or email (or leave notify out)',
@@ -59,7 +80,10 @@ export const metricsSchema = z.strictObject({
     .startsWith('/', 'must be an absolute path')
     .refine((path) => path.endsWith('.prom'), {
       message: 'must end in .prom (node_exporter reads only *.prom files)',
-    }),
+    })
+    .describe(
+      'The textfile, e.g. /var/lib/node_exporter/textfile/strongbox.prom; node_exporter reads *.prom only.',
+    ),
 });
 
 /** The validated `metrics:` section. */
@@ -68,8 +92,18 @@ export type MetricsConfig = z.output<typeof metricsSchema>;
 /** Fill levels of a file vault's file system that warn and are critical (seed WebSCADA: above 80 %). */
 export const storageSchema = z
   .strictObject({
-    warnAbovePercent: z.number().min(1).max(100).default(80),
-    criticalAbovePercent: z.number().min(1).max(100).default(95),
+    warnAbovePercent: z
+      .number()
+      .min(1)
+      .max(100)
+      .default(80)
+      .describe("A file vault's file system fuller than this percentage is a warning."),
+    criticalAbovePercent: z
+      .number()
+      .min(1)
+      .max(100)
+      .default(95)
+      .describe("A file vault's file system fuller than this percentage is critical."),
   })
   .refine((s) => s.criticalAbovePercent >= s.warnAbovePercent, {
     message: 'criticalAbovePercent must not be below warnAbovePercent',

@@ -24,25 +24,50 @@ const plan = z.strictObject({
       message:
         'only 1 is supported (InfluxDB 1.x, influxd backup -portable); InfluxDB 2.x (influx backup) is not supported yet',
     })
-    .transform(() => 1 as const),
-  host: z.string().min(1).default('127.0.0.1'),
+    .transform(() => 1 as const)
+    .describe('The InfluxDB major version: only 1 (1.5+, influxd backup -portable); 2.x is refused.'),
+  host: z.string().min(1).default('127.0.0.1').describe('Host of the InfluxDB server.'),
   /** The HTTP API (`[http] bind-address`): counts for the manifest and the drills. */
-  port: port.default(8086),
+  port: port
+    .default(8086)
+    .describe('The HTTP API port ([http] bind-address): counts for the manifest and drills.'),
   /** influxd's RPC service for backup and restore (the top-level `bind-address`). */
-  rpcPort: port.default(8088),
+  rpcPort: port
+    .default(8088)
+    .describe("influxd's RPC port for backup and restore (the top-level bind-address)."),
   /** Back up this database only. @default every database (`_internal` is never counted). */
-  database: z.string().min(1).optional(),
+  database: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Back up this database only; every database when absent (_internal is never counted).'),
   /** User of the HTTP API when auth is enabled; the password from `passwordEnv` / `passwordParameter`. */
-  user: z.string().min(1).optional(),
+  user: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'User of the HTTP API when auth is enabled; the password from passwordEnv / passwordParameter.',
+    ),
   ...passwordFields,
   /**
    * Where `influxd backup` writes its files before they are streamed to the vault, and where a restore
    * puts them for `influxd restore` (the tool reads and writes only directories): a private directory is
    * made below it and removed on every exit path. @default the system temp directory
    */
-  stagingDir: z.string().startsWith('/', 'must be an absolute path').optional(),
+  stagingDir: z
+    .string()
+    .startsWith('/', 'must be an absolute path')
+    .optional()
+    .describe(
+      'Where influxd backup writes its files before they are streamed, and restore puts them: a private directory below it, removed on every exit path; the system temp directory when absent.',
+    ),
   /** The influxd that backs up, restores and runs scratch servers for drills. @default influxd on PATH */
-  serverBinary: z.string().min(1).default('influxd'),
+  serverBinary: z
+    .string()
+    .min(1)
+    .default('influxd')
+    .describe('The influxd that backs up, restores and runs scratch servers for drills.'),
 });
 
 const measurement = z.object({

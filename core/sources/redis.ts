@@ -62,18 +62,30 @@ const plan = z.strictObject({
   replace: z
     .strictObject({
       /** Stops the server and returns once it is down (`systemctl stop redis-server`). */
-      stop: commandSchema,
+      stop: commandSchema.describe(
+        'Stops the server and returns once it is down (systemctl stop redis-server).',
+      ),
       /** Starts it again (`systemctl start redis-server`). */
-      start: commandSchema,
+      start: commandSchema.describe('Starts it again (systemctl start redis-server).'),
       /** The server's `dir` (checked against CONFIG GET dir before anything changes). */
-      dir: z.string().startsWith('/', 'must be an absolute path'),
+      dir: z
+        .string()
+        .startsWith('/', 'must be an absolute path')
+        .describe("The server's dir (checked against CONFIG GET dir before anything changes)."),
       /** The server's `dbfilename`. @default dump.rdb */
       dbfilename: z
         .string()
         .regex(/^[^/]+$/, 'must be a file name, without a directory')
-        .default('dump.rdb'),
+        .default('dump.rdb')
+        .describe("The server's dbfilename."),
       /** How long the restarted server may take to load the RDB and answer PING. @default 5 min */
-      startTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+      startTimeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(86_400)
+        .default(300)
+        .describe('Seconds the restarted server may take to load the RDB and answer PING.'),
     })
     .optional()
     .describe(
