@@ -300,6 +300,7 @@ function buildCli(
       "point-in-time jobs, with --to: the copy becomes the primary and archives its new timeline (history file included) into the job's WAL archive from promotion on (default: the copy does not archive)",
     )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
+    .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
     .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>
       o.all || o.host !== undefined
         ? run(
