@@ -713,10 +713,11 @@ async function main(argv: string[]): Promise<number> {
   };
   const cli = buildCli(async (action, common, named, options = {}) => {
     operation = named;
-    // A progress line only for a person at a terminal: never with --json, --quiet or --nagios, never in
-    // cron mail or SSM output (stderr not a TTY).
-    const tty = process.stderr.isTTY && !common.json && !common.quiet && !argv.includes('--nagios');
-    progress = tty ? terminalProgress(process.stderr) : undefined;
+    // Progress: redrawn in place for a person at a terminal (not with --json); in logs (cron mail, SSM
+    // output) a line every ten seconds; never with --quiet or --nagios.
+    const tty = process.stderr.isTTY === true;
+    const shown = !common.quiet && !argv.includes('--nagios') && !(tty && common.json);
+    progress = shown ? terminalProgress(process.stderr, tty ? {} : { mode: 'lines' }) : undefined;
     if (options.plan ?? true) {
       runtime = await openRuntime(common.plan, env, {
         log: common.quiet

@@ -1,8 +1,10 @@
 /**
- * Progress of long runs for people at a terminal: one line on stderr, redrawn in place twice a second —
- * bytes so far, rate, elapsed time and, when the total is known (restore, verify --deep), the ETA.
- * Only on a TTY and never with `--json` or `--quiet` (agent/main decides): cron mails and SSM logs get
- * no carriage-return noise. The counters are read on a timer, so the data path does no extra work.
+ * Progress of long runs: bytes so far, rate, elapsed time and, when the total is known (restore, verify
+ * --deep), the ETA. On a terminal one line on stderr, redrawn in place twice a second; in logs (cron
+ * mail, journald, SSM output) a plain `strongbox: progress: …` line every ten seconds, so a short run
+ * prints none and no carriage-return noise reaches a log. Never with `--quiet` or `--nagios`, and on a
+ * terminal never with `--json` (agent/main decides). The counters are read on a timer, so the data path
+ * does no extra work.
  */
 import { formatBytes } from '#core/bytes';
 
@@ -24,8 +26,10 @@ export interface ProgressStream {
 
 /** Options of {@link terminalProgress}. */
 export interface TerminalProgressOptions {
-  /** How often the line is redrawn. @default 500 */
+  /** How often the line is redrawn (`lines`: written). @default 500, `lines` 10,000 */
   intervalMs?: number;
+  /** `redraw` one line in place (a terminal), or write `lines` one after another (a log). @default redraw */
+  mode?: 'redraw' | 'lines';
   /** Milliseconds now (tests). @default performance.now */
   now?: () => number;
 }
@@ -60,6 +64,7 @@ export function terminalProgress(
   const tracked = new Set<Tracked>();
   let drawn = false;
   let timer: NodeJS.Timeout | undefined;
+  const lines = options.mode === 'lines';
   const clear = () => {
     if (drawn) stream.write(CLEAR);
     drawn = false;
@@ -68,6 +73,10 @@ export function terminalProgress(
     const line = [...tracked].map((t) =>
       progressText(t.label, t.bytes(), (now() - t.startedMs) / 1000, t.totalBytes),
     );
+    if (lines) {
+      if (line.length > 0) stream.write(`strongbox: progress: ${line.join(' | ')}\n`);
+      return;
+    }
     if (line.length === 0) return clear();
     stream.write(`${CLEAR}${line.join(' | ')}`);
     drawn = true;
@@ -86,7 +95,7 @@ export function terminalProgress(
       };
       tracked.add(entry);
       if (!timer) {
-        timer = setInterval(draw, options.intervalMs ?? 500);
+        timer = setInterval(draw, options.intervalMs ?? (lines ? 10_000 : 500));
         timer.unref();
       }
       return () => {

@@ -64,4 +64,20 @@ describe('terminalProgress', () => {
     vi.advanceTimersByTime(5000);
     expect(written).toEqual([]);
   });
+
+  it('in a log writes a whole line every ten seconds, never a carriage return, and none once stopped', () => {
+    const progress = terminalProgress({ write: stream.write }, { mode: 'lines', now: () => nowMs });
+    let bytes = 0;
+    const stop = progress.track('backup app-db', () => bytes);
+
+    vi.advanceTimersByTime(9_999);
+    expect(written).toEqual([]);
+    bytes = 10 * 1024 * 1024;
+    nowMs = 10_000;
+    vi.advanceTimersByTime(1);
+    stop();
+    vi.advanceTimersByTime(60_000);
+
+    expect(written).toEqual(['strongbox: progress: backup app-db: 10.0 MiB, 1.00 MiB/s, 0:10 elapsed\n']);
+  });
 });
