@@ -312,10 +312,11 @@ export async function copyBackup(
       );
       const body = new PassThrough();
       written.push(key);
+      const stopProgress = primary.progress?.track(`copy ${key}`, () => meter.bytes, object.storedBytes);
       const [, put] = await Promise.all([
         tasks.add(pipeline(input, meter, check, body, { signal: controller.signal })),
         tasks.add(target.vault.put(key, body, { ...putOptions, signal: controller.signal })),
-      ]);
+      ]).finally(() => stopProgress?.());
       await tasks.wait();
       if (put.sizeBytes !== object.storedBytes) {
         throw new VaultError(
