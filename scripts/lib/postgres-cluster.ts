@@ -9,10 +9,13 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { freePort } from '#agent/sources/kit';
 import { SourceError } from '#core/errors';
+
+/** A TCP port that was free on 127.0.0.1 a moment ago (the drivers' kit owns it). */
+export { freePort };
 
 /** A running throwaway cluster. Connect over TCP (`host`, `port`) or the unix socket in `socketDir`. */
 export interface PgServer {
@@ -72,20 +75,6 @@ export function findServerBinDir(): string {
     throw new SourceError(`no PostgreSQL server binaries (initdb) found on this machine: ${INSTALL_HINT}`);
   }
   return join(root, String(majors[0]), 'bin');
-}
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 function isRoot(): boolean {
