@@ -1,7 +1,6 @@
 /**
- * `npm run bench`: strongbox backup and restore against bare pg_dump / pg_restore on ~1 GB of data with
- * realistic compressibility, side by side in one run. Not a test: it prints a table and rewrites the
- * measurements section of bench/RESULTS.md.
+ * The `pg` bench suite (`npm run bench -- pg`): strongbox backup and restore against bare pg_dump /
+ * pg_restore on ~1 GB of data with realistic compressibility, side by side in one run.
  *
  * Data: pgbench scale 70 (7M accounts) with pgbench_accounts.filler set to random hex, then VACUUM FULL —
  * plain pgbench data compresses 37× and flatters every compressor (../shared/NOTES-tools.md).
@@ -11,61 +10,33 @@
  * the agent's peak RSS under 150 MB. Peak RSS is GNU time's %M for the node process; pg_dump and zstd
  * run as separate processes and are not counted in it.
  *
- * Options (env): BENCH_SCALE (default 70), BENCH_RUNS (default 1; the median is reported).
+ * Options (env): BENCH_SCALE (default 70), BENCH_RUNS (default 3; the median is reported).
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type PgServer, startCluster } from '../scripts/lib/postgres-cluster';
 import { startS3rver } from '../test/support/s3rver';
+import {
+  cli,
+  exec,
+  type Goal,
+  MiB,
+  machineLine,
+  measureAgent,
+  measureShell,
+  median,
+  type Suite,
+} from './lib';
 
-const exec = promisify(execFile);
 const scale = Number(process.env.BENCH_SCALE ?? 70);
-const runs = Number(process.env.BENCH_RUNS ?? 1);
-const root = join(import.meta.dirname, '..');
-const cli = join(root, 'dist', 'strongbox.mjs');
+const runs = Number(process.env.BENCH_RUNS ?? 3);
 
 interface Measure {
   name: string;
   seconds: number;
   bytes?: number;
   rssMiB?: number;
-}
-
-/** Runs a shell pipeline under bash with pipefail; returns wall seconds. */
-async function timeShell(script: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const started = performance.now();
-  await exec('bash', ['-o', 'pipefail', '-c', script], { env, maxBuffer: 1024 * 1024 });
-  return (performance.now() - started) / 1000;
-}
-
-/** Runs the agent under GNU time; returns wall seconds, peak RSS and the --json result. */
-async function timeAgent(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ seconds: number; rssMiB: number; json: Record<string, number> }> {
-  const started = performance.now();
-  const child = spawn(
-    '/usr/bin/time',
-    ['-f', 'MAXRSS %M', process.execPath, cli, ...args, '--json', '--quiet'],
-    { env },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-  const seconds = (performance.now() - started) / 1000;
-  if (code !== 0) throw new Error(`strongbox ${args.join(' ')} failed (${code}):\n${stderr}`);
-  const rss = Number(/MAXRSS (\d+)/.exec(stderr)?.[1]);
-  return { seconds, rssMiB: rss / 1024, json: JSON.parse(stdout) };
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
 }
 
 async function makeData(pg: PgServer): Promise<void> {
@@ -80,10 +51,7 @@ async function makeData(pg: PgServer): Promise<void> {
   );
 }
 
-async function main(): Promise<void> {
-  await stat(cli).catch(() => {
-    throw new Error('dist/strongbox.mjs is missing: npm run build');
-  });
+async function run(): Promise<{ markdown: string; goals: Goal[] }> {
   const work = await mkdtemp(join(tmpdir(), 'strongbox-bench-'));
   const pg = await startCluster({
     databases: ['bench'],
@@ -127,35 +95,36 @@ async function main(): Promise<void> {
     };
     for (let run = 1; run <= runs; run++) {
       process.stdout.write(`run ${run}/${runs}\n`);
-      add({
-        name: 'pg_dump -Fc -Z0 > /dev/null',
-        seconds: await timeShell(`${bin('pg_dump')} -Fc -Z0 bench > /dev/null`, pgEnv),
-      });
-      const zlibSeconds = await timeShell(`${bin('pg_dump')} -Fc bench > ${dumpFile}`, pgEnv);
-      add({ name: 'pg_dump -Fc (zlib) > file', seconds: zlibSeconds, bytes: (await stat(dumpFile)).size });
-      const file = await timeAgent(['backup', '--plan', filePlan, '--job', 'bench'], process.env);
+      const z0 = await measureShell(`${bin('pg_dump')} -Fc -Z0 bench > /dev/null`, pgEnv);
+      add({ name: 'pg_dump -Fc -Z0 > /dev/null', seconds: z0.seconds });
+      const zlib = await measureShell(`${bin('pg_dump')} -Fc bench > ${dumpFile}`, pgEnv);
+      add({ name: 'pg_dump -Fc (zlib) > file', seconds: zlib.seconds, bytes: (await stat(dumpFile)).size });
+      const file = await measureAgent(['backup', '--plan', filePlan, '--job', 'bench']);
       add({
         name: 'strongbox backup → file vault',
         seconds: file.seconds,
-        bytes: file.json.storedBytes,
+        bytes: Number(file.json.storedBytes),
         rssMiB: file.rssMiB,
       });
-      const s3Run = await timeAgent(['backup', '--plan', s3Plan, '--job', 'bench'], s3Env);
+      const s3Run = await measureAgent(['backup', '--plan', s3Plan, '--job', 'bench'], s3Env);
       add({
         name: 'strongbox backup → s3rver',
         seconds: s3Run.seconds,
-        bytes: s3Run.json.storedBytes,
+        bytes: Number(s3Run.json.storedBytes),
         rssMiB: s3Run.rssMiB,
       });
       await pg.psql(`CREATE DATABASE bare_${run}`);
-      add({
-        name: 'pg_restore -j2 from local file',
-        seconds: await timeShell(`${bin('pg_restore')} -j2 -d bare_${run} ${dumpFile}`, pgEnv),
-      });
-      const restore = await timeAgent(
-        ['restore', '--plan', filePlan, '--job', 'bench', '--target', `sb_${run}`],
-        process.env,
-      );
+      const bareRestore = await measureShell(`${bin('pg_restore')} -j2 -d bare_${run} ${dumpFile}`, pgEnv);
+      add({ name: 'pg_restore -j2 from local file', seconds: bareRestore.seconds });
+      const restore = await measureAgent([
+        'restore',
+        '--plan',
+        filePlan,
+        '--job',
+        'bench',
+        '--target',
+        `sb_${run}`,
+      ]);
       add({ name: 'strongbox restore ← file vault', seconds: restore.seconds, rssMiB: restore.rssMiB });
       await pg.psql(`DROP DATABASE bare_${run}; DROP DATABASE sb_${run}`);
     }
@@ -173,6 +142,7 @@ async function main(): Promise<void> {
     const zlib = get('pg_dump -Fc (zlib) > file');
     const bare = get('pg_restore -j2 from local file');
     const fileBackup = get('strongbox backup → file vault');
+    const s3Backup = get('strongbox backup → s3rver');
     const fileRestore = get('strongbox restore ← file vault');
     const rows = measures.map((m) => {
       const ratio = m.name.startsWith('strongbox backup')
@@ -180,31 +150,41 @@ async function main(): Promise<void> {
         : m.name.startsWith('strongbox restore')
           ? m.seconds / bare.seconds
           : undefined;
-      return `| ${m.name} | ${m.seconds.toFixed(1)} | ${ratio ? `${ratio.toFixed(2)}×` : ''} | ${m.bytes ? (m.bytes / 2 ** 20).toFixed(0) : ''} | ${m.rssMiB ? m.rssMiB.toFixed(0) : ''} |`;
+      return `| ${m.name} | ${m.seconds.toFixed(1)} | ${ratio ? `${ratio.toFixed(2)}×` : ''} | ${m.bytes ? (m.bytes / MiB).toFixed(0) : ''} | ${m.rssMiB ? m.rssMiB.toFixed(0) : ''} |`;
     });
-    const verdicts = [
-      `backup ${(fileBackup.seconds / z0.seconds).toFixed(2)}× bare -Z0 dump (target ≤ 1.3×): ${fileBackup.seconds / z0.seconds <= 1.3 ? 'met' : 'MISSED'}`,
-      `stored ${((fileBackup.bytes ?? 0) / 2 ** 20).toFixed(0)} MiB vs pg_dump zlib ${((zlib.bytes ?? 0) / 2 ** 20).toFixed(0)} MiB (target ≤): ${(fileBackup.bytes ?? 0) <= (zlib.bytes ?? 0) ? 'met' : 'MISSED'}`,
-      `restore ${(fileRestore.seconds / bare.seconds).toFixed(2)}× bare pg_restore -j2 (target ≤ 1.3×): ${fileRestore.seconds / bare.seconds <= 1.3 ? 'met' : 'MISSED'}`,
-      `peak agent RSS ${Math.max(...measures.map((m) => m.rssMiB ?? 0)).toFixed(0)} MiB (target < 150): ${Math.max(...measures.map((m) => m.rssMiB ?? 0)) < 150 ? 'met' : 'MISSED'}`,
+    const ratio = (a: Measure, b: Measure) => a.seconds / b.seconds;
+    const goals: Goal[] = [
+      {
+        goal: 'stored size ≤ pg_dump -Fc (zlib)',
+        measured: `${((fileBackup.bytes ?? 0) / MiB).toFixed(0)} MiB vs ${((zlib.bytes ?? 0) / MiB).toFixed(0)} MiB`,
+        met: (fileBackup.bytes ?? 0) <= (zlib.bytes ?? 0),
+      },
+      {
+        goal: 'logical restore ≤ 1.1× bare pg_restore -j2',
+        measured: `${ratio(fileRestore, bare).toFixed(2)}×`,
+        met: ratio(fileRestore, bare) <= 1.1,
+      },
+      {
+        goal: 'S3 vault agent peak RSS ≤ 150 MiB',
+        measured: `${(s3Backup.rssMiB ?? 0).toFixed(0)} MiB`,
+        met: (s3Backup.rssMiB ?? Number.POSITIVE_INFINITY) <= 150,
+      },
+      {
+        goal: 'S3 vault backup ≤ 1.1× file vault',
+        measured: `${ratio(s3Backup, fileBackup).toFixed(2)}×`,
+        met: ratio(s3Backup, fileBackup) <= 1.1,
+      },
     ];
-    const table = [
-      `Database: pgbench scale ${scale}, filler randomised, ${(dbBytes / 2 ** 20).toFixed(0)} MiB (pg_database_size). ${runs} run(s), median. Machine: ${(await exec('nproc')).stdout.trim()} cores. ${new Date().toISOString().slice(0, 10)}.`,
+    const markdown = [
+      `### PostgreSQL logical backup and restore (\`pg\`)`,
+      '',
+      `Database: pgbench scale ${scale}, filler randomised, ${(dbBytes / MiB).toFixed(0)} MiB (pg_database_size). ${machineLine(runs)}`,
       '',
       '| step | seconds | vs bare | stored MiB | agent peak RSS MiB |',
       '| --- | ---: | ---: | ---: | ---: |',
       ...rows,
-      '',
-      ...verdicts.map((v) => `- ${v}`),
     ].join('\n');
-    process.stdout.write(`\n${table}\n`);
-    const resultsPath = join(root, 'bench', 'RESULTS.md');
-    const previous = await readFile(resultsPath, 'utf8').catch(() => '');
-    const marker = '<!-- measurements -->';
-    const head = previous.includes(marker)
-      ? previous.slice(0, previous.indexOf(marker))
-      : `${previous.trim()}\n\n`;
-    await writeFile(resultsPath, `${head}${marker}\n${table}\n`);
+    return { markdown, goals };
   } finally {
     await s3.stop();
     await pg.stop();
@@ -212,7 +192,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
-  process.exitCode = 1;
-});
+export const pgSuite: Suite = {
+  name: 'pg',
+  summary: `logical backup/restore of a ~1 GB database (BENCH_SCALE=${scale}, BENCH_RUNS=${runs})`,
+  run,
+};

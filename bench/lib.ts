@@ -1,0 +1,125 @@
+/**
+ * What every bench suite shares: timing a whole process (wall, CPU and peak RSS from GNU time), medians,
+ * goals with a verdict, and writing a suite's section of bench/RESULTS.md. Suites live beside this file and
+ * are listed in bench/index.ts; `npm run bench -- <suite>…` runs them.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const exec = promisify(execFile);
+export const root = join(import.meta.dirname, '..');
+export const cli = join(root, 'dist', 'strongbox.mjs');
+export const MiB = 2 ** 20;
+
+/** One measured run of a whole process tree. */
+export interface Run {
+  /** Wall-clock seconds. */
+  seconds: number;
+  /** User + system CPU seconds of the process and every child it waited for. */
+  cpuSeconds: number;
+  /** Peak resident set of the largest single process, MiB (GNU time's %M). */
+  rssMiB: number;
+  stdout: string;
+}
+
+/**
+ * Runs `argv` under `/usr/bin/time` and measures it; rejects with its stderr when it exits non-zero.
+ * `shell` runs a bash script with pipefail instead (for the shell-pipe baselines).
+ */
+export async function measure(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  const child = spawn('/usr/bin/time', ['-f', 'BENCHTIME %e %U %S %M', ...argv], { env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  const line = /BENCHTIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(stderr);
+  if (code !== 0 || !line) throw new Error(`${argv.join(' ')} failed (${code}):\n${stderr.slice(-4000)}`);
+  const [, wall, user, sys, rss] = line.map(Number) as number[];
+  return {
+    seconds: wall as number,
+    cpuSeconds: (user as number) + (sys as number),
+    rssMiB: (rss as number) / 1024,
+    stdout,
+  };
+}
+
+/** {@link measure} of a bash script run with `-o pipefail`. */
+export function measureShell(script: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return measure(['bash', '-o', 'pipefail', '-c', script], env);
+}
+
+/** {@link measure} of the built agent (`dist/strongbox.mjs … --json --quiet`), with its parsed --json result. */
+export async function measureAgent(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Run & { json: Record<string, unknown> }> {
+  const run = await measure([process.execPath, cli, ...args, '--json', '--quiet'], env);
+  return { ...run, json: JSON.parse(run.stdout) as Record<string, unknown> };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/** A goal of the issue and what one bench run measured against it. */
+export interface Goal {
+  goal: string;
+  measured: string;
+  met: boolean;
+  /** For a missed goal: the measured reason and the floor it is bounded by. */
+  note?: string;
+}
+
+/** What a suite hands back: its section of RESULTS.md (markdown) and its goals. */
+export interface SuiteResult {
+  markdown: string;
+  goals: Goal[];
+}
+
+export interface Suite {
+  name: string;
+  /** One line for `npm run bench -- --help`. */
+  summary: string;
+  run(): Promise<SuiteResult>;
+}
+
+/** The goals as a markdown table, each met or MISSED. */
+export function goalTable(goals: Goal[]): string {
+  return [
+    '| goal | measured | verdict |',
+    '| --- | --- | --- |',
+    ...goals.map(
+      (g) => `| ${g.goal} | ${g.measured} | ${g.met ? 'met' : `MISSED${g.note ? `: ${g.note}` : ''}`} |`,
+    ),
+  ].join('\n');
+}
+
+/** `Machine: 2 cores (model). 2026-12-02.` — the line every section starts its figures with. */
+export function machineLine(runs: number): string {
+  const model = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `${runs} run(s), median. Machine: ${cpus().length} cores (${model}). ${new Date().toISOString().slice(0, 10)}.`;
+}
+
+/**
+ * Replaces (or appends) the suite's section of bench/RESULTS.md, between `<!-- bench:NAME -->` and
+ * `<!-- /bench:NAME -->`, leaving the hand-written text and the other suites' sections as they are.
+ */
+export async function writeSection(name: string, result: SuiteResult): Promise<void> {
+  const path = join(root, 'bench', 'RESULTS.md');
+  const previous = await readFile(path, 'utf8').catch(() => '# Benchmarks\n');
+  const open = `<!-- bench:${name} -->`;
+  const close = `<!-- /bench:${name} -->`;
+  const section = `${open}\n${result.markdown.trim()}\n\n${goalTable(result.goals)}\n${close}`;
+  const start = previous.indexOf(open);
+  const end = previous.indexOf(close);
+  const next =
+    start >= 0 && end > start
+      ? `${previous.slice(0, start)}${section}${previous.slice(end + close.length)}`
+      : `${previous.trimEnd()}\n\n${section}\n`;
+  await writeFile(path, next);
+}
