@@ -12,6 +12,7 @@ import { S3_SERVER_ACCESS_LOGS_USE_BUCKET_POLICY } from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
 import { newBackupId } from '#core/backup-id';
 import {
+  DOCTOR_PROBE_PREFIX,
   drillClaimKey,
   jobPrefix,
   OBJECT_TAGS,
@@ -156,7 +157,7 @@ const STORAGE_CLASSES: Record<ArchiveStorageClass, s3.StorageClass> = {
 /**
  * The lifecycle rules of a vault: per job and tier, data objects tagged with the tier move down the
  * storage ladder and expire (core/retention `tierLifecycles`); WAL expires after the point-in-time
- * window; claims expire; incomplete multipart uploads are aborted after a day; noncurrent versions and
+ * window; claims expire; doctor's probes expire after a day; incomplete multipart uploads are aborted after a day; noncurrent versions and
  * expired delete markers are cleaned up. Rules that filter on a tag never carry the abort or delete
  * marker actions (S3 rejects those combinations). Manifests carry no tier tag: no rule moves them.
  */
@@ -202,6 +203,8 @@ export function vaultLifecycleRules(
       expiration: options.claimsExpiration ?? Duration.days(30),
     });
   }
+  // Hosts may not delete, so every `strongbox doctor` run leaves its probe: they go after a day.
+  rules.push({ id: 'doctor-probes', prefix: DOCTOR_PROBE_PREFIX, expiration: Duration.days(DAY) });
   rules.push({
     id: 'abort-incomplete-uploads',
     abortIncompleteMultipartUploadAfter: Duration.days(DAY),

@@ -1,7 +1,7 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OBJECT_TAGS } from '#core/layout';
+import { DOCTOR_PROBE_PREFIX, OBJECT_TAGS } from '#core/layout';
 import { retentionOf } from '#core/plan';
 import { STORAGE_LADDER, tierLifecycles } from '#core/retention';
 import { TIERS } from '#core/tiers';
@@ -195,6 +195,15 @@ describe('Vault', () => {
     expect(walRules.find((r) => r.Id === 'appdb-wal')).toEqual(
       expect.objectContaining({ Prefix: 'wal/appdb/', ExpirationInDays: 3 }),
     );
+  });
+
+  it("expires doctor's vault probes after a day (hosts may not delete them)", () => {
+    expect(rules.find((r) => r.Prefix === DOCTOR_PROBE_PREFIX)).toEqual({
+      Id: 'doctor-probes',
+      Status: 'Enabled',
+      Prefix: DOCTOR_PROBE_PREFIX,
+      ExpirationInDays: 1,
+    });
   });
 
   it('aborts incomplete multipart uploads after a day, in a rule without tag filters', () => {
