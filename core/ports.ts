@@ -43,10 +43,9 @@ export interface Vault {
   /**
    * Stores the stream under `key`. The object becomes visible only when the whole stream was stored:
    * on error or abort nothing is left under the key (partial uploads are aborted, temp files removed).
-   * Callers write each key once (fresh keys only): never count on a put replacing an object. The S3 vault
-   * is create-only (`If-None-Match: *` on PutObject and CompleteMultipartUpload) and rejects a put to a
-   * key that exists with a VaultError, leaving the object there as it was; the file vault renames its
-   * finished temp file over the key.
+   * Every vault is create-only: a put to a key that exists is rejected with a VaultError and the object
+   * stays as it was (S3: `If-None-Match: *` on PutObject and CompleteMultipartUpload; the file vault:
+   * a hard link of its finished temp file, which fails when the key exists). Callers write fresh keys.
    * Resolves with the bytes stored.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<{ sizeBytes: number }>;

@@ -1,11 +1,13 @@
 /**
  * A vault in a local directory (a NAS mount, a second disk). Keys are paths below the root; a put
- * writes `.<name>.partial-<random>` beside its target, fsyncs it, renames it into place and fsyncs the
- * directory, so an object is either absent or whole, also across a crash. Listings skip partial files.
+ * writes `.<name>.partial-<random>` beside its target, fsyncs it, hard-links it into place (create-only:
+ * `link` fails when the key exists, as S3's `If-None-Match: *` does), removes the temp name and fsyncs the
+ * directory, so an object is either absent or whole, also across a crash, and never replaced. Listings
+ * skip partial files.
  * Tags and storage classes do not apply: file vaults apply retention with `strongbox prune`.
  */
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -54,7 +56,7 @@ export class FileVault implements Vault {
       await this.#fs(key, handle.close());
       handle = undefined;
       signal?.throwIfAborted();
-      await this.#fs(key, rename(temp, target));
+      await this.#publish(key, temp, target);
       await this.#fs(key, syncDirectory(dirname(target)));
       return { sizeBytes };
     } catch (error) {
@@ -206,6 +208,30 @@ export class FileVault implements Vault {
     }
   }
 
+  /**
+   * Puts the finished temp file under its key, never over an object that is there: a hard link fails with
+   * EEXIST when the key exists. File systems without hard links (some SMB and FAT mounts) get a check then
+   * a rename, which a concurrent writer of the same key could race; Strongbox never writes a key twice.
+   * @throws VaultError when the key exists.
+   */
+  async #publish(key: string, temp: string, target: string): Promise<void> {
+    const exists = () =>
+      new VaultError(
+        `put ${key} in ${this.url} refused: the object already exists, and Strongbox writes every object once, never over another`,
+      );
+    try {
+      await link(temp, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw exists();
+      if (!NO_HARD_LINKS.has(code ?? '')) throw this.#writeError(key, error);
+      if (await this.head(key)) throw exists();
+      await this.#fs(key, rename(temp, target));
+      return;
+    }
+    await this.#fs(key, unlink(temp));
+  }
+
   /** Removes directories left empty by a delete, up to (not including) the root. */
   async #removeEmptyParents(key: string): Promise<void> {
     const segments = key.split('/').slice(0, -1);
@@ -224,8 +250,12 @@ export class FileVault implements Vault {
     try {
       return await step;
     } catch (error) {
-      throw new VaultError(`cannot write ${key} in ${this.url}: ${describeFsError(error)}`, { cause: error });
+      throw this.#writeError(key, error);
     }
+  }
+
+  #writeError(key: string, error: unknown): VaultError {
+    return new VaultError(`cannot write ${key} in ${this.url}: ${describeFsError(error)}`, { cause: error });
   }
 
   #readError(key: string, error: unknown): StrongboxError {
@@ -251,6 +281,9 @@ async function syncDirectory(path: string): Promise<void> {
     await handle.close();
   }
 }
+
+/** Errors of `link` on file systems that have no hard links. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;

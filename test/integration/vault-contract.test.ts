@@ -111,7 +111,7 @@ function recordingClient(config: VaultConfig, sent: SentRequest[]): S3Client {
 const s3Implementation: Implementation = {
   name: 'S3Vault on s3rver',
   async setUp() {
-    s3 = await startS3rver('backups-test');
+    s3 = await startS3rver('backups-test', { conditionalWrites: true });
   },
   async tearDown() {
     await s3?.stop();
@@ -261,12 +261,16 @@ describe.each([fileImplementation, retryingFileImplementation, s3Implementation]
       expect(listed[0]).toMatchObject({ key: 'backups/b/1', sizeBytes: 11, storageClass: 'STANDARD' });
     });
 
-    it('replaces an object put again under the same key', async () => {
-      const { vault } = await implementation.open();
+    it('never writes over an object: a put to a key that exists is refused and the object stays as it was', async () => {
+      const { vault, leftovers } = await implementation.open();
       await vault.put('k/object', Readable.from([Buffer.from('first version, longer')]));
-      await vault.put('k/object', Readable.from([Buffer.from('second')]));
-      expect((await readAll(await vault.get('k/object'))).toString()).toBe('second');
+      const before = await leftovers();
+      await expect(vault.put('k/object', Readable.from([Buffer.from('second')]))).rejects.toThrow(
+        /k\/object.*refused: the object already exists/,
+      );
+      expect((await readAll(await vault.get('k/object'))).toString()).toBe('first version, longer');
       expect(await listKeys(vault, 'k/')).toEqual(['k/object']);
+      expect(await leftovers()).toEqual(before);
     });
 
     it('reports a missing object: get throws NotFoundError, head is undefined', async () => {
