@@ -27,6 +27,7 @@ import type { Sample } from '#core/prometheus';
 import { type FileSystemUsage, usedRatio } from '#core/storage-watch';
 import type { Tier } from '#core/tiers';
 import { type MetricUpdate, updateMetricsTextfile } from './metrics-textfile';
+import { forgetAlert, lastAlertSent, recordAlertSent, stateDirOf, vaultScope } from './state';
 
 /** The commands whose runs are reported. */
 export type ReportedCommand = 'backup' | 'verify' | 'drill' | 'prune' | 'wal-push' | 'doctor';
@@ -118,7 +119,8 @@ export async function reportRun(
   // doctor never alerts; wal-push (once per WAL segment) only when it fails, whatever notify.on says.
   const alerting =
     record.command !== 'doctor' && (record.command !== 'wal-push' || facts.status === 'failure');
-  if (notify && alerting && notify.on.includes(facts.status)) {
+  const throttled = notify ? await walPushThrottled(runtime, facts) : false;
+  if (notify && alerting && !throttled && notify.on.includes(facts.status)) {
     try {
       const alert = alertOf(runtime, facts);
       const notifyServices: NotifyServices = {
@@ -135,6 +137,38 @@ export async function reportRun(
       services.warn(`alert not sent: ${describeError(error)}`);
     }
   }
+}
+
+/** At most one alert per job in this time for a failing wal-push (PostgreSQL retries it every minute). */
+export const WAL_PUSH_ALERT_INTERVAL_MS = 3_600_000;
+
+/**
+ * Whether this run's alert is held back. A failing wal-push is retried by PostgreSQL's archiver about
+ * every minute for as long as the vault is out: it alerts once, then at most once an hour while it keeps
+ * failing, and at once again after it has stored a segment. No other command is throttled.
+ */
+async function walPushThrottled(runtime: Runtime, facts: RunFacts): Promise<boolean> {
+  const job = facts.jobs[0]?.name;
+  if (facts.record.command !== 'wal-push' || !job) return false;
+  const dir = stateDirOf(runtime.env);
+  const vault = vaultScope(runtime.plan.vault);
+  try {
+    if (facts.status !== 'failure') {
+      await forgetAlert(dir, vault, job, 'wal-push');
+      return false;
+    }
+    const last = await lastAlertSent(dir, vault, job, 'wal-push');
+    if (last && facts.now.getTime() - last.getTime() < WAL_PUSH_ALERT_INTERVAL_MS) {
+      runtime.log(
+        `alert not sent: wal-push of ${job} already alerted at ${last.toISOString()} (at most one an hour)`,
+      );
+      return true;
+    }
+    await recordAlertSent(dir, vault, job, 'wal-push', facts.now);
+  } catch {
+    // A state directory that cannot be written must not silence the alert.
+  }
+  return false;
 }
 
 // ---- what each command's outcome says ----

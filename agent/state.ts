@@ -1,6 +1,7 @@
 /**
- * The agent's own state on a host: job locks (agent/job-lock.ts) and the record of each job's last
- * scheduled run (`schedule status` reads it where no systemd can tell). Nothing here is needed to
+ * The agent's own state on a host: job locks (agent/job-lock.ts), the record of each job's last
+ * scheduled run (`schedule status` reads it where no systemd can tell) and when a throttled alert (a
+ * failing wal-push) was last sent. Nothing here is needed to
  * restore: the vault holds everything that matters; this directory only coordinates runs on one host.
  *
  * Where: `$STRONGBOX_STATE_DIR` when set, else `/var/lib/strongbox` for root, else
@@ -10,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants, lstatSync, mkdirSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Env } from '#agent/runtime';
@@ -117,4 +118,46 @@ export async function readLastRun(
   } catch {
     return undefined;
   }
+}
+
+function alertPath(stateDir: string, vault: string, job: string, kind: string): string {
+  return join(stateDir, 'alerts', `${job}.${vault}.${kind}.json`);
+}
+
+/** When an alert of this kind was last sent for the job, or undefined (never, or since {@link forgetAlert}). */
+export async function lastAlertSent(
+  stateDir: string,
+  vault: string,
+  job: string,
+  kind: string,
+): Promise<Date | undefined> {
+  try {
+    const { sentAt } = JSON.parse(await readFile(alertPath(stateDir, vault, job, kind), 'utf8')) as {
+      sentAt?: unknown;
+    };
+    const at = typeof sentAt === 'string' ? new Date(sentAt) : undefined;
+    return at && !Number.isNaN(at.getTime()) ? at : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remembers that an alert of this kind was sent for the job (atomically, like {@link recordLastRun}). */
+export async function recordAlertSent(
+  stateDir: string,
+  vault: string,
+  job: string,
+  kind: string,
+  sentAt: Date,
+): Promise<void> {
+  const path = alertPath(stateDir, vault, job, kind);
+  await ensureStateDir(join(stateDir, 'alerts'));
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify({ sentAt: sentAt.toISOString() })}\n`, { mode: 0o600 });
+  await rename(temp, path);
+}
+
+/** Forgets the last alert of this kind (the condition it was about has cleared). */
+export async function forgetAlert(stateDir: string, vault: string, job: string, kind: string): Promise<void> {
+  await rm(alertPath(stateDir, vault, job, kind), { force: true });
 }

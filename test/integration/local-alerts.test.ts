@@ -387,7 +387,7 @@ metrics: { textfile: ${join(work, 'verify-drill', 'strongbox.prom')} }`,
     ).toBeGreaterThan(0);
   });
 
-  it('a failed wal-push sends one alert naming the job; a stored segment sends none, even with on: success', async () => {
+  it('a failing wal-push alerts once an hour at most, naming the job; a stored segment sends none, even with on: success, and re-arms the alert', async () => {
     // Prepare: a point-in-time job (wal-push needs no server) alerting on every status
     const dir = join(work, 'wal');
     const mail = join(dir, 'mail');
@@ -406,25 +406,35 @@ jobs:
     source: { kind: postgres-physical, host: 127.0.0.1, port: 5432, user: postgres }
 `,
     );
-    const segment = join(dir, '000000010000000000000001');
-    await writeFile(segment, randomBytes(64 * 1024));
+    await writeFile(join(dir, '000000010000000000000001'), randomBytes(64 * 1024));
+
+    const env = envOf(mail, { STRONGBOX_STATE_DIR: join(dir, 'state') });
+    const push = (name: string) =>
+      strongbox(['wal-push', '--plan', plan, '--job', 'pitr', join(dir, name)], env);
 
     // Act
-    const stored = await strongbox(['wal-push', '--plan', plan, '--job', 'pitr', segment], envOf(mail));
-    const missing = await strongbox(
-      ['wal-push', '--plan', plan, '--job', 'pitr', join(dir, '000000010000000000000002')],
-      envOf(mail),
-    );
+    const stored = await push('000000010000000000000001');
+    const missing = await push('000000010000000000000002');
+    // PostgreSQL calls archive_command again a minute later, and again: no alert storm.
+    const retried = await push('000000010000000000000002');
 
     // Assess
     expect(stored.code, stored.stderr).toBe(0);
     expect(missing.code).toBe(2);
     expect(missing.lastError).toMatch(/^strongbox: error: wal-push pitr: /);
+    expect(retried.code).toBe(2);
+    expect(retried.stderr).toContain('alert not sent: wal-push of pitr already alerted at');
     const sent = await mails(mail);
     expect(sent).toHaveLength(1);
     expect(sent[0]?.message).toContain(
       `Subject: [Strongbox CRITICAL] WAL archiving failed: pitr on ${hostname()}`,
     );
     expect(sent[0]?.message).toContain('PostgreSQL keeps the WAL file and calls archive_command again');
+
+    // Once a segment is stored again, the next failure alerts at once.
+    await writeFile(join(dir, '000000010000000000000002'), randomBytes(64 * 1024));
+    expect((await push('000000010000000000000002')).code).toBe(0);
+    expect((await push('000000010000000000000003')).code).toBe(2);
+    expect(await mails(mail)).toHaveLength(2);
   });
 });
