@@ -1,6 +1,7 @@
 /**
- * What the agent does after each run, for sites without AWS (the plan's `notify`, `metrics` and
- * `storage` sections): the storage watch after a backup, the Prometheus textfile, and one alert per run
+ * What the agent does after each run: the record of the run that `schedule status` reads (agent/state),
+ * and, for sites without AWS (the plan's `notify`, `metrics` and `storage` sections), the storage watch
+ * after a backup, the Prometheus textfile, and one alert per run
  * naming job, host, what failed and what to do next — the alert the functions send (core/alerts), with
  * the same findings (core/checks, drills). Neither a metrics file that cannot be written nor an alert
  * that cannot be delivered changes the run's outcome: each is a printed warning.
@@ -19,15 +20,16 @@ import type {
 import { type Alert, countFindings, makeAlert } from '#core/alerts';
 import { readManifest } from '#core/catalog';
 import { type Finding, SEVERITY_ORDER } from '#core/checks';
+import { AGENT_ERROR_PREFIX } from '#core/deployment';
 import { formatDuration } from '#core/duration';
-import { describeError, errorLines } from '#core/errors';
+import { describeError, errorLines, JOB_LOCKED_EXIT, JobLockedError } from '#core/errors';
 import type { NotifyEvent } from '#core/local-ops';
 import { type Job, selectJobs } from '#core/plan';
 import type { Sample } from '#core/prometheus';
 import { type FileSystemUsage, usedRatio } from '#core/storage-watch';
 import type { Tier } from '#core/tiers';
 import { type MetricUpdate, updateMetricsTextfile } from './metrics-textfile';
-import { forgetAlert, lastAlertSent, recordAlertSent, stateDirOf, vaultScope } from './state';
+import { forgetAlert, lastAlertSent, recordAlertSent, recordLastRun, stateDirOf, vaultScope } from './state';
 
 /** The commands whose runs are reported. */
 export type ReportedCommand = 'backup' | 'verify' | 'drill' | 'prune' | 'wal-push' | 'doctor';
@@ -41,9 +43,50 @@ export interface RunRecord {
   tier?: Tier;
   /** What the run did, for the error line: `backup app-db`. */
   operation: string;
+  /** When it started (the record `schedule status` shows). */
+  startedAt: Date;
   /** How it ended: an outcome, or the error it threw. */
   outcome?: Outcome;
   error?: unknown;
+}
+
+/** Commands whose last run per job `schedule status` reports. */
+const RECORDED_COMMANDS: ReadonlySet<ReportedCommand> = new Set(['backup', 'drill', 'verify', 'prune']);
+
+/** The exit status of a run: its outcome's, 75 when its job was already running, else 2. */
+function exitCodeOf(record: RunRecord): number {
+  if (record.error === undefined) return record.outcome?.exitCode ?? 0;
+  return record.error instanceof JobLockedError ? JOB_LOCKED_EXIT : 2;
+}
+
+/**
+ * Remembers how this run of a scheduled command ended, per job, for `schedule status` on hosts without
+ * systemd. A state directory that cannot be written loses only the record, never fails the run.
+ */
+async function recordRun(runtime: Runtime, record: RunRecord, jobs: readonly Job[]): Promise<void> {
+  if (!RECORDED_COMMANDS.has(record.command)) return;
+  const failure = record.error ?? record.outcome?.failure;
+  const error =
+    typeof failure === 'string'
+      ? failure
+      : failure
+        ? (errorLines(failure, {}, record.operation).at(-1) ?? '').replace(AGENT_ERROR_PREFIX, '')
+        : undefined;
+  const finishedAt = runtime.clock.now().toISOString();
+  try {
+    for (const job of jobs) {
+      await recordLastRun(stateDirOf(runtime.env), vaultScope(runtime.plan.vault), {
+        command: record.command,
+        job: job.name,
+        startedAt: record.startedAt.toISOString(),
+        finishedAt,
+        exitCode: exitCodeOf(record),
+        ...(error ? { error } : {}),
+      });
+    }
+  } catch {
+    // The run's own outcome is what matters; the record is a convenience.
+  }
 }
 
 /** What reporting needs from outside. */
@@ -68,7 +111,7 @@ interface RunFacts {
 }
 
 /**
- * Reports one run: storage watch (after a backup), metrics textfile, alert. Never throws.
+ * Reports one run: its record, storage watch (after a backup), metrics textfile, alert. Never throws.
  * @example await reportRun(runtime, { command: 'backup', jobs: ['app-db'], operation: 'backup app-db', error }, services)
  */
 export async function reportRun(
@@ -77,14 +120,15 @@ export async function reportRun(
   services: AfterRunServices,
 ): Promise<void> {
   const { plan } = runtime;
-  if (!plan.notify && !plan.metrics && record.command !== 'backup') return;
   let jobs: Job[] = [];
   try {
     jobs = selectJobs(plan, record.jobs);
   } catch {
     // a run that named jobs the plan lacks failed for that reason: it is reported without jobs
   }
-  const exitCode = record.error === undefined ? (record.outcome?.exitCode ?? 0) : 2;
+  await recordRun(runtime, record, jobs);
+  if (!plan.notify && !plan.metrics && record.command !== 'backup') return;
+  const exitCode = exitCodeOf(record);
   const facts: RunFacts = {
     record,
     jobs,

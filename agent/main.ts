@@ -36,13 +36,11 @@ import { walPushCommand } from '#agent/commands/wal-push';
 import { runtimeFrom } from '#agent/copy';
 import { type TerminalProgress, terminalProgress } from '#agent/progress';
 import { type Env, loadPlanFile, openRuntime, type Runtime } from '#agent/runtime';
-import { recordLastRun, stateDirOf, vaultScope } from '#agent/state';
 import { VERSION } from '#agent/version';
 import { DEFAULT_WAL_PARALLEL, SPOOL_DIR } from '#agent/wal-spool';
 import { isBackupId } from '#core/backup-id';
 import { AGENT_ACTIONS, AGENT_ENV, AGENT_ERROR_PREFIX } from '#core/deployment';
 import {
-  describeError,
   type ErrorContext,
   errorLines,
   InterruptedError,
@@ -641,41 +639,6 @@ function commandOf(argv: readonly string[]): string | undefined {
 
 const SCHEDULE_DIRS = `${SYSTEMD_UNIT_DIR}, or ${CRON_DIR} for cron`;
 
-/** Commands whose last run per job `schedule status` reports (agent/state `recordLastRun`). */
-const RECORDED_COMMANDS = new Set(['backup', 'drill', 'verify', 'prune']);
-
-/**
- * Remembers how this run of a scheduled command ended, per job, for `schedule status` on hosts
- * without systemd. Never fails the run: a state directory that cannot be written loses only the record.
- */
-async function recordRun(
-  runtime: Runtime | undefined,
-  operation: Operation | undefined,
-  startedAt: Date | undefined,
-  exitCode: number,
-  failure: unknown,
-): Promise<void> {
-  const [command, names] = (operation ?? '').split(' ');
-  if (!runtime || !startedAt || !command || !RECORDED_COMMANDS.has(command)) return;
-  const jobs = names ? names.split(',') : runtime.plan.jobs.map((job) => job.name);
-  const error = typeof failure === 'string' ? failure : failure ? describeError(failure) : undefined;
-  const finishedAt = runtime.clock.now().toISOString();
-  try {
-    for (const job of jobs) {
-      await recordLastRun(stateDirOf(runtime.env), vaultScope(runtime.plan.vault), {
-        command,
-        job,
-        startedAt: startedAt.toISOString(),
-        finishedAt,
-        exitCode,
-        ...(error ? { error } : {}),
-      });
-    }
-  } catch {
-    // The run's own outcome is what matters; the record is a convenience.
-  }
-}
-
 /**
  * How systemd and cron start this agent, as absolute paths: `STRONGBOX_COMMAND` when it is one, the
  * single executable itself, or node with its flags and the script it runs.
@@ -731,11 +694,15 @@ async function main(argv: string[]): Promise<number> {
       });
       startedAt = runtime.clock.now();
     }
-    // After the run, failed or not: storage watch, metrics textfile, alert (agent/after-run). Their
-    // problems are warnings; the run's own error line stays the last line.
+    // After the run, failed or not: the record of the run for `schedule status`, storage watch, metrics
+    // textfile, alert (agent/after-run). Their problems are warnings; the run's own error line stays last.
     const report = async (ended: Pick<RunRecord, 'outcome' | 'error'>) => {
       if (runtime && options.report) {
-        await reportRun(runtime, { ...options.report, operation: named, ...ended }, afterRunServices);
+        await reportRun(
+          runtime,
+          { ...options.report, operation: named, startedAt: startedAt as Date, ...ended },
+          afterRunServices,
+        );
       }
     };
     let outcome: Outcome;
@@ -748,7 +715,6 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(common.json ? `${JSON.stringify(outcome.json)}\n` : `${outcome.text}\n`);
     await report({ outcome });
     exitCode = outcome.exitCode;
-    await recordRun(runtime, named, startedAt, outcome.exitCode, outcome.failure);
     // A run that reported every job and then failed (a job of several failed) ends with the error line.
     if (outcome.failure) process.stderr.write(`${errorLines(outcome.failure, {}, named).join('\n')}\n`);
   }, env);
@@ -777,13 +743,6 @@ async function main(argv: string[]): Promise<number> {
     }
     const context: ErrorContext = { nameEndpoint: endpointNamer(runtime) };
     const lines = errorLines(error, context, operation);
-    await recordRun(
-      runtime,
-      operation,
-      startedAt,
-      error instanceof JobLockedError ? JOB_LOCKED_EXIT : errorExitCode,
-      lines.at(-1)?.replace(AGENT_ERROR_PREFIX, ''),
-    );
     process.stderr.write(`${lines.join('\n')}\n`);
     if (argv.includes('--nagios')) {
       // A check that could not run is UNKNOWN to Nagios, never OK or CRITICAL.

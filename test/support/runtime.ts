@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { generateMasterKeyFile, LocalKeyProvider } from '#adapters/keys/local';
 import { FileVault } from '#adapters/vaults/file';
 import type { Runtime } from '#agent/runtime';
+import { STATE_DIR_ENV } from '#agent/state';
 import { validatePlan } from '#core/plan';
 import { systemClock, type Vault } from '#core/ports';
 
@@ -40,7 +41,8 @@ export async function testRuntime(
     vault: options.wrapVault ? options.wrapVault(fileVault) : fileVault,
     keys: new LocalKeyProvider(keyPath),
     secrets: { read: async (name) => Promise.reject(new Error(`no secret ${name} in tests`)) },
-    env: {},
+    // The agent's state (run records, locks, alert throttles) stays in the test's own directory.
+    env: { [STATE_DIR_ENV]: join(dir, 'state') },
     clock: systemClock,
     host: 'test-host',
     log: () => {},

@@ -35,7 +35,12 @@ describe('reportRun after a verify', () => {
     // Act
     await reportRun(
       runtime,
-      { command: 'verify', operation: 'verify', outcome: { exitCode: 0, json, text: '' } },
+      {
+        command: 'verify',
+        operation: 'verify',
+        startedAt: new Date(),
+        outcome: { exitCode: 0, json, text: '' },
+      },
       { fetch: globalThis.fetch, sleep: async () => {}, warn: (line) => warnings.push(line) },
     );
 
