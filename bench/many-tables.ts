@@ -15,8 +15,17 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ratio, runs, type Step, Steps, sameWorkPipe, startPgBench, timeGoal } from './backup-restore';
-import { type Goal, MiB, machineLine, measureAgent, measureShell, type Suite, type SuiteResult } from './lib';
+import {
+  ratio,
+  runs,
+  SAME_WORK,
+  type Step,
+  Steps,
+  sameWorkPipe,
+  startPgBench,
+  timeGoal,
+} from './backup-restore';
+import { type Goal, MiB, machineLine, measureAgent, type Suite, type SuiteResult } from './lib';
 
 const tables = Number(process.env.BENCH_TABLES ?? 400);
 /** Rows per table on average: ~0.75 MB of heap and indexes each. */
@@ -71,20 +80,23 @@ async function run(): Promise<SuiteResult> {
     const steps = new Steps(pg);
     for (let i = 1; i <= runs; i++) {
       process.stdout.write(`run ${i}/${runs}\n`);
-      await steps.time(
+      await steps.shell(
         'pg_dump -Fc (zlib) > file',
-        () => measureShell(`${bin('pg_dump')} -Fc bench > ${dumpFile}`, bench.env),
+        `${bin('pg_dump')} -Fc bench > ${dumpFile}`,
+        bench.env,
         async () => ({ bytes: (await stat(dumpFile)).size }),
       );
-      await sameWorkPipe(bench, steps, 'same-work pipe');
+      await sameWorkPipe(bench, steps);
       await steps.time(
         'strongbox backup → file vault',
         () => measureAgent(['backup', '--plan', bench.filePlan, '--job', 'bench']),
         (r) => ({ bytes: Number(r.json.storedBytes), rssMiB: r.rssMiB }),
       );
       await pg.psql(`CREATE DATABASE bare_${i}`);
-      await steps.time('pg_restore -j2 from local file', () =>
-        measureShell(`${bin('pg_restore')} -j2 -d bare_${i} ${dumpFile}`, bench.env),
+      await steps.shell(
+        'pg_restore -j2 from local file',
+        `${bin('pg_restore')} -j2 -d bare_${i} ${dumpFile}`,
+        bench.env,
       );
       const restore = (name: string, plan: string, args: string[], target: string) =>
         steps.time(
@@ -96,7 +108,7 @@ async function run(): Promise<SuiteResult> {
       await restore(SERIAL_STEP, serialPlan, serial.args, `serial_${i}`);
       await pg.psql(`DROP DATABASE bare_${i}; DROP DATABASE sb_${i}; DROP DATABASE serial_${i}`);
     }
-    const pipe = steps.get('same-work pipe');
+    const pipe = steps.get(SAME_WORK);
     const backup = steps.get('strongbox backup → file vault');
     const bare = steps.get('pg_restore -j2 from local file');
     const parallel = steps.get('strongbox restore, parallel restore default');
