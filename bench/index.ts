@@ -6,8 +6,9 @@
 import { stat } from 'node:fs/promises';
 import { pgSuite } from './backup-restore';
 import { cli, type Suite, writeSection } from './lib';
+import { manyTablesSuite } from './many-tables';
 
-const suites: Suite[] = [pgSuite];
+const suites: Suite[] = [pgSuite, manyTablesSuite];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
