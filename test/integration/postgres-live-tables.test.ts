@@ -222,6 +222,38 @@ describe('restore --into-live', () => {
     }
   });
 
+  it('rolls everything back when a restored row count differs from the manifest, checked before COMMIT', async () => {
+    const { runtime, job } = jobRuntime();
+    // A site's event trigger adds a row to every new remittances table: the restored copy has one too many.
+    await pg.psql(
+      `CREATE FUNCTION add_row() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'public.remittances') THEN
+           INSERT INTO public.remittances (id, claim_id, paid) VALUES (-1, 1, 0);
+         END IF;
+       END $$;
+       CREATE EVENT TRIGGER add_row ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION add_row();`,
+      'shop',
+    );
+    const live = await contentOf();
+    const structure = await structureOf();
+    try {
+      const attempt = runRestore(runtime, job, {
+        backupId: wanted,
+        tables: ['claims', 'remittances'],
+        intoLive: true,
+        confirm: 'shop',
+      });
+      await expect(attempt).rejects.toThrow(
+        /left as they were: .*row counts differ from the backup: public\.remittances has 101 rows, the backup recorded 100/s,
+      );
+      expect(await contentOf()).toBe(live);
+      expect(await structureOf()).toBe(structure);
+    } finally {
+      await pg.psql('DROP EVENT TRIGGER add_row; DROP FUNCTION add_row()', 'shop');
+    }
+  });
+
   it('rolls everything back when the agent is interrupted inside the transaction', async () => {
     const { runtime, job } = jobRuntime();
     const live = await contentOf();
