@@ -6,6 +6,9 @@
  * flipped byte, a truncated object, a tool exiting non-zero. `replace` (sources with the `replace`
  * capability) takes a safety backup of the live data first, restores beside it, checks the copy against
  * the manifest, then swaps names and keeps the old data under a new name: the live data is never dropped.
+ * `intoLive` (sources with the `liveTables` capability) restores chosen tables into the live data: the
+ * driver's preflight first, a safety backup of exactly those tables, then the driver's restore in one
+ * transaction that rolls back on any failure.
  * What a restore may do is decided by the source's declared capabilities, never by its kind's name.
  */
 import { tmpdir } from 'node:os';
