@@ -10,11 +10,12 @@ import { rm } from 'node:fs/promises';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
-import { runRestore } from '#agent/restore';
+import { parseRestoreOptions } from '#agent/commands/restore';
+import { runRestore, validateRestoreRequest } from '#agent/restore';
 import type { Runtime } from '#agent/runtime';
 import { findBackup, listBackups, readManifest } from '#core/catalog';
 import { RestoreError } from '#core/errors';
-import type { Job } from '#core/plan';
+import { type Job, validatePlan } from '#core/plan';
 import type { PgServer } from '#test/support/postgres';
 import { startPostgres } from '#test/support/postgres';
 import { testRuntime } from '#test/support/runtime';
@@ -357,5 +358,48 @@ describe('restore --into-live', () => {
     });
     expect(back.findings).toEqual([]);
     expect(await contentOf()).toBe(damaged);
+  });
+});
+
+describe('restore --into-live options', () => {
+  const plan = validatePlan({
+    version: 1,
+    vault: { url: 'file:///tmp/none' },
+    key: { type: 'local', path: '/tmp/none.key' },
+    jobs: [
+      { name: 'shop', source: { kind: 'postgres', database: 'shop' } },
+      { name: 'conf', source: { kind: 'files', paths: ['/etc/app'] } },
+    ],
+  });
+  const [shop, conf] = plan.jobs as [Job, Job];
+
+  it('is an explicit mode: chosen tables, the job name confirmed, no target, not with another mode', () => {
+    expect(
+      parseRestoreOptions({ job: 'shop', tables: 'claims', intoLive: true, confirm: 'shop' }),
+    ).toMatchObject({
+      tables: ['claims'],
+      intoLive: true,
+    });
+    expect(
+      parseRestoreOptions({ job: 'shop', options: '{"tables":["claims"],"intoLive":true}' }).intoLive,
+    ).toBe(true);
+    expect(() => validateRestoreRequest(shop, { intoLive: true, confirm: 'shop' })).toThrow(
+      /tables: --into-live restores chosen tables/,
+    );
+    expect(() => validateRestoreRequest(shop, { tables: ['claims'], intoLive: true })).toThrow(
+      /confirm: restoring into the live database needs --confirm shop/,
+    );
+    expect(() =>
+      validateRestoreRequest(shop, { tables: ['claims'], intoLive: true, confirm: 'shop', target: 'x' }),
+    ).toThrow(/takes no --target/);
+    expect(() =>
+      validateRestoreRequest(shop, { tables: ['claims'], intoLive: true, confirm: 'shop', replace: true }),
+    ).toThrow(/two modes/);
+    expect(() => validateRestoreRequest(conf, { intoLive: true, confirm: 'conf' })).toThrow(
+      /files backups cannot be restored table by table into the live data/,
+    );
+    expect(() =>
+      validateRestoreRequest(shop, { tables: ['claims'], intoLive: true, confirm: 'shop' }),
+    ).not.toThrow();
   });
 });
