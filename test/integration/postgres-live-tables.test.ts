@@ -18,24 +18,15 @@ import { RestoreError } from '#core/errors';
 import { type Job, validatePlan } from '#core/plan';
 import type { PgServer } from '#test/support/postgres';
 import { startPostgres } from '#test/support/postgres';
-import { testRuntime } from '#test/support/runtime';
+import { shopJobRuntime } from '#test/support/runtime';
 
 let pg: PgServer;
 const dirs: string[] = [];
 
 async function runtimeAs(user: string): Promise<{ runtime: Runtime; job: Job; lines: string[] }> {
-  const { runtime, dir } = await testRuntime({
-    jobs: [
-      {
-        name: 'shop',
-        source: { kind: 'postgres', database: 'shop', host: pg.host, port: pg.port, user, binDir: pg.binDir },
-      },
-    ],
-  });
-  dirs.push(dir);
-  const lines: string[] = [];
-  const logged: Runtime = { ...runtime, log: (line) => lines.push(line) };
-  return { runtime: logged, job: logged.plan.jobs[0] as Job, lines };
+  const made = await shopJobRuntime(pg, user);
+  dirs.push(made.dir);
+  return made;
 }
 
 const SCHEMA = `
@@ -132,6 +123,16 @@ afterAll(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
+/** Restores claims and remittances of the first backup into the live database. */
+function restoreWanted(runtime: Runtime, job: Job): ReturnType<typeof runRestore> {
+  return runRestore(runtime, job, {
+    backupId: wanted,
+    tables: ['claims', 'remittances'],
+    intoLive: true,
+    confirm: 'shop',
+  });
+}
+
 /** The job's runtime as strongbox: its vault holds `wanted`. */
 let shared: { runtime: Runtime; job: Job; lines: string[] } | undefined;
 function jobRuntime(): { runtime: Runtime; job: Job; lines: string[] } {
@@ -205,12 +206,7 @@ describe('restore --into-live', () => {
     const structure = await structureOf();
     const rest = await untouched();
     try {
-      const attempt = runRestore(runtime, job, {
-        backupId: wanted,
-        tables: ['claims', 'remittances'],
-        intoLive: true,
-        confirm: 'shop',
-      });
+      const attempt = restoreWanted(runtime, job);
       await expect(attempt).rejects.toBeInstanceOf(RestoreError);
       await expect(attempt).rejects.toThrow(
         /the live tables were left as they were: .*claims_patient_id_fkey/s,
@@ -239,12 +235,7 @@ describe('restore --into-live', () => {
     const live = await contentOf();
     const structure = await structureOf();
     try {
-      const attempt = runRestore(runtime, job, {
-        backupId: wanted,
-        tables: ['claims', 'remittances'],
-        intoLive: true,
-        confirm: 'shop',
-      });
+      const attempt = restoreWanted(runtime, job);
       await expect(attempt).rejects.toThrow(
         /left as they were: .*row counts differ from the backup: public\.remittances has 101 rows, the backup recorded 100/s,
       );
@@ -265,12 +256,7 @@ describe('restore --into-live', () => {
     const controller = new AbortController();
     try {
       await app.query('BEGIN; UPDATE patients SET name = name WHERE id = 1');
-      const attempt = runRestore({ ...runtime, signal: controller.signal }, job, {
-        backupId: wanted,
-        tables: ['claims', 'remittances'],
-        intoLive: true,
-        confirm: 'shop',
-      });
+      const attempt = restoreWanted({ ...runtime, signal: controller.signal }, job);
       attempt.catch(() => {});
       // Midway: the restore's session holds claims dropped and recreated, and waits for the lock.
       for (let i = 0; i < 200; i++) {

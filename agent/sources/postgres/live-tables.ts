@@ -40,7 +40,7 @@ import {
 } from './names';
 import { chooseEntries, feed } from './restore';
 import { checkFreeSpace } from './space';
-import { parseTocList, peekToc, type TocEntry } from './toc';
+import { ABOUT, PREAMBLE, parseTocList, peekToc, SUPPORT_ONLY, type TocEntry } from './toc';
 
 /** The live database and what a restore into it needs. */
 export type LiveTablesConfig = PostgresTarget & { database: string; noOwner?: boolean };
@@ -329,22 +329,9 @@ export function liveEntries(all: readonly TocEntry[], selected: readonly TocEntr
 }
 
 /** Shared objects a table uses: the live database's are kept and used, never dropped or restored. */
-const SHARED = new Set([
-  'SCHEMA',
-  'EXTENSION',
-  'TYPE',
-  'DOMAIN',
-  'FUNCTION',
-  'PROCEDURE',
-  'AGGREGATE',
-  'COLLATION',
-  'PUBLICATION',
-  'DATABASE',
-]);
-const ABOUT = new Set(['ACL', 'COMMENT', 'SECURITY LABEL']);
+const SHARED = new Set([...SUPPORT_ONLY, 'PUBLICATION', 'DATABASE']);
 /** A sequence's value and ownership: left to the live database for a shared sequence. */
 const SEQUENCE_STATE = new Set(['SEQUENCE SET', 'SEQUENCE OWNED BY']);
-const PREAMBLE = new Set(['ENCODING', 'STDSTRINGS', 'SEARCHPATH']);
 
 /** `"schema"."table"` of a TABLE entry's tag (`schema name owner`). */
 function tableOfTag(tag: string): string {
