@@ -49,8 +49,16 @@ export interface BackupOptions {
   tier?: Tier;
   /** Stops the backup; nothing is left that looks complete. @default the runtime's signal */
   signal?: AbortSignal;
-  /** Recorded in the manifest: `safety` for the backup `restore --replace` takes first. */
+  /**
+   * Recorded in the manifest: `safety` for the backup `restore --replace` and `--into-live` take first
+   * (never what "latest" picks).
+   */
   purpose?: 'safety';
+  /**
+   * Only these tables, exact `schema.table` names (sources with the `liveTables` capability): the safety
+   * backup of `restore --into-live`.
+   */
+  tables?: readonly string[];
 }
 
 /** What a finished backup reports (the `--json` output of `strongbox backup`). */
@@ -110,12 +118,11 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
   );
   try {
     const driver = sourceDriver(job.source);
-    const source = await driver.backup(job.source, {
-      env: runtime.env,
-      signal: controller.signal,
-      secrets: runtime.secrets,
-      log: runtime.log,
-    });
+    const source = await driver.backup(
+      job.source,
+      { env: runtime.env, signal: controller.signal, secrets: runtime.secrets, log: runtime.log },
+      options.tables ? { tables: options.tables } : undefined,
+    );
     const tasks = new TaskGroup(controller);
     const objects: ManifestObject[] = [];
     const storeOne = async (object: SourceObject, index: number) => {

@@ -120,6 +120,7 @@ function hostRecoveryOptions(
     'target',
     'tables',
     'replace',
+    'intoLive',
     'confirm',
     'to',
     'start',
@@ -284,7 +285,11 @@ function buildCli(
       '--replace',
       'replace the live data (postgres, redis with source.replace): safety backup, restore beside, check, swap',
     )
-    .option('--confirm <job>', 'required with --replace and --in-place: the job name again')
+    .option(
+      '--into-live',
+      "postgres, with --tables: restore those tables into the job's own database: checks first (in the backup, rights to drop, create and own them, nothing else depends on them, free space), a safety backup of exactly those tables, then DROP (never CASCADE) and restore in one transaction that checks the row counts before COMMIT; types, schemas and functions stay the live ones; needs --confirm",
+    )
+    .option('--confirm <job>', 'required with --replace, --in-place and --into-live: the job name again')
     .option(
       '--to <target>',
       'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',
@@ -309,6 +314,11 @@ function buildCli(
         : run(
             async (rt) => {
               const from = typeof o.from === 'string' ? o.from : undefined;
+              if (from !== undefined && o.intoLive) {
+                throw new UsageError(
+                  '--from and --into-live: the safety backup goes into the vault the restore reads; restore the copy into a --target instead',
+                );
+              }
               if (from !== undefined && o.replace) {
                 throw new UsageError(
                   '--from and --replace: a replace takes its safety backup into the vault it restores from; restore the copy into a --target instead',

@@ -6,6 +6,9 @@
  * flipped byte, a truncated object, a tool exiting non-zero. `replace` (sources with the `replace`
  * capability) takes a safety backup of the live data first, restores beside it, checks the copy against
  * the manifest, then swaps names and keeps the old data under a new name: the live data is never dropped.
+ * `intoLive` (sources with the `liveTables` capability) restores chosen tables into the live data: the
+ * driver's preflight first, a safety backup of exactly those tables, then the driver's restore in one
+ * transaction that rolls back on any failure.
  * What a restore may do is decided by the source's declared capabilities, never by its kind's name.
  */
 import { tmpdir } from 'node:os';
@@ -50,6 +53,12 @@ export interface RestoreRequest {
   /** With `inPlace`: also move away what exists below the restored paths but is not in the backup. */
   delete?: boolean;
   /**
+   * With `tables`: restore them into the job's own live database (sources with the `liveTables`
+   * capability), after a safety backup of exactly those tables, in one transaction; needs `confirm`
+   * equal to the job name.
+   */
+  intoLive?: boolean;
+  /**
    * With `recoverTo`: the copy becomes the primary and archives its new timeline into the job's WAL
    * archive from promotion on (sources with the `pointInTime` capability). Without it the copy does not
    * archive.
@@ -62,12 +71,12 @@ export interface RestoreResult {
   job: string;
   backupId: string;
   kind: Manifest['kind'];
-  mode: 'scratch' | 'replace' | 'in-place';
+  mode: 'scratch' | 'replace' | 'in-place' | 'into-live';
   /** Where the data now is: the scratch target, the live target's name after a replace, the paths in place. */
   target: string;
   /** After a replace: the name the previous live data was kept under; in place: the kept directory. */
   keptAs?: string;
-  /** After a replace: the safety backup taken before anything changed. */
+  /** After a replace or a restore into the live database: the safety backup taken before anything changed. */
   safetyBackupId?: string;
   sourceBytes: number;
   durationSeconds: number;
@@ -136,6 +145,23 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
       problems.push('target: --in-place restores to the original locations; it takes no --target');
     if (request.replace) problems.push('in-place: --in-place and --replace are two modes: choose one');
   }
+  if (request.intoLive) {
+    if (!capabilities.liveTables) {
+      problems.push(
+        `into-live: ${kind} backups cannot be restored table by table into the live data; restore '${job.name}' into a --target ${targetNoun}`,
+      );
+    }
+    if (!request.tables) problems.push('tables: --into-live restores chosen tables: name them with --tables');
+    if (request.confirm !== job.name)
+      problems.push(`confirm: restoring into the live database needs --confirm ${job.name}`);
+    if (request.target)
+      problems.push("target: --into-live restores into the job's own database; it takes no --target");
+    if (request.replace || request.inPlace)
+      problems.push(
+        `into-live: --into-live and --${request.replace ? 'replace' : 'in-place'} are two modes: choose one`,
+      );
+    if (request.recoverTo) problems.push('to: a point-in-time restore goes into a new --target');
+  }
   if (request.delete && !request.inPlace)
     problems.push(
       'delete: --delete removes what is not in the backup from the original locations: it needs --in-place',
@@ -199,6 +225,8 @@ export async function runRestore(
     };
   }
 
+  if (request.intoLive) return restoreIntoLive(runtime, job, manifest, request.tables ?? [], ctx, started);
+
   if (!request.replace) {
     const target = request.target ?? scratchTargetOf(runtime, job, 'restore');
     runtime.log(`restore ${job.name} ${manifest.backupId} into ${target}`);
@@ -259,6 +287,52 @@ export async function runRestore(
 }
 
 /**
+ * Restores chosen tables into the job's live database: every precondition first (driver `liveTables`
+ * preflight: a refusal changes nothing and takes no backup), then a safety backup of exactly the live
+ * tables it replaces (marked `safety`: never what "latest" picks), then the restore in one transaction
+ * that checks the row counts before it commits, then the same checks as every restore.
+ */
+async function restoreIntoLive(
+  runtime: Runtime,
+  job: Job,
+  manifest: Manifest,
+  tables: string[],
+  ctx: SourceContext,
+  started: number,
+): Promise<RestoreResult> {
+  const live = sourceDriver(job.source).liveTables;
+  if (!live)
+    throw new PlanError([`into-live: ${job.source.kind} jobs cannot restore tables into the live data`]);
+  const database = live.liveTarget(job.source);
+  const details = detailsOf(manifest.source, job.source.kind);
+  const { tables: replaced } = await live.preflight(job.source, { tables, details, ctx });
+  const safety =
+    replaced.length > 0 ? await runBackup(runtime, job, { purpose: 'safety', tables: replaced }) : undefined;
+  runtime.log(
+    safety
+      ? `safety backup ${safety.backupId} of ${replaced.join(', ')} in '${database}' taken`
+      : `no safety backup: none of ${tables.join(', ')} exists in '${database}'`,
+  );
+  runtime.log(`restore ${job.name} ${manifest.backupId} tables ${tables.join(', ')} into '${database}'`);
+  const { sourceBytes } = await restoreInto(runtime, job, manifest, database, tables, ctx, {}, true);
+  const checks = await checkRestored(job, manifest, database, tables, ctx);
+  return {
+    job: job.name,
+    backupId: manifest.backupId,
+    kind: manifest.kind,
+    mode: 'into-live',
+    target: database,
+    ...(safety ? { safetyBackupId: safety.backupId } : {}),
+    sourceBytes,
+    durationSeconds: secondsSince(started),
+    ...checks,
+    notes: [
+      `replaced ${tables.join(', ')} in '${database}' in one transaction${replaced.length > 0 ? ` (before: ${replaced.join(', ')})` : ''}`,
+    ],
+  };
+}
+
+/**
  * The backup a restore starts from: the one asked for, else for a point-in-time restore the newest
  * that ended before the target (core/recovery `chooseBaseBackup`), else the newest complete one.
  * @throws NotFoundError when there is none; RestoreError when no backup ended before the target.
@@ -312,6 +386,8 @@ async function restoreInto(
   tables: string[] | undefined,
   ctx: SourceContext,
   extra: Pick<RestoreTarget, 'recovery' | 'start' | 'paths' | 'inPlace'> = {},
+  /** Into the live target through the driver's `liveTables` (never discarded). */
+  intoLive = false,
 ): Promise<{ sourceBytes: number; outcome?: RestoreOutcome }> {
   const driver = sourceDriver(job.source);
   const controller = new AbortController();
@@ -322,15 +398,18 @@ async function restoreInto(
   try {
     const reader = await openBackup(runtime, manifest, controller.signal);
     try {
-      const outcome = await driver.restore(job.source, reader, {
-        target,
-        tables,
-        details: detailsOf(manifest.source, job.source.kind),
-        ...extra,
-        ctx: { ...ctx, signal: controller.signal },
-      });
-      // In place, the target is the original locations: never something to discard.
-      restored = !extra.inPlace;
+      const details = detailsOf(manifest.source, job.source.kind);
+      const signalled = { ...ctx, signal: controller.signal };
+      const outcome =
+        intoLive && driver.liveTables
+          ? await driver.liveTables.restore(job.source, reader, {
+              tables: tables ?? [],
+              details,
+              ctx: signalled,
+            })
+          : await driver.restore(job.source, reader, { target, tables, details, ...extra, ctx: signalled });
+      // In place and into the live data, the target is the original: never something to discard.
+      restored = !extra.inPlace && !intoLive;
       const { sourceBytes } = await reader.finish();
       return { sourceBytes, ...(outcome ? { outcome } : {}) };
     } catch (error) {

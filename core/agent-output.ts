@@ -113,7 +113,7 @@ export const agentRestoreResultSchema = z.strictObject({
   backupId: backupIdSchema,
   /** The job's source kind. */
   kind: z.string().min(1),
-  mode: z.enum(['scratch', 'replace', 'in-place']),
+  mode: z.enum(['scratch', 'replace', 'in-place', 'into-live']),
   /** Where the data now is: the scratch target, the live database name after a replace, `/` in place. */
   target: z.string().min(1),
   /** After a replace: the name the previous live data is kept under; in place: the kept directory. */

@@ -152,6 +152,8 @@ export const agentRestoreOptionsSchema = z.strictObject({
   inPlace: z.boolean().optional(),
   /** With inPlace: also move away what is not in the backup (into the kept directory). */
   delete: z.boolean().optional(),
+  /** Postgres jobs, with tables: restore them into the live database (safety backup first, one transaction). */
+  intoLive: z.boolean().optional(),
 });
 
 /** Options of a restore or drill (`--options`). */

@@ -254,6 +254,40 @@ export interface ReplaceSupport<C, D = unknown> {
   ): Promise<{ keptAs: string }>;
 }
 
+/** What a backup covers when not the whole source (SourceDriver `backup`). */
+export interface BackupScope {
+  /** Only these tables, exact `schema.table` names (drivers with the `liveTables` capability). */
+  tables?: readonly string[];
+}
+
+/**
+ * Restoring chosen tables into the live data (drivers with the `liveTables` capability): the caller runs
+ * `preflight`, takes a safety backup of the tables it returns, then `restore`.
+ */
+export interface LiveTablesSupport<C, D = unknown> {
+  /** The live target the tables are restored into: the database a job backs up. */
+  liveTarget(config: C): string;
+  /**
+   * Checks every precondition before anything changes (the tables are in the backup, the rights to drop,
+   * create and own them, nothing outside them depends on them, free space).
+   * @returns the exact tables the restore replaces (partitions included): what the safety backup holds.
+   * @throws RestoreError naming each problem; PlanError for a malformed table name.
+   */
+  preflight(
+    config: C,
+    options: { tables: readonly string[]; details?: D; ctx: SourceContext },
+  ): Promise<{ tables: string[] }>;
+  /**
+   * Replaces the tables in the live data with the backup's, in one transaction that also checks their
+   * row counts: on any failure (a tool killed, a constraint, a count) the live tables are as they were.
+   */
+  restore(
+    config: C,
+    input: RestoreInput,
+    options: { tables: readonly string[]; details?: D; ctx: SourceContext },
+  ): Promise<void>;
+}
+
 /**
  * How one kind of source is backed up, restored, checked and diagnosed (agent/sources/<kind>/). What it
  * can do beyond that is declared in `spec.capabilities`; the optional members exist exactly when their
@@ -262,8 +296,16 @@ export interface ReplaceSupport<C, D = unknown> {
  */
 export interface SourceDriver<K extends SourceKind = SourceKind> {
   readonly spec: SourceSpec & { readonly kind: K };
-  /** Starts a backup: the data objects and a promise of the manifest's details (see SourceBackup). */
-  backup(config: SourceConfigOf<K>, ctx: SourceContext): Promise<SourceBackup<SourceDetailsOf<K>>>;
+  /**
+   * Starts a backup: the data objects and a promise of the manifest's details (see SourceBackup). With
+   * `scope.tables` (drivers with the `liveTables` capability) only those tables, exact `schema.table`
+   * names: the safety backup taken before restoring them into the live data.
+   */
+  backup(
+    config: SourceConfigOf<K>,
+    ctx: SourceContext,
+    scope?: BackupScope,
+  ): Promise<SourceBackup<SourceDetailsOf<K>>>;
   /**
    * Restores a backup into a new target. On any failure the target it created is removed again (a target
    * that existed before is never touched) and the original error — the input's own, e.g. an
@@ -308,6 +350,8 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
   scratchTarget(config: SourceConfigOf<K>, label: string, now: Date, tempDir: string): string;
   /** Present when `spec.capabilities.replace`. */
   readonly replace?: ReplaceSupport<SourceConfigOf<K>, SourceDetailsOf<K>>;
+  /** Present when `spec.capabilities.liveTables`. */
+  readonly liveTables?: LiveTablesSupport<SourceConfigOf<K>, SourceDetailsOf<K>>;
   /**
    * Where a started point-in-time copy's recovery ended (read before it is discarded); present when
    * `spec.capabilities.pointInTime`. Drills report it beside the measured RTO.

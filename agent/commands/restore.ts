@@ -56,6 +56,7 @@ export function parseRestoreOptions(
     paths: Array.isArray(flags.path) ? flags.path : fromJson.paths,
     inPlace: flags.inPlace === true || fromJson.inPlace === true,
     delete: flags.delete === true || fromJson.delete === true,
+    intoLive: flags.intoLive === true || fromJson.intoLive === true,
     archive: flags.archive === true,
   };
 }
@@ -69,17 +70,20 @@ function recoveryTargetOf(text: string | undefined): RecoveryTarget | undefined 
 export async function restoreCommand(runtime: Runtime, options: ParsedRestoreOptions): Promise<Outcome> {
   const job = findJob(runtime.plan, options.job);
   // Replacing the live data takes the job's lock: no backup of the job dumps it halfway through a swap.
-  const result = options.replace
-    ? await withJobLocks({ ...lockOptionsOf(runtime, 'restore --replace'), jobs: [job.name] }, () =>
+  const live = options.replace ? 'restore --replace' : options.intoLive ? 'restore --into-live' : undefined;
+  const result = live
+    ? await withJobLocks({ ...lockOptionsOf(runtime, live), jobs: [job.name] }, () =>
         runRestore(runtime, job, options),
       )
     : await runRestore(runtime, job, options);
   const lines = [
     result.mode === 'replace'
       ? `restored ${result.job} ${result.backupId} over '${result.target}'; the previous database is kept as '${result.keptAs}' (safety backup ${result.safetyBackupId})`
-      : result.mode === 'in-place'
-        ? `restored ${result.job} ${result.backupId} in place over ${result.target}; ${result.keptAs ? `what it overwrote is kept in ${result.keptAs}` : 'nothing was overwritten'}`
-        : `restored ${result.job} ${result.backupId} into ${result.target}`,
+      : result.mode === 'into-live'
+        ? `restored ${result.job} ${result.backupId} tables into the live database '${result.target}' (${result.safetyBackupId ? `safety backup ${result.safetyBackupId}` : 'no safety backup: the tables did not exist'})`
+        : result.mode === 'in-place'
+          ? `restored ${result.job} ${result.backupId} in place over ${result.target}; ${result.keptAs ? `what it overwrote is kept in ${result.keptAs}` : 'nothing was overwritten'}`
+          : `restored ${result.job} ${result.backupId} into ${result.target}`,
     `${formatBytes(result.sourceBytes)} in ${formatDuration(result.durationSeconds)}`,
     ...(result.notes ?? []),
     ...result.findings.map((f) => `${f.severity.toUpperCase()}  ${f.message}`),

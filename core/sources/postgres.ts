@@ -77,6 +77,11 @@ const details = z.object({
   tables: z.array(table),
   /** pg_dump --exclude-table patterns that applied. */
   excludedTables: z.array(z.string()),
+  /**
+   * The only tables dumped (`schema.table`, pg_dump --table): the safety backup of `restore
+   * --into-live` holds just the tables it restores over. Absent for a backup of the whole database.
+   */
+  onlyTables: z.array(z.string()).optional(),
   /** Partitioned tables with their leaf partitions (whose rows `tables` counts); absent in backups of older agents. */
   partitionedTables: z
     .array(
@@ -99,7 +104,7 @@ export const postgresSource = defineSource({
   targetNoun: 'database',
   plan,
   details,
-  capabilities: { tables: true, replace: true, sqlChecks: true, pointInTime: false },
+  capabilities: { tables: true, replace: true, sqlChecks: true, pointInTime: false, liveTables: true },
 });
 
 export type PostgresSourceConfig = z.output<typeof plan>;

@@ -24,6 +24,11 @@ export interface SourceCapabilities {
    * @default false
    */
   readonly inPlace?: boolean;
+  /**
+   * `restore --tables … --into-live`: restore chosen tables into the job's own (live) database in one
+   * transaction, after a safety backup of exactly those tables. @default false
+   */
+  readonly liveTables?: boolean;
 }
 
 /** The declaration of one kind of source. */

@@ -17,24 +17,15 @@ import { manifestKey } from '#core/layout';
 import { serializeManifest } from '#core/manifest';
 import type { Job } from '#core/plan';
 import { type PgServer, startPostgres } from '#test/support/postgres';
-import { testRuntime } from '#test/support/runtime';
+import { shopJobRuntime } from '#test/support/runtime';
 
 let pg: PgServer;
 const dirs: string[] = [];
 
 async function runtimeAs(user: string): Promise<{ runtime: Runtime; job: Job; lines: string[] }> {
-  const { runtime, dir } = await testRuntime({
-    jobs: [
-      {
-        name: 'shop',
-        source: { kind: 'postgres', database: 'shop', host: pg.host, port: pg.port, user, binDir: pg.binDir },
-      },
-    ],
-  });
-  dirs.push(dir);
-  const lines: string[] = [];
-  const logged: Runtime = { ...runtime, log: (line) => lines.push(line) };
-  return { runtime: logged, job: logged.plan.jobs[0] as Job, lines };
+  const made = await shopJobRuntime(pg, user);
+  dirs.push(made.dir);
+  return made;
 }
 
 /** Backs up `shop` and records a database size of 1 PiB in the manifest. */

@@ -9,7 +9,7 @@ import { generateMasterKeyFile, LocalKeyProvider } from '#adapters/keys/local';
 import { FileVault } from '#adapters/vaults/file';
 import type { Runtime } from '#agent/runtime';
 import { STATE_DIR_ENV } from '#agent/state';
-import { validatePlan } from '#core/plan';
+import { type Job, validatePlan } from '#core/plan';
 import { systemClock, type Vault } from '#core/ports';
 
 /** Options of {@link testRuntime}. */
@@ -49,4 +49,21 @@ export async function testRuntime(
     signal: options.signal ?? new AbortController().signal,
   };
   return { runtime, dir, fileVault };
+}
+
+/**
+ * A runtime whose plan has one job, `shop`, backing up database `shop` of a test cluster as `user`;
+ * the lines it logs are collected. Remove `dir` after the test.
+ */
+export async function shopJobRuntime(
+  server: { host: string; port: number; binDir: string },
+  user: string,
+): Promise<{ runtime: Runtime; job: Job; lines: string[]; dir: string }> {
+  const { host, port, binDir } = server;
+  const { runtime, dir } = await testRuntime({
+    jobs: [{ name: 'shop', source: { kind: 'postgres', database: 'shop', host, port, user, binDir } }],
+  });
+  const lines: string[] = [];
+  const logged: Runtime = { ...runtime, log: (line) => lines.push(line) };
+  return { runtime: logged, job: logged.plan.jobs[0] as Job, lines, dir };
 }

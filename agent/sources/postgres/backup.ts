@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
-import type { SourceBackup } from '#core/ports';
+import type { BackupScope, SourceBackup } from '#core/ports';
 import type { PostgresDetails, PostgresSourceConfig, TableCount } from '#core/sources/index';
 import type { PartitionedTable } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
@@ -23,7 +23,7 @@ import {
   toolEnv,
 } from './connect';
 import { readDatabaseState, readNeededRoles } from './globals';
-import { dbnameConninfo, quoteIdent, tablePatternRegex } from './names';
+import { dbnameConninfo, parseTableSelector, quoteIdent, tablePatternRegex } from './names';
 
 /** A relation of the database: schema, name and pg_class.relkind. */
 interface Relation {
@@ -45,11 +45,15 @@ interface Relation {
  * const backup = await backupPostgres(job.source, { env: process.env });
  * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
  * await backup.done;
- * @throws SourceError when the database cannot be reached or pg_dump cannot start.
+ * With `scope.tables` only those tables are dumped and counted (pg_dump --table, exact names; a
+ * partition is not implied by its parent: name each), and the details record them as `onlyTables`.
+ * @throws SourceError when the database cannot be reached, pg_dump cannot start, or a table of
+ *   `scope.tables` is not in the database.
  */
 export async function backupPostgres(
   config: PostgresSourceConfig,
   ctx: SourceContext,
+  scope: BackupScope = {},
 ): Promise<SourceBackup<PostgresDetails>> {
   const password = await resolvePassword(config, ctx);
   const client = await connectPostgres(config, config.database, password, ctx);
@@ -67,7 +71,10 @@ export async function backupPostgres(
     const roles = await readNeededRoles(client);
     const databaseState = await readDatabaseState(client);
     const excluded = await matchExcluded(client, config.excludeTables);
-    const counted = relations.filter((r) => r.kind === 'r' && !excluded.has(keyOf(r)));
+    const only = scope.tables && onlyRelations(relations, scope.tables, where);
+    const counted = relations.filter(
+      (r) => r.kind === 'r' && !excluded.has(keyOf(r)) && (!only || only.has(keyOf(r))),
+    );
     const tools = locatePostgresTools(config.binDir, Math.floor(Number(facts.num) / 10_000));
     const version = (await toolVersion(tools.pgDump)).replace(/^pg_dump \(PostgreSQL\)\s*/, '');
 
@@ -79,6 +86,7 @@ export async function backupPostgres(
       `--snapshot=${facts.snapshot}`,
       ...connectionArgs(config),
       ...[...excluded.values()].flatMap((r) => ['-T', `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`]),
+      ...[...(only?.values() ?? [])].flatMap((r) => ['-t', `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`]),
       '-d',
       dbnameConninfo(config.database),
     ];
@@ -112,7 +120,8 @@ export async function backupPostgres(
           databaseBytes: Number(facts.bytes),
           tables,
           excludedTables: [...config.excludeTables],
-          partitionedTables,
+          ...(only ? { onlyTables: [...only.values()].map((r) => `${r.schema}.${r.name}`) } : {}),
+          partitionedTables: only ? partitionedTables.filter((p) => only.has(keyOf(p))) : partitionedTables,
           roles,
           databaseState,
         };
@@ -186,6 +195,29 @@ async function matchExcluded(client: pg.Client, patterns: readonly string[]): Pr
     for (const row of rows) excluded.set(keyOf(row), row);
   }
   return excluded;
+}
+
+/**
+ * The tables of `names` (exact `schema.table`) among the database's relations.
+ * @throws SourceError naming each one the database does not have.
+ */
+function onlyRelations(
+  relations: readonly Relation[],
+  names: readonly string[],
+  where: string,
+): Map<string, Relation> {
+  const only = new Map<string, Relation>();
+  const missing: string[] = [];
+  for (const name of names) {
+    const wanted = parseTableSelector(name);
+    const found = relations.find(
+      (r) => (r.kind === 'r' || r.kind === 'p') && r.schema === wanted.schema && r.name === wanted.name,
+    );
+    if (found) only.set(keyOf(found), found);
+    else missing.push(`${wanted.schema}.${wanted.name}`);
+  }
+  if (missing.length > 0) throw new SourceError(`${where} has no table ${missing.join(', ')}`);
+  return only;
 }
 
 /** Exact `count(*)` of each table, one after the other, on the connection that holds the snapshot. */

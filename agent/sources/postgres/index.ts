@@ -12,6 +12,7 @@ import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
 import { inspectPostgresArchive } from './inspect';
 import { removeRestoreLeftovers } from './leftovers';
+import { preflightLiveTables, restoreLiveTables } from './live-tables';
 import { stampedDatabaseName } from './names';
 import { restorePostgres } from './restore';
 
@@ -26,13 +27,14 @@ export {
 export { backupPostgres } from './backup';
 export { checkPostgres, runSqlChecks } from './checks';
 export { locatePostgresTools, type PostgresTarget, type PostgresTools } from './connect';
+export { preflightLiveTables, restoreLiveTables } from './live-tables';
 export { selectTables, stampedDatabaseName } from './names';
 export { type PostgresRestoreOptions, restorePostgres } from './restore';
 
 /** The `postgres` driver. */
 export const postgresDriver: SourceDriver<'postgres'> = {
   spec: postgresSource,
-  backup: backupPostgres,
+  backup: (config, ctx, scope) => backupPostgres(config, ctx, scope),
   restore: async (config, input, { target, tables, details, ctx }) =>
     restorePostgres(config, await input.only(), {
       targetDatabase: target,
@@ -53,6 +55,13 @@ export const postgresDriver: SourceDriver<'postgres'> = {
     preflight: (config, { live, details, ctx }) =>
       preflightReplace(config, { live, ...(details ? { details } : {}), noOwner: config.noOwner, ctx }),
     swap: (config, options) => swapDatabases(config, options),
+  },
+  liveTables: {
+    liveTarget: (config) => config.database,
+    preflight: (config, { tables, details, ctx }) =>
+      preflightLiveTables(config, { tables, ...(details ? { details } : {}), ctx }),
+    restore: async (config, input, { tables, details, ctx }) =>
+      restoreLiveTables(config, await input.only(), { tables, ...(details ? { details } : {}), ctx }),
   },
   sqlChecks: runSqlChecks,
 };

@@ -246,7 +246,7 @@ async function runPgRestore(
  * it has all it was asked for (a selective restore): then its exit status decides, and the rest of the
  * input is still read — and so authenticated and checksummed by the stages before it — into nothing.
  */
-async function feed(
+export async function feed(
   input: Readable,
   stdin: Writable,
   signal: AbortSignal,
@@ -287,7 +287,7 @@ function drained(stdin: Writable): Promise<boolean> {
  * and what it needs (see selectEntries).
  * @throws RestoreError naming a table the archive does not have.
  */
-function chooseEntries(
+export function chooseEntries(
   list: string,
   selectors: readonly TableSelector[],
   roles: readonly { name: string }[],

@@ -14,7 +14,8 @@ import { messageOf } from './connect';
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
 
 /**
- * Checks that the target server's data directory has `neededBytes` free.
+ * Checks that the target server's data directory has `neededBytes` free; `need` says in words what
+ * that size is (default: the database's size when backed up).
  * @returns a note when the check could not be made (remote server, data_directory not readable), else
  *   undefined.
  * @throws RestoreError naming the sizes when the space is not there (nothing was changed).
@@ -24,6 +25,7 @@ export async function checkFreeSpace(
   config: Pick<PostgresTarget, 'host'>,
   neededBytes: number | undefined,
   where: string,
+  need = 'the database was',
 ): Promise<string | undefined> {
   if (!neededBytes) return undefined;
   const host = config.host ?? '';
@@ -46,7 +48,7 @@ export async function checkFreeSpace(
   }
   if (free < neededBytes) {
     throw new RestoreError(
-      `not enough free space for ${where}: the database was ${formatBytes(neededBytes)} when backed up, the server's data directory ${dir} has ${formatBytes(free)} free; nothing was changed`,
+      `not enough free space for ${where}: ${need} ${formatBytes(neededBytes)} when backed up, the server's data directory ${dir} has ${formatBytes(free)} free; nothing was changed`,
     );
   }
   return undefined;

@@ -47,7 +47,7 @@ const DESCS = [
 /** Relations: never pulled in as something a chosen table needs (a view over another table, a foreign key's target). */
 const RELATIONS = new Set(['TABLE', 'VIEW', 'MATERIALIZED VIEW', 'FOREIGN TABLE']);
 /** What a chosen table may need but which does not make its dependents part of the selection. */
-const SUPPORT_ONLY = new Set([
+export const SUPPORT_ONLY = new Set([
   'SCHEMA',
   'EXTENSION',
   'TYPE',
@@ -58,9 +58,9 @@ const SUPPORT_ONLY = new Set([
   'COLLATION',
 ]);
 /** Session settings every restore needs. */
-const PREAMBLE = new Set(['ENCODING', 'STDSTRINGS', 'SEARCHPATH']);
+export const PREAMBLE = new Set(['ENCODING', 'STDSTRINGS', 'SEARCHPATH']);
 /** Entries about another entry, kept when everything they are about is kept. */
-const ABOUT = new Set(['ACL', 'COMMENT', 'SECURITY LABEL']);
+export const ABOUT = new Set(['ACL', 'COMMENT', 'SECURITY LABEL']);
 
 /** Parses `pg_restore -l -v` output. */
 export function parseTocList(list: string): TocEntry[] {
