@@ -83,6 +83,8 @@ function configFor(server: PgServer, user: string, extra: Partial<PostgresSource
     excludeTables: [],
     rowCounts: true,
     noOwner: false,
+    noTablespaces: false,
+    rolePasswords: false,
     ...extra,
   } satisfies PostgresSourceConfig;
 }

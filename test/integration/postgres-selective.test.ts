@@ -97,6 +97,8 @@ beforeAll(async () => {
     excludeTables: [],
     rowCounts: true,
     noOwner: false,
+    noTablespaces: false,
+    rolePasswords: false,
   };
   const backup = await backupPostgres(config, ctx);
   const chunks: Buffer[] = [];

@@ -39,6 +39,8 @@ function configFor(server: PgServer, database: string, extra: Partial<PostgresSo
     excludeTables: [],
     rowCounts: true,
     noOwner: false,
+    noTablespaces: false,
+    rolePasswords: false,
     ...extra,
   } satisfies PostgresSourceConfig;
 }

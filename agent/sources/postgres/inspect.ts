@@ -10,6 +10,7 @@ import type { Finding } from '#core/checks';
 import type { RestoreInput, SourceContext, TargetCheck } from '#core/ports';
 import type { PostgresDetails } from '#core/sources/index';
 import { locatePostgresTools, type PostgresTarget } from './connect';
+import { openArchive } from './globals';
 import { parseTocList, peekToc, type TocEntry } from './toc';
 
 /** A TOC tag's schema and name, when it starts with them (tags are `schema name owner`). */
@@ -32,7 +33,7 @@ export async function inspectPostgresArchive(
   const tools = locatePostgresTools(config.binDir, major);
   const signal = ctx.signal ?? new AbortController().signal;
   // The TOC is read from the head of the stream; the rest is read (and authenticated) into nothing.
-  const { list, replay } = await peekToc(tools.pgRestore, await input.only(), { env: ctx.env, signal });
+  const { list, replay } = await peekToc(tools.pgRestore, await openArchive(input), { env: ctx.env, signal });
   await pipeline(replay, new Writable({ write: (_chunk, _encoding, callback) => callback() }), { signal });
   const entries = parseTocList(list);
   const findings: Finding[] = [];
