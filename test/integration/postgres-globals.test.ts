@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
 import { openBackup } from '#agent/read-backup';
 import type { SourceContext } from '#agent/sources/context';
+import { doctorPostgres } from '#agent/sources/postgres/doctor';
 import { backupPostgres, postgresDriver, restorePostgres } from '#agent/sources/postgres/index';
 import { parseManifest } from '#core/manifest';
 import { findJob } from '#core/plan';
@@ -264,6 +265,20 @@ describe('role passwords (rolePasswords)', () => {
     await expect(backupToVault(true, 'app')).rejects.toThrow(
       /as app: rolePasswords is on, but reading the password hashes \(pg_catalog.pg_authid\) needs a superuser or membership in pg_read_all_data; grant pg_read_all_data to the backup role, or turn rolePasswords off/,
     );
+  });
+
+  it('doctor checks that the role can read the hashes when the plan asks for them', async () => {
+    const subject = 'backup: password hashes (rolePasswords)';
+    const off = await doctorPostgres(configFor(source, 'app'), logger().ctx);
+    expect(off.map((c) => c.subject)).not.toContain(subject);
+    const denied = await doctorPostgres(configFor(source, 'app', { rolePasswords: true }), logger().ctx);
+    expect(denied.find((c) => c.subject === subject)).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/needs a superuser or membership in pg_read_all_data/),
+    });
+    const good = await doctorPostgres(configFor(source, 'strongbox', { rolePasswords: true }), logger().ctx);
+    expect(good.find((c) => c.subject === subject)).toMatchObject({ ok: true });
+    expect(JSON.stringify(good)).not.toMatch(/SCRAM/);
   });
 
   it('off: no hash anywhere in the vault, and created roles have no password', async () => {
