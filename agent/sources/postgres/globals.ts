@@ -128,7 +128,8 @@ export async function readTablespaces(client: pg.Client): Promise<PostgresTables
        FROM pg_catalog.pg_tablespace t
       WHERE t.spcname NOT IN ('pg_default', 'pg_global')
         AND (t.oid = (SELECT dattablespace FROM db)
-             OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.reltablespace = t.oid))
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                         WHERE c.reltablespace = t.oid AND c.relpersistence <> 't'))
       ORDER BY t.spcname`,
   );
   return rows;
