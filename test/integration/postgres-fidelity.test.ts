@@ -3,7 +3,8 @@
  * and a member of it, and the objects real applications use (enums, domains, composite types, partitioned
  * tables with a default and a sub-partitioned partition, generated and identity columns, views,
  * materialized views, functions and procedures, triggers, RLS policies, comments, table, column, schema,
- * function and sequence grants, default privileges, contrib extensions, a publication) is
+ * function and sequence grants, default privileges, contrib extensions, a publication, a range type,
+ * extended statistics, a rule, a NOT VALID constraint, a large object with its ACL and comment) is
  *  - backed up and restored by strongbox, as a non-superuser backup role, onto a FRESH cluster that has
  *    none of the roles, and
  *  - dumped with a bare `pg_dump -Fc` and restored with a bare `pg_restore` onto another fresh cluster in
@@ -17,10 +18,8 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupPostgres, restorePostgres } from '#agent/sources/postgres/index';
-import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
-import { type PgServer, startPostgres } from '#test/support/postgres';
-import { streamOf } from '#test/support/sources';
+import { restorePostgres } from '#agent/sources/postgres/index';
+import { dumpWithDriver, type PgServer, postgresSourceOf, startPostgres } from '#test/support/postgres';
 
 const run = promisify(execFile);
 let source: PgServer;
@@ -49,6 +48,7 @@ const SCHEMA = `
   CREATE DOMAIN core.email AS ext.citext CHECK (VALUE ~ '^[^@]+@[^@]+$');
   CREATE DOMAIN core.positive AS numeric(12, 2) NOT NULL CHECK (VALUE > 0);
   CREATE TYPE core.address AS (street text, city text, zip varchar(10));
+  CREATE TYPE core.price_band AS RANGE (subtype = numeric);
   CREATE SEQUENCE core.invoice_no START 1000 INCREMENT 7;
 
   CREATE TABLE core.customers (
@@ -59,10 +59,13 @@ const SCHEMA = `
     first_name text, last_name text,
     full_name text GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED,
     tags text[] DEFAULT '{}',
+    code text COLLATE "C",
+    band core.price_band,
     created timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00+00'
   );
   CREATE INDEX customers_name_trgm ON core.customers USING gin (full_name ext.gin_trgm_ops);
   CREATE INDEX customers_active ON core.customers (created) WHERE status = 'active';
+  CREATE STATISTICS core.customers_names (dependencies, ndistinct) ON first_name, last_name FROM core.customers;
   COMMENT ON TABLE core.customers IS 'who buys';
   COMMENT ON COLUMN core.customers.full_name IS 'derived';
 
@@ -85,6 +88,8 @@ const SCHEMA = `
 
   CREATE TABLE core.audit (id bigserial PRIMARY KEY, at timestamptz DEFAULT '2024-01-01 00:00:00+00',
                            what text, who text DEFAULT current_user);
+  CREATE TABLE core.audit_archive (LIKE core.audit);
+  CREATE RULE audit_no_delete AS ON DELETE TO core.audit DO INSTEAD NOTHING;
 
   CREATE FUNCTION core.touch_audit() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
@@ -109,6 +114,7 @@ const SCHEMA = `
     SELECT c.id, c.full_name, core.total_of(c.id) AS total FROM core.customers c;
   CREATE UNIQUE INDEX revenue_id ON core.revenue (id);
 
+  ALTER TABLE core.customers ADD CONSTRAINT code_upper CHECK (code = upper(code)) NOT VALID;
   ALTER TABLE core.customers ENABLE ROW LEVEL SECURITY;
   CREATE POLICY ro_sees_active ON core.customers FOR SELECT TO app_ro USING (status = 'active');
   CREATE POLICY auditor_all ON core.customers AS RESTRICTIVE FOR ALL TO auditor USING (true);
@@ -136,11 +142,14 @@ const SCHEMA = `
   RESET ROLE;
 
   SET ROLE app_owner;
-  INSERT INTO core.customers (email, status, home, first_name, last_name, tags)
+  INSERT INTO core.customers (email, status, home, first_name, last_name, tags, code, band)
     SELECT 'user' || g || '@example.com', (ARRAY['new','active','closed'])[1 + g % 3]::core.status,
            ROW('street ' || g, 'city ' || (g % 7), lpad(g::text, 5, '0'))::core.address,
-           'First' || g, 'Last' || g, ARRAY['t' || (g % 4)]
+           'First' || g, 'Last' || g, ARRAY['t' || (g % 4)], 'C' || g, core.price_band(g, g + 10)
       FROM generate_series(1, 200) g;
+  SELECT lo_from_bytea(4242, 'contract scan');
+  GRANT SELECT ON LARGE OBJECT 4242 TO reporter;
+  COMMENT ON LARGE OBJECT 4242 IS 'a scanned contract';
   INSERT INTO core.orders (customer_id, placed, region, amount)
     SELECT 10 + g % 200, DATE '2023-03-01' + (g * 3 % 900), (ARRAY['eu','us','apac'])[1 + g % 3], g * 1.25
       FROM generate_series(1, 1000) g;
@@ -149,22 +158,6 @@ const SCHEMA = `
   SET ROLE app_admin;
   INSERT INTO reports.daily SELECT DATE '2024-01-01' + g, g, 'day ' || g FROM generate_series(0, 60) g;
   RESET ROLE;`;
-
-function configFor(server: PgServer, user: string) {
-  return {
-    kind: 'postgres',
-    database: 'shop',
-    host: server.host,
-    port: server.port,
-    user,
-    binDir: server.binDir,
-    excludeTables: [],
-    rowCounts: true,
-    noOwner: false,
-    noTablespaces: false,
-    rolePasswords: false,
-  } satisfies PostgresSourceConfig;
-}
 
 /** `pg_dump --schema-only` as the superuser, owners and ACLs included, normalised (no header lines). */
 async function schemaOf(server: PgServer, database: string): Promise<string> {
@@ -208,6 +201,12 @@ async function fingerprintsOf(server: PgServer, database: string): Promise<Recor
         ORDER BY r.rolname`,
     );
     out['(roles)'] = roles.map((r) => r.line).join('\n');
+    const { rows: blobs } = await client.query<{ line: string | null }>(
+      `SELECT string_agg(m.oid || ' ' || pg_get_userbyid(m.lomowner) || ' ' || coalesce(m.lomacl::text, '-')
+                         || ' ' || md5(lo_get(m.oid)), ',' ORDER BY m.oid) AS line
+         FROM pg_largeobject_metadata m`,
+    );
+    out['(large objects)'] = blobs[0]?.line ?? '-';
     return out;
   } finally {
     await client.end();
@@ -250,18 +249,9 @@ beforeAll(async () => {
 
   // strongbox: backup as the non-superuser backup role, restore onto a server that has only that role.
   await viaStrongbox.psql('CREATE ROLE strongbox LOGIN CREATEDB CREATEROLE');
-  const backup = await backupPostgres(configFor(source, 'strongbox'), { env: { PATH: process.env.PATH } });
-  const chunks: Buffer[] = [];
-  const [result] = await Promise.all([
-    backup.done,
-    (async () => {
-      for await (const chunk of streamOf(backup)) chunks.push(chunk as Buffer);
-    })(),
-  ]);
-  if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-  const details: PostgresDetails = result.details;
+  const { archive, details } = await dumpWithDriver(postgresSourceOf(source, 'shop', 'strongbox'));
   logLines = [];
-  await restorePostgres(configFor(viaStrongbox, 'strongbox'), Readable.from(Buffer.concat(chunks)), {
+  await restorePostgres(postgresSourceOf(viaStrongbox, 'shop', 'strongbox'), Readable.from(archive), {
     targetDatabase: 'shop',
     details,
     ctx: { env: { PATH: process.env.PATH }, log: (line) => logLines.push(line) },
@@ -294,6 +284,7 @@ describe('a real-world schema restored by strongbox onto a fresh cluster', () =>
       await fingerprintsOf(viaBare, 'shop'),
     ];
     expect(Object.keys(bare)).toContain('core.orders_2024_eu');
+    expect(bare['(large objects)']).toMatch(/^4242 app_owner \{.*reporter=r\/app_owner/);
     expect(bare['core.orders_2024_eu']).not.toMatch(/^0 /);
     expect(strongbox).toEqual(bare);
     expect(strongbox).toEqual(await fingerprintsOf(source, 'shop'));

@@ -10,15 +10,15 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
 import { openBackup } from '#agent/read-backup';
+import type { Runtime } from '#agent/runtime';
 import type { SourceContext } from '#agent/sources/context';
 import { doctorPostgres } from '#agent/sources/postgres/doctor';
-import { backupPostgres, postgresDriver, restorePostgres } from '#agent/sources/postgres/index';
-import { parseManifest } from '#core/manifest';
+import { postgresDriver, restorePostgres } from '#agent/sources/postgres/index';
+import { type Manifest, parseManifest } from '#core/manifest';
 import { findJob } from '#core/plan';
 import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
-import { type PgServer, startPostgres } from '#test/support/postgres';
+import { dumpWithDriver, type PgServer, postgresSourceOf, startPostgres } from '#test/support/postgres';
 import { testRuntime } from '#test/support/runtime';
-import { streamOf } from '#test/support/sources';
 
 let source: PgServer;
 let fresh: PgServer;
@@ -45,20 +45,7 @@ const SCHEMA = `
   GRANT SELECT ON plain TO reporter;`;
 
 function configFor(server: PgServer, user: string, extra: Partial<PostgresSourceConfig> = {}) {
-  return {
-    kind: 'postgres',
-    database: 'shop',
-    host: server.host,
-    port: server.port,
-    user,
-    binDir: server.binDir,
-    excludeTables: [],
-    rowCounts: true,
-    noOwner: false,
-    noTablespaces: false,
-    rolePasswords: false,
-    ...extra,
-  } satisfies PostgresSourceConfig;
+  return postgresSourceOf(server, 'shop', user, extra);
 }
 
 function logger(): { ctx: SourceContext; lines: string[] } {
@@ -126,17 +113,7 @@ beforeAll(async () => {
   await source.psql('CREATE DATABASE shop OWNER app');
   await source.psql(SCHEMA, 'shop');
   await fresh.psql('CREATE ROLE strongbox LOGIN CREATEDB CREATEROLE');
-  const backup = await backupPostgres(configFor(source, 'strongbox'), logger().ctx);
-  const chunks: Buffer[] = [];
-  const [result] = await Promise.all([
-    backup.done,
-    (async () => {
-      for await (const chunk of streamOf(backup)) chunks.push(chunk as Buffer);
-    })(),
-  ]);
-  archive = Buffer.concat(chunks);
-  if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-  details = result.details;
+  ({ archive, details } = await dumpWithDriver(configFor(source, 'strongbox')));
 }, 120_000);
 
 afterAll(async () => {
@@ -215,24 +192,13 @@ describe('tablespaces', () => {
     );
     await source.psql('CREATE DATABASE shop_bulk OWNER app TABLESPACE bulk');
     await source.psql('SET ROLE app; CREATE TABLE t AS SELECT 1 AS x', 'shop_bulk');
-    const backup = await backupPostgres(
-      configFor(source, 'strongbox', { database: 'shop_bulk' }),
-      logger().ctx,
-    );
-    const chunks: Buffer[] = [];
-    const [result] = await Promise.all([
-      backup.done,
-      (async () => {
-        for await (const chunk of streamOf(backup)) chunks.push(chunk as Buffer);
-      })(),
-    ]);
-    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-    expect(result.details.tablespaces).toEqual([
+    const bulk = await dumpWithDriver(configFor(source, 'strongbox', { database: 'shop_bulk' }));
+    expect(bulk.details.tablespaces).toEqual([
       { name: 'bulk', owner: 'postgres', location: dir, databaseDefault: true },
     ]);
-    await restorePostgres(configFor(source, 'strongbox'), Readable.from(Buffer.concat(chunks)), {
+    await restorePostgres(configFor(source, 'strongbox'), Readable.from(bulk.archive), {
       targetDatabase: 'shop_bulk_copy',
-      details: result.details,
+      details: bulk.details,
       ctx: logger().ctx,
     });
     expect(
@@ -258,6 +224,18 @@ describe('role passwords (rolePasswords)', () => {
     const result = await runBackup(runtime, job);
     const manifest = parseManifest(await readFile(join(dir, 'vault', result.manifestKey), 'utf8'), 'test');
     return { runtime, dir, job, manifest };
+  }
+
+  /** Restores the vault's backup onto `target` through the driver, as the agent does; the log lines. */
+  async function restoreFromVault(runtime: Runtime, manifest: Manifest, target: PgServer) {
+    const reader = await openBackup(runtime, manifest, runtime.signal);
+    const { ctx, lines } = logger();
+    await postgresDriver.restore(configFor(target, 'strongbox', { noTablespaces: true }), reader, {
+      target: 'shop',
+      details: manifest.source as PostgresDetails,
+      ctx,
+    });
+    return lines;
   }
 
   it('refuses a backup whose role cannot read the hashes, naming the option', async () => {
@@ -290,13 +268,7 @@ describe('role passwords (rolePasswords)', () => {
     const target = await startPostgres();
     try {
       await target.psql('CREATE ROLE strongbox LOGIN CREATEDB CREATEROLE');
-      const reader = await openBackup(runtime, manifest, runtime.signal);
-      const { ctx, lines } = logger();
-      await postgresDriver.restore(configFor(target, 'strongbox', { noTablespaces: true }), reader, {
-        target: 'shop',
-        details: manifest.source as PostgresDetails,
-        ctx,
-      });
+      const lines = await restoreFromVault(runtime, manifest, target);
       expect(lines.join('\n')).toMatch(/created roles app, app_ro, reporter \(.*without passwords\)/);
       expect(await hashOf(target, 'app')).toBe('-');
     } finally {
@@ -322,13 +294,7 @@ describe('role passwords (rolePasswords)', () => {
       await target.psql(`CREATE ROLE strongbox LOGIN CREATEDB CREATEROLE;
                          CREATE ROLE reporter LOGIN PASSWORD 'target-own'`);
       const kept = await hashOf(target, 'reporter');
-      const reader = await openBackup(runtime, manifest, runtime.signal);
-      const { ctx, lines } = logger();
-      await postgresDriver.restore(configFor(target, 'strongbox', { noTablespaces: true }), reader, {
-        target: 'shop',
-        details: manifest.source as PostgresDetails,
-        ctx,
-      });
+      const lines = await restoreFromVault(runtime, manifest, target);
       expect(lines.join('\n')).toMatch(
         /created roles app, app_ro \(.*with the recorded password hashes of app\)/,
       );
