@@ -287,6 +287,17 @@ describe('role passwords (rolePasswords)', () => {
       }
     }
     expect(JSON.stringify(manifest)).not.toMatch(/SCRAM|md5[0-9a-f]{32}/i);
+    // verify --deep reads both objects whole; its report counts the hashes, never shows them.
+    const inspect = postgresDriver.inspect;
+    if (!inspect) throw new Error('the postgres driver inspects archives');
+    const [deep] = await inspect(
+      configFor(source, 'strongbox'),
+      manifest.source as PostgresDetails,
+      await openBackup(runtime, manifest, runtime.signal),
+      logger().ctx,
+    );
+    expect(deep).toMatchObject({ passed: true });
+    expect(deep?.detail).toMatch(/the role-passwords object holds 2 password hashes$/);
 
     const target = await startPostgres();
     try {
