@@ -33,6 +33,18 @@ const plan = z.strictObject({
     .describe(
       'Restore without the recorded owners (pg_restore --no-owner): every object and the database then belong to the restoring role. Privileges (ACLs) are still restored.',
     ),
+  noTablespaces: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Restore every object into the target server's default tablespace (pg_restore --no-tablespaces). Without it a restore needs each tablespace the backup recorded to exist on the target, and refuses up front naming those that do not.",
+    ),
+  rolePasswords: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Also back up the password hashes of the roles the database needs (reading pg_authid needs a superuser or pg_read_all_data), as an encrypted object of the backup, never in the manifest; a restore creates missing roles with them. Off: no hash is stored anywhere and created roles have no password.',
+    ),
 });
 
 const table = z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() });
@@ -67,6 +79,16 @@ const databaseState = z.object({
   settings: z.array(z.object({ role: z.string().nullable(), setting: z.string() })),
 });
 
+/** A tablespace the database uses, as on the source. */
+const tablespace = z.object({
+  name: z.string(),
+  owner: z.string(),
+  /** pg_tablespace_location on the source (a directory of the source server). */
+  location: z.string(),
+  /** The database's default tablespace (its objects there carry no tablespace in the archive). */
+  databaseDefault: z.boolean(),
+});
+
 const details = z.object({
   kind: z.literal('postgres'),
   database: z.string(),
@@ -96,6 +118,8 @@ const details = z.object({
   roles: z.array(role).optional(),
   /** Owner, comment, ACL and settings of the database; absent in backups of older agents. */
   databaseState: databaseState.optional(),
+  /** Tablespaces other than pg_default its objects or the database use; absent in backups of older agents. */
+  tablespaces: z.array(tablespace).optional(),
 });
 
 export const postgresSource = defineSource({
@@ -115,5 +139,7 @@ export type TableCount = z.output<typeof table>;
 export type PartitionedTable = NonNullable<PostgresDetails['partitionedTables']>[number];
 /** A role a backed-up database needs. */
 export type PostgresRole = z.output<typeof role>;
+/** A tablespace a backed-up database uses. */
+export type PostgresTablespace = z.output<typeof tablespace>;
 /** Database-level state of a backed-up database. */
 export type DatabaseState = z.output<typeof databaseState>;

@@ -15,11 +15,10 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
 import { doctorPostgres } from '#agent/sources/postgres/doctor';
-import { backupPostgres, restorePostgres } from '#agent/sources/postgres/index';
+import { restorePostgres } from '#agent/sources/postgres/index';
 import { RestoreError } from '#core/errors';
 import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
-import { type PgServer, startPostgres } from '#test/support/postgres';
-import { streamOf } from '#test/support/sources';
+import { dumpWithDriver, type PgServer, postgresSourceOf, startPostgres } from '#test/support/postgres';
 
 const run = promisify(execFile);
 let source: PgServer;
@@ -73,18 +72,7 @@ const SITE_SCHEMA = `
   GRANT CONNECT, TEMPORARY ON DATABASE shop TO app;`;
 
 function configFor(server: PgServer, user: string, extra: Partial<PostgresSourceConfig> = {}) {
-  return {
-    kind: 'postgres',
-    database: 'shop',
-    host: server.host,
-    port: server.port,
-    user,
-    binDir: server.binDir,
-    excludeTables: [],
-    rowCounts: true,
-    noOwner: false,
-    ...extra,
-  } satisfies PostgresSourceConfig;
+  return postgresSourceOf(server, 'shop', user, extra);
 }
 
 function logger(): { ctx: SourceContext; lines: string[] } {
@@ -156,17 +144,7 @@ beforeAll(async () => {
   await source.psql('CREATE DATABASE shop OWNER app');
   await source.psql(SITE_SCHEMA, 'shop');
   await fresh.psql('CREATE ROLE strongbox LOGIN CREATEDB CREATEROLE; CREATE ROLE plain LOGIN CREATEDB');
-  const backup = await backupPostgres(configFor(source, 'strongbox'), logger().ctx);
-  const chunks: Buffer[] = [];
-  const [result] = await Promise.all([
-    backup.done,
-    (async () => {
-      for await (const chunk of streamOf(backup)) chunks.push(chunk as Buffer);
-    })(),
-  ]);
-  archive = Buffer.concat(chunks);
-  if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-  details = result.details;
+  ({ archive, details } = await dumpWithDriver(configFor(source, 'strongbox')));
 }, 120_000);
 
 afterAll(async () => {

@@ -12,12 +12,11 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateRestoreRequest } from '#agent/restore';
 import type { SourceContext } from '#agent/sources/context';
-import { backupPostgres, checkPostgres, restorePostgres } from '#agent/sources/postgres/index';
+import { checkPostgres, restorePostgres } from '#agent/sources/postgres/index';
 import { PlanError, RestoreError } from '#core/errors';
 import { validatePlan } from '#core/plan';
 import type { PostgresDetails, PostgresSourceConfig } from '#core/sources/index';
-import { type PgServer, startPostgres } from '#test/support/postgres';
-import { streamOf } from '#test/support/sources';
+import { dumpWithDriver, type PgServer, postgresSourceOf, startPostgres } from '#test/support/postgres';
 
 const run = promisify(execFile);
 const ctx: SourceContext = { env: { PATH: process.env.PATH } };
@@ -87,28 +86,8 @@ beforeAll(async () => {
      INSERT INTO sales.events (at, state) SELECT date '2025-06-01' + g * 2, 'open' FROM generate_series(1, 200) g;`,
     'shop',
   );
-  config = {
-    kind: 'postgres',
-    database: 'shop',
-    host: pg.host,
-    port: pg.port,
-    user: 'strongbox',
-    binDir: pg.binDir,
-    excludeTables: [],
-    rowCounts: true,
-    noOwner: false,
-  };
-  const backup = await backupPostgres(config, ctx);
-  const chunks: Buffer[] = [];
-  const [result] = await Promise.all([
-    backup.done,
-    (async () => {
-      for await (const chunk of streamOf(backup)) chunks.push(chunk as Buffer);
-    })(),
-  ]);
-  archive = Buffer.concat(chunks);
-  if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
-  details = result.details;
+  config = postgresSourceOf(pg, 'shop', 'strongbox');
+  ({ archive, details } = await dumpWithDriver(config, ctx));
 }, 120_000);
 
 afterAll(async () => {

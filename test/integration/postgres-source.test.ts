@@ -22,25 +22,17 @@ import {
 import { IntegrityError, PlanError, RestoreError, SourceError } from '#core/errors';
 import type { SourceBackup } from '#core/ports';
 import type { PostgresSourceConfig } from '#core/sources/index';
-import { type PgServer, startPostgres } from '#test/support/postgres';
+import { type PgServer, postgresSourceOf, startPostgres } from '#test/support/postgres';
 import { streamOf } from '#test/support/sources';
 import { fillDemoDatabase } from '../../scripts/lib/postgres-cluster';
 
 const ctx: SourceContext = { env: { PATH: process.env.PATH } };
 let pg: PgServer;
 
+/** The source as the superuser, its tools found on PATH or in the usual directory (no binDir). */
 function configFor(server: PgServer, database: string, extra: Partial<PostgresSourceConfig> = {}) {
-  return {
-    kind: 'postgres',
-    database,
-    host: server.host,
-    port: server.port,
-    user: server.user,
-    excludeTables: [],
-    rowCounts: true,
-    noOwner: false,
-    ...extra,
-  } satisfies PostgresSourceConfig;
+  const { binDir: _found, ...config } = postgresSourceOf(server, database, server.user);
+  return { ...config, ...extra } satisfies PostgresSourceConfig;
 }
 
 async function collect(stream: Readable): Promise<Buffer> {

@@ -87,6 +87,8 @@ const postgresFixture: SourceFixture = {
     excludeTables: [],
     rowCounts: true,
     noOwner: false,
+    noTablespaces: false,
+    rolePasswords: false,
   }),
   freshTarget: (label) => `contract_${label.replace(/\W/g, '_')}_${++pgTargets}`,
   async makeExisting(label) {

@@ -14,7 +14,7 @@ import {
   serverMajorOf,
   sqlStateOf,
 } from './connect';
-import { prepareRoles } from './globals';
+import { checkTablespaces, prepareRoles } from './globals';
 import { quoteIdent, stampedDatabaseName } from './names';
 import { checkFreeSpace } from './space';
 
@@ -163,17 +163,19 @@ async function renameBoth(admin: pg.Client, live: string, keptAs: string, beside
 export interface ReplacePreflightOptions {
   live: string;
   /** The manifest's details of the backup that will be restored beside. */
-  details?: Pick<PostgresDetails, 'roles' | 'databaseState'> & { databaseBytes?: number };
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState' | 'tablespaces'> & { databaseBytes?: number };
   /** Restore without owners (the plan's noOwner). */
   noOwner?: boolean;
+  /** Restore into the default tablespace (the plan's noTablespaces). */
+  noTablespaces?: boolean;
   ctx: SourceContext;
 }
 
 /**
  * Everything `restore --replace` will need, checked before it takes its safety backup, so a refused
  * replace changes nothing and can simply be retried: the live database exists; the job's role may rename
- * it (a member of its owner) and create the copy (CREATEDB); the copy can get its owners, privileges and
- * roles (see prepareRoles, in a dry run); and the job's role may end every session now on the live
+ * it (a member of its owner) and create the copy (CREATEDB); the copy can get its tablespaces, owners,
+ * privileges and roles (see checkTablespaces, and prepareRoles in a dry run); and the job's role may end every session now on the live
  * database (superuser sessions need a superuser, other roles' sessions membership in them or in
  * pg_signal_backend). The sessions it will end are named in the log.
  * @throws RestoreError naming each missing privilege; SourceError when the server cannot be reached.
@@ -212,6 +214,10 @@ export async function preflightReplace(
       );
     }
     try {
+      await checkTablespaces(admin, options.details?.tablespaces ?? [], {
+        where: `the copy of ${live}`,
+        noTablespaces: options.noTablespaces === true,
+      });
       await prepareRoles(admin, options.details?.roles ?? [], {
         owners: !options.noOwner,
         where: `the copy of ${live}`,

@@ -3,17 +3,17 @@
  * is a later stage, on another core) inside a snapshot the agent exports and holds, so the row counts it
  * takes while the dump runs describe exactly the data in the dump.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
-import type { BackupScope, SourceBackup } from '#core/ports';
+import type { BackupScope, SourceBackup, SourceObject } from '#core/ports';
 import type { PostgresDetails, PostgresSourceConfig, TableCount } from '#core/sources/index';
 import type { PartitionedTable } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
-import { oneObject } from '../kit';
+import { DATA_OBJECT } from '../kit';
 import {
   connectionArgs,
   connectPostgres,
@@ -22,7 +22,13 @@ import {
   messageOf,
   toolEnv,
 } from './connect';
-import { readDatabaseState, readNeededRoles } from './globals';
+import {
+  ROLE_PASSWORDS_OBJECT,
+  readDatabaseState,
+  readNeededRoles,
+  readPasswordHashes,
+  readTablespaces,
+} from './globals';
 import { dbnameConninfo, parseTableSelector, quoteIdent, tablePatternRegex } from './names';
 
 /** A relation of the database: schema, name and pg_class.relkind. */
@@ -33,7 +39,9 @@ interface Relation {
 }
 
 /**
- * Starts a backup of `config.database` (one object, `data`: the pg_dump archive). Before it returns, it has connected, opened a REPEATABLE READ
+ * Starts a backup of `config.database`: the object `data` (the pg_dump archive) and, with the plan's
+ * `rolePasswords`, `role-passwords` (the needed roles' password hashes, JSON; stored encrypted like the
+ * data, never in the manifest). Before it returns, it has connected, opened a REPEATABLE READ
  * transaction, exported its snapshot and started pg_dump on that snapshot (so connection and permission
  * problems throw here). The caller must consume the object's stream while awaiting `done`;
  * while the dump runs, the agent counts the rows of every dumped table in the same snapshot
@@ -70,6 +78,8 @@ export async function backupPostgres(
     const partitionedTables = await listPartitioned(client);
     const roles = await readNeededRoles(client);
     const databaseState = await readDatabaseState(client);
+    const tablespaces = await readTablespaces(client);
+    const passwords = config.rolePasswords ? await readPasswordHashes(client, roles, where) : undefined;
     const excluded = await matchExcluded(client, config.excludeTables);
     const only = scope.tables && onlyRelations(relations, scope.tables, where);
     const counted = relations.filter(
@@ -124,6 +134,7 @@ export async function backupPostgres(
           partitionedTables: only ? partitionedTables.filter((p) => only.has(keyOf(p))) : partitionedTables,
           roles,
           databaseState,
+          tablespaces,
         };
         return { details, tools: { pg_dump: version } };
       } catch (error) {
@@ -138,12 +149,18 @@ export async function backupPostgres(
       }
     })();
     done.catch(() => {});
-    return { objects: oneObject(counter), done };
+    return { objects: objectsOf(counter, passwords), done };
   } catch (error) {
     await client.end().catch(() => {});
     if (error instanceof SourceError) throw error;
     throw new SourceError(`backup of ${where} failed: ${messageOf(error)}`, { cause: error });
   }
+}
+
+/** The archive, then the password hashes when the plan asked for them. */
+async function* objectsOf(archive: Readable, passwords: Buffer | undefined): AsyncGenerator<SourceObject> {
+  yield { name: DATA_OBJECT, stream: archive };
+  if (passwords) yield { name: ROLE_PASSWORDS_OBJECT, stream: Readable.from([passwords]) };
 }
 
 /** Every relation pg_dump would consider: tables, views, sequences, foreign tables, outside the catalogs. */

@@ -2,7 +2,8 @@
  * What `strongbox doctor` checks for a postgres job: the database reachable with the configured
  * credentials; what a backup needs (SELECT on every table, view and sequence pg_dump will read); what a
  * restore, drill and replace need (CREATEDB, and membership in every role that owns objects of the
- * database, unless the plan sets noOwner); and pg_dump and pg_restore present and not older than the
+ * database, unless the plan sets noOwner); with rolePasswords, that the role can read the password hashes
+ * (pg_authid); and pg_dump and pg_restore present and not older than the
  * server.
  */
 import { toolVersion } from '#agent/pipeline/child';
@@ -11,7 +12,7 @@ import type { PostgresSourceConfig } from '#core/sources/index';
 import { resolvePassword, type SourceContext } from '../context';
 import { probe } from '../kit';
 import { connectPostgres, locatePostgresTools, serverMajorOf } from './connect';
-import { readNeededRoles } from './globals';
+import { readNeededRoles, readPasswordHashes } from './globals';
 import { quoteIdent, tablePatternRegex } from './names';
 
 /** One line per check, in order: the database, backup privileges, restore privileges, pg_dump, pg_restore. */
@@ -122,7 +123,16 @@ async function privilegeChecks(config: PostgresSourceConfig, ctx: SourceContext)
       if (problems.length > 0) throw new Error(problems.join('; '));
       return `${config.user} has CREATEDB${config.noOwner ? '' : ' and is a member of every owner'}`;
     });
-    return [backup, restore];
+    if (!config.rolePasswords) return [backup, restore];
+    const hashes = await probe('backup: password hashes (rolePasswords)', async () => {
+      await readPasswordHashes(
+        client,
+        await readNeededRoles(client),
+        `database ${config.database} as ${config.user}`,
+      );
+      return `${config.user} can read the password hashes of the roles ${config.database} needs`;
+    });
+    return [backup, hashes, restore];
   } finally {
     await client.end().catch(() => {});
   }

@@ -3,11 +3,16 @@
  * its privileges (with their memberships), and its database-level state — owner, comment, ACL and
  * `ALTER DATABASE … SET` / `ALTER ROLE … IN DATABASE … SET` settings. A `pg_dump -Fc` archive restored
  * without `--create` carries neither, so a backup records them in the manifest's details and a restore
- * checks, creates and applies them around pg_restore. Role passwords are never recorded.
+ * checks, creates and applies them around pg_restore. The tablespaces it uses are recorded too (a
+ * restore needs them on the target, or `noTablespaces`). Role passwords are never in the manifest: with
+ * the plan's `rolePasswords` their hashes are a separate object of the backup, encrypted like its data.
  */
+import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { RestoreError } from '#core/errors';
-import type { DatabaseState, PostgresRole } from '#core/sources/postgres';
+import { RestoreError, SourceError } from '#core/errors';
+import type { RestoreInput } from '#core/ports';
+import type { DatabaseState, PostgresRole, PostgresTablespace } from '#core/sources/postgres';
+import { DATA_OBJECT } from '../kit';
 import { sqlStateOf } from './connect';
 import { quoteIdent, quoteLiteral } from './names';
 
@@ -109,12 +114,154 @@ export async function readDatabaseState(client: pg.Client): Promise<DatabaseStat
   return { owner: row.owner, comment: row.comment, acl: row.acl, settings: row.settings };
 }
 
+/**
+ * The tablespaces the current database uses other than pg_default: its own default tablespace and every
+ * tablespace a relation of it (table, index, materialized view, partitioned table) is placed in, with
+ * owner and location as on this server.
+ */
+export async function readTablespaces(client: pg.Client): Promise<PostgresTablespace[]> {
+  const { rows } = await client.query<PostgresTablespace>(
+    `WITH db AS (SELECT dattablespace FROM pg_catalog.pg_database WHERE datname = current_database())
+     SELECT t.spcname AS name, pg_catalog.pg_get_userbyid(t.spcowner) AS owner,
+            pg_catalog.pg_tablespace_location(t.oid) AS location,
+            t.oid = (SELECT dattablespace FROM db) AS "databaseDefault"
+       FROM pg_catalog.pg_tablespace t
+      WHERE t.spcname NOT IN ('pg_default', 'pg_global')
+        AND (t.oid = (SELECT dattablespace FROM db)
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                         WHERE c.reltablespace = t.oid AND c.relpersistence <> 't'))
+      ORDER BY t.spcname`,
+  );
+  return rows;
+}
+
+/**
+ * Checks, before anything is created, that the target server has every tablespace the backup recorded
+ * and that the restoring role may create objects in each (CREATE on it, or superuser): pg_restore would
+ * otherwise stop midway with "tablespace … does not exist". With `noTablespaces` nothing is needed
+ * (pg_restore --no-tablespaces puts everything in the target's default tablespace).
+ * @returns the recorded default tablespace of the database when the target has it (the target database
+ *   is created in it), otherwise undefined.
+ * @throws RestoreError naming each missing tablespace with its source location and the two fixes, or
+ *   the tablespace the role may not create in.
+ */
+export async function checkTablespaces(
+  admin: pg.Client,
+  tablespaces: readonly PostgresTablespace[],
+  options: { where: string; noTablespaces: boolean },
+): Promise<string | undefined> {
+  if (options.noTablespaces || tablespaces.length === 0) return undefined;
+  const { rows } = await admin.query<{ name: string; creates: boolean }>(
+    `SELECT spcname AS name, pg_catalog.has_tablespace_privilege(oid, 'CREATE') AS creates
+       FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1::text[])`,
+    [tablespaces.map((t) => t.name)],
+  );
+  const found = new Map(rows.map((r) => [r.name, r.creates]));
+  const missing = tablespaces.filter((t) => !found.has(t.name));
+  const problems: string[] = [];
+  if (missing.length > 0) {
+    problems.push(
+      `the backup uses tablespace${missing.length === 1 ? '' : 's'} the server does not have: ` +
+        missing.map((t) => `${t.name} (on the source: ${t.location}, owner ${t.owner})`).join(', ') +
+        `; create ${missing.length === 1 ? 'it' : 'them'} first (${missing
+          .map((t) => `CREATE TABLESPACE ${quoteIdent(t.name)} OWNER ${quoteIdent(t.owner)} LOCATION '<dir>'`)
+          .join(
+            '; ',
+          )}, the directory empty and owned by the server's user), or set noTablespaces: true on the job's source to restore everything into the default tablespace`,
+    );
+  }
+  const denied = tablespaces.filter((t) => found.get(t.name) === false).map((t) => t.name);
+  if (denied.length > 0) {
+    problems.push(
+      `the restoring role may not create objects in tablespace ${denied.join(', ')} (${denied
+        .map((n) => `GRANT CREATE ON TABLESPACE ${quoteIdent(n)} TO <role>`)
+        .join('; ')}, or noTablespaces: true)`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new RestoreError(`cannot restore ${options.where}: ${problems.join('; ')}`);
+  }
+  return tablespaces.find((t) => t.databaseDefault)?.name;
+}
+
+/** Name of the backup object that holds role password hashes (plan `rolePasswords`). */
+export const ROLE_PASSWORDS_OBJECT = 'role-passwords';
+/** Largest role-passwords object a restore reads (it is held in memory). */
+const MAX_PASSWORDS_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Opens a backup's pg_dump archive: the `data` object when the backup holds several (role-passwords
+ * beside it), the only object otherwise (backups of every agent version).
+ */
+export function openArchive(input: RestoreInput): Promise<Readable> {
+  return input.objects.length > 1 ? input.open(DATA_OBJECT) : input.only();
+}
+
+/**
+ * The password hashes (pg_authid.rolpassword, SCRAM or md5, as stored) of `roles`, for the backup's
+ * encrypted role-passwords object; roles without a password are left out.
+ * @throws SourceError when the role cannot read pg_authid (superuser or pg_read_all_data), naming the option.
+ */
+export async function readPasswordHashes(
+  client: pg.Client,
+  roles: readonly PostgresRole[],
+  where: string,
+): Promise<Buffer> {
+  try {
+    const { rows } = await client.query<{ name: string; hash: string }>(
+      `SELECT rolname AS name, rolpassword AS hash FROM pg_catalog.pg_authid
+        WHERE rolname = ANY($1::text[]) AND rolpassword IS NOT NULL ORDER BY rolname`,
+      [roles.map((r) => r.name)],
+    );
+    return Buffer.from(`${JSON.stringify({ version: 1, roles: rows })}\n`);
+  } catch (error) {
+    if (sqlStateOf(error) !== '42501') throw error;
+    throw new SourceError(
+      `${where}: rolePasswords is on, but reading the password hashes (pg_catalog.pg_authid) needs a superuser or membership in pg_read_all_data; grant pg_read_all_data to the backup role, or turn rolePasswords off`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Reads a backup's role-passwords object: role name to password hash.
+ * @throws RestoreError when it is larger than 4 MiB or not what a backup writes.
+ */
+export async function parsePasswordHashes(stream: Readable): Promise<Map<string, string>> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > MAX_PASSWORDS_BYTES) {
+      stream.destroy();
+      throw new RestoreError(`the backup's ${ROLE_PASSWORDS_OBJECT} object is over 4 MiB`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const roles = (parsed as { roles?: unknown } | undefined)?.roles;
+  if (
+    !Array.isArray(roles) ||
+    !roles.every((r) => typeof r?.name === 'string' && typeof r?.hash === 'string')
+  ) {
+    throw new RestoreError(`the backup's ${ROLE_PASSWORDS_OBJECT} object is malformed`);
+  }
+  return new Map((roles as { name: string; hash: string }[]).map((r) => [r.name, r.hash]));
+}
+
 /** What {@link prepareRoles} found and did. */
 export interface RolePreparation {
   /** Roles it created (they were missing on the server), in creation order; none in a dry run. */
   created: string[];
   /** Roles that were missing on the server. */
   missing: string[];
+  /** Created roles that got their recorded password hash. */
+  withPassword: string[];
 }
 
 /**
@@ -122,7 +269,8 @@ export interface RolePreparation {
  * before anything is created: the restoring role needs CREATEDB, and must be superuser or a member of
  * each owning role (PostgreSQL's rule for
  * `ALTER … OWNER TO`), and every needed role must exist. Missing roles are created (attributes and
- * memberships as recorded, never a password) when the restoring role has CREATEROLE; membership in an
+ * memberships as recorded; the recorded password hash when `passwords` has one, otherwise none) when the
+ * restoring role has CREATEROLE; existing roles are never altered. Membership in an
  * owner it just created is granted to it, so it can set that owner. `owners: false` (`noOwner`) checks
  * only the roles named in privileges. `dryRun` checks and reports what it would create, changing nothing.
  * @throws RestoreError naming the role and the missing privilege, before any change, when the restoring
@@ -131,7 +279,14 @@ export interface RolePreparation {
 export async function prepareRoles(
   admin: pg.Client,
   roles: readonly PostgresRole[],
-  options: { owners: boolean; where: string; state?: DatabaseState; dryRun?: boolean },
+  options: {
+    owners: boolean;
+    where: string;
+    state?: DatabaseState;
+    dryRun?: boolean;
+    /** Role name to password hash, from the backup's role-passwords object. */
+    passwords?: ReadonlyMap<string, string>;
+  },
 ): Promise<RolePreparation> {
   const { rows } = await admin.query<{
     me: string;
@@ -186,11 +341,17 @@ export async function prepareRoles(
       `cannot restore ${options.where} with its owners and privileges: ${problems.join('; ')}`,
     );
   }
-  if (options.dryRun) return { created: [], missing: missing.map((r) => r.name) };
+  if (options.dryRun) return { created: [], missing: missing.map((r) => r.name), withPassword: [] };
   const created: string[] = [];
+  const withPassword: string[] = [];
   for (const role of missing) {
-    await admin.query(`CREATE ROLE ${quoteIdent(role.name)} ${roleAttributes(role)}`);
+    const hash = options.passwords?.get(role.name);
+    // The hash goes into the statement only (CREATE ROLE takes no parameters); no error message repeats it.
+    await admin.query(
+      `CREATE ROLE ${quoteIdent(role.name)} ${roleAttributes(role)}${hash === undefined ? '' : ` PASSWORD ${quoteLiteral(hash)}`}`,
+    );
     created.push(role.name);
+    if (hash !== undefined) withPassword.push(role.name);
   }
   const createdSet = new Set(created);
   for (const role of missing) {
@@ -207,7 +368,7 @@ export async function prepareRoles(
       await admin.query(`GRANT ${quoteIdent(role.name)} TO ${quoteIdent(me.me)}`);
     }
   }
-  return { created, missing: missing.map((r) => r.name) };
+  return { created, missing: missing.map((r) => r.name), withPassword };
 }
 
 /** CREATE ROLE's options for a recorded role (no password). */

@@ -10,6 +10,7 @@ import { databaseExists, dropDatabase, preflightReplace, swapDatabases } from '.
 import { backupPostgres } from './backup';
 import { checkPostgres, runSqlChecks } from './checks';
 import { doctorPostgres } from './doctor';
+import { openArchive, parsePasswordHashes, ROLE_PASSWORDS_OBJECT } from './globals';
 import { inspectPostgresArchive } from './inspect';
 import { removeRestoreLeftovers } from './leftovers';
 import { preflightLiveTables, restoreLiveTables } from './live-tables';
@@ -35,14 +36,20 @@ export { type PostgresRestoreOptions, restorePostgres } from './restore';
 export const postgresDriver: SourceDriver<'postgres'> = {
   spec: postgresSource,
   backup: (config, ctx, scope) => backupPostgres(config, ctx, scope),
-  restore: async (config, input, { target, tables, details, ctx }) =>
-    restorePostgres(config, await input.only(), {
+  restore: async (config, input, { target, tables, details, ctx }) => {
+    const passwords = input.objects.some((o) => o.name === ROLE_PASSWORDS_OBJECT)
+      ? await parsePasswordHashes(await input.open(ROLE_PASSWORDS_OBJECT))
+      : undefined;
+    return restorePostgres(config, await openArchive(input), {
       targetDatabase: target,
       tables: tables && [...tables],
       ...(details ? { details } : {}),
       noOwner: config.noOwner,
+      noTablespaces: config.noTablespaces,
+      ...(passwords ? { passwords } : {}),
       ctx,
-    }),
+    });
+  },
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),
   inspect: inspectPostgresArchive,
   leftovers: removeRestoreLeftovers,
@@ -53,7 +60,13 @@ export const postgresDriver: SourceDriver<'postgres'> = {
   replace: {
     liveTarget: (config) => config.database,
     preflight: (config, { live, details, ctx }) =>
-      preflightReplace(config, { live, ...(details ? { details } : {}), noOwner: config.noOwner, ctx }),
+      preflightReplace(config, {
+        live,
+        ...(details ? { details } : {}),
+        noOwner: config.noOwner,
+        noTablespaces: config.noTablespaces,
+        ctx,
+      }),
     swap: (config, options) => swapDatabases(config, options),
   },
   liveTables: {
@@ -61,7 +74,7 @@ export const postgresDriver: SourceDriver<'postgres'> = {
     preflight: (config, { tables, details, ctx }) =>
       preflightLiveTables(config, { tables, ...(details ? { details } : {}), ctx }),
     restore: async (config, input, { tables, details, ctx }) =>
-      restoreLiveTables(config, await input.only(), { tables, ...(details ? { details } : {}), ctx }),
+      restoreLiveTables(config, await openArchive(input), { tables, ...(details ? { details } : {}), ctx }),
   },
   sqlChecks: runSqlChecks,
 };

@@ -10,6 +10,7 @@ import type { Finding } from '#core/checks';
 import type { RestoreInput, SourceContext, TargetCheck } from '#core/ports';
 import type { PostgresDetails } from '#core/sources/index';
 import { locatePostgresTools, type PostgresTarget } from './connect';
+import { openArchive, parsePasswordHashes, ROLE_PASSWORDS_OBJECT } from './globals';
 import { parseTocList, peekToc, type TocEntry } from './toc';
 
 /** A TOC tag's schema and name, when it starts with them (tags are `schema name owner`). */
@@ -18,7 +19,8 @@ function holds(entries: readonly TocEntry[], desc: string, schema: string, name:
 }
 
 /**
- * Reads the archive to its end and compares its TOC with the manifest's tables: one check, `archive-toc`.
+ * Reads the archive to its end and compares its TOC with the manifest's tables: one check, `archive-toc`;
+ * a role-passwords object beside it is read to its end too and must parse.
  * Needs only `pg_restore` (of the backup's server major, or newer), no server. Findings carry `job: ''`.
  * @throws RestoreError when pg_restore cannot read a TOC; the input's own error when it fails.
  */
@@ -32,8 +34,13 @@ export async function inspectPostgresArchive(
   const tools = locatePostgresTools(config.binDir, major);
   const signal = ctx.signal ?? new AbortController().signal;
   // The TOC is read from the head of the stream; the rest is read (and authenticated) into nothing.
-  const { list, replay } = await peekToc(tools.pgRestore, await input.only(), { env: ctx.env, signal });
+  const { list, replay } = await peekToc(tools.pgRestore, await openArchive(input), { env: ctx.env, signal });
   await pipeline(replay, new Writable({ write: (_chunk, _encoding, callback) => callback() }), { signal });
+  // The role-passwords object beside it is read whole too (so authenticated) and must parse; its content
+  // is never shown.
+  const passwords = input.objects.some((o) => o.name === ROLE_PASSWORDS_OBJECT)
+    ? (await parsePasswordHashes(await input.open(ROLE_PASSWORDS_OBJECT))).size
+    : undefined;
   const entries = parseTocList(list);
   const findings: Finding[] = [];
   for (const table of details.tables) {
@@ -72,7 +79,7 @@ export async function inspectPostgresArchive(
       check: 'archive-toc',
       passed,
       detail: passed
-        ? `the archive's table of contents (${entries.length} entries, ${tables} tables) lists the ${details.tables.length} tables the manifest recorded, with their data`
+        ? `the archive's table of contents (${entries.length} entries, ${tables} tables) lists the ${details.tables.length} tables the manifest recorded, with their data${passwords === undefined ? '' : `; the role-passwords object holds ${passwords} password hash${passwords === 1 ? '' : 'es'}`}`
         : findings.map((f) => f.message).join('; '),
       findings,
     },

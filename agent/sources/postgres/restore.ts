@@ -26,7 +26,7 @@ import {
   sqlStateOf,
   toolEnv,
 } from './connect';
-import { applyDatabaseState, prepareRoles } from './globals';
+import { applyDatabaseState, checkTablespaces, prepareRoles } from './globals';
 import { markRestoring, unmarkRestoring } from './leftovers';
 import {
   dbnameConninfo,
@@ -53,15 +53,24 @@ export interface PostgresRestoreOptions {
    * The manifest's details: the roles the database needs and its database-level state. Without them (a
    * backup of an older agent) owners are still restored from the archive but nothing is checked first.
    */
-  details?: Pick<PostgresDetails, 'roles' | 'databaseState'> & { databaseBytes?: number };
+  details?: Pick<PostgresDetails, 'roles' | 'databaseState' | 'tablespaces'> & { databaseBytes?: number };
   /** Restore without owners (pg_restore --no-owner): the restoring role owns everything. @default false */
   noOwner?: boolean;
+  /**
+   * Restore into the server's default tablespace (pg_restore --no-tablespaces) instead of needing the
+   * recorded tablespaces on the server. @default false
+   */
+  noTablespaces?: boolean;
+  /** Password hashes of roles (the backup's role-passwords object), given to the roles it creates. */
+  passwords?: ReadonlyMap<string, string>;
   ctx: SourceContext;
 }
 
 /**
- * Checks the restoring role's rights and creates the roles the database needs that the server lacks
- * (globals.ts prepareRoles), creates `targetDatabase` (from template0) owned as recorded, restores the
+ * Checks that the server has the recorded tablespaces (globals.ts checkTablespaces; not with
+ * `noTablespaces`), checks the restoring role's rights and creates the roles the database needs that the
+ * server lacks (globals.ts prepareRoles; with `passwords`, their hashes), creates `targetDatabase` (from
+ * template0, in its recorded default tablespace) owned as recorded, restores the
  * archive read from `input` into it with `pg_restore --exit-on-error` (owners and ACLs as dumped;
  * `--no-owner` with `noOwner`; `-L` with a filtered TOC for `tables`), then applies the database's
  * comment, ACL and settings. On any failure — pg_restore exiting non-zero, the input
@@ -109,18 +118,31 @@ export async function restorePostgres(
     // Free space before anything is created: the database's size when backed up.
     const spaceNote = await checkFreeSpace(admin, config, options.details?.databaseBytes, where);
     if (spaceNote) ctx.log?.(spaceNote);
-    ({ created: createdRoles } = await prepareRoles(admin, options.details?.roles ?? [], {
+    const noTablespaces = options.noTablespaces === true;
+    const space = await checkTablespaces(admin, options.details?.tablespaces ?? [], { where, noTablespaces });
+    const roles = await prepareRoles(admin, options.details?.roles ?? [], {
       owners,
       where,
       ...(options.details?.databaseState ? { state: options.details.databaseState } : {}),
-    }));
+      ...(options.passwords ? { passwords: options.passwords } : {}),
+    });
+    createdRoles = roles.created;
     if (createdRoles.length > 0) {
+      const hashed = roles.withPassword.length;
       ctx.log?.(
-        `created role${createdRoles.length === 1 ? '' : 's'} ${createdRoles.join(', ')} (missing on ${config.host}:${config.port}; without passwords)`,
+        `created role${createdRoles.length === 1 ? '' : 's'} ${createdRoles.join(', ')} (missing on ${config.host}:${config.port}; ${
+          hashed === 0
+            ? 'without passwords'
+            : hashed === createdRoles.length
+              ? 'with their recorded password hashes'
+              : `with the recorded password hashes of ${roles.withPassword.join(', ')}`
+        })`,
       );
     }
     try {
-      await admin.query(`CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0`);
+      await admin.query(
+        `CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0${space ? ` TABLESPACE ${quoteIdent(space)}` : ''}`,
+      );
     } catch (error) {
       if (sqlStateOf(error) === '42P04') {
         throw new RestoreError(
@@ -153,7 +175,9 @@ export async function restorePostgres(
         listFile = join(dir, 'selected.list');
         await writeFile(listFile, `${chosen.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
       }
-      await runPgRestore(tools.pgRestore, config, archive, target, password, listFile, owners, ctx);
+      await runPgRestore(tools.pgRestore, config, archive, target, password, listFile, owners, ctx, [
+        ...(noTablespaces ? ['--no-tablespaces'] : []),
+      ]);
     } finally {
       if (listFile) await rm(dirname(listFile), { recursive: true, force: true });
     }
@@ -212,11 +236,13 @@ async function runPgRestore(
   listFile: string | undefined,
   owners: boolean,
   ctx: SourceContext,
+  extra: readonly string[] = [],
 ): Promise<void> {
   const controller = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
   const args = [
     ...(owners ? [] : ['--no-owner']),
+    ...extra,
     '--exit-on-error',
     ...connectionArgs(config),
     ...(listFile ? ['-L', listFile] : []),

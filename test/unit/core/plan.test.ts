@@ -81,6 +81,8 @@ jobs:
       excludeTables: [public.audit_log]
       rowCounts: false
       noOwner: true
+      noTablespaces: true
+      rolePasswords: true
     compression: { algorithm: gzip, level: 6 }
     retention: { daily: 3d }
     limits: { warnAge: 26h, criticalAge: 2d, minBytes: 1048576, shrinkRatio: 0.7 }
@@ -140,6 +142,8 @@ describe('validatePlan accepts good plans', () => {
             excludeTables: [],
             rowCounts: true,
             noOwner: false,
+            noTablespaces: false,
+            rolePasswords: false,
           },
           compression: { algorithm: 'zstd' },
           hooks: { before: [], after: [] },
@@ -205,6 +209,8 @@ describe('validatePlan accepts good plans', () => {
         excludeTables: ['public.audit_log'],
         rowCounts: false,
         noOwner: true,
+        noTablespaces: true,
+        rolePasswords: true,
       },
       compression: { algorithm: 'gzip', level: 6 },
       retention: { daily: 3 },
