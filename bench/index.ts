@@ -5,9 +5,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { pgSuite } from './backup-restore';
+import { filesSuite } from './files-tree';
 import { cli, type Suite, writeSection } from './lib';
 
 const suites: Suite[] = [pgSuite];
+suites.push(filesSuite);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
