@@ -39,7 +39,7 @@ interface Measure {
   rssMiB?: number;
 }
 
-async function makeData(pg: PgServer): Promise<void> {
+export async function makeData(pg: PgServer): Promise<void> {
   const env = { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: 'postgres' };
   process.stdout.write(`loading pgbench scale ${scale} and randomising filler (a few minutes)…\n`);
   await exec(join(pg.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale), '--unlogged-tables', 'bench'], {

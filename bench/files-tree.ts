@@ -196,7 +196,7 @@ export function generateTree(dir: string, filesPerPart: number, seedValue: numbe
             continue;
           }
           // Mostly small (2 KiB on average), a few up to 32 KiB: a long-tailed size.
-          const length = Math.floor(100 * Math.exp(5.8 * rand() ** 2));
+          const length = Math.floor(40 * Math.exp(6.7 * rand() ** 2));
           const content = { header: Buffer.from(`// ${at}/${name}\n`), body: slice(code, length) };
           write(join(at, name), content.header, content.body);
           if (recent.length < 64) recent.push(content);

@@ -7,9 +7,11 @@ import { stat } from 'node:fs/promises';
 import { pgSuite } from './backup-restore';
 import { filesSuite } from './files-tree';
 import { cli, type Suite, writeSection } from './lib';
+import { pitrSuite } from './pitr';
 
 const suites: Suite[] = [pgSuite];
 suites.push(filesSuite);
+suites.push(pitrSuite);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
