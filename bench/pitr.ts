@@ -191,9 +191,11 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
     for (let step = 0; (await complete()).length < segments + 1; step++) {
       if (step > segments * 20)
         throw new Error(`pg_receivewal captured only ${(await complete()).length} segments`);
-      await pg.psql('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 16 = 0', 'bench');
-      await pg.psql('SELECT pg_switch_wal()');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // No pg_switch_wal: segments filled by updates, as a busy server's are (a switched one is mostly zeros).
+      await pg.psql(
+        `UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 8 = ${step % 8}`,
+        'bench',
+      );
     }
     receiver.kill('SIGINT');
     const chosen = (await complete()).slice(0, segments);
@@ -208,7 +210,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
         await writeFile(join(walDir, 'archive_status', `${segment}.ready`), '');
       }
       await exec('chown', ['-R', 'postgres:postgres', dir]);
-      const script = `cd ${walDir} && for f in ${chosen.join(' ')}; do ${command.replace('%d', dir)} "$PWD/$f" && mv "archive_status/$f.ready" "archive_status/$f.done"; done`;
+      const script = `cd ${walDir} && for f in ${chosen.join(' ')}; do ${command.replace('%d', dir)} "$PWD/$f" || exit 1; mv "archive_status/$f.ready" "archive_status/$f.done"; done`;
       return measure(asPostgres(['bash', '-o', 'pipefail', '-c', script]));
     };
     await exec('chown', ['-R', 'postgres:postgres', work]);
@@ -224,6 +226,9 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       `pgbackrest --config=${conf} --stanza=bench --repo1-path=${walRepo} --pg1-path=%d --archive-async=y --compress-type=zst --compress-level=1 archive-push`,
     );
     add(`pgbackrest archive-push (async), ${segments} segments`, brPush);
+    const { stdout: archived } = await exec('find', [join(walRepo, 'archive'), '-type', 'f', '-name', '0*']);
+    const stored = archived.split('\n').filter((line) => chosen.some((s) => line.includes(`/${s}-`))).length;
+    if (stored !== segments) throw new Error(`pgbackrest archived ${stored} of the ${segments} segments`);
 
     const measures = Object.entries(series).map(([name, list]) => ({
       name,
