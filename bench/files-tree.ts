@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   cli,
+  duBytes,
   exec,
   type Goal,
   MiB,
@@ -30,9 +31,11 @@ import {
   measure,
   measureAgent,
   measureShell,
-  median,
   type Run,
+  type StepMeasure,
+  StepSeries,
   type Suite,
+  stepTable,
 } from './lib';
 
 const files = Number(process.env.BENCH_FILES ?? 1_000_000);
@@ -214,26 +217,12 @@ export function generateTree(dir: string, filesPerPart: number, seedValue: numbe
   return stats;
 }
 
-interface Measure {
-  name: string;
-  seconds: number;
-  cpuSeconds: number;
-  bytes?: number;
-  rssMiB: number;
-}
-
 /** Regular files below `dir` (a restore's check, outside any timing). */
 async function countFiles(dir: string): Promise<number> {
   const { stdout } = await exec('bash', ['-c', `find "$1" -type f -printf . | wc -c`, 'count', dir], {
     maxBuffer: 1024,
   });
   return Number(stdout.trim());
-}
-
-/** Bytes of the files below `path` (a repository's stored size). */
-async function storedBytes(path: string): Promise<number> {
-  const { stdout } = await exec('du', ['-s', '--bytes', path]);
-  return Number(stdout.split('\t')[0]);
 }
 
 async function run(): Promise<{ markdown: string; goals: Goal[] }> {
@@ -262,15 +251,8 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
     );
     const password = join(work, 'restic-password');
     await writeFile(password, 'bench-only password\n', { mode: 0o600 });
-    const series: Record<string, Measure[]> = {};
-    const add = (name: string, r: Run, bytes?: number) => {
-      const m: Measure = { name, seconds: r.seconds, cpuSeconds: r.cpuSeconds, bytes, rssMiB: r.rssMiB };
-      series[name] ??= [];
-      series[name]?.push(m);
-      process.stdout.write(
-        `  ${name}: ${m.seconds.toFixed(1)} s (CPU ${m.cpuSeconds.toFixed(1)} s)${bytes ? `, ${(bytes / MiB).toFixed(0)} MiB` : ''}, RSS ${m.rssMiB.toFixed(0)} MiB\n`,
-      );
-    };
+    const series = new StepSeries();
+    const add = (name: string, r: Run, bytes?: number) => series.add(name, r, bytes);
     const restored = async (name: string, dir: string) => {
       const count = await countFiles(dir);
       if (count !== stats.files) {
@@ -318,7 +300,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       add(
         'restic backup (first)',
         await measure(['restic', 'backup', '-q', tree], resticEnv),
-        await storedBytes(repo),
+        await duBytes(repo),
       );
       const resticTarget = join(work, `restore-restic-${n}`);
       add(
@@ -328,14 +310,8 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       await restored('restic restore', resticTarget);
       await rm(repo, { recursive: true, force: true });
     }
-    const measures = Object.entries(series).map(([name, list]) => ({
-      name,
-      seconds: median(list.map((m) => m.seconds)),
-      cpuSeconds: median(list.map((m) => m.cpuSeconds)),
-      bytes: list[0]?.bytes,
-      rssMiB: Math.max(...list.map((m) => m.rssMiB)),
-    }));
-    const get = (name: string) => measures.find((m) => m.name.startsWith(name)) as Measure;
+    const measures = series.medians();
+    const get = (name: string) => measures.find((m) => m.name.startsWith(name)) as StepMeasure;
     const sbBackup = get('strongbox backup → file vault');
     const sbTenth = get('strongbox backup, ');
     const resticBackup = get('restic backup');
@@ -357,12 +333,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       '',
       `Tree: ${stats.files} files (${stats.mediaBytes ? `${(stats.mediaBytes / MiB).toFixed(0)} MiB of it incompressible media` : 'no media'}), ${stats.symlinks} symlinks, ${stats.directories} directories, ${(stats.bytes / MiB).toFixed(0)} MiB (seed ${seed}). ${machineLine(runs)} CPU = user + system seconds of the whole process tree; RSS = the largest single process.`,
       '',
-      '| step | seconds | CPU s | stored MiB | peak RSS MiB |',
-      '| --- | ---: | ---: | ---: | ---: |',
-      ...measures.map(
-        (m) =>
-          `| ${m.name.replaceAll('|', '\\|')} | ${m.seconds.toFixed(1)} | ${m.cpuSeconds.toFixed(1)} | ${m.bytes ? (m.bytes / MiB).toFixed(0) : ''} | ${m.rssMiB.toFixed(0)} |`,
-      ),
+      stepTable(measures),
     ].join('\n');
     return { markdown, goals };
   } finally {

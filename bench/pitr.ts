@@ -24,6 +24,7 @@ import { startCluster } from '../scripts/lib/postgres-cluster';
 import { makeData } from './backup-restore';
 import {
   cli,
+  duBytes,
   exec,
   type Goal,
   MiB,
@@ -31,29 +32,17 @@ import {
   measure,
   measureAgent,
   measureShell,
-  median,
   type Run,
+  type StepMeasure,
+  StepSeries,
   type Suite,
+  stepTable,
 } from './lib';
 
 const scale = Number(process.env.BENCH_SCALE ?? 70);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const segments = Number(process.env.BENCH_WAL_SEGMENTS ?? 64);
 const SEGMENT = /^[0-9A-F]{24}$/;
-
-interface Measure {
-  name: string;
-  seconds: number;
-  cpuSeconds: number;
-  bytes?: number;
-  rssMiB: number;
-}
-
-/** Bytes of the files below `path`. */
-async function du(path: string): Promise<number> {
-  const { stdout } = await exec('du', ['-s', '--bytes', path]);
-  return Number(stdout.split('\t')[0]);
-}
 
 async function run(): Promise<{ markdown: string; goals: Goal[] }> {
   const work = await mkdtemp(join(tmpdir(), 'strongbox-bench-pitr-'));
@@ -111,15 +100,8 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       `version: 1\nvault: { url: "file://${join(work, 'vault')}" }\nkey: { type: local, path: master.key }\njobs:\n  - name: base\n    source: { kind: postgres-physical, host: 127.0.0.1, port: ${pg.port}, user: postgres }\n`,
     );
 
-    const series: Record<string, Measure[]> = {};
-    const add = (name: string, r: Run, bytes?: number) => {
-      const m: Measure = { name, seconds: r.seconds, cpuSeconds: r.cpuSeconds, bytes, rssMiB: r.rssMiB };
-      series[name] ??= [];
-      series[name]?.push(m);
-      process.stdout.write(
-        `  ${name}: ${m.seconds.toFixed(1)} s (CPU ${m.cpuSeconds.toFixed(1)} s)${bytes ? `, ${(bytes / MiB).toFixed(0)} MiB` : ''}, RSS ${m.rssMiB.toFixed(0)} MiB\n`,
-      );
-    };
+    const series = new StepSeries();
+    const add = (name: string, r: Run, bytes?: number) => series.add(name, r, bytes);
     const newestLabel = async () => {
       const labels = (await readdir(join(repo, 'backup', 'bench'))).filter((n) => /^\d{8}-\d{6}F$/.test(n));
       return labels.sort().at(-1) as string;
@@ -161,7 +143,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
         add(
           `pgbackrest backup --type=full (${type} -${level})`,
           full,
-          await du(join(repo, 'backup', 'bench', await newestLabel())),
+          await duBytes(join(repo, 'backup', 'bench', await newestLabel())),
         );
       }
       const brTarget = join(work, `restore-pgbr-${n}`);
@@ -230,19 +212,13 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
     const stored = archived.split('\n').filter((line) => chosen.some((s) => line.includes(`/${s}-`))).length;
     if (stored !== segments) throw new Error(`pgbackrest archived ${stored} of the ${segments} segments`);
 
-    const measures = Object.entries(series).map(([name, list]) => ({
-      name,
-      seconds: median(list.map((m) => m.seconds)),
-      cpuSeconds: median(list.map((m) => m.cpuSeconds)),
-      bytes: list[0]?.bytes,
-      rssMiB: Math.max(...list.map((m) => m.rssMiB)),
-    }));
-    const get = (prefix: string) => measures.find((m) => m.name.startsWith(prefix)) as Measure;
+    const measures = series.medians();
+    const get = (prefix: string) => measures.find((m) => m.name.startsWith(prefix)) as StepMeasure;
     const sbBackup = get('strongbox backup');
     const brZst = get('pgbackrest backup --type=full (zst');
     const sbRestore = get('strongbox restore');
     const brRestore = get('pgbackrest restore');
-    const rate = (m: Measure) => segments / m.seconds;
+    const rate = (m: StepMeasure) => segments / m.seconds;
     const sbRate = rate(get('strongbox wal-push'));
     const brRate = rate(get('pgbackrest archive-push'));
     const goals: Goal[] = [
@@ -267,12 +243,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
       '',
       `Database: pgbench scale ${scale}, filler randomised, ${(dbBytes / MiB).toFixed(0)} MiB (pg_database_size). WAL push: ${segments} segments of 16 MiB. ${machineLine(runs)} CPU = user + system seconds of the whole process tree; RSS = the largest single process.`,
       '',
-      '| step | seconds | CPU s | stored MiB | peak RSS MiB |',
-      '| --- | ---: | ---: | ---: | ---: |',
-      ...measures.map(
-        (m) =>
-          `| ${m.name.replaceAll('|', '\\|')} | ${m.seconds.toFixed(1)} | ${m.cpuSeconds.toFixed(1)} | ${m.bytes ? (m.bytes / MiB).toFixed(0) : ''} | ${m.rssMiB.toFixed(0)} |`,
-      ),
+      stepTable(measures),
     ].join('\n');
     return { markdown, goals };
   } finally {
