@@ -306,18 +306,28 @@ async function awsCli(work: string, s3: S3rverInstance) {
   return { aws, base, env, version: version.split(' ')[0] ?? version };
 }
 
+/**
+ * Loads the `bench` database: pgbench at `BENCH_SCALE` with `pgbench_accounts.filler` randomised and
+ * `VACUUM FULL` (realistic compressibility). The `pitr` suite loads the same data.
+ */
+export async function makeData(pg: PgServer): Promise<void> {
+  const env = { ...process.env, PGHOST: pg.socketDir, PGPORT: String(pg.port), PGUSER: 'postgres' };
+  process.stdout.write(`loading pgbench scale ${scale} and randomising filler (a few minutes)…\n`);
+  await exec(join(pg.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale), '--unlogged-tables', 'bench'], {
+    env,
+  });
+  await pg.psql(
+    'ALTER TABLE pgbench_accounts SET LOGGED; UPDATE pgbench_accounts SET filler = md5(random()::text) || md5(random()::text) || substr(md5(random()::text), 1, 20); VACUUM FULL; ANALYZE;',
+    'bench',
+  );
+}
+
 async function run(): Promise<SuiteResult> {
   const bench = await startPgBench();
   const { pg, work, bin } = bench;
   const s3 = await startS3rver('bench-vault');
   try {
-    const env = { ...bench.env, PGHOST: pg.socketDir };
-    process.stdout.write(`loading pgbench scale ${scale} and randomising filler (a few minutes)…\n`);
-    await exec(bin('pgbench'), ['-i', '-q', '-s', String(scale), '--unlogged-tables', 'bench'], { env });
-    await pg.psql(
-      'ALTER TABLE pgbench_accounts SET LOGGED; UPDATE pgbench_accounts SET filler = md5(random()::text) || md5(random()::text) || substr(md5(random()::text), 1, 20); VACUUM FULL; ANALYZE;',
-      'bench',
-    );
+    await makeData(pg);
     const dbBytes = Number(await pg.psql("SELECT pg_database_size('bench')"));
     const s3Plan = await bench.plan(
       's3',

@@ -5,10 +5,12 @@
  */
 import { stat } from 'node:fs/promises';
 import { pgSuite } from './backup-restore';
+import { filesSuite } from './files-tree';
 import { cli, type Suite, writeSection } from './lib';
 import { manyTablesSuite } from './many-tables';
+import { pitrSuite } from './pitr';
 
-const suites: Suite[] = [pgSuite, manyTablesSuite];
+const suites: Suite[] = [pgSuite, manyTablesSuite, filesSuite, pitrSuite];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -123,3 +123,62 @@ export async function writeSection(name: string, result: SuiteResult): Promise<v
       : `${previous.trimEnd()}\n\n${section}\n`;
   await writeFile(path, next);
 }
+
+/** One named step's figures across runs (what the `files` and `pitr` suites tabulate). */
+export interface StepMeasure {
+  name: string;
+  seconds: number;
+  cpuSeconds: number;
+  bytes?: number;
+  rssMiB: number;
+}
+
+/**
+ * Collects measured runs by step name, printing each as it comes; {@link StepSeries.medians} gives one row
+ * per step (median seconds and CPU seconds, the first run's stored bytes, the highest RSS).
+ */
+export class StepSeries {
+  readonly #steps = new Map<string, StepMeasure[]>();
+
+  add(name: string, run: Run, bytes?: number): void {
+    const m: StepMeasure = {
+      name,
+      seconds: run.seconds,
+      cpuSeconds: run.cpuSeconds,
+      bytes,
+      rssMiB: run.rssMiB,
+    };
+    this.#steps.set(name, [...(this.#steps.get(name) ?? []), m]);
+    process.stdout.write(
+      `  ${name}: ${m.seconds.toFixed(1)} s (CPU ${m.cpuSeconds.toFixed(1)} s)${bytes ? `, ${(bytes / MiB).toFixed(0)} MiB` : ''}, RSS ${m.rssMiB.toFixed(0)} MiB\n`,
+    );
+  }
+
+  medians(): StepMeasure[] {
+    return [...this.#steps].map(([name, list]) => ({
+      name,
+      seconds: median(list.map((m) => m.seconds)),
+      cpuSeconds: median(list.map((m) => m.cpuSeconds)),
+      bytes: list[0]?.bytes,
+      rssMiB: Math.max(...list.map((m) => m.rssMiB)),
+    }));
+  }
+}
+
+/** The steps as a markdown table: seconds, CPU seconds, stored MiB, peak RSS MiB. */
+export function stepTable(measures: readonly StepMeasure[]): string {
+  return [
+    '| step | seconds | CPU s | stored MiB | peak RSS MiB |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...measures.map(
+      (m) =>
+        `| ${m.name.replaceAll('|', '\\|')} | ${m.seconds.toFixed(1)} | ${m.cpuSeconds.toFixed(1)} | ${m.bytes ? (m.bytes / MiB).toFixed(0) : ''} | ${m.rssMiB.toFixed(0)} |`,
+    ),
+  ].join('\n');
+}
+
+/** Bytes of the files below `path` (`du -s --bytes`): a repository's stored size. */
+export async function duBytes(path: string): Promise<number> {
+  const { stdout } = await exec('du', ['-s', '--bytes', path]);
+  return Number(stdout.split('\t')[0]);
+}

@@ -24,6 +24,7 @@ import { Readable } from 'node:stream';
 import { create } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SourceContext } from '#agent/sources/context';
+import { NAME_BATCH_BYTES } from '#agent/sources/files/backup';
 import { backupFiles, checkFiles, filesDriver, restoreFiles } from '#agent/sources/files/index';
 import { IntegrityError, RestoreError, SourceError } from '#core/errors';
 import type { FilesSourceConfig } from '#core/sources/index';
@@ -167,6 +168,27 @@ describe('backupFiles → restoreFiles', () => {
     const missing = join(work, 'nope');
     await expect(backupFiles(configFor([app, missing]), ctx)).rejects.toBeInstanceOf(SourceError);
     await expect(backupFiles(configFor([app, missing]), ctx)).rejects.toThrow(missing);
+  });
+
+  it('archives every name when the names fill several of the batches written to tar', async () => {
+    const many = join(work, 'many');
+    await mkdir(many);
+    // Names of 100 to 199 bytes: their batches end at a different name each time, never on a boundary.
+    const names = Array.from(
+      { length: 1500 },
+      (_, i) => `${String(i).padStart(4, '0')}-${'n'.repeat(96 + (i % 100))}`,
+    );
+    for (const name of names) await writeFile(join(many, name), name);
+    const bytes = names.reduce((sum, name) => sum + many.length + name.length + 2, 0);
+    expect(bytes).toBeGreaterThan(3 * NAME_BATCH_BYTES);
+    const target = join(work, 'many-restored');
+
+    const backup = await backupFiles(configFor([many]), ctx);
+    const [result] = await Promise.all([backup.done, restoreFiles(streamOf(backup), { targetDir: target })]);
+
+    expect((await readdir(join(target, many))).sort()).toEqual(names);
+    expect(await readFile(join(target, many, names[1499] as string), 'utf8')).toBe(names[1499]);
+    expect(result.details).toMatchObject({ fileCount: 1500 });
   });
 
   it('restores into an existing empty directory', async () => {

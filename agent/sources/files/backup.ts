@@ -122,7 +122,14 @@ export async function backupFiles(
   return { objects: oneObject(gate), done };
 }
 
-/** Writes NUL-terminated names into tar's stdin with backpressure, then ends it. */
+/** Bytes of names collected before one write into tar's stdin (see {@link feedNames}). */
+export const NAME_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Writes NUL-terminated names into tar's stdin with backpressure, then ends it. Names go in batches of
+ * about {@link NAME_BATCH_BYTES}: one write per name cost a system call and a wake-up of tar per file
+ * (docs/adr/0005-files-names-in-batches.md).
+ */
 async function feedNames(
   stdin: NodeJS.WritableStream | null,
   names: AsyncIterable<Buffer>,
@@ -130,9 +137,12 @@ async function feedNames(
 ): Promise<void> {
   if (!stdin) throw new SourceError('tar has no stdin');
   const nul = Buffer.from([0]);
-  for await (const name of names) {
-    signal.throwIfAborted();
-    const more = stdin.write(Buffer.concat([name, nul]));
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    const more = stdin.write(Buffer.concat(batch, batchBytes));
+    batch = [];
+    batchBytes = 0;
     if (!more) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
@@ -147,7 +157,14 @@ async function feedNames(
         stdin.once('error', onError);
       });
     }
+  };
+  for await (const name of names) {
+    signal.throwIfAborted();
+    batch.push(name, nul);
+    batchBytes += name.length + 1;
+    if (batchBytes >= NAME_BATCH_BYTES) await flush();
   }
+  if (batchBytes > 0) await flush();
   stdin.end();
 }
 
