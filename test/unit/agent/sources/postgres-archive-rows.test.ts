@@ -26,7 +26,7 @@ interface Entry {
 
 /** A custom archive (version 1.14, uncompressed) with `entries` and then `blocks`. */
 function archive(entries: Entry[], blocks: Buffer[], version = 14): Buffer {
-  const head = [Buffer.from('PGDMP'), Buffer.from([1, version, 0, 4, 8, 1])];
+  const head: Buffer[] = [Buffer.from('PGDMP'), Buffer.from([1, version, 0, 4, 8, 1])];
   head.push(version >= 15 ? Buffer.from([0]) : int(0));
   for (let i = 0; i < 7; i++) head.push(int(1));
   head.push(str('app'), str('15.18'), str('15.18'), int(entries.length));
