@@ -328,6 +328,39 @@ describe('backupPostgres → restorePostgres', () => {
     expect(logged.filter((line) => /count\(\*\)/.test(line))).toEqual([]);
   });
 
+  it('counts with count(*) when the archive cannot be read, and says so', async () => {
+    // A pg_dump that compresses its data (-Z1 after -Z0): the archive's blocks are no COPY text.
+    const zBin = await wrapTools(pg.binDir, (tool) =>
+      tool === 'pg_dump' ? `[ "$1" = "-Fc" ] && exec '${join(pg.binDir, 'pg_dump')}' "$@" -Z1` : '',
+    );
+    try {
+      await pg.psql('CREATE DATABASE unread', 'postgres');
+      await pg.psql(
+        `CREATE TABLE notes (id int, body text);
+         INSERT INTO notes SELECT g, E'a\\nb' FROM generate_series(1, 3000) g;
+         CREATE TABLE events (id int);
+         CREATE TABLE events_2024 () INHERITS (events);
+         INSERT INTO events VALUES (1), (2), (3);
+         INSERT INTO events_2024 VALUES (4), (5);`,
+        'unread',
+      );
+      const logged: string[] = [];
+      const config = configFor(pg, 'unread', { binDir: zBin });
+      const backup = await backupPostgres(config, { ...ctx, log: (line) => logged.push(line) });
+      const [result] = await Promise.all([backup.done, collect(streamOf(backup))]);
+      if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+      expect(result.details.tables.find((t) => t.name === 'notes')?.rows).toBe(3000);
+      expect(result.details.tables.find((t) => t.name === 'events')?.rows).toBe(5);
+      expect(logged).toEqual([
+        expect.stringMatching(
+          /row counts of .* are taken with count\(\*\): the archive could not be read \(the archive data is compressed\)/,
+        ),
+      ]);
+    } finally {
+      await rm(zBin, { recursive: true, force: true });
+    }
+  });
+
   it('fails the backup of a database that does not exist', async () => {
     await expect(backupPostgres(configFor(pg, 'nosuchdb'), ctx)).rejects.toThrow(
       /cannot connect to database nosuchdb on 127\.0\.0\.1:\d+ as postgres/,

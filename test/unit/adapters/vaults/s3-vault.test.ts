@@ -245,7 +245,10 @@ describe('part sizes', () => {
     s3.on(UploadPartCommand).resolves({ ETag: '"e"' });
     s3.on(CompleteMultipartUploadCommand).resolves({});
     s3.on(PutObjectCommand).resolves({});
-    const small = new S3Vault({ ...config, partSizeMiB: 5, queueSize: 1 }, { client: new S3Client({ region: 'eu-west-1' }) });
+    const small = new S3Vault(
+      { ...config, partSizeMiB: 5, queueSize: 1 },
+      { client: new S3Client({ region: 'eu-west-1' }) },
+    );
     const body = () => Readable.from([Buffer.alloc(12 * MiB)]);
 
     await small.put('backups/db/x/data.sbx', body());
