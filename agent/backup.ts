@@ -8,7 +8,7 @@
  * each data object that was stored, and leaves no manifest, so a failed backup never looks complete.
  *
  * Memory: bounded by the stages of the objects being stored at once (encrypt ~2 chunks, the S3 upload
- * queueSize × partSize each), never by the size of the data; nothing is written to a temp file.
+ * (queueSize + 1) × its part size each, the part size chosen from the object's previous stored size), never by the size of the data; nothing is written to a temp file.
  */
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
@@ -24,9 +24,17 @@ import { sourceDriver } from '#agent/sources/index';
 import { VERSION } from '#agent/version';
 import type { Finding } from '#core/agent-output';
 import { newBackupId } from '#core/backup-id';
-import { listBackups, previousComplete } from '#core/catalog';
+import { type BackupListing, listBackups, previousComplete } from '#core/catalog';
 import { describeError, PlanError, SourceError, VaultError, withCleanupProblem } from '#core/errors';
-import { backupPrefix, jobPrefix, manifestKey, OBJECT_NAME, OBJECT_TAGS, objectKey } from '#core/layout';
+import {
+  backupPrefix,
+  jobPrefix,
+  MANIFEST_NAME,
+  manifestKey,
+  OBJECT_NAME,
+  OBJECT_TAGS,
+  objectKey,
+} from '#core/layout';
 import {
   encryptionContext,
   MANIFEST_FORMAT,
@@ -94,7 +102,9 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
   const backupId = options.backupId ?? newBackupId(started, randomBytes(3).toString('hex'));
   if (options.backupId !== undefined) await refuseExisting(runtime, job, backupId);
   await removeAbandoned(runtime, job, started);
-  const tier = options.tier ?? (await tierFromCatalog(runtime, job, started));
+  const previous = previousComplete(await listBackups(vault, job.name), started);
+  const tier = options.tier ?? tierOf(started, previous?.startedAt, runtime.plan.timezone);
+  const expectedBytes = expectedSizes(previous);
   const context = encryptionContext(job.name, backupId);
   const dataKey = await keys.generateDataKey(context);
   const putOptions = objectPutOptions(runtime, job, tier, started);
@@ -150,7 +160,13 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
           ),
         ),
         tasks.add(compress.done),
-        tasks.add(vault.put(key, body, { ...putOptions, signal: controller.signal })),
+        tasks.add(
+          vault.put(key, body, {
+            ...putOptions,
+            expectedBytes: expectedBytes(name),
+            signal: controller.signal,
+          }),
+        ),
       ]);
       if (sizeBytes !== storedMeter.bytes) {
         throw new VaultError(
@@ -312,8 +328,17 @@ export function objectPutOptions(
   };
 }
 
-/** The tier of a backup starting now, from the newest complete backup before it (a listing, no reads). */
-async function tierFromCatalog(runtime: Runtime, job: Job, started: Date): Promise<Tier> {
-  const previous = previousComplete(await listBackups(runtime.vault, job.name), started);
-  return tierOf(started, previous?.startedAt, runtime.plan.timezone);
+/**
+ * How large each stored object will be, from the previous complete backup's listing (no reads): the
+ * object of the same name, else its largest data object; undefined for a job's first backup. The S3
+ * vault sizes its parts from it (adapters/vaults/s3 `partSizeFor`).
+ */
+function expectedSizes(previous: BackupListing | undefined): (name: string) => number | undefined {
+  const sizes = new Map<string, number>();
+  for (const object of previous?.objects ?? []) {
+    const name = object.key.slice(object.key.lastIndexOf('/') + 1);
+    if (name !== MANIFEST_NAME) sizes.set(name, object.sizeBytes);
+  }
+  const largest = sizes.size > 0 ? Math.max(...sizes.values()) : undefined;
+  return (name) => sizes.get(name) ?? largest;
 }

@@ -141,15 +141,17 @@ const vaultSchema = z
       .int()
       .min(5)
       .max(512)
-      .default(16)
-      .describe('Size of each part of an S3 multipart upload.'),
+      .default(8)
+      .describe(
+        'Smallest part of an S3 multipart upload; a put whose object was larger last time (the previous backup of the job) uses parts large enough for twice that size in 10,000 parts.',
+      ),
     queueSize: z
       .number()
       .int()
       .min(1)
       .max(16)
-      .default(4)
-      .describe('Parts uploaded at once; memory used is at most partSizeMiB × (queueSize + 1).'),
+      .default(2)
+      .describe('Parts uploaded at once; memory used is at most the part size × (queueSize + 1).'),
     storageClass: z
       .enum(UPLOAD_CLASSES)
       .default('STANDARD')

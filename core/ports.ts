@@ -31,6 +31,11 @@ export interface PutOptions {
   contentType?: string;
   /** Aborts the upload; the vault then leaves no object under the key. */
   signal?: AbortSignal;
+  /**
+   * About how many bytes the stream will hold (the same object's size in the job's previous backup), so
+   * a vault that writes in parts can choose parts big enough; a hint, never a limit.
+   */
+  expectedBytes?: number;
 }
 
 /**

@@ -3,8 +3,10 @@
  * `s3://bucket/optional/prefix`.
  *
  * Puts stream through `@aws-sdk/lib-storage` `Upload`: one PutObject for bodies smaller than a part,
- * else a multipart upload of `partSizeMiB` parts, `queueSize` at once. Memory: at most
- * (queueSize + 1) × partSizeMiB MiB per put. Tags go in the create request (`Tagging`), so an object is
+ * else a multipart upload, `queueSize` parts at once. Parts are `partSizeMiB`, or larger when the put's
+ * `expectedBytes` (the object's size in the previous backup) needs it: big enough for twice that size
+ * in S3's 10,000 parts ({@link partSizeFor}), so an object can double between two backups. Memory: at
+ * most (queueSize + 1) × the part size per put. Tags go in the create request (`Tagging`), so an object is
  * never visible untagged. A put that fails or is aborted leaves no object and no multipart upload:
  * Upload aborts its multipart upload, and the vault sends AbortMultipartUpload again when it knows the
  * upload id (the abort may be lost), ignoring NoSuchUpload.
@@ -55,6 +57,21 @@ const MiB = 1024 * 1024;
 export const MAX_TAGS = 10;
 /** DeleteObjects takes at most this many keys per request. */
 const DELETE_BATCH = 1000;
+
+/** S3's limits of a multipart upload (../shared/NOTES-aws.md). */
+export const MAX_PARTS = 10_000;
+const MAX_PART_BYTES = 5 * 1024 * MiB;
+
+/**
+ * The part size of a put: `minimum`, or the smallest whole MiB that fits twice `expectedBytes` in
+ * {@link MAX_PARTS} parts, at most 5 GiB.
+ * @example partSizeFor(8 * MiB, 200 * 2 ** 30) // 41 MiB: 400 GiB in 10,000 parts
+ */
+export function partSizeFor(minimum: number, expectedBytes?: number): number {
+  if (expectedBytes === undefined || !(expectedBytes > 0)) return minimum;
+  const needed = Math.ceil((2 * expectedBytes) / MAX_PARTS / MiB) * MiB;
+  return Math.min(MAX_PART_BYTES, Math.max(minimum, needed));
+}
 
 /** Options of an S3 vault. */
 export interface S3VaultOptions {
@@ -178,7 +195,7 @@ export class S3Vault implements Vault {
           ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
           : {}),
       },
-      partSize: this.#partSizeBytes,
+      partSize: partSizeFor(this.#partSizeBytes, options.expectedBytes),
       queueSize: this.#queueSize,
       leavePartsOnError: false,
     });

@@ -203,3 +203,26 @@ describe('retention and age, with the clock moved forward', () => {
     expect(after.map((b) => b.backupId)).toEqual([before[0]?.backupId, before[3]?.backupId]);
   });
 });
+
+describe('part sizes from the previous backup', () => {
+  it('tells the vault how large each object was in the previous backup, to size its parts', async () => {
+    const runtime = await openRuntime(plan, {});
+    const job = findJob(runtime.plan, 'config');
+    const first = await runBackup(runtime, job);
+    const seen: [string, number | undefined][] = [];
+    const put = runtime.vault.put.bind(runtime.vault);
+    runtime.vault.put = (key, body, options) => {
+      seen.push([key.slice(key.lastIndexOf('/') + 1), options?.expectedBytes]);
+      return put(key, body, options);
+    };
+    const second = await runBackup(runtime, job);
+    const previous = (await listBackups(runtime.vault, 'config')).find((b) => b.backupId === first.backupId);
+    const data = previous?.objects.find((o) => !o.key.endsWith('manifest.json'));
+    expect(data?.sizeBytes).toBe(first.storedBytes);
+    expect(seen).toEqual([
+      [data?.key.slice(data.key.lastIndexOf('/') + 1), first.storedBytes],
+      ['manifest.json', undefined],
+    ]);
+    expect(second.backupId).not.toBe(first.backupId);
+  });
+});

@@ -274,6 +274,85 @@ describe('backupPostgres → restorePostgres', () => {
     }
   });
 
+  it('counts rows from the archive exactly as count(*) does: escaped newlines, large objects, inheritance', async () => {
+    await pg.psql('CREATE DATABASE tricky', 'postgres');
+    await pg.psql(
+      `CREATE TABLE notes (id int, body text, raw bytea);
+       INSERT INTO notes VALUES (1, E'two\\nlines', '\\x0a0a0a'), (2, E'\\\\.', NULL), (3, '', ''), (4, NULL, NULL);
+       INSERT INTO notes SELECT g, repeat(E'x\\n', g % 7), decode(repeat('0a', g % 5), 'hex') FROM generate_series(5, 3000) g;
+       CREATE TABLE empty (id int);
+       CREATE TABLE events (id int, at text);
+       CREATE TABLE events_2024 () INHERITS (events);
+       INSERT INTO events VALUES (1, 'a'), (2, 'b'), (3, 'c');
+       INSERT INTO events_2024 VALUES (4, 'd'), (5, 'e');
+       CREATE TABLE measures (day int, v int) PARTITION BY RANGE (day);
+       CREATE TABLE measures_low PARTITION OF measures FOR VALUES FROM (0) TO (10);
+       CREATE TABLE measures_high PARTITION OF measures FOR VALUES FROM (10) TO (100);
+       INSERT INTO measures SELECT g, g FROM generate_series(0, 99) g;
+       SELECT lo_from_bytea(0, decode(repeat('0a', 5000), 'hex'));`,
+      'tricky',
+    );
+    const logged: string[] = [];
+    const backup = await backupPostgres(configFor(pg, 'tricky'), {
+      ...ctx,
+      log: (line) => logged.push(line),
+    });
+    const [result] = await Promise.all([backup.done, collect(streamOf(backup))]);
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+    const expected = [];
+    for (const t of result.details.tables) {
+      expected.push({
+        ...t,
+        rows: Number(await pg.psql(`SELECT count(*) FROM ${t.schema}.${t.name}`, 'tricky')),
+      });
+    }
+    expect(result.details.tables.map((t) => t.name)).toEqual([
+      'empty',
+      'events',
+      'events_2024',
+      'measures_high',
+      'measures_low',
+      'notes',
+    ]);
+    expect(result.details.tables).toEqual(expected);
+    // events' count(*) includes its child's rows: 3 own + 2.
+    expect(result.details.tables.find((t) => t.name === 'events')?.rows).toBe(5);
+    expect(logged.filter((line) => /count\(\*\)/.test(line))).toEqual([]);
+  });
+
+  it('counts with count(*) when the archive cannot be read, and says so', async () => {
+    // A pg_dump that compresses its data (-Z1 after -Z0): the archive's blocks are no COPY text.
+    const zBin = await wrapTools(pg.binDir, (tool) =>
+      tool === 'pg_dump' ? `[ "$1" = "-Fc" ] && exec '${join(pg.binDir, 'pg_dump')}' "$@" -Z1` : '',
+    );
+    try {
+      await pg.psql('CREATE DATABASE unread', 'postgres');
+      await pg.psql(
+        `CREATE TABLE notes (id int, body text);
+         INSERT INTO notes SELECT g, E'a\\nb' FROM generate_series(1, 3000) g;
+         CREATE TABLE events (id int);
+         CREATE TABLE events_2024 () INHERITS (events);
+         INSERT INTO events VALUES (1), (2), (3);
+         INSERT INTO events_2024 VALUES (4), (5);`,
+        'unread',
+      );
+      const logged: string[] = [];
+      const config = configFor(pg, 'unread', { binDir: zBin });
+      const backup = await backupPostgres(config, { ...ctx, log: (line) => logged.push(line) });
+      const [result] = await Promise.all([backup.done, collect(streamOf(backup))]);
+      if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+      expect(result.details.tables.find((t) => t.name === 'notes')?.rows).toBe(3000);
+      expect(result.details.tables.find((t) => t.name === 'events')?.rows).toBe(5);
+      expect(logged).toEqual([
+        expect.stringMatching(
+          /row counts of .* are taken with count\(\*\): the archive could not be read \(the archive data is compressed\)/,
+        ),
+      ]);
+    } finally {
+      await rm(zBin, { recursive: true, force: true });
+    }
+  });
+
   it('fails the backup of a database that does not exist', async () => {
     await expect(backupPostgres(configFor(pg, 'nosuchdb'), ctx)).rejects.toThrow(
       /cannot connect to database nosuchdb on 127\.0\.0\.1:\d+ as postgres/,

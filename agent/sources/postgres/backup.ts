@@ -1,7 +1,8 @@
 /**
  * Logical backup of one PostgreSQL database: `pg_dump -Fc -Z0` (custom format, uncompressed: compression
- * is a later stage, on another core) inside a snapshot the agent exports and holds, so the row counts it
- * takes while the dump runs describe exactly the data in the dump.
+ * is a later stage, on another core) inside a snapshot the agent exports and holds. Row counts are read
+ * from the archive itself as it streams by (./archive-rows), so they describe exactly the data in the
+ * dump; what the archive cannot tell is counted with `count(*)` in the same snapshot.
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +15,7 @@ import type { PostgresDetails, PostgresSourceConfig, TableCount } from '#core/so
 import type { PartitionedTable } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import { DATA_OBJECT } from '../kit';
+import { ArchiveRowCounter } from './archive-rows';
 import {
   connectionArgs,
   connectPostgres,
@@ -44,8 +46,8 @@ interface Relation {
  * data, never in the manifest). Before it returns, it has connected, opened a REPEATABLE READ
  * transaction, exported its snapshot and started pg_dump on that snapshot (so connection and permission
  * problems throw here). The caller must consume the object's stream while awaiting `done`;
- * while the dump runs, the agent counts the rows of every dumped table in the same snapshot
- * (`config.rowCounts`) and reads the server version and database size. The connection stays open until
+ * the rows of every dumped table (`config.rowCounts`) are counted in the archive's data blocks as they
+ * pass, and the server version and database size read in the same snapshot. The connection stays open until
  * pg_dump has finished. `done` rejects with a SourceError when pg_dump fails, writes nothing, or a count
  * fails; the stream then errors too, so a failed dump can never pass for a complete one.
  * Memory: one chunk of pg_dump output in flight, plus the stream's buffer (16 KiB by default).
@@ -110,18 +112,18 @@ export async function backupPostgres(
     controller.signal.addEventListener('abort', () => void client.end().catch(() => {}), { once: true });
     // The stream ends only once pg_dump has exited 0 having written something: a consumer that sees a
     // clean end has a complete archive, and a failed dump errors the stream as well as `done`.
-    const counter = new ByteCounter(async (bytes) => {
+    const rowCounter = config.rowCounts ? new ArchiveRowCounter() : undefined;
+    const counter = new ByteCounter(rowCounter, async (bytes) => {
       await dump.done;
       if (bytes === 0) throw new SourceError(`pg_dump wrote nothing for ${where}`);
     });
     const output = dump.stdout
       ? pipeline(dump.stdout, counter)
       : Promise.reject(new SourceError('pg_dump has no stdout'));
-    const counting = config.rowCounts ? countRows(client, counted, where) : Promise.resolve([]);
-
     const done = (async () => {
       try {
-        const [, , tables] = await settleAll([dump.done, output, counting], controller);
+        await settleAll([dump.done, output], controller);
+        const tables = rowCounter ? await countsOf(client, rowCounter, counted, where, ctx) : [];
         await client.query('COMMIT');
         const details: PostgresDetails = {
           kind: 'postgres',
@@ -237,6 +239,50 @@ function onlyRelations(
   return only;
 }
 
+/**
+ * The row count of every table in `tables`, from the archive as it streamed by (`rows`), so no second
+ * backend reads every table again. Taken with `count(*)` in the dump's snapshot (still held) instead:
+ * every table when the archive was not understood (the reason is logged), and the tables with
+ * inheritance children, whose `count(*)` — what a restore's check compares with — includes the
+ * children's rows while their data block holds only their own.
+ */
+async function countsOf(
+  client: pg.Client,
+  rows: ArchiveRowCounter,
+  tables: readonly Relation[],
+  where: string,
+  ctx: SourceContext,
+): Promise<TableCount[]> {
+  let fromArchive: Map<string, number>;
+  try {
+    fromArchive = rows.counts();
+  } catch (error) {
+    ctx.log?.(
+      `row counts of ${where} are taken with count(*): the archive could not be read (${messageOf(error)})`,
+    );
+    return countRows(client, tables, where);
+  }
+  const parents = await listInheritanceParents(client);
+  const bySql = tables.filter((t) => parents.has(keyOf(t)) || !fromArchive.has(keyOf(t)));
+  const sql = new Map((await countRows(client, bySql, where)).map((c) => [keyOf(c), c.rows]));
+  return tables.map((t) => ({
+    schema: t.schema,
+    name: t.name,
+    rows: sql.get(keyOf(t)) ?? (fromArchive.get(keyOf(t)) as number),
+  }));
+}
+
+/** Ordinary tables with inheritance children (not partitioned tables: those have no rows of their own). */
+async function listInheritanceParents(client: pg.Client): Promise<Set<string>> {
+  const { rows } = await client.query<Relation>(
+    `SELECT DISTINCT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind
+       FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhparent
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r'`,
+  );
+  return new Set(rows.map(keyOf));
+}
+
 /** Exact `count(*)` of each table, one after the other, on the connection that holds the snapshot. */
 async function countRows(
   client: pg.Client,
@@ -266,17 +312,23 @@ function keyOf(relation: Pick<Relation, 'schema' | 'name'>): string {
   return JSON.stringify([relation.schema, relation.name]);
 }
 
-/** Passes bytes through and counts them; ends only when `verdict` (given the count) resolves. */
+/**
+ * Passes bytes through, counting them and (given a row counter) the rows of the archive; ends only when
+ * `verdict` (given the byte count) resolves.
+ */
 class ByteCounter extends Transform {
   bytes = 0;
+  readonly #rows: ArchiveRowCounter | undefined;
   readonly #verdict: (bytes: number) => Promise<void>;
 
-  constructor(verdict: (bytes: number) => Promise<void>) {
+  constructor(rows: ArchiveRowCounter | undefined, verdict: (bytes: number) => Promise<void>) {
     super();
+    this.#rows = rows;
     this.#verdict = verdict;
   }
 
   override _flush(callback: TransformCallback): void {
+    this.#rows?.end();
     this.#verdict(this.bytes).then(
       () => callback(),
       (error: unknown) => callback(error as Error),
@@ -285,6 +337,7 @@ class ByteCounter extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
+    this.#rows?.write(chunk);
     callback(null, chunk);
   }
 }

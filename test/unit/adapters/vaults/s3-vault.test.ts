@@ -1,12 +1,14 @@
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  PutObjectCommand,
   RestoreObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -18,6 +20,7 @@ import {
   encodeTags,
   parseRestoreHeader,
   parseS3Url,
+  partSizeFor,
   S3Vault,
   toVaultError,
 } from '#adapters/vaults/s3';
@@ -223,6 +226,39 @@ describe('S3 helpers', () => {
     expect(client.config.forcePathStyle).toBe(false);
     expect(await client.config.region()).toBe('ap-south-1');
     expect(await client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
+  });
+});
+
+describe('part sizes', () => {
+  const MiB = 1024 * 1024;
+  it('takes the configured size unless twice the expected bytes need more than 10,000 such parts', () => {
+    expect(partSizeFor(8 * MiB)).toBe(8 * MiB);
+    expect(partSizeFor(8 * MiB, 0)).toBe(8 * MiB);
+    expect(partSizeFor(8 * MiB, 30 * 2 ** 30)).toBe(8 * MiB);
+    // 200 GiB last time: 400 GiB in 10,000 parts is 40.96 MiB, rounded up to whole MiB.
+    expect(partSizeFor(8 * MiB, 200 * 2 ** 30)).toBe(41 * MiB);
+    expect(partSizeFor(8 * MiB, 30 * 2 ** 40)).toBe(5 * 1024 * MiB);
+  });
+
+  it('uploads in the parts the expected size asks for', async () => {
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'u1' });
+    s3.on(UploadPartCommand).resolves({ ETag: '"e"' });
+    s3.on(CompleteMultipartUploadCommand).resolves({});
+    s3.on(PutObjectCommand).resolves({});
+    const small = new S3Vault(
+      { ...config, partSizeMiB: 5, queueSize: 1 },
+      { client: new S3Client({ region: 'eu-west-1' }) },
+    );
+    const body = () => Readable.from([Buffer.alloc(12 * MiB)]);
+
+    await small.put('backups/db/x/data.sbx', body());
+    expect(s3.commandCalls(UploadPartCommand)).toHaveLength(3);
+
+    s3.resetHistory();
+    // 60 GiB last time: parts of 13 MiB, so the 12 MiB body is one PutObject.
+    await small.put('backups/db/y/data.sbx', body(), { expectedBytes: 60 * 2 ** 30 });
+    expect(s3.commandCalls(UploadPartCommand)).toHaveLength(0);
+    expect(s3.commandCalls(PutObjectCommand)).toHaveLength(1);
   });
 });
 

@@ -1,0 +1,110 @@
+/**
+ * Row counts from a pg_dump custom archive's bytes: archives built here field by field as pg_dump
+ * writes them (src/bin/pg_dump/pg_backup_archiver.c), fed whole and split at every byte.
+ */
+import { describe, expect, it } from 'vitest';
+import { ArchiveRowCounter } from '#agent/sources/postgres/archive-rows';
+
+function int(value: number): Buffer {
+  const b = Buffer.alloc(5);
+  b[0] = value < 0 ? 1 : 0;
+  b.writeUInt32LE(Math.abs(value), 1);
+  return b;
+}
+function str(text: string | undefined): Buffer {
+  if (text === undefined) return int(-1);
+  const bytes = Buffer.from(text);
+  return Buffer.concat([int(bytes.length), bytes]);
+}
+
+interface Entry {
+  id: number;
+  desc: string;
+  schema?: string;
+  tag: string;
+}
+
+/** A custom archive (version 1.14, uncompressed) with `entries` and then `blocks`. */
+function archive(entries: Entry[], blocks: Buffer[], version = 14): Buffer {
+  const head: Buffer[] = [Buffer.from('PGDMP'), Buffer.from([1, version, 0, 4, 8, 1])];
+  head.push(version >= 15 ? Buffer.from([0]) : int(0));
+  for (let i = 0; i < 7; i++) head.push(int(1));
+  head.push(str('app'), str('15.18'), str('15.18'), int(entries.length));
+  for (const e of entries) {
+    head.push(int(e.id), int(1), str('1259'), str(String(e.id)), str(e.tag), str(e.desc), int(2));
+    head.push(str(''), str(''), str('COPY x FROM stdin;\n'), str(e.schema), str(''));
+    if (version >= 14) head.push(str('heap'));
+    if (version >= 16) head.push(int(114));
+    head.push(str('owner'), str('false'), str('1'), str(undefined), Buffer.alloc(9));
+  }
+  return Buffer.concat([...head, ...blocks]);
+}
+
+/** A data block of COPY text: one chunk per line, then pg_dump's terminator. */
+function dataBlock(id: number, lines: string[], terminator = '\\.\n\n\n'): Buffer {
+  const chunks = [...lines, terminator].filter((l) => l !== '').map((l) => str(l));
+  return Buffer.concat([Buffer.from([1]), int(id), ...chunks, int(0)]);
+}
+
+function countAll(bytes: Buffer, pieces: number[] = [bytes.length]): ArchiveRowCounter {
+  const counter = new ArchiveRowCounter();
+  let at = 0;
+  for (let i = 0; at < bytes.length; i++) {
+    const size = pieces[i % pieces.length] as number;
+    counter.write(bytes.subarray(at, at + size));
+    at += size;
+  }
+  counter.end();
+  return counter;
+}
+
+const entries: Entry[] = [
+  { id: 7, desc: 'TABLE DATA', schema: 'public', tag: 'orders' },
+  { id: 8, desc: 'TABLE DATA', schema: 'sales', tag: 'empty' },
+  { id: 9, desc: 'BLOBS', tag: 'BLOBS' },
+];
+const rows = ['1\tone\n', '2\ttwo\\nlines\n', '3\t\\\\.\n', '4\t\\N\n'];
+const blob = Buffer.concat([Buffer.from([3]), int(9), int(16384), str('\n\n\n'), int(0), int(0)]);
+const whole = archive(entries, [dataBlock(7, rows), dataBlock(8, []), blob]);
+
+describe('ArchiveRowCounter', () => {
+  it('counts each table data block’s COPY lines, not its terminator nor large objects’ bytes', () => {
+    const counter = countAll(whole);
+    expect(counter.failure).toBeUndefined();
+    expect([...counter.counts()]).toEqual([
+      ['["public","orders"]', 4],
+      ['["sales","empty"]', 0],
+    ]);
+  });
+
+  it('counts the same whatever the chunk boundaries', () => {
+    for (const pieces of [[1], [2], [3], [7], [5, 1, 9]]) {
+      const counter = countAll(whole, pieces);
+      expect(counter.failure).toBeUndefined();
+      expect(counter.counts().get('["public","orders"]')).toBe(4);
+    }
+  });
+
+  it('also reads archive versions 1.15 (algorithm byte) and 1.16 (relkind)', () => {
+    for (const version of [15, 16]) {
+      const counter = countAll(archive(entries.slice(0, 1), [dataBlock(7, rows)], version));
+      expect(counter.counts().get('["public","orders"]')).toBe(4);
+    }
+  });
+
+  it('gives up on a data block that does not end with COPY’s terminator', () => {
+    const counter = countAll(archive(entries.slice(0, 1), [dataBlock(7, rows, '5\tfive\n')]));
+    expect(counter.failure).toMatch(/does not end with COPY's terminator/);
+    expect(() => counter.counts()).toThrow(/terminator/);
+  });
+
+  it('gives up on a truncated archive, a compressed one and an unknown version', () => {
+    expect(countAll(whole.subarray(0, whole.length - 3)).failure).toMatch(/ended inside a data block/);
+    expect(countAll(whole.subarray(0, 40)).failure).toMatch(/ended inside its TOC/);
+    const compressed = Buffer.from(whole);
+    compressed.writeUInt32LE(6, 12); // the compression level int of a 1.14 header
+    expect(countAll(compressed).failure).toMatch(/compressed/);
+    expect(countAll(archive(entries, [], 17)).failure).toMatch(/version 1\.17 is not known/);
+    expect(countAll(Buffer.from('-- plain SQL\n')).failure).toMatch(/not a pg_dump custom archive/);
+  });
+});
