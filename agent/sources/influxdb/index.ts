@@ -20,6 +20,7 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
@@ -47,6 +48,7 @@ import {
   quoteIdentifier,
 } from './http';
 import { startScratchInflux } from './scratch';
+import { waitUntilUploadsTaken } from './uploads';
 
 export { type ScratchInflux, startScratchInflux } from './scratch';
 
@@ -256,14 +258,22 @@ async function stageObjects(input: RestoreInput, dir: string): Promise<void> {
   }
 }
 
-/** Runs `influxd restore -portable` on a staging directory. */
+/** How far `influxd restore` got: `meta` once the server took the databases (the point of no return). */
+type RestoreProgress = { meta: boolean };
+
+/**
+ * Runs `influxd restore -portable` on a staging directory. `progress.meta` stays false while the server
+ * has not created the restored databases: the tool failed with `error updating meta` (the server refused
+ * a database that exists, atomically) or never got that far.
+ */
 async function runRestoreTool(
   config: InfluxdbSourceConfig,
   rpc: string,
   staging: string,
   ctx: SourceContext,
   rename?: { db: string; newdb: string },
-): Promise<void> {
+): Promise<RestoreProgress> {
+  const progress: RestoreProgress = { meta: false };
   const tool = spawnTool(
     config.serverBinary,
     [
@@ -274,22 +284,86 @@ async function runRestoreTool(
       ...(rename ? ['-db', rename.db, '-newdb', rename.newdb] : []),
       staging,
     ],
-    { env: toolEnv(ctx), signal: ctx.signal, stdin: 'ignore', stdout: 'ignore', name: 'influxd' },
+    {
+      env: toolEnv(ctx),
+      signal: ctx.signal,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      name: 'influxd',
+    },
   );
-  await tool.done.catch((error: unknown) => {
-    throw new RestoreError(`influxd restore failed: ${describeError(error)}`, { cause: error });
-  });
+  // The tool prints "Restoring shard N live from backup …" on stdout once the server took the meta.
+  const lines = createInterface({ input: tool.stdout as Readable, crlfDelay: Number.POSITIVE_INFINITY });
+  const read = (async () => {
+    for await (const line of lines) if (/Restoring shard/.test(line)) progress.meta = true;
+  })().catch(() => {});
+  try {
+    await Promise.all([tool.done, read]);
+    progress.meta = true;
+    return progress;
+  } catch (error) {
+    throw Object.assign(
+      new RestoreError(`influxd restore failed: ${describeError(error)}`, { cause: error }),
+      {
+        progress,
+      },
+    );
+  }
+}
+
+/** How long a restore waits for the server to take the uploads and show the manifest's counts. */
+const SERVED_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until the server took every shard upload `influxd restore` sent (see uploads.ts) and then shows
+ * what the manifest recorded (`compareCounts`): a database restored into a live server also answers
+ * `shard is disabled` for a moment. Without details (none recorded) it waits until the databases answer.
+ * @throws RestoreError naming the counts that still differ, or with the server's last answer.
+ */
+async function waitUntilRestored(
+  endpoint: InfluxEndpoint,
+  rpcPort: number,
+  restored: {
+    details: InfluxdbDetails | undefined;
+    databases: string[];
+    rename?: { from: string; to: string };
+  },
+  signal?: AbortSignal,
+): Promise<void> {
+  const where = describeInflux(endpoint);
+  await waitUntilUploadsTaken(rpcPort, { timeoutMs: SERVED_TIMEOUT_MS, signal, where });
+  const deadline = Date.now() + SERVED_TIMEOUT_MS;
+  for (;;) {
+    let failure: unknown;
+    try {
+      const found: Counts = new Map();
+      for (const db of restored.databases) found.set(db, await measurementsOf(endpoint, db, signal));
+      const failed = restored.details
+        ? compareCounts(restored.details, found, restored.rename).filter((c) => !c.passed)
+        : [];
+      if (failed.length === 0) return;
+      failure = new RestoreError(
+        `${where}: the restored data does not match the backup's manifest: ${failed.map((c) => c.detail).join('; ')}`,
+      );
+    } catch (error) {
+      failure = error;
+    }
+    if (Date.now() > deadline || signal?.aborted) throw failure;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /**
  * Restores a backup into a new data directory: the target is created (it must not exist), served by a
- * scratch influxd while `influxd restore` runs, then the server is stopped. On failure the target is
- * removed and the first error rethrown.
+ * scratch influxd while `influxd restore` runs, which is stopped (SIGTERM, waited for) only once it took
+ * every shard and shows the manifest's counts. On failure the target is removed and the first error
+ * rethrown.
  */
 async function restoreIntoDirectory(
   config: InfluxdbSourceConfig,
   input: RestoreInput,
   target: string,
+  details: InfluxdbDetails | undefined,
   ctx: SourceContext,
 ): Promise<void> {
   await claimNewDirectory(target, 'influxdb');
@@ -299,6 +373,12 @@ async function restoreIntoDirectory(
     await stageObjects(input, staging);
     scratch = await startScratchInflux(target, ctx, { binary: config.serverBinary });
     await runRestoreTool(config, `127.0.0.1:${scratch.rpcPort}`, staging, ctx);
+    await waitUntilRestored(
+      { host: '127.0.0.1', port: scratch.httpPort },
+      scratch.rpcPort,
+      { details, databases: details?.databases.map((d) => d.name) ?? [] },
+      ctx.signal,
+    );
     await scratch.stop();
     scratch = undefined;
   } catch (error) {
@@ -323,8 +403,10 @@ function sourceDatabase(config: InfluxdbSourceConfig, details: InfluxdbDetails |
 
 /**
  * Restores the backup's one database as a new database `target` of the job's server (`-db X -newdb
- * Y`). Refuses a database that exists, untouched. On failure a database that did not exist before and
- * exists now is dropped again, and the first error rethrown.
+ * Y`). A database that exists is refused untouched: here first, for a clear message, and by the server
+ * itself when the tool sends the meta (influxd refuses an existing name atomically), so a database made
+ * by someone else between the two is never written to. On failure the target is dropped only when this
+ * restore created it (the server took the meta), and the first error rethrown.
  */
 async function restoreAsDatabase(
   config: InfluxdbSourceConfig,
@@ -343,40 +425,37 @@ async function restoreAsDatabase(
   }
   await probeRpc(config.host, config.rpcPort, ctx.signal);
   const staging = await makeStaging(config, 'restore');
+  let created = false;
   try {
     await stageObjects(input, staging);
-    await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
-    await waitUntilServed(endpoint, target, ctx.signal);
-  } catch (error) {
-    const exists = await databasesOf(endpoint).then(
-      (names) => names.includes(target),
-      () => false,
+    try {
+      await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
+    } catch (error) {
+      created = (error as { progress?: RestoreProgress }).progress?.meta ?? false;
+      if (!created && (await databasesOf(endpoint).catch(() => [] as string[])).includes(target)) {
+        throw new RestoreError(
+          `database '${target}' exists on ${where} now (created by someone else while this restore ran): influxd refused to restore into it, and it was left untouched`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    created = true;
+    await waitUntilRestored(
+      endpoint,
+      config.rpcPort,
+      { details, databases: [target], rename: { from: db, to: target } },
+      ctx.signal,
     );
-    if (exists) await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' });
+  } catch (error) {
+    if (created) {
+      await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' }).catch(
+        () => {},
+      );
+    }
     throw error;
   } finally {
     await rm(staging, { recursive: true, force: true });
-  }
-}
-
-/** How long shards restored into a live server may stay disabled (`shard is disabled`) after the tool. */
-const SERVED_TIMEOUT_MS = 30_000;
-
-/**
- * Waits until a database restored into a live server answers queries: influxd opens the shards it
- * received a moment after `influxd restore` exits, and refuses queries on them until then.
- * @throws SourceError with the server's last answer when it does not within SERVED_TIMEOUT_MS.
- */
-async function waitUntilServed(endpoint: InfluxEndpoint, database: string, signal?: AbortSignal) {
-  const deadline = Date.now() + SERVED_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await measurementsOf(endpoint, database, signal);
-      return;
-    } catch (error) {
-      if (Date.now() > deadline || signal?.aborted) throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -534,7 +613,7 @@ export const influxdbDriver: SourceDriver<'influxdb'> = {
   backup: backupInflux,
   restore: (config, input, { target, details, ctx }) =>
     isAbsolute(target)
-      ? restoreIntoDirectory(config, input, target, ctx)
+      ? restoreIntoDirectory(config, input, target, details, ctx)
       : restoreAsDatabase(config, input, target, details, ctx),
   check: (config, details, { target, ctx }) => checkInflux(config, details, target, ctx),
   doctor: doctorInflux,
