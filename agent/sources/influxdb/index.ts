@@ -402,11 +402,32 @@ function sourceDatabase(config: InfluxdbSourceConfig, details: InfluxdbDetails |
 }
 
 /**
- * Restores the backup's one database as a new database `target` of the job's server (`-db X -newdb
- * Y`). A database that exists is refused untouched: here first, for a clear message, and by the server
- * itself when the tool sends the meta (influxd refuses an existing name atomically), so a database made
- * by someone else between the two is never written to. On failure the target is dropped only when this
- * restore created it (the server took the meta), and the first error rethrown.
+ * The databases a target names on the job's server, and whether they are the backup's own names: a
+ * comma-separated list of exactly the backup's databases restores each under its own name (what a
+ * whole-host recovery does); one name restores the backup's one database under that name.
+ * @throws RestoreError for a list that is not the backup's databases, or one name for several.
+ */
+function databaseTarget(config: InfluxdbSourceConfig, details: InfluxdbDetails | undefined, target: string) {
+  const names = target.split(',');
+  const backedUp = details?.databases.map((d) => d.name) ?? (config.database ? [config.database] : []);
+  if (names.length > 1 || (backedUp.length > 1 && target === backedUp.join(','))) {
+    if ([...names].sort().join(',') !== [...backedUp].sort().join(',')) {
+      throw new RestoreError(
+        `target '${target}' lists databases, and a list must be exactly the backup's databases (${backedUp.join(', ') || 'none recorded'})`,
+      );
+    }
+    return { names, rename: undefined };
+  }
+  return { names, rename: { from: sourceDatabase(config, details, target), to: target } };
+}
+
+/**
+ * Restores into databases of the job's server: the backup's one database as a new database `target`
+ * (`-db X -newdb Y`), or every database under its own name (a target listing them). A database that
+ * exists is refused untouched: here first, for a clear message naming each, and by the server itself
+ * when the tool sends the meta (influxd refuses an existing name atomically), so a database made by
+ * someone else between the two is never written to. On failure the databases are dropped only when
+ * this restore created them (the server took the meta), and the first error rethrown.
  */
 async function restoreAsDatabase(
   config: InfluxdbSourceConfig,
@@ -417,10 +438,12 @@ async function restoreAsDatabase(
 ): Promise<void> {
   const endpoint = await endpointOf(config, ctx);
   const where = describeInflux(endpoint);
-  const db = sourceDatabase(config, details, target);
-  if ((await databasesOf(endpoint, ctx.signal)).includes(target)) {
+  const { names, rename } = databaseTarget(config, details, target);
+  const existing = await databasesOf(endpoint, ctx.signal);
+  const taken = names.filter((name) => existing.includes(name));
+  if (taken.length > 0) {
     throw new RestoreError(
-      `database '${target}' exists on ${where}: a restore creates a new database (it was left untouched)`,
+      `${taken.map((name) => `database '${name}'`).join(', ')} exist${taken.length === 1 ? 's' : ''} on ${where}: a restore creates new databases (left untouched)`,
     );
   }
   await probeRpc(config.host, config.rpcPort, ctx.signal);
@@ -429,29 +452,34 @@ async function restoreAsDatabase(
   try {
     await stageObjects(input, staging);
     try {
-      await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
+      await runRestoreTool(
+        config,
+        `${config.host}:${config.rpcPort}`,
+        staging,
+        ctx,
+        rename && { db: rename.from, newdb: rename.to },
+      );
     } catch (error) {
       created = (error as { progress?: RestoreProgress }).progress?.meta ?? false;
-      if (!created && (await databasesOf(endpoint).catch(() => [] as string[])).includes(target)) {
+      const now = await databasesOf(endpoint).catch(() => [] as string[]);
+      const raced = names.filter((name) => now.includes(name));
+      if (!created && raced.length > 0) {
         throw new RestoreError(
-          `database '${target}' exists on ${where} now (created by someone else while this restore ran): influxd refused to restore into it, and it was left untouched`,
+          `${raced.map((name) => `database '${name}'`).join(', ')} exist on ${where} now (created by someone else while this restore ran): influxd refused to restore into it, and it was left untouched`,
           { cause: error },
         );
       }
       throw error;
     }
     created = true;
-    await waitUntilRestored(
-      endpoint,
-      config.rpcPort,
-      { details, databases: [target], rename: { from: db, to: target } },
-      ctx.signal,
-    );
+    await waitUntilRestored(endpoint, config.rpcPort, { details, databases: names, rename }, ctx.signal);
   } catch (error) {
     if (created) {
-      await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' }).catch(
-        () => {},
-      );
+      for (const name of names) {
+        await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(name)}`, { method: 'POST' }).catch(
+          () => {},
+        );
+      }
     }
     throw error;
   } finally {
@@ -532,14 +560,18 @@ export async function checkInflux(
   target: string,
   ctx: SourceContext,
 ): Promise<TargetCheck[]> {
-  const measure = async (endpoint: InfluxEndpoint, rename?: { from: string; to: string }) => {
+  const measure = async (
+    endpoint: InfluxEndpoint,
+    rename?: { from: string; to: string },
+    only?: string[],
+  ) => {
     let checks: TargetCheck[];
     for (let attempt = 1; ; attempt++) {
       try {
-        const found = rename
-          ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
-          : await countsOf(endpoint, undefined, ctx.signal);
-        checks = compareCounts(details, found, rename);
+        const found: Counts = new Map();
+        if (only) for (const db of only) found.set(db, await measurementsOf(endpoint, db, ctx.signal));
+        const counts = only ? found : await countsOf(endpoint, undefined, ctx.signal);
+        checks = compareCounts(details, counts, rename);
         if (checks.every((c) => c.passed) || attempt === 5) return checks;
       } catch (error) {
         if (attempt === 5) throw error;
@@ -561,10 +593,17 @@ export async function checkInflux(
   if (!isAbsolute(target)) {
     try {
       const endpoint = await endpointOf(config, ctx);
-      if (!(await databasesOf(endpoint, ctx.signal)).includes(target)) {
-        return failed(new RestoreError(`database '${target}' does not exist on ${describeInflux(endpoint)}`));
+      const existing = await databasesOf(endpoint, ctx.signal);
+      const { names, rename } = databaseTarget(config, details, target);
+      const missing = names.filter((name) => !existing.includes(name));
+      if (missing.length > 0) {
+        return failed(
+          new RestoreError(
+            `database '${missing.join("', '")}' does not exist on ${describeInflux(endpoint)}`,
+          ),
+        );
       }
-      return await measure(endpoint, { from: sourceDatabase(config, details, target), to: target });
+      return await measure(endpoint, rename, names);
     } catch (error) {
       return failed(error);
     }
@@ -617,14 +656,29 @@ export const influxdbDriver: SourceDriver<'influxdb'> = {
       : restoreAsDatabase(config, input, target, details, ctx),
   check: (config, details, { target, ctx }) => checkInflux(config, details, target, ctx),
   doctor: doctorInflux,
-  targetExists: async (config, target, ctx) =>
-    isAbsolute(target)
-      ? directoryTargets.targetExists(config, target)
-      : (await databasesOf(await endpointOf(config, ctx), ctx.signal)).includes(target),
+  targetExists: async (config, target, ctx) => {
+    if (isAbsolute(target)) return directoryTargets.targetExists(config, target);
+    const existing = await databasesOf(await endpointOf(config, ctx), ctx.signal);
+    return target.split(',').some((name) => existing.includes(name));
+  },
   discard: async (config, target, ctx) => {
     if (isAbsolute(target)) return directoryTargets.discard(config, target);
     const endpoint = await endpointOf(config, ctx);
-    await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' });
+    for (const name of target.split(','))
+      await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(name)}`, { method: 'POST' });
+  },
+  /** The backup's databases under their own names (a list when several), each one that exists named. */
+  originalTarget: async (config, details, ctx) => {
+    const endpoint = await endpointOf(config, ctx);
+    const existing = await databasesOf(endpoint, ctx.signal);
+    const names = details.databases.map((d) => d.name);
+    return {
+      target: names.join(','),
+      via: 'target',
+      occupied: names
+        .filter((name) => existing.includes(name))
+        .map((name) => `database '${name}' exists on ${describeInflux(endpoint)}`),
+    };
   },
   scratchTarget: directoryTargets.scratchTarget,
 };
