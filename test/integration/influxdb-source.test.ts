@@ -8,6 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
@@ -209,6 +210,56 @@ describe('restore into a new data directory', () => {
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('restore into the original database names (a whole-host recovery)', () => {
+  it('restores every database under its own name on a fresh server, then refuses them, each named', async () => {
+    const driver = sourceDriver('influxdb');
+    const ctx = { env: { PATH: process.env.PATH, INFLUX_PASSWORD: PASSWORD } };
+    const source = job().source as Record<string, unknown>;
+    const backup = await driver.backup(
+      { ...source, host: '127.0.0.1', serverBinary: 'influxd' } as never,
+      ctx,
+    );
+    const data = new Map<string, Buffer>();
+    const reading = (async () => {
+      for await (const object of backup.objects) data.set(object.name, await buffer(object.stream));
+    })();
+    const [, { details }] = await Promise.all([reading, backup.done]);
+    const fresh = await startInflux();
+    try {
+      const config = {
+        ...source,
+        host: '127.0.0.1',
+        port: fresh.httpPort,
+        rpcPort: fresh.rpcPort,
+        user: undefined,
+        passwordEnv: undefined,
+        serverBinary: 'influxd',
+      };
+      const input = () => ({
+        objects: [...data.keys()].map((name) => ({ name, sourceBytes: data.get(name)?.length ?? 0 })),
+        open: async (name: string) => Readable.from([data.get(name) as Buffer]),
+        only: async () => {
+          throw new Error('several objects');
+        },
+      });
+      const original = await driver.originalTarget(config as never, details as never, ctx);
+      expect(original).toEqual({ target: 'plant,other', via: 'target', occupied: [] });
+
+      await driver.restore(config as never, input() as never, { target: original.target, details, ctx });
+
+      expect(await influxDigest(fresh.endpoint)).toBe(await influxDigest(influx.endpoint));
+      const again = driver.restore(config as never, input() as never, {
+        target: original.target,
+        details,
+        ctx,
+      });
+      await expect(again).rejects.toThrow(/database 'plant', database 'other' exist on .*left untouched/);
+    } finally {
+      await fresh.stop();
     }
   });
 });

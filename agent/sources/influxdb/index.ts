@@ -465,7 +465,7 @@ async function restoreAsDatabase(
       const raced = names.filter((name) => now.includes(name));
       if (!created && raced.length > 0) {
         throw new RestoreError(
-          `${raced.map((name) => `database '${name}'`).join(', ')} exist on ${where} now (created by someone else while this restore ran): influxd refused to restore into it, and it was left untouched`,
+          `${raced.map((name) => `database '${name}'`).join(', ')} ${raced.length === 1 ? 'exists' : 'exist'} on ${where} now (created by someone else while this restore ran): influxd refused to restore into ${raced.length === 1 ? 'it' : 'them'}, left untouched`,
           { cause: error },
         );
       }
