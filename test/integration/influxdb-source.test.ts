@@ -214,20 +214,26 @@ describe('restore into a new data directory', () => {
   });
 });
 
+/** The objects of one backup in memory, read by the driver itself (no vault), and its details. */
+async function backupObjects(source: unknown, ctx: { env: Record<string, string | undefined> }) {
+  const backup = await sourceDriver('influxdb').backup(source as never, ctx);
+  const data = new Map<string, Buffer>();
+  const reading = (async () => {
+    for await (const object of backup.objects) data.set(object.name, await buffer(object.stream));
+  })();
+  const [, { details }] = await Promise.all([reading, backup.done]);
+  return { data, details: details as InfluxdbDetails };
+}
+
 describe('restore into the original database names (a whole-host recovery)', () => {
   it('restores every database under its own name on a fresh server, then refuses them, each named', async () => {
     const driver = sourceDriver('influxdb');
     const ctx = { env: { PATH: process.env.PATH, INFLUX_PASSWORD: PASSWORD } };
     const source = job().source as Record<string, unknown>;
-    const backup = await driver.backup(
-      { ...source, host: '127.0.0.1', serverBinary: 'influxd' } as never,
+    const { data, details } = await backupObjects(
+      { ...source, host: '127.0.0.1', serverBinary: 'influxd' },
       ctx,
     );
-    const data = new Map<string, Buffer>();
-    const reading = (async () => {
-      for await (const object of backup.objects) data.set(object.name, await buffer(object.stream));
-    })();
-    const [, { details }] = await Promise.all([reading, backup.done]);
     const fresh = await startInflux();
     try {
       const config = {
@@ -271,16 +277,7 @@ describe('restore as a new database: the race with someone creating that databas
     const auth = { ...influx.endpoint };
     try {
       const ctx = { env: runtime.env };
-      const backup = await driver.backup(j.source as never, ctx);
-      const data = new Map<string, Buffer>();
-      const reading = (async () => {
-        for await (const object of backup.objects) {
-          const chunks: Buffer[] = [];
-          for await (const chunk of object.stream) chunks.push(chunk as Buffer);
-          data.set(object.name, Buffer.concat(chunks));
-        }
-      })();
-      const [, { details }] = await Promise.all([reading, backup.done]);
+      const { data, details } = await backupObjects(j.source, ctx);
       let raced = false;
       const input = {
         objects: [...data.keys()].map((name) => ({ name, sourceBytes: data.get(name)?.length ?? 0 })),
