@@ -108,7 +108,7 @@ function oneJob(value: string, previous: string | undefined): string {
 function hostRecoveryOptions(
   options: object,
   command: 'restore' | 'drill',
-): { host: string; keepGoing: boolean } {
+): { host: string; keepGoing: boolean; replace: boolean } {
   const o = options as Record<string, unknown>;
   const hint = `(see strongbox ${command} --help)`;
   if (!o.all) throw new UsageError(`--host needs --all: ${command} every job of that host ${hint}`);
@@ -119,19 +119,26 @@ function hostRecoveryOptions(
     'backupId',
     'target',
     'tables',
-    'replace',
     'intoLive',
-    'confirm',
+    ...(command === 'restore' ? [] : ['replace', 'confirm']),
     'to',
     'start',
     'options',
   ].filter((name) => o[name] !== undefined && o[name] !== false);
   if (single.length > 0) {
     throw new UsageError(
-      `--all restores each job's newest backup into a new target: it takes no ${single.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} ${hint}`,
+      `--all ${command === 'restore' ? "restores each job's newest backup into its original place" : "drills each job's newest backup in a scratch target"}: it takes no ${single.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} ${hint}`,
     );
   }
-  return { host: o.host, keepGoing: o.keepGoing === true };
+  if (o.replace && o.confirm !== o.host) {
+    throw new UsageError(
+      `--all --replace restores over the live data of host '${o.host}': confirm with --confirm ${o.host} ${hint}`,
+    );
+  }
+  if (!o.replace && o.confirm !== undefined) {
+    throw new UsageError(`--all takes --confirm only with --replace ${hint}`);
+  }
+  return { host: o.host, keepGoing: o.keepGoing === true, replace: o.replace === true };
 }
 
 /** restore without --all needs --job. @throws UsageError */
@@ -249,13 +256,14 @@ function buildCli(
         'restore a backup into a new scratch target (default), or --replace the live data (postgres: ' +
           'restore beside, check, swap names in one transaction, keep the old database; redis: check ' +
           'beside, stop, place the RDB keeping the old one, start). Every chunk is authenticated before ' +
-          'use; a failed restore removes what it created. --all --host restores a whole host in recovery order.',
+          'use; a failed restore removes what it created. --all --host restores a whole host in recovery order, ' +
+          'each job into its original place.',
       ),
   )
     .option('-j, --job <name>', 'job whose backup to restore (one; or --all --host)', oneJob)
     .option(
       '--all',
-      "with --host: restore every job of the host in the plan's recovery order (recoveryOrder), each from its newest complete backup into a new target, timing each step and the total",
+      "with --host: restore every job of the host in the plan's recovery order (recoveryOrder), each from its newest complete backup into its original place (postgres: its database; redis: the plan's server, through source.replace; files: the original paths; influxdb: the original databases; command: its restore command; postgres-physical is refused), timing each step and the total; an original place that holds data already refuses the whole run before anything is restored, each named",
     )
     .option('--host <name>', 'with --all: the host (a key of hosts) whose jobs to restore')
     .option('--keep-going', 'with --all: go on after a failed step (default: stop at the first failure)')
@@ -283,13 +291,16 @@ function buildCli(
     )
     .option(
       '--replace',
-      'replace the live data (postgres, redis with source.replace): safety backup, restore beside, check, swap',
+      'replace the live data (postgres, redis with source.replace): safety backup, restore beside, check, swap; with --all: what the original places of postgres and redis jobs hold',
     )
     .option(
       '--into-live',
       "postgres, with --tables: restore those tables into the job's own database: checks first (in the backup, rights to drop, create and own them, nothing else depends on them, free space), a safety backup of exactly those tables, then DROP (never CASCADE) and restore in one transaction that checks the row counts before COMMIT; types, schemas and functions stay the live ones; needs --confirm",
     )
-    .option('--confirm <job>', 'required with --replace, --in-place and --into-live: the job name again')
+    .option(
+      '--confirm <job>',
+      'required with --replace, --in-place and --into-live: the job name again (with --all --replace: the host name)',
+    )
     .option(
       '--to <target>',
       'point-in-time jobs: replay the WAL archive to latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>, then promote',

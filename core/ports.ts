@@ -228,6 +228,21 @@ export interface RestoreTarget<D = unknown> {
 
 export type { TargetCheck };
 
+/** Where a whole-host recovery puts a job's data (SourceDriver `originalTarget`). */
+export interface OriginalTarget {
+  /** What it is, for the report: a database name, the paths, a server, a command. */
+  target: string;
+  /**
+   * How it is restored: `target` into `target` as a new target (it must not exist); `replace` over the
+   * live data (the `replace` capability: safety backup, restore beside, swap); `in-place` over the
+   * original paths (the `inPlace` capability); `scratch` into a fresh scratch target, as any restore
+   * (the restore command itself decides where the data goes).
+   */
+  via: 'target' | 'replace' | 'in-place' | 'scratch';
+  /** What is there already, each named (`database 'app' exists on …`): empty on a fresh host. */
+  occupied: string[];
+}
+
 /** One line of `strongbox doctor`. */
 export interface DoctorCheck {
   ok: boolean;
@@ -353,6 +368,18 @@ export interface SourceDriver<K extends SourceKind = SourceKind> {
   discard(config: SourceConfigOf<K>, target: string, ctx: SourceContext): Promise<void>;
   /** A fresh target name: `<database>_<label>_<stamp>`, or a directory below `tempDir`. */
   scratchTarget(config: SourceConfigOf<K>, label: string, now: Date, tempDir: string): string;
+  /**
+   * Where this job's data lived on its host, and what is there now: what `restore --all --host`
+   * restores into, onto a fresh host (postgres: the job's database; redis: the plan's server; files: the
+   * original paths; influxdb: the original database names; command: its restore command).
+   * @throws RestoreError naming what is missing when the plan does not say where (postgres-physical
+   * without a data directory in the plan).
+   */
+  originalTarget(
+    config: SourceConfigOf<K>,
+    details: SourceDetailsOf<K>,
+    ctx: SourceContext,
+  ): Promise<OriginalTarget>;
   /** Present when `spec.capabilities.replace`. */
   readonly replace?: ReplaceSupport<SourceConfigOf<K>, SourceDetailsOf<K>>;
   /** Present when `spec.capabilities.liveTables`. */

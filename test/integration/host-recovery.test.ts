@@ -101,21 +101,92 @@ describe('drill --all --host', () => {
 });
 
 describe('restore --all --host', () => {
-  it('restores every job of the host into new targets, in order, and leaves the other host alone', async () => {
-    const run = await strongbox(['restore', '--all', '--host', 'db1', '--plan', plan, '--json', '--quiet']);
+  it('refuses up front, naming every job whose original place holds data, and restores nothing', async () => {
+    const databases = await pg.psql('SELECT count(*) FROM pg_database');
+    const run = await strongbox(['restore', '--all', '--host', 'db1', '--plan', plan, '--quiet']);
+
+    expect(run.code).toBe(2);
+    expect(run.lastError).toMatch(/nothing was restored: 3 job\(s\) cannot go back to their original place/);
+    expect(run.lastError).toMatch(
+      /appdb: database 'app' exists on 127\.0\.0\.1:\d+ \(--replace restores over it\)/,
+    );
+    expect(run.lastError).toMatch(/sessions: .*needs source\.replace/);
+    expect(run.lastError).toContain(`volumes: ${join(work, 'volumes')} exists`);
+    expect(await pg.psql('SELECT count(*) FROM pg_database')).toBe(databases);
+    expect(await pg.psql('SELECT count(*) FROM orders', 'app')).toBe('300');
+  });
+
+  it('restores a lost host into its original places, in order; then refuses them, --replace only for postgres', async () => {
+    const fresh = join(work, 'fresh');
+    await mkdir(join(fresh, 'volumes', 'media'), { recursive: true });
+    await writeFile(join(fresh, 'volumes', 'media', 'b.bin'), Buffer.alloc(5_000, 7));
+    await pg.psql('CREATE DATABASE shop');
+    await pg.psql(
+      'CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 42);',
+      'shop',
+    );
+    const freshPlan = await writeFileVaultPlan(
+      fresh,
+      `  - name: shopdb
+    host: db2
+    recoveryOrder: 1
+    source: { kind: postgres, database: shop, host: 127.0.0.1, port: ${pg.port}, user: postgres }
+  - name: media
+    host: db2
+    recoveryOrder: 2
+    source: { kind: files, paths: [${join(fresh, 'volumes')}] }`,
+      { hostsYaml: '  db2: { instanceIds: [i-0123456789abcdef1] }' },
+    );
+    expect((await strongbox(['backup', '--plan', freshPlan, '--quiet'])).code).toBe(0);
+    // The host is lost: its database and its volume are gone.
+    await pg.psql('DROP DATABASE shop');
+    await rm(join(fresh, 'volumes'), { recursive: true, force: true });
+
+    const run = await strongbox([
+      'restore',
+      '--all',
+      '--host',
+      'db2',
+      '--plan',
+      freshPlan,
+      '--json',
+      '--quiet',
+    ]);
 
     expect(run.code, run.stderr).toBe(0);
     const report = agentHostRecoverySchema.parse(run.json);
-    expect(report.steps.map((s) => s.job)).toEqual(['appdb', 'sessions', 'volumes']);
-    const [db, cache, files] = report.steps.map((s) => s.target as string);
-    restoredDatabases.push(db as string);
-    expect(await pg.psql('SELECT count(*) FROM orders', db)).toBe('300');
-    expect(await readdir(cache as string)).toContain('dump.rdb');
-    expect(await readFile(join(files as string, work, 'volumes', 'uploads', 'a.png'))).toEqual(
-      Buffer.alloc(10_000, 1),
+    expect(report.steps.map((s) => [s.job, s.status, s.target])).toEqual([
+      ['shopdb', 'ok', 'shop'],
+      ['media', 'ok', join(fresh, 'volumes')],
+    ]);
+    expect(await pg.psql('SELECT count(*) FROM items', 'shop')).toBe('42');
+    expect(await readFile(join(fresh, 'volumes', 'media', 'b.bin'))).toEqual(Buffer.alloc(5_000, 7));
+
+    const again = await strongbox(['restore', '--all', '--host', 'db2', '--plan', freshPlan, '--quiet']);
+    const unconfirmed = await strongbox([
+      'restore',
+      '--all',
+      '--host',
+      'db2',
+      '--replace',
+      '--plan',
+      freshPlan,
+    ]);
+    const replacing = await strongbox([
+      ...['restore', '--all', '--host', 'db2', '--replace', '--confirm', 'db2'],
+      ...['--plan', freshPlan, '--quiet'],
+    ]);
+
+    expect(again.code).toBe(2);
+    expect(again.lastError).toMatch(
+      /2 job\(s\) cannot go back.*shopdb: database 'shop' exists.*media: .*volumes exists/,
     );
-    await rm(cache as string, { recursive: true, force: true });
-    await rm(files as string, { recursive: true, force: true });
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.lastError).toMatch(/--confirm db2/);
+    expect(replacing.code).toBe(2);
+    expect(replacing.lastError).toMatch(/nothing was restored: 1 job\(s\).*media: .*volumes exists$/);
+    expect(await pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'")).toBe('1');
+    await pg.psql('DROP DATABASE shop');
   });
 
   it('stops at the first failed step and reports the rest as skipped; --keep-going runs them', async () => {
@@ -131,7 +202,7 @@ describe('restore --all --host', () => {
     await writeFile(join(objectDir, data), damaged);
     try {
       const stopped = await strongbox([
-        'restore',
+        'drill',
         '--all',
         '--host',
         'db1',
@@ -141,7 +212,7 @@ describe('restore --all --host', () => {
         '--quiet',
       ]);
       const kept = await strongbox([
-        'restore',
+        'drill',
         '--all',
         '--host',
         'db1',
@@ -154,9 +225,7 @@ describe('restore --all --host', () => {
       const text = await strongbox(['drill', '--all', '--host', 'db1', '--plan', plan, '--quiet']);
 
       expect(stopped.code).toBe(2);
-      expect(stopped.lastError).toMatch(
-        /^strongbox: error: .*restore of host db1: step 2 \(sessions\) failed/,
-      );
+      expect(stopped.lastError).toMatch(/^strongbox: error: .*drill of host db1: step 2 \(sessions\) failed/);
       const report = agentHostRecoverySchema.parse(stopped.json);
       expect(report.ok).toBe(false);
       expect(report.steps.map((s) => [s.job, s.status])).toEqual([

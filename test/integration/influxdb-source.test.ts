@@ -7,6 +7,9 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
 import { runRestore } from '#agent/restore';
@@ -17,7 +20,7 @@ import { PlanError, RestoreError, SourceError } from '#core/errors';
 import type { Job } from '#core/plan';
 import { validatePlan } from '#core/plan';
 import type { InfluxdbDetails } from '#core/sources/index';
-import { type InfluxServer, startInflux } from '#test/support/influxdb';
+import { type InfluxServer, influxDigest, startInflux } from '#test/support/influxdb';
 import { testRuntime } from '#test/support/runtime';
 
 const PASSWORD = 'influx secret 7f3a';
@@ -182,6 +185,130 @@ describe('restore as a new database of the live server', () => {
       const driver = sourceDriver('influxdb');
       expect(await driver.targetExists(j.source as never, 'all_in_one', { env: runtime.env })).toBe(false);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('restore into a new data directory', () => {
+  it('stops the scratch influxd only once it took every shard, even over a slow RPC link', async () => {
+    // influxd restore exits once its bytes are in the socket; this influxd takes each upload 1.5 s late.
+    const slow = fileURLToPath(new URL('../fixtures/influxd-slow-rpc/influxd', import.meta.url));
+    const { runtime, dir, job: j } = await runtimeFor({ serverBinary: slow });
+    const target = join(dir, 'restored');
+    try {
+      await runBackup(runtime, j);
+
+      const restore = await runRestore(runtime, j, { target });
+
+      expect(restore.checks.filter((c) => !c.passed)).toEqual([]);
+      const copy = await startInflux({ dir: target });
+      try {
+        expect(await influxDigest(copy.endpoint)).toBe(await influxDigest(influx.endpoint));
+      } finally {
+        await copy.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The objects of one backup in memory, read by the driver itself (no vault), and its details. */
+async function backupObjects(source: unknown, ctx: { env: Record<string, string | undefined> }) {
+  const backup = await sourceDriver('influxdb').backup(source as never, ctx);
+  const data = new Map<string, Buffer>();
+  const reading = (async () => {
+    for await (const object of backup.objects) data.set(object.name, await buffer(object.stream));
+  })();
+  const [, { details }] = await Promise.all([reading, backup.done]);
+  return { data, details: details as InfluxdbDetails };
+}
+
+describe('restore into the original database names (a whole-host recovery)', () => {
+  it('restores every database under its own name on a fresh server, then refuses them, each named', async () => {
+    const driver = sourceDriver('influxdb');
+    const ctx = { env: { PATH: process.env.PATH, INFLUX_PASSWORD: PASSWORD } };
+    const source = job().source as Record<string, unknown>;
+    const { data, details } = await backupObjects(
+      { ...source, host: '127.0.0.1', serverBinary: 'influxd' },
+      ctx,
+    );
+    const fresh = await startInflux();
+    try {
+      const config = {
+        ...source,
+        host: '127.0.0.1',
+        port: fresh.httpPort,
+        rpcPort: fresh.rpcPort,
+        user: undefined,
+        passwordEnv: undefined,
+        serverBinary: 'influxd',
+      };
+      const input = () => ({
+        objects: [...data.keys()].map((name) => ({ name, sourceBytes: data.get(name)?.length ?? 0 })),
+        open: async (name: string) => Readable.from([data.get(name) as Buffer]),
+        only: async () => {
+          throw new Error('several objects');
+        },
+      });
+      const original = await driver.originalTarget(config as never, details as never, ctx);
+      expect(original).toEqual({ target: 'plant,other', via: 'target', occupied: [] });
+
+      await driver.restore(config as never, input() as never, { target: original.target, details, ctx });
+
+      expect(await influxDigest(fresh.endpoint)).toBe(await influxDigest(influx.endpoint));
+      const again = driver.restore(config as never, input() as never, {
+        target: original.target,
+        details,
+        ctx,
+      });
+      await expect(again).rejects.toThrow(/database 'plant', database 'other' exist on .*left untouched/);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});
+
+describe('restore as a new database: the race with someone creating that database', () => {
+  it('never drops or writes into a database created between the check and influxd restore', async () => {
+    const { runtime, dir, job: j } = await runtimeFor({ database: 'other' });
+    const driver = sourceDriver('influxdb');
+    const auth = { ...influx.endpoint };
+    try {
+      const ctx = { env: runtime.env };
+      const { data, details } = await backupObjects(j.source, ctx);
+      let raced = false;
+      const input = {
+        objects: [...data.keys()].map((name) => ({ name, sourceBytes: data.get(name)?.length ?? 0 })),
+        open: async (name: string) => {
+          if (!raced) {
+            // Someone else creates the target after the driver checked it, before influxd restore runs.
+            raced = true;
+            await queryInflux(auth, 'CREATE DATABASE contested', { method: 'POST' });
+            await queryInflux(auth, 'CREATE RETENTION POLICY mine ON contested DURATION 1d REPLICATION 1', {
+              method: 'POST',
+            });
+          }
+          return Readable.from([data.get(name) as Buffer]);
+        },
+        only: async () => {
+          throw new Error('several objects');
+        },
+      };
+
+      const restoring = driver.restore(j.source as never, input as never, {
+        target: 'contested',
+        details,
+        ctx,
+      });
+
+      await expect(restoring).rejects.toThrow(/'contested' exists .*created by someone else.*left untouched/);
+      const policies = await queryInflux(auth, 'SHOW RETENTION POLICIES ON contested');
+      expect(JSON.stringify(policies)).toContain('mine');
+      expect(await queryInflux(auth, 'SHOW MEASUREMENTS ON contested')).toEqual([]);
+    } finally {
+      await queryInflux(auth, 'DROP DATABASE contested', { method: 'POST' });
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -31,7 +31,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileVault } from '#adapters/vaults/file';
 import { runBackup } from '#agent/backup';
 import { checkRestored, runRestore, sourceContext } from '#agent/restore';
-import { allDrivers, sourceDriver } from '#agent/sources/index';
+import { allDrivers, detailsOf, sourceDriver } from '#agent/sources/index';
 import { listBackups, readManifest } from '#core/catalog';
 import { IntegrityError, RestoreError } from '#core/errors';
 import type { Job } from '#core/plan';
@@ -59,6 +59,11 @@ interface SourceFixture {
   sourceFingerprint(): Promise<string>;
   /** Changes a restored target so that a check must notice. */
   spoil(target: string): Promise<void>;
+  /**
+   * What `originalTarget` says while the source holds its data: the place, occupied (each named);
+   * `unobserved` when the driver cannot look (a restore command decides); or refused with a message.
+   */
+  original: { target: RegExp; occupied: RegExp } | { target: RegExp; unobserved: true } | { refused: RegExp };
 }
 
 let pg: PgServer;
@@ -102,6 +107,7 @@ const postgresFixture: SourceFixture = {
   spoil: async (database) => {
     await pg.psql('DELETE FROM sales.orders WHERE id % 10 = 0', database);
   },
+  original: { target: /^contract$/, occupied: /database 'contract' exists on 127\.0\.0\.1:\d+/ },
 };
 
 /** Tables and an order-independent digest of each one's rows. */
@@ -150,6 +156,7 @@ const filesFixture: SourceFixture = {
     );
     if (file) await unlink(join(file.parentPath, file.name));
   },
+  original: { target: /\/source$/, occupied: /\/source exists/ },
 };
 
 /** Relative paths below the restored copy of the source (or any directory) and their contents' digests. */
@@ -217,6 +224,7 @@ const physicalFixture: SourceFixture = {
     const [file] = (await readdir(join(dir, 'base', '1'))).filter((name) => /^\d+$/.test(name));
     await appendFile(join(dir, 'base', '1', file as string), Buffer.alloc(1));
   },
+  original: { refused: /names no data directory.*--target/ },
 };
 
 /** Starts a restored data directory as postgres on a free port, fingerprints `contract`, stops it. */
@@ -294,6 +302,7 @@ const commandFixture: SourceFixture = {
   fingerprint: (dir) => relativeTreeFingerprint(dir),
   sourceFingerprint: () => relativeTreeFingerprint(join(commandRoot, 'source')),
   spoil: (dir) => writeFile(join(dir, 'manifests', 'deploy.yaml'), 'kind: Deployment\nreplicas: 0\n'),
+  original: { target: /^source\.restore \(/, unobserved: true },
 };
 
 /** Paths relative to `dir` and their contents' digests. */
@@ -364,6 +373,7 @@ const redisFixture: SourceFixture = {
       await copy.stop();
     }
   },
+  original: { refused: /needs source\.replace/ },
 };
 
 let influx: InfluxServer;
@@ -426,6 +436,10 @@ const influxdbFixture: SourceFixture = {
     } finally {
       await copy.stop();
     }
+  },
+  original: {
+    target: /^(metrics,events|events,metrics)$/,
+    occupied: /database 'metrics' exists on influxdb 127\.0\.0\.1:\d+/,
   },
 };
 
@@ -576,6 +590,31 @@ describe.each(FIXTURES.map((fixture) => [fixture.kind, fixture] as const))(
           () => [],
         );
         expect(left.filter((e) => e.isFile()).map((e) => e.name)).toEqual([]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('names the original place of its data, and what holds data there now', async () => {
+      const { runtime, dir } = await testRuntime({ jobs: [job()] });
+      try {
+        const jobConfig = runtime.plan.jobs[0] as Job;
+        const backup = await runBackup(runtime, jobConfig);
+        const manifest = await readManifest(runtime.vault, jobConfig.name, backup.backupId);
+        const details = detailsOf(manifest.source, kind);
+
+        const original = driver.originalTarget(fixture.config() as never, details as never, ctx);
+
+        const expected = fixture.original;
+        if ('refused' in expected) {
+          await expect(original).rejects.toBeInstanceOf(RestoreError);
+          await expect(original).rejects.toThrow(expected.refused);
+          return;
+        }
+        const found = await original;
+        expect(found.target).toMatch(expected.target);
+        if ('unobserved' in expected) expect(found.occupied).toEqual([]);
+        else expect(found.occupied.join('; ')).toMatch(expected.occupied);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -237,6 +237,12 @@ async function findProgram(program: string, path: string): Promise<string> {
 
 /** The `command` driver. */
 export const commandDriver: SourceDriver<'command'> = {
+  /** The restore command puts the data where it belongs (docker load, kubectl apply): nothing to look at. */
+  originalTarget: async (config) => ({
+    target: `source.restore (${describeCommand(config.restore)})`,
+    via: 'scratch',
+    occupied: [],
+  }),
   spec: commandSource,
   backup: backupCommand,
   restore: (config, input, { target, ctx }) => restoreCommand(config, () => input.only(), target, ctx),

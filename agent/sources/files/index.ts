@@ -20,6 +20,14 @@ export { type FilesRestoreOptions, INCOMPLETE_MARKER, restoreFiles } from './res
 
 /** The `files` driver. */
 export const filesDriver: SourceDriver<'files'> = {
+  /** The paths the backup recorded, restored in place; each one that exists now is named. */
+  originalTarget: async (_config, details) => {
+    const occupied: string[] = [];
+    for (const path of details.paths) {
+      if (await directoryTargets.targetExists(undefined, path)) occupied.push(`${path} exists`);
+    }
+    return { target: details.paths.join(', '), via: 'in-place', occupied };
+  },
   spec: filesSource,
   backup: backupFiles,
   restore: async (config, input, { target, paths, inPlace, details, ctx }) => {

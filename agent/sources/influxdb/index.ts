@@ -20,6 +20,7 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
@@ -47,6 +48,7 @@ import {
   quoteIdentifier,
 } from './http';
 import { startScratchInflux } from './scratch';
+import { waitUntilUploadsTaken } from './uploads';
 
 export { type ScratchInflux, startScratchInflux } from './scratch';
 
@@ -256,14 +258,22 @@ async function stageObjects(input: RestoreInput, dir: string): Promise<void> {
   }
 }
 
-/** Runs `influxd restore -portable` on a staging directory. */
+/** How far `influxd restore` got: `meta` once the server took the databases (the point of no return). */
+type RestoreProgress = { meta: boolean };
+
+/**
+ * Runs `influxd restore -portable` on a staging directory. `progress.meta` stays false while the server
+ * has not created the restored databases: the tool failed with `error updating meta` (the server refused
+ * a database that exists, atomically) or never got that far.
+ */
 async function runRestoreTool(
   config: InfluxdbSourceConfig,
   rpc: string,
   staging: string,
   ctx: SourceContext,
   rename?: { db: string; newdb: string },
-): Promise<void> {
+): Promise<RestoreProgress> {
+  const progress: RestoreProgress = { meta: false };
   const tool = spawnTool(
     config.serverBinary,
     [
@@ -274,22 +284,86 @@ async function runRestoreTool(
       ...(rename ? ['-db', rename.db, '-newdb', rename.newdb] : []),
       staging,
     ],
-    { env: toolEnv(ctx), signal: ctx.signal, stdin: 'ignore', stdout: 'ignore', name: 'influxd' },
+    {
+      env: toolEnv(ctx),
+      signal: ctx.signal,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      name: 'influxd',
+    },
   );
-  await tool.done.catch((error: unknown) => {
-    throw new RestoreError(`influxd restore failed: ${describeError(error)}`, { cause: error });
-  });
+  // The tool prints "Restoring shard N live from backup …" on stdout once the server took the meta.
+  const lines = createInterface({ input: tool.stdout as Readable, crlfDelay: Number.POSITIVE_INFINITY });
+  const read = (async () => {
+    for await (const line of lines) if (/Restoring shard/.test(line)) progress.meta = true;
+  })().catch(() => {});
+  try {
+    await Promise.all([tool.done, read]);
+    progress.meta = true;
+    return progress;
+  } catch (error) {
+    throw Object.assign(
+      new RestoreError(`influxd restore failed: ${describeError(error)}`, { cause: error }),
+      {
+        progress,
+      },
+    );
+  }
+}
+
+/** How long a restore waits for the server to take the uploads and show the manifest's counts. */
+const SERVED_TIMEOUT_MS = 120_000;
+
+/**
+ * Waits until the server took every shard upload `influxd restore` sent (see uploads.ts) and then shows
+ * what the manifest recorded (`compareCounts`): a database restored into a live server also answers
+ * `shard is disabled` for a moment. Without details (none recorded) it waits until the databases answer.
+ * @throws RestoreError naming the counts that still differ, or with the server's last answer.
+ */
+async function waitUntilRestored(
+  endpoint: InfluxEndpoint,
+  rpcPort: number,
+  restored: {
+    details: InfluxdbDetails | undefined;
+    databases: string[];
+    rename?: { from: string; to: string };
+  },
+  signal?: AbortSignal,
+): Promise<void> {
+  const where = describeInflux(endpoint);
+  await waitUntilUploadsTaken(rpcPort, { timeoutMs: SERVED_TIMEOUT_MS, signal, where });
+  const deadline = Date.now() + SERVED_TIMEOUT_MS;
+  for (;;) {
+    let failure: unknown;
+    try {
+      const found: Counts = new Map();
+      for (const db of restored.databases) found.set(db, await measurementsOf(endpoint, db, signal));
+      const failed = restored.details
+        ? compareCounts(restored.details, found, restored.rename).filter((c) => !c.passed)
+        : [];
+      if (failed.length === 0) return;
+      failure = new RestoreError(
+        `${where}: the restored data does not match the backup's manifest: ${failed.map((c) => c.detail).join('; ')}`,
+      );
+    } catch (error) {
+      failure = error;
+    }
+    if (Date.now() > deadline || signal?.aborted) throw failure;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /**
  * Restores a backup into a new data directory: the target is created (it must not exist), served by a
- * scratch influxd while `influxd restore` runs, then the server is stopped. On failure the target is
- * removed and the first error rethrown.
+ * scratch influxd while `influxd restore` runs, which is stopped (SIGTERM, waited for) only once it took
+ * every shard and shows the manifest's counts. On failure the target is removed and the first error
+ * rethrown.
  */
 async function restoreIntoDirectory(
   config: InfluxdbSourceConfig,
   input: RestoreInput,
   target: string,
+  details: InfluxdbDetails | undefined,
   ctx: SourceContext,
 ): Promise<void> {
   await claimNewDirectory(target, 'influxdb');
@@ -299,6 +373,12 @@ async function restoreIntoDirectory(
     await stageObjects(input, staging);
     scratch = await startScratchInflux(target, ctx, { binary: config.serverBinary });
     await runRestoreTool(config, `127.0.0.1:${scratch.rpcPort}`, staging, ctx);
+    await waitUntilRestored(
+      { host: '127.0.0.1', port: scratch.httpPort },
+      scratch.rpcPort,
+      { details, databases: details?.databases.map((d) => d.name) ?? [] },
+      ctx.signal,
+    );
     await scratch.stop();
     scratch = undefined;
   } catch (error) {
@@ -322,9 +402,32 @@ function sourceDatabase(config: InfluxdbSourceConfig, details: InfluxdbDetails |
 }
 
 /**
- * Restores the backup's one database as a new database `target` of the job's server (`-db X -newdb
- * Y`). Refuses a database that exists, untouched. On failure a database that did not exist before and
- * exists now is dropped again, and the first error rethrown.
+ * The databases a target names on the job's server, and whether they are the backup's own names: a
+ * comma-separated list of exactly the backup's databases restores each under its own name (what a
+ * whole-host recovery does); one name restores the backup's one database under that name.
+ * @throws RestoreError for a list that is not the backup's databases, or one name for several.
+ */
+function databaseTarget(config: InfluxdbSourceConfig, details: InfluxdbDetails | undefined, target: string) {
+  const names = target.split(',');
+  const backedUp = details?.databases.map((d) => d.name) ?? (config.database ? [config.database] : []);
+  if (names.length > 1 || (backedUp.length > 1 && target === backedUp.join(','))) {
+    if ([...names].sort().join(',') !== [...backedUp].sort().join(',')) {
+      throw new RestoreError(
+        `target '${target}' lists databases, and a list must be exactly the backup's databases (${backedUp.join(', ') || 'none recorded'})`,
+      );
+    }
+    return { names, rename: undefined };
+  }
+  return { names, rename: { from: sourceDatabase(config, details, target), to: target } };
+}
+
+/**
+ * Restores into databases of the job's server: the backup's one database as a new database `target`
+ * (`-db X -newdb Y`), or every database under its own name (a target listing them). A database that
+ * exists is refused untouched: here first, for a clear message naming each, and by the server itself
+ * when the tool sends the meta (influxd refuses an existing name atomically), so a database made by
+ * someone else between the two is never written to. On failure the databases are dropped only when
+ * this restore created them (the server took the meta), and the first error rethrown.
  */
 async function restoreAsDatabase(
   config: InfluxdbSourceConfig,
@@ -335,48 +438,52 @@ async function restoreAsDatabase(
 ): Promise<void> {
   const endpoint = await endpointOf(config, ctx);
   const where = describeInflux(endpoint);
-  const db = sourceDatabase(config, details, target);
-  if ((await databasesOf(endpoint, ctx.signal)).includes(target)) {
+  const { names, rename } = databaseTarget(config, details, target);
+  const existing = await databasesOf(endpoint, ctx.signal);
+  const taken = names.filter((name) => existing.includes(name));
+  if (taken.length > 0) {
     throw new RestoreError(
-      `database '${target}' exists on ${where}: a restore creates a new database (it was left untouched)`,
+      `${taken.map((name) => `database '${name}'`).join(', ')} exist${taken.length === 1 ? 's' : ''} on ${where}: a restore creates new databases (left untouched)`,
     );
   }
   await probeRpc(config.host, config.rpcPort, ctx.signal);
   const staging = await makeStaging(config, 'restore');
+  let created = false;
   try {
     await stageObjects(input, staging);
-    await runRestoreTool(config, `${config.host}:${config.rpcPort}`, staging, ctx, { db, newdb: target });
-    await waitUntilServed(endpoint, target, ctx.signal);
+    try {
+      await runRestoreTool(
+        config,
+        `${config.host}:${config.rpcPort}`,
+        staging,
+        ctx,
+        rename && { db: rename.from, newdb: rename.to },
+      );
+    } catch (error) {
+      created = (error as { progress?: RestoreProgress }).progress?.meta ?? false;
+      const now = await databasesOf(endpoint).catch(() => [] as string[]);
+      const raced = names.filter((name) => now.includes(name));
+      if (!created && raced.length > 0) {
+        throw new RestoreError(
+          `${raced.map((name) => `database '${name}'`).join(', ')} ${raced.length === 1 ? 'exists' : 'exist'} on ${where} now (created by someone else while this restore ran): influxd refused to restore into ${raced.length === 1 ? 'it' : 'them'}, left untouched`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    created = true;
+    await waitUntilRestored(endpoint, config.rpcPort, { details, databases: names, rename }, ctx.signal);
   } catch (error) {
-    const exists = await databasesOf(endpoint).then(
-      (names) => names.includes(target),
-      () => false,
-    );
-    if (exists) await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' });
+    if (created) {
+      for (const name of names) {
+        await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(name)}`, { method: 'POST' }).catch(
+          () => {},
+        );
+      }
+    }
     throw error;
   } finally {
     await rm(staging, { recursive: true, force: true });
-  }
-}
-
-/** How long shards restored into a live server may stay disabled (`shard is disabled`) after the tool. */
-const SERVED_TIMEOUT_MS = 30_000;
-
-/**
- * Waits until a database restored into a live server answers queries: influxd opens the shards it
- * received a moment after `influxd restore` exits, and refuses queries on them until then.
- * @throws SourceError with the server's last answer when it does not within SERVED_TIMEOUT_MS.
- */
-async function waitUntilServed(endpoint: InfluxEndpoint, database: string, signal?: AbortSignal) {
-  const deadline = Date.now() + SERVED_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await measurementsOf(endpoint, database, signal);
-      return;
-    } catch (error) {
-      if (Date.now() > deadline || signal?.aborted) throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -453,14 +560,18 @@ export async function checkInflux(
   target: string,
   ctx: SourceContext,
 ): Promise<TargetCheck[]> {
-  const measure = async (endpoint: InfluxEndpoint, rename?: { from: string; to: string }) => {
+  const measure = async (
+    endpoint: InfluxEndpoint,
+    rename?: { from: string; to: string },
+    only?: string[],
+  ) => {
     let checks: TargetCheck[];
     for (let attempt = 1; ; attempt++) {
       try {
-        const found = rename
-          ? new Map([[rename.to, await measurementsOf(endpoint, rename.to, ctx.signal)]])
-          : await countsOf(endpoint, undefined, ctx.signal);
-        checks = compareCounts(details, found, rename);
+        const found: Counts = new Map();
+        if (only) for (const db of only) found.set(db, await measurementsOf(endpoint, db, ctx.signal));
+        const counts = only ? found : await countsOf(endpoint, undefined, ctx.signal);
+        checks = compareCounts(details, counts, rename);
         if (checks.every((c) => c.passed) || attempt === 5) return checks;
       } catch (error) {
         if (attempt === 5) throw error;
@@ -482,10 +593,17 @@ export async function checkInflux(
   if (!isAbsolute(target)) {
     try {
       const endpoint = await endpointOf(config, ctx);
-      if (!(await databasesOf(endpoint, ctx.signal)).includes(target)) {
-        return failed(new RestoreError(`database '${target}' does not exist on ${describeInflux(endpoint)}`));
+      const existing = await databasesOf(endpoint, ctx.signal);
+      const { names, rename } = databaseTarget(config, details, target);
+      const missing = names.filter((name) => !existing.includes(name));
+      if (missing.length > 0) {
+        return failed(
+          new RestoreError(
+            `database '${missing.join("', '")}' does not exist on ${describeInflux(endpoint)}`,
+          ),
+        );
       }
-      return await measure(endpoint, { from: sourceDatabase(config, details, target), to: target });
+      return await measure(endpoint, rename, names);
     } catch (error) {
       return failed(error);
     }
@@ -534,18 +652,33 @@ export const influxdbDriver: SourceDriver<'influxdb'> = {
   backup: backupInflux,
   restore: (config, input, { target, details, ctx }) =>
     isAbsolute(target)
-      ? restoreIntoDirectory(config, input, target, ctx)
+      ? restoreIntoDirectory(config, input, target, details, ctx)
       : restoreAsDatabase(config, input, target, details, ctx),
   check: (config, details, { target, ctx }) => checkInflux(config, details, target, ctx),
   doctor: doctorInflux,
-  targetExists: async (config, target, ctx) =>
-    isAbsolute(target)
-      ? directoryTargets.targetExists(config, target)
-      : (await databasesOf(await endpointOf(config, ctx), ctx.signal)).includes(target),
+  targetExists: async (config, target, ctx) => {
+    if (isAbsolute(target)) return directoryTargets.targetExists(config, target);
+    const existing = await databasesOf(await endpointOf(config, ctx), ctx.signal);
+    return target.split(',').some((name) => existing.includes(name));
+  },
   discard: async (config, target, ctx) => {
     if (isAbsolute(target)) return directoryTargets.discard(config, target);
     const endpoint = await endpointOf(config, ctx);
-    await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(target)}`, { method: 'POST' });
+    for (const name of target.split(','))
+      await queryInflux(endpoint, `DROP DATABASE ${quoteIdentifier(name)}`, { method: 'POST' });
+  },
+  /** The backup's databases under their own names (a list when several), each one that exists named. */
+  originalTarget: async (config, details, ctx) => {
+    const endpoint = await endpointOf(config, ctx);
+    const existing = await databasesOf(endpoint, ctx.signal);
+    const names = details.databases.map((d) => d.name);
+    return {
+      target: names.join(','),
+      via: 'target',
+      occupied: names
+        .filter((name) => existing.includes(name))
+        .map((name) => `database '${name}' exists on ${describeInflux(endpoint)}`),
+    };
   },
   scratchTarget: directoryTargets.scratchTarget,
 };

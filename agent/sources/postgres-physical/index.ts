@@ -6,6 +6,7 @@
  */
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RestoreError } from '#core/errors';
 import type { SourceDriver } from '#core/ports';
 import { postgresPhysicalSource } from '#core/sources/postgres-physical';
 import { BASE_OBJECT, backupPhysical } from './backup';
@@ -41,6 +42,11 @@ export const postgresPhysicalDriver: SourceDriver<'postgres-physical'> = {
   discard: async (config, target) => {
     await stopCopy(config, target);
     await rm(target, { recursive: true, force: true });
+  },
+  originalTarget: async () => {
+    throw new RestoreError(
+      "the plan names no data directory for a postgres-physical job, so a whole-host recovery cannot put it back in its place: restore it with 'restore --job <name> --target <new data directory>'",
+    );
   },
   scratchTarget: (_config, label, now, tempDir) =>
     join(tempDir, `strongbox-pgdata-${label}-${now.toISOString().replace(/[-:.]/g, '')}`),

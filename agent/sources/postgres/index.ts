@@ -57,6 +57,13 @@ export const postgresDriver: SourceDriver<'postgres'> = {
   targetExists: databaseExists,
   discard: dropDatabase,
   scratchTarget: (config, label, now) => stampedDatabaseName(config.database, label, now),
+  originalTarget: async (config, _details, ctx) => ({
+    target: config.database,
+    via: 'target',
+    occupied: (await databaseExists(config, config.database, ctx))
+      ? [`database '${config.database}' exists on ${config.host}:${config.port}`]
+      : [],
+  }),
   replace: {
     liveTarget: (config) => config.database,
     preflight: (config, { live, details, ctx }) =>

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { Meter } from '#agent/pipeline/meter';
 import type { Finding } from '#core/agent-output';
-import { describeError, SourceError, StrongboxError } from '#core/errors';
+import { describeError, RestoreError, SourceError, StrongboxError } from '#core/errors';
 import type { DoctorCheck, SourceBackup, SourceDriver, TargetCheck } from '#core/ports';
 import type { RedisDetails, RedisSourceConfig } from '#core/sources/index';
 import { redisSource } from '#core/sources/redis';
@@ -467,6 +467,30 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The plan's server: an RDB is loaded into it the way `restore --replace` does (stop, place, start), so
+ * the plan needs source.replace; keys it holds now are named.
+ * @throws RestoreError without source.replace.
+ */
+async function originalRedis(config: RedisSourceConfig, _details: RedisDetails, ctx: SourceContext) {
+  const endpoint = endpointOf(config);
+  const where = describeEndpoint(endpoint);
+  if (!config.replace) {
+    throw new RestoreError(
+      `${where}: putting a backup back into the server needs source.replace in the plan (its stop and start commands, where it keeps its RDB)`,
+    );
+  }
+  const keyspace = parseKeyspace(
+    await redisCli(endpoint, await resolvePassword(config, ctx), ctx, ['INFO', 'keyspace']),
+  );
+  const keys = [...keyspace.values()].reduce((sum, n) => sum + n, 0);
+  return {
+    target: where,
+    via: 'replace' as const,
+    occupied: keys > 0 ? [`${where} holds ${keys} key(s)`] : [],
+  };
+}
+
 /** The `redis` driver. */
 export const redisDriver: SourceDriver<'redis'> = {
   spec: redisSource,
@@ -475,5 +499,6 @@ export const redisDriver: SourceDriver<'redis'> = {
   check: (config, details, { target, ctx }) => checkRedis(config, details, target, ctx),
   doctor: doctorRedis,
   replace: redisReplace,
+  originalTarget: originalRedis,
   ...directoryTargets,
 };
