@@ -56,7 +56,7 @@ export function parseRestoreOptions(
     paths: Array.isArray(flags.path) ? flags.path : fromJson.paths,
     inPlace: flags.inPlace === true || fromJson.inPlace === true,
     delete: flags.delete === true || fromJson.delete === true,
-    archive: flags.archive === true,
+    archive: flags.archive === true || fromJson.archive === true,
   };
 }
 
