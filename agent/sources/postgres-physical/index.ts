@@ -8,7 +8,7 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SourceDriver } from '#core/ports';
 import { postgresPhysicalSource } from '#core/sources/postgres-physical';
-import { BASE_OBJECT, backupPhysical } from './backup';
+import { backupPhysical } from './backup';
 import { checkPhysical } from './checks';
 import { doctorPhysical } from './doctor';
 import { recoveryPointOf } from './recovery-point';

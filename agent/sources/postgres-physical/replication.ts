@@ -96,7 +96,10 @@ class BaseBackupQuery {
     const type = String.fromCharCode(chunk[0] ?? 0);
     if (type === 'd') {
       const current = this.#current;
-      if (!current) return this.#fail(new SourceError('BASE_BACKUP sent data before its first archive'));
+      if (!current) {
+        this.#fail(new SourceError('BASE_BACKUP sent data before its first archive'));
+        return;
+      }
       // The parser may reuse its buffer: copy the bytes out before they are queued.
       // Messages already parsed still arrive after a pause: one drain listener per pause.
       if (!current.stream.write(Buffer.from(chunk.subarray(1))) && !this.#paused) {
@@ -110,8 +113,10 @@ class BaseBackupQuery {
     } else if (type === 'n') {
       const nameEnd = chunk.indexOf(0, 1);
       const locationEnd = chunk.indexOf(0, nameEnd + 1);
-      if (nameEnd < 0 || locationEnd < 0)
-        return this.#fail(new SourceError('BASE_BACKUP sent a malformed new-archive message'));
+      if (nameEnd < 0 || locationEnd < 0) {
+        this.#fail(new SourceError('BASE_BACKUP sent a malformed new-archive message'));
+        return;
+      }
       this.#start({
         name: chunk.toString('utf8', 1, nameEnd),
         location: chunk.toString('utf8', nameEnd + 1, locationEnd),
