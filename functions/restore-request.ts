@@ -66,7 +66,7 @@ const absolutePath = z
 
 /**
  * What the restore passes to the agent beyond target, tables and mode, by kind (the CLI restore's flags):
- * point-in-time jobs `to`, `start`, `archive`; files jobs `paths`, `inPlace`, `delete`.
+ * point-in-time jobs `to`, `start`, `archive`, `tablespaceMap`; files jobs `paths`, `inPlace`, `delete`.
  */
 const optionsSchema = z.strictObject({
   /** `--to`: latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>. */
@@ -102,6 +102,8 @@ const optionsSchema = z.strictObject({
   inPlace: z.boolean().optional(),
   /** `--delete`, with inPlace: also move away what is not in the backup. */
   delete: z.boolean().optional(),
+  /** `--tablespace-map`: a physical backup's tablespaces by original location → new location. */
+  tablespaceMap: z.record(absolutePath, absolutePath).optional(),
 });
 
 const targetSchema = z
@@ -434,10 +436,11 @@ function agentOptions(
     options.replace = true;
     options.confirm = request.confirm;
   }
-  const { to, start, archive, paths, inPlace, delete: remove } = request.options ?? {};
+  const { to, start, archive, tablespaceMap, paths, inPlace, delete: remove } = request.options ?? {};
   if (to !== undefined) options.to = to;
   if (start) options.start = true;
   if (archive) options.archive = true;
+  if (tablespaceMap && Object.keys(tablespaceMap).length > 0) options.tablespaceMap = tablespaceMap;
   if (paths) options.paths = paths;
   if (inPlace) {
     options.inPlace = true;

@@ -169,7 +169,7 @@ export async function commandRestore(
 /**
  * The rules of a restore request that depend on what the job's source can do (core/sources
  * capabilities): tables only where the source restores table by table, replace only where it can be
- * replaced in place, options.to/start/archive only for point-in-time jobs, options.paths and inPlace only
+ * replaced in place, options.to/start/archive/tablespaceMap only for point-in-time jobs, options.paths and inPlace only
  * where the source restores path by path and in place.
  * @returns one message per problem, naming the field.
  */
@@ -178,13 +178,20 @@ export function restoreJobProblems(
   request: {
     tables?: string[];
     mode: 'scratch' | 'replace';
-    options?: { to?: string; start?: boolean; archive?: boolean; paths?: string[]; inPlace?: boolean };
+    options?: {
+      to?: string;
+      start?: boolean;
+      archive?: boolean;
+      tablespaceMap?: Record<string, string>;
+      paths?: string[];
+      inPlace?: boolean;
+    };
   },
 ): string[] {
   const { capabilities, kind, targetNoun } = sourceSpec(job.source.kind);
   const problems: string[] = [];
   const options = request.options ?? {};
-  for (const name of ['to', 'start', 'archive'] as const) {
+  for (const name of ['to', 'start', 'archive', 'tablespaceMap'] as const) {
     if (options[name] !== undefined && !capabilities.pointInTime)
       problems.push(
         `options.${name}: ${kind} backups do not recover to a point in time ('${job.name}' is ${kind})`,

@@ -70,7 +70,12 @@ describe('restore-request options', () => {
       job: 'app-pitr',
       latest: true,
       into: '/var/lib/postgresql/15/restored',
-      options: { to: 'time:2024-12-06T08:30:00+00:00', start: true, archive: true },
+      options: {
+        to: 'time:2024-12-06T08:30:00+00:00',
+        start: true,
+        archive: true,
+        tablespaceMap: { '/srv/pg/ts_app': '/srv/recovered/ts_app' },
+      },
     });
     expect(response).toMatchObject({ status: 'started', job: 'app-pitr' });
     const [sent] = sentOptions();
@@ -82,12 +87,14 @@ describe('restore-request options', () => {
       to: 'time:2024-12-06T08:30:00+00:00',
       start: true,
       archive: true,
+      tablespaceMap: { '/srv/pg/ts_app': '/srv/recovered/ts_app' },
     });
     expect(onHost('app-pitr', json)).toMatchObject({
       target: '/var/lib/postgresql/15/restored',
       recoverTo: { type: 'time', time: '2024-12-06T08:30:00+00:00' },
       start: true,
       archive: true,
+      tablespaceMap: { '/srv/pg/ts_app': '/srv/recovered/ts_app' },
     });
   });
 
@@ -170,6 +177,14 @@ describe('restore-request options', () => {
     ],
     [{ job: 'web-files', options: { paths: [] } }, ['options.paths']],
     [{ job: 'web-files', options: { paths: '/srv' } }, ['options.paths: expected array, got string "/srv"']],
+    [
+      { job: 'app-pitr', options: { tablespaceMap: { ts_app: '/srv/x' } } },
+      ['options.tablespaceMap.ts_app: must be an absolute path'],
+    ],
+    [
+      { job: 'app-db', options: { tablespaceMap: { '/srv/a': '/srv/b' } } },
+      ["options.tablespaceMap: postgres backups do not recover to a point in time ('app-db' is postgres)"],
+    ],
     [{ job: 'web-files', options: { recursive: true } }, ["options: unknown field 'recursive'"]],
   ])('rejects %j field by field and commands nothing', async (fields, errors) => {
     const { handler, sentOptions } = setup();
