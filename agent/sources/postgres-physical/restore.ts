@@ -87,22 +87,22 @@ export function placeTablespaces(
   map: Readonly<Record<string, string>> = {},
 ): TablespacePlacement[] {
   const tablespaces = details?.tablespaces ?? [];
-  const known = new Map(tablespaces.map((t) => [normalize(t.location), t]));
+  const known = new Map(tablespaces.map((t) => [samePath(t.location), t]));
   const problems: string[] = [];
   for (const old of Object.keys(map)) {
-    if (!known.has(normalize(old)))
+    if (!known.has(samePath(old)))
       problems.push(
         `--tablespace-map ${old}=…: ${old} is not a tablespace location of this backup (${
           tablespaces.map((t) => `${t.location} (${t.name})`).join(', ') || 'it has no tablespaces'
         })`,
       );
   }
-  const mapped = new Map(Object.entries(map).map(([old, to]) => [normalize(old), to]));
+  const mapped = new Map(Object.entries(map).map(([old, to]) => [samePath(old), to]));
   const placements = tablespaces.map((t) => ({
     oid: t.oid,
     name: t.name,
     from: t.location,
-    to: mapped.get(normalize(t.location)) ?? defaultTablespaceDir(targetDir, t),
+    to: mapped.get(samePath(t.location)) ?? defaultTablespaceDir(targetDir, t),
   }));
   const seen = new Set<string>();
   for (const p of placements) {
@@ -111,12 +111,17 @@ export function placeTablespaces(
     const inside = relative(targetDir, p.to);
     if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside)))
       problems.push(`tablespace ${p.name}: new location ${p.to} is inside the data directory ${targetDir}`);
-    if (seen.has(normalize(p.to)))
+    if (seen.has(samePath(p.to)))
       problems.push(`tablespace ${p.name}: ${p.to} is the new location of two tablespaces`);
-    seen.add(normalize(p.to));
+    seen.add(samePath(p.to));
   }
   if (problems.length > 0) throw new RestoreError(problems.join('; '));
   return placements;
+}
+
+/** A path as a key: normalized, without a trailing slash (`/srv/ts/` and `/srv/ts` are one place). */
+function samePath(path: string): string {
+  return normalize(path).replace(/(.)\/+$/, '$1');
 }
 
 /** A backup's objects as the restore opens them, by name. */
