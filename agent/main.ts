@@ -313,6 +313,11 @@ function buildCli(
       '--archive',
       "point-in-time jobs, with --to: the copy becomes the primary and archives its new timeline (history file included) into the job's WAL archive from promotion on (default: the copy does not archive)",
     )
+    .option(
+      '--tablespace-map <OLD=NEW>',
+      "physical jobs: restore the tablespace at OLD (its location on the source) into NEW, as pg_basebackup's -T; repeat for several. Unmapped tablespaces go beside the data directory (<target>-tablespace-<name>); a location that holds anything is refused",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--options <json>', 'the same options as one JSON object (used by the AWS document)')
     .option('--from <copy>', `${FROM_HELP} (not with --replace)`)
     .action((o: Common & Record<string, string | string[] | boolean | undefined>) =>

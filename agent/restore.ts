@@ -64,6 +64,11 @@ export interface RestoreRequest {
    * archive.
    */
   archive?: boolean;
+  /**
+   * Physical backups: new locations of tablespaces by their original location (`--tablespace-map
+   * OLD=NEW`); the others go beside the target data directory.
+   */
+  tablespaceMap?: Record<string, string>;
 }
 
 /** What a restore did (the `--json` output of `strongbox restore`, core/deployment AgentRestoreResult). */
@@ -117,6 +122,12 @@ export function validateRestoreRequest(job: Job, request: RestoreRequest): void 
     problems.push(
       `${request.recoverTo ? 'to' : 'start'}: ${kind} backups do not recover to a point in time ('${job.name}' is ${kind})`,
     );
+  }
+  if (request.tablespaceMap && !capabilities.pointInTime)
+    problems.push(`tablespace-map: ${kind} backups have no tablespaces ('${job.name}' is ${kind})`);
+  for (const [old, to] of Object.entries(request.tablespaceMap ?? {})) {
+    if (!old.startsWith('/') || !to.startsWith('/'))
+      problems.push(`tablespace-map: '${old}=${to}' needs two absolute paths, OLD=NEW`);
   }
   if (request.archive && !request.recoverTo)
     problems.push('archive: only a point-in-time restore (--to) archives a new timeline');
@@ -236,10 +247,11 @@ export async function runRestore(
       restoreCommand: walFetchCommand(agent, runtime.planPath, job.name),
       ...(request.archive ? { archiveCommand: walPushCommandLine(agent, runtime.planPath, job.name) } : {}),
     };
-    const { sourceBytes } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {
+    const { sourceBytes, outcome } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {
       recovery,
       start: request.start,
       paths: request.paths,
+      ...(request.tablespaceMap ? { tablespaceMap: request.tablespaceMap } : {}),
     });
     const checks = await checkRestored(job, manifest, target, request.tables, ctx, { paths: request.paths });
     return {
@@ -249,6 +261,7 @@ export async function runRestore(
       sourceBytes,
       durationSeconds: secondsSince(started),
       ...checks,
+      ...(outcome?.notes?.length ? { notes: outcome.notes } : {}),
     };
   }
 
@@ -385,7 +398,7 @@ async function restoreInto(
   target: string,
   tables: string[] | undefined,
   ctx: SourceContext,
-  extra: Pick<RestoreTarget, 'recovery' | 'start' | 'paths' | 'inPlace'> = {},
+  extra: Pick<RestoreTarget, 'recovery' | 'start' | 'paths' | 'inPlace' | 'tablespaceMap'> = {},
   /** Into the live target through the driver's `liveTables` (never discarded). */
   intoLive = false,
 ): Promise<{ sourceBytes: number; outcome?: RestoreOutcome }> {

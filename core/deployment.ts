@@ -146,6 +146,15 @@ export const agentRestoreOptionsSchema = z.strictObject({
   to: z.string().min(1).optional(),
   /** Point-in-time jobs: start the restored copy and wait until it is promoted. */
   start: z.boolean().optional(),
+  /** Point-in-time jobs, with `to`: the copy archives its new timeline into the job's WAL archive. */
+  archive: z.boolean().optional(),
+  /** Point-in-time jobs: new tablespace locations by original location (`--tablespace-map OLD=NEW`). */
+  tablespaceMap: z
+    .record(
+      z.string().startsWith('/', 'must be an absolute path'),
+      z.string().startsWith('/', 'must be an absolute path'),
+    )
+    .optional(),
   /** Files jobs: absolute paths (globs allowed) to restore instead of everything. */
   paths: z.array(z.string().startsWith('/', 'must be an absolute path')).min(1).optional(),
   /** Files jobs: restore over the original locations, keeping what is overwritten beside. */

@@ -223,6 +223,11 @@ export interface RestoreTarget<D = unknown> {
   };
   /** Start the restored copy and wait until it serves (drivers with the `pointInTime` capability). */
   start?: boolean;
+  /**
+   * New locations of a physical backup's tablespaces by their original location (`--tablespace-map
+   * OLD=NEW`); the others go beside the target (drivers with the `pointInTime` capability).
+   */
+  tablespaceMap?: Readonly<Record<string, string>>;
   ctx: SourceContext;
 }
 

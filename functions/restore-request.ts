@@ -18,6 +18,7 @@ import { NotFoundError, PlanError } from '#core/errors';
 import { objectKey } from '#core/layout';
 import type { Manifest } from '#core/manifest';
 import { findJob, type Job, type Plan } from '#core/plan';
+import { parseRecoveryTarget } from '#core/recovery';
 import { RETRIEVAL_HOURS } from '#core/storage-classes';
 import { type CommandTarget, describeTarget, jobTarget, targetOfHost } from './lib/commands';
 import { isoTime, jobName } from './lib/events';
@@ -52,6 +53,58 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
 /** What `into` may hold so that its JSON passes DOCUMENT_OPTIONS_PATTERN (a `"` would become `\"`). */
 const INTO = /^[A-Za-z0-9 _.,:;'@%+=/()*?!#<>{}[\]-]+$/;
 const OPTIONS_PATTERN = new RegExp(DOCUMENT_OPTIONS_PATTERN);
+
+/** An absolute path whose JSON passes DOCUMENT_OPTIONS_PATTERN (no `"`, `$`, `\\`, control or non-ASCII). */
+const absolutePath = z
+  .string()
+  .regex(
+    INTO,
+    "may hold letters, digits, space and _.,:;'@%+=/()*?!#<>{}[]- only (the SSM document's allowedPattern)",
+  )
+  .refine((p) => p.startsWith('/'), 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), "must not contain '..'");
+
+/**
+ * What the restore passes to the agent beyond target, tables and mode, by kind (the CLI restore's flags):
+ * point-in-time jobs `to`, `start`, `archive`, `tablespaceMap`; files jobs `paths`, `inPlace`, `delete`.
+ */
+const optionsSchema = z.strictObject({
+  /** `--to`: latest, time:<ISO time with offset>, lsn:<lsn>, xid:<xid> or name:<restore point>. */
+  to: z
+    .string()
+    .min(1)
+    .superRefine((text, ctx) => {
+      try {
+        parseRecoveryTarget(text);
+      } catch (error) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            error instanceof PlanError
+              ? error.issues.join('; ').replace(/^recovery target: /, '')
+              : String(error),
+        });
+      }
+      if (!INTO.test(text))
+        ctx.addIssue({
+          code: 'custom',
+          message: "may hold letters, digits, space and _.,:;'@%+=/()*?!#<>{}[]- only",
+        });
+    })
+    .optional(),
+  /** `--start`: start the restored copy and wait until it is promoted. */
+  start: z.boolean().optional(),
+  /** `--archive`: the copy archives its new timeline into the job's WAL archive from promotion on. */
+  archive: z.boolean().optional(),
+  /** `--path`: absolute paths (globs allowed) to restore instead of everything. */
+  paths: z.array(absolutePath).min(1).optional(),
+  /** `--in-place`: restore over the original locations (needs `confirm`: the job name). */
+  inPlace: z.boolean().optional(),
+  /** `--delete`, with inPlace: also move away what is not in the backup. */
+  delete: z.boolean().optional(),
+  /** `--tablespace-map`: a physical backup's tablespaces by original location → new location. */
+  tablespaceMap: z.record(absolutePath, absolutePath).optional(),
+});
 
 const targetSchema = z
   .strictObject({
@@ -97,6 +150,8 @@ export const restoreRequestSchema = z
       .optional(),
     /** Tables to restore (logical PostgreSQL jobs, scratch mode). */
     tables: z.array(z.string().regex(TABLE, 'must be table or schema.table')).min(1).optional(),
+    /** Options of the agent's restore for the job's kind (point-in-time and files jobs). */
+    options: optionsSchema.optional(),
     /** How archived objects are retrieved: S3 retrieval tier and days the copy stays readable. */
     retrieval: z
       .strictObject({
@@ -110,7 +165,7 @@ export const restoreRequestSchema = z
     if (json !== '{}' && !OPTIONS_PATTERN.test(json)) {
       ctx.addIssue({
         code: 'custom',
-        path: request.tables ? ['tables'] : ['into'],
+        path: request.tables ? ['tables'] : request.options?.paths ? ['options', 'paths'] : ['into'],
         message: `the restore options would be ${json.length} characters of JSON; the SSM document takes at most 4002 of letters, digits, space and _.,:;"'@%+=/()*?!#<>{}[]-`,
       });
     }
@@ -138,6 +193,37 @@ export const restoreRequestSchema = z
           path: ['tables'],
           message: 'replace restores the whole database; restore tables in scratch mode',
         });
+    }
+    const options = request.options ?? {};
+    if (options.archive && !options.to)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options', 'archive'],
+        message: 'only a point-in-time restore (options.to) archives a new timeline',
+      });
+    if (options.to && request.mode === 'replace')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options', 'to'],
+        message: 'a point-in-time restore goes into a new data directory; it cannot replace',
+      });
+    if (options.delete && !options.inPlace)
+      ctx.addIssue({ code: 'custom', path: ['options', 'delete'], message: 'only with options.inPlace' });
+    if (options.inPlace) {
+      if (request.confirm !== request.job)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['confirm'],
+          message: `must equal the job name '${request.job}' to restore over its original paths`,
+        });
+      if (request.into)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['into'],
+          message: 'an in-place restore writes to the original paths; it takes no into',
+        });
+      if (request.mode === 'replace')
+        ctx.addIssue({ code: 'custom', path: ['options', 'inPlace'], message: 'not with mode replace' });
     }
   });
 
@@ -339,8 +425,9 @@ function requestTarget(plan: Plan, job: Job, request: RestoreRequest): CommandTa
   return { instanceIds: target.instanceIds, tags: target.tags, maxConcurrency: 1, maxErrors: 0 };
 }
 
+/** The agent's `--options`: only what the request set, with the names the CLI restore reads. */
 function agentOptions(
-  request: Pick<RestoreRequest, 'into' | 'tables' | 'mode' | 'confirm'>,
+  request: Pick<RestoreRequest, 'into' | 'tables' | 'mode' | 'confirm' | 'options'>,
 ): AgentRestoreOptions {
   const options: AgentRestoreOptions = {};
   if (request.into) options.target = request.into;
@@ -349,6 +436,17 @@ function agentOptions(
     options.replace = true;
     options.confirm = request.confirm;
   }
+  const { to, start, archive, tablespaceMap, paths, inPlace, delete: remove } = request.options ?? {};
+  if (to !== undefined) options.to = to;
+  if (start) options.start = true;
+  if (archive) options.archive = true;
+  if (tablespaceMap && Object.keys(tablespaceMap).length > 0) options.tablespaceMap = tablespaceMap;
+  if (paths) options.paths = paths;
+  if (inPlace) {
+    options.inPlace = true;
+    options.confirm = request.confirm;
+  }
+  if (remove) options.delete = true;
   return options;
 }
 

@@ -57,8 +57,26 @@ export function parseRestoreOptions(
     inPlace: flags.inPlace === true || fromJson.inPlace === true,
     delete: flags.delete === true || fromJson.delete === true,
     intoLive: flags.intoLive === true || fromJson.intoLive === true,
-    archive: flags.archive === true,
+    archive: flags.archive === true || fromJson.archive === true,
+    tablespaceMap: tablespaceMapOf(flags.tablespaceMap) ?? fromJson.tablespaceMap,
   };
+}
+
+/** `--tablespace-map OLD=NEW` (repeated) as a map. @throws PlanError for an entry without `=`. */
+function tablespaceMapOf(value: string | string[] | boolean | undefined): Record<string, string> | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const map: Record<string, string> = {};
+  for (const entry of value) {
+    const at = entry.indexOf('=');
+    if (at <= 0 || at === entry.length - 1)
+      throw new PlanError([
+        `--tablespace-map: '${entry}' is not OLD=NEW (the tablespace's location and its new one)`,
+      ]);
+    const old = entry.slice(0, at);
+    if (old in map) throw new PlanError([`--tablespace-map: ${old} is mapped twice`]);
+    map[old] = entry.slice(at + 1);
+  }
+  return map;
 }
 
 /** `--to` as a recovery target. @throws PlanError naming what is wrong. */

@@ -65,6 +65,13 @@ const details = z.object({
   /** Regular files in the backup and their bytes (as the tar's headers give them). */
   fileCount: z.number().int().nonnegative(),
   fileBytes: z.number().int().nonnegative(),
+  /**
+   * User tablespaces (besides pg_default and pg_global), each stored as object `<oid>.tar`: its oid, name
+   * and location on the source server. Absent: the cluster had none (one object, base.tar).
+   */
+  tablespaces: z
+    .array(z.object({ oid: z.number().int().positive(), name: z.string(), location: z.string() }))
+    .optional(),
 });
 
 export const postgresPhysicalSource = defineSource({

@@ -169,15 +169,42 @@ export async function commandRestore(
 /**
  * The rules of a restore request that depend on what the job's source can do (core/sources
  * capabilities): tables only where the source restores table by table, replace only where it can be
- * replaced in place.
+ * replaced in place, options.to/start/archive/tablespaceMap only for point-in-time jobs, options.paths and inPlace only
+ * where the source restores path by path and in place.
  * @returns one message per problem, naming the field.
  */
 export function restoreJobProblems(
   job: Job,
-  request: { tables?: string[]; mode: 'scratch' | 'replace' },
+  request: {
+    tables?: string[];
+    mode: 'scratch' | 'replace';
+    options?: {
+      to?: string;
+      start?: boolean;
+      archive?: boolean;
+      tablespaceMap?: Record<string, string>;
+      paths?: string[];
+      inPlace?: boolean;
+    };
+  },
 ): string[] {
   const { capabilities, kind, targetNoun } = sourceSpec(job.source.kind);
   const problems: string[] = [];
+  const options = request.options ?? {};
+  for (const name of ['to', 'start', 'archive', 'tablespaceMap'] as const) {
+    if (options[name] !== undefined && !capabilities.pointInTime)
+      problems.push(
+        `options.${name}: ${kind} backups do not recover to a point in time ('${job.name}' is ${kind})`,
+      );
+  }
+  if (options.paths && !capabilities.paths)
+    problems.push(
+      `options.paths: ${kind} backups cannot be restored path by path ('${job.name}' is ${kind})`,
+    );
+  if (options.inPlace && !capabilities.inPlace)
+    problems.push(
+      `options.inPlace: ${kind} backups cannot be restored in place; restore '${job.name}' into a ${targetNoun}`,
+    );
   if (request.tables && !capabilities.tables) {
     problems.push(`tables: ${kind} backups cannot be restored table by table ('${job.name}' is ${kind})`);
   }

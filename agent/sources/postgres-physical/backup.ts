@@ -1,25 +1,46 @@
 /**
- * Physical base backup of a PostgreSQL cluster: `pg_basebackup -D - -Ft -X fetch -c fast`, one tar on
- * stdout streamed straight into the pipeline (no local copy). `-X fetch` puts the WAL the backup needs to
- * reach consistency into the tar, so the backup restores on its own after the archived WAL around it has
- * expired. While the tar streams past, {@link TarWatch} reads backup_label and backup_manifest's
- * WAL-Ranges for the manifest; the system identifier and version come from a SQL connection.
+ * Physical base backup of a PostgreSQL cluster. Without user tablespaces: `pg_basebackup -D - -Ft -X
+ * fetch -c fast`, one tar on stdout streamed straight into the pipeline (no local copy). With
+ * tablespaces (PostgreSQL 15+): the same backup over the replication protocol's BASE_BACKUP
+ * ({@link runBaseBackup}), one object per archive — `<oid>.tar` per tablespace, `base.tar`, then
+ * `backup_manifest` — each streamed as it arrives, and the manifest records each tablespace's oid,
+ * name and location. `-X fetch` / `WAL true` puts the WAL the backup needs to reach consistency into
+ * base.tar, so the backup restores on its own after the archived WAL around it has expired. While the
+ * tars stream past, {@link TarWatch} reads backup_label and the manifest's WAL-Ranges; the system
+ * identifier, version and tablespace names come from a SQL connection.
  */
+
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
-import type { SourceBackup } from '#core/ports';
+import type { SourceBackup, SourceObject } from '#core/ports';
 import type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from '#core/sources/index';
 import { parseLsn, segmentOf } from '#core/wal';
 import { resolvePassword, type SourceContext } from '../context';
 import { oneObject } from '../kit';
 import { connectionArgs, connectPostgres, messageOf, toolEnv } from '../postgres/connect';
-import { type TarFacts, TarWatch } from './tar-watch';
+import { runBaseBackup } from './replication';
+import { MANIFEST_TAIL_BYTES, type TarFacts, TarWatch } from './tar-watch';
 import { physicalTools } from './tools';
 
-/** The name of a backup's one data object: the tar of the default tablespace with its WAL. */
+/** The name of a backup's main data object: the tar of the default tablespace with its WAL. */
 export const BASE_OBJECT = 'base.tar';
+/** The backup manifest of a backup with tablespaces (without, it is inside base.tar). */
+export const MANIFEST_OBJECT = 'backup_manifest';
+
+/** The object holding one user tablespace: `<oid>.tar`, as pg_basebackup -Ft names it. */
+export function tablespaceObject(oid: number): string {
+  return `${oid}.tar`;
+}
+
+/** A user tablespace of the cluster (not pg_default or pg_global). */
+export interface TablespaceFact {
+  oid: number;
+  name: string;
+  location: string;
+}
 
 /** What the server says about itself before the backup starts. */
 interface ServerFacts {
@@ -27,7 +48,7 @@ interface ServerFacts {
   num: number;
   systemIdentifier: string;
   segmentBytes: number;
-  tablespaces: number;
+  tablespaces: TablespaceFact[];
 }
 
 /** `PostgreSQL cluster on 10.0.0.5:5432 as replicator`, for messages. */
@@ -36,12 +57,12 @@ export function describeCluster(config: PostgresPhysicalSourceConfig): string {
 }
 
 /**
- * Starts a base backup (one object, `base.tar`). Connection problems and clusters it cannot back up
- * (tablespaces besides pg_default) throw here; `done` rejects with a SourceError when pg_basebackup
- * exits non-zero or the tar lacks its backup_label, manifest or WAL — the stream then errors too, so a
- * failed base backup never passes for a complete one.
+ * Starts a base backup: one object, `base.tar`, for a cluster without user tablespaces; one per
+ * tablespace plus `base.tar` and `backup_manifest` with them. Connection problems throw here; `done`
+ * rejects with a SourceError when pg_basebackup or BASE_BACKUP fails or the tar lacks its backup_label,
+ * manifest or WAL — the stream then errors too, so a failed base backup never passes for a complete one.
  * Memory: the stream's buffers plus what {@link TarWatch} keeps (about 130 KiB).
- * @throws SourceError when the server cannot be reached or has several tablespaces.
+ * @throws SourceError when the server cannot be reached, or has tablespaces and is older than 15.
  */
 export async function backupPhysical(
   config: PostgresPhysicalSourceConfig,
@@ -50,10 +71,12 @@ export async function backupPhysical(
   const password = await resolvePassword(config, ctx);
   const facts = await serverFacts(config, password, ctx);
   const where = describeCluster(config);
-  if (facts.tablespaces > 0) {
-    throw new SourceError(
-      `${where} has ${facts.tablespaces} tablespace(s) besides pg_default and pg_global: pg_basebackup streams only a single tablespace to stdout, and one object per tablespace is not supported yet`,
-    );
+  if (facts.tablespaces.length > 0) {
+    if (facts.num < 150_000)
+      throw new SourceError(
+        `${where} has ${facts.tablespaces.length} tablespace(s) besides pg_default and pg_global (${facts.tablespaces.map((t) => t.name).join(', ')}): one object per tablespace needs PostgreSQL 15 or later (the server is ${facts.version})`,
+      );
+    return backupTablespaces(config, password, facts, ctx);
   }
   const tools = physicalTools(config.binDir, Math.floor(facts.num / 10_000));
   const version = (await toolVersion(tools.pgBasebackup)).replace(/^pg_basebackup \(PostgreSQL\)\s*/, '');
@@ -70,16 +93,130 @@ export async function backupPhysical(
       await settleAll([basebackup.done, output], controller);
       return { details: detailsOf(facts, watch.facts, where), tools: { pg_basebackup: version } };
     } catch (error) {
-      const failure =
-        error instanceof SourceError
-          ? error
-          : new SourceError(`base backup of ${where} failed: ${messageOf(error)}`, { cause: error });
+      const failure = asSourceError(error, where);
       watch.destroy(failure);
       throw failure;
     }
   })();
   done.catch(() => {});
   return { objects: oneObject(watch, BASE_OBJECT), done };
+}
+
+/**
+ * The backup of a cluster with tablespaces over BASE_BACKUP: the archives in the order the server sends
+ * them (the tablespaces, base.tar, backup_manifest), each yielded as it starts. The manifest's stream
+ * ends only once the server confirmed the backup, so a clean end of the last object means a complete one.
+ */
+async function backupTablespaces(
+  config: PostgresPhysicalSourceConfig,
+  password: string | undefined,
+  facts: ServerFacts,
+  ctx: SourceContext,
+): Promise<SourceBackup<PostgresPhysicalDetails>> {
+  const where = describeCluster(config);
+  const client = await connectPostgres(config, config.database, password, ctx, { replication: true });
+  const run = runBaseBackup(client);
+  const streamed: Promise<void>[] = [];
+  const watches: TarWatch[] = [];
+  const names = new Set<string>();
+  let base: TarWatch | undefined;
+  const manifest = new TailKeeper(MANIFEST_TAIL_BYTES, () => run.done.then(() => {}));
+  const objects = async function* (): AsyncGenerator<SourceObject> {
+    for await (const archive of run.archives) {
+      if (archive.name === MANIFEST_OBJECT) {
+        streamed.push(pipeline(archive.stream, manifest));
+        yield { name: MANIFEST_OBJECT, stream: manifest };
+        continue;
+      }
+      const oid = /^(\d+)\.tar$/.exec(archive.name)?.[1];
+      if (archive.name !== BASE_OBJECT && !oid) {
+        archive.stream.destroy();
+        throw new SourceError(`BASE_BACKUP of ${where} sent an archive named '${archive.name}'`);
+      }
+      const watch = new TarWatch();
+      watches.push(watch);
+      names.add(archive.name);
+      if (archive.name === BASE_OBJECT) base = watch;
+      streamed.push(pipeline(archive.stream, watch));
+      yield { name: archive.name, stream: watch };
+    }
+  };
+  const done = (async () => {
+    try {
+      const result = await run.done;
+      await Promise.all(streamed);
+      if (!base) throw new SourceError(`BASE_BACKUP of ${where} sent no base.tar`);
+      const missing = result.tablespaces.filter((t) => !names.has(tablespaceObject(t.oid)));
+      if (missing.length > 0)
+        throw new SourceError(
+          `BASE_BACKUP of ${where} sent no archive for tablespace(s) ${missing.map((t) => `${t.oid} (${t.location})`).join(', ')}`,
+        );
+      const tablespaces = result.tablespaces.map((sent) => {
+        const fact = facts.tablespaces.find((t) => t.oid === sent.oid);
+        if (!fact)
+          throw new SourceError(
+            `tablespace ${sent.oid} (${sent.location}) of ${where} was created during the backup: back up again`,
+          );
+        return { oid: sent.oid, name: fact.name, location: sent.location };
+      });
+      const tar: TarFacts = {
+        ...base.facts,
+        manifestTail: manifest.tail(),
+        fileCount: watches.reduce((n, w) => n + w.facts.fileCount, 0),
+        fileBytes: watches.reduce((n, w) => n + w.facts.fileBytes, 0),
+      };
+      return {
+        details: { ...detailsOf(facts, tar, where), tablespaces },
+        tools: { postgres: facts.version },
+      };
+    } catch (error) {
+      const failure = asSourceError(error, where);
+      for (const watch of watches) watch.destroy(failure);
+      manifest.destroy(failure);
+      throw failure;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  done.catch(() => {});
+  return { objects: objects(), done };
+}
+
+function asSourceError(error: unknown, where: string): SourceError {
+  return error instanceof SourceError
+    ? error
+    : new SourceError(`base backup of ${where} failed: ${messageOf(error)}`, { cause: error });
+}
+
+/**
+ * A pass-through Transform that keeps the last `limit` bytes of what passes (the backup manifest's
+ * WAL-Ranges are at its end) and ends only when `verdict` resolves.
+ */
+class TailKeeper extends Transform {
+  #kept: Buffer[] = [];
+  #bytes = 0;
+  constructor(
+    readonly limit: number,
+    readonly verdict: () => Promise<void>,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#kept.push(chunk);
+    this.#bytes += chunk.length;
+    while (this.#bytes - (this.#kept[0]?.length ?? 0) >= this.limit)
+      this.#bytes -= this.#kept.shift()?.length ?? 0;
+    callback(null, chunk);
+  }
+  override _flush(callback: TransformCallback): void {
+    this.verdict().then(
+      () => callback(),
+      (error: unknown) => callback(error as Error),
+    );
+  }
+  tail(): string {
+    return Buffer.concat(this.#kept).toString('utf8').slice(-this.limit);
+  }
 }
 
 function spawnBasebackup(
@@ -108,12 +245,14 @@ async function serverFacts(
       num: string;
       sysid: string;
       seg: string;
-      tablespaces: string;
+      tablespaces: TablespaceFact[] | null;
     }>(
       `SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num,
               (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
               (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS seg,
-              (SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces`,
+              (SELECT json_agg(json_build_object('oid', oid::bigint, 'name', spcname,
+                                                 'location', pg_tablespace_location(oid)) ORDER BY oid)
+                 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces`,
     );
     const row = rows[0];
     if (!row) throw new SourceError(`${describeCluster(config)} returned no facts`);
@@ -122,7 +261,7 @@ async function serverFacts(
       num: Number(row.num),
       systemIdentifier: row.sysid,
       segmentBytes: Number(row.seg),
-      tablespaces: Number(row.tablespaces),
+      tablespaces: row.tablespaces ?? [],
     };
   } catch (error) {
     if (error instanceof SourceError) throw error;

@@ -65,7 +65,8 @@ export function describeTarget(config: PostgresTarget, database: string): string
 }
 
 /**
- * Opens a node-postgres connection. The client's asynchronous errors (a dropped connection) are caught
+ * Opens a node-postgres connection (with `replication`: a physical replication connection, for
+ * BASE_BACKUP). The client's asynchronous errors (a dropped connection) are caught
  * and surface on the next query; aborting `ctx.signal` closes the connection.
  * @throws SourceError naming host, port, user and database when the connection fails.
  */
@@ -74,6 +75,7 @@ export async function connectPostgres(
   database: string,
   password: string | undefined,
   ctx: SourceContext,
+  options: { replication?: boolean } = {},
 ): Promise<pg.Client> {
   const client = new pg.Client({
     host: config.host,
@@ -83,6 +85,8 @@ export async function connectPostgres(
     database,
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: CONNECT_TIMEOUT_SECONDS * 1000,
+    // A physical replication connection (BASE_BACKUP), as pg_basebackup opens.
+    ...(options.replication ? { replication: true } : {}),
   });
   // Without a listener a lost connection would crash the agent: the error reaches the next query instead.
   client.on('error', () => {});
