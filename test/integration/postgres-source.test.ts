@@ -494,7 +494,8 @@ describe('passwords', () => {
     expect(await locked.psql('SELECT count(*) FROM t', 'vault_copy')).toBe('5');
     const log = await readFile(argvLog, 'utf8');
     expect(log).toMatch(/^pg_dump -Fc -Z0 --snapshot=\S+ .*PGPASSWORD=set$/m);
-    expect(log).toMatch(/^pg_restore --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --section=pre-data --section=data --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --section=post-data --jobs \d+ --exit-on-error .*PGPASSWORD=set$/m);
     expect(log).not.toContain(secret);
   });
 

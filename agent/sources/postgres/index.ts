@@ -39,6 +39,7 @@ export const postgresDriver: SourceDriver<'postgres'> = {
       tables: tables && [...tables],
       ...(details ? { details } : {}),
       noOwner: config.noOwner,
+      ...(config.restoreJobs ? { jobs: config.restoreJobs } : {}),
       ctx,
     }),
   check: (config, details, { target, tables, ctx }) => checkPostgres(config, target, details, ctx, tables),

@@ -151,8 +151,10 @@ export function selectEntries(entries: readonly TocEntry[], roots: readonly numb
 
 /**
  * Reads the archive's table of contents from the head of `input` with `pg_restore -l -v`, keeping every
- * byte it took; `replay` gives the whole archive again (those bytes, then the rest of `input`). Memory:
- * the TOC plus what was in flight when pg_restore had read it.
+ * byte it took; `replay` gives the whole archive again (those bytes, then the rest of `input`), and
+ * `head` is those bytes alone: a readable archive of the TOC without the data, which is all pg_restore
+ * needs for the pre-data and post-data sections (their SQL is in the TOC). Memory: the TOC plus what was
+ * in flight when pg_restore had read it.
  * @throws RestoreError when pg_restore cannot read a TOC (not a custom-format archive); the input's own
  *   error when the input fails first.
  */
@@ -160,7 +162,7 @@ export async function peekToc(
   pgRestore: string,
   input: Readable,
   options: { env: Record<string, string | undefined>; signal: AbortSignal },
-): Promise<{ list: string; replay: Readable }> {
+): Promise<{ list: string; head: Buffer; replay: Readable }> {
   const tool = spawnTool(pgRestore, ['-l', '-v'], {
     env: options.env,
     signal: options.signal,
@@ -201,6 +203,7 @@ export async function peekToc(
     input.pause();
   }
   if (inputError) throw inputError;
+  const headBytes = Buffer.concat(head);
   const replay = new PassThrough();
   void (async () => {
     for (const chunk of head) if (!replay.write(chunk)) await new Promise((r) => replay.once('drain', r));
@@ -212,5 +215,5 @@ export async function peekToc(
     input.once('error', (error) => replay.destroy(error));
     input.resume();
   })();
-  return { list: Buffer.concat(out).toString('utf8'), replay };
+  return { list: Buffer.concat(out).toString('utf8'), head: headBytes, replay };
 }
