@@ -23,6 +23,9 @@ export interface TocEntry {
   line: string;
 }
 
+/** Largest write to `pg_restore -l`: bounds how much data past the TOC {@link peekToc}'s `head` holds. */
+const SLICE_BYTES = 16 * 1024;
+
 /** Entry types pg_restore lists, longest first so `TABLE DATA` is not read as `TABLE`. */
 const DESCS = [
   'MATERIALIZED VIEW DATA',
@@ -152,7 +155,8 @@ export function selectEntries(entries: readonly TocEntry[], roots: readonly numb
 /**
  * Reads the archive's table of contents from the head of `input` with `pg_restore -l -v`, keeping every
  * byte it took; `replay` gives the whole archive again (those bytes, then the rest of `input`), and
- * `head` is those bytes alone: a readable archive of the TOC without the data, which is all pg_restore
+ * `head` is what pg_restore had taken (the TOC and at most a pipe's worth of data, ~100 KiB, whatever
+ * the input's chunk sizes): a readable archive of the TOC without the data, which is all pg_restore
  * needs for the pre-data and post-data sections (their SQL is in the TOC). Memory: the TOC plus what was
  * in flight when pg_restore had read it.
  * @throws RestoreError when pg_restore cannot read a TOC (not a custom-format archive); the input's own
@@ -175,16 +179,32 @@ export async function peekToc(
   stdin?.on('error', () => {}); // pg_restore closes its input once it has the TOC (EPIPE)
   let ended = false;
   let inputError: unknown;
+  // Fed in slices with backpressure, so what pg_restore had taken when it exited — the TOC and at most a
+  // pipe's worth of data after it — is known (`written`), however large the input's chunks are.
+  const pending: Buffer[] = [];
+  let written = 0;
+  const pump = () => {
+    while (stdin && !stdin.destroyed && pending.length > 0) {
+      const slice = pending.shift() as Buffer;
+      written += slice.length;
+      if (!stdin.write(slice)) {
+        stdin.once('drain', pump);
+        return;
+      }
+    }
+    if (!stdin || stdin.destroyed) return; // pg_restore has its TOC: take no more
+    if (ended) stdin.end();
+    else input.resume();
+  };
   const onData = (chunk: Buffer) => {
     head.push(chunk);
-    if (stdin && !stdin.destroyed && !stdin.write(chunk)) {
-      input.pause();
-      stdin.once('drain', () => input.resume());
-    }
+    for (let at = 0; at < chunk.length; at += SLICE_BYTES) pending.push(chunk.subarray(at, at + SLICE_BYTES));
+    input.pause();
+    pump();
   };
   const onEnd = () => {
     ended = true;
-    stdin?.end();
+    if (pending.length === 0) stdin?.end();
   };
   const onError = (error: unknown) => {
     inputError = error;
@@ -203,7 +223,13 @@ export async function peekToc(
     input.pause();
   }
   if (inputError) throw inputError;
-  const headBytes = Buffer.concat(head);
+  const headBytes = Buffer.concat(
+    head,
+    Math.min(
+      written,
+      head.reduce((n, c) => n + c.length, 0),
+    ),
+  );
   const replay = new PassThrough();
   void (async () => {
     for (const chunk of head) if (!replay.write(chunk)) await new Promise((r) => replay.once('drain', r));
