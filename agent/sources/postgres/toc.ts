@@ -167,6 +167,9 @@ export async function peekToc(
   input: Readable,
   options: { env: Record<string, string | undefined>; signal: AbortSignal },
 ): Promise<{ list: string; head: Buffer; replay: Readable }> {
+  // Failed before we got here (e.g. its first chunk failed authentication): it will emit nothing more.
+  if (input.errored) throw input.errored;
+  if (input.destroyed) throw new RestoreError('the archive stream closed before its end');
   const tool = spawnTool(pgRestore, ['-l', '-v'], {
     env: options.env,
     signal: options.signal,
@@ -210,7 +213,13 @@ export async function peekToc(
     inputError = error;
     tool.stdin?.destroy();
   };
-  input.on('data', onData).once('end', onEnd).once('error', onError);
+  // Destroyed without an error (a stage before it failed and tore the pipeline down): no end will come.
+  const onClose = () => {
+    if (!ended && inputError === undefined) {
+      onError(input.errored ?? new RestoreError('the archive stream closed before its end'));
+    }
+  };
+  input.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
   try {
     await tool.done;
   } catch (error) {
@@ -219,7 +228,7 @@ export async function peekToc(
       cause: error,
     });
   } finally {
-    input.off('data', onData).off('end', onEnd).off('error', onError);
+    input.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     input.pause();
   }
   if (inputError) throw inputError;
@@ -231,6 +240,8 @@ export async function peekToc(
     ),
   );
   const replay = new PassThrough();
+  // At once, not after the head is replayed: an input failing meanwhile must still fail the replay.
+  input.once('error', (error) => replay.destroy(error));
   void (async () => {
     for (const chunk of head) if (!replay.write(chunk)) await new Promise((r) => replay.once('drain', r));
     if (ended) {
@@ -238,7 +249,6 @@ export async function peekToc(
       return;
     }
     input.pipe(replay);
-    input.once('error', (error) => replay.destroy(error));
     input.resume();
   })();
   return { list: Buffer.concat(out).toString('utf8'), head: headBytes, replay };
