@@ -27,6 +27,15 @@ const plan = z.strictObject({
     .boolean()
     .default(true)
     .describe("Exact row counts per table, taken in the dump's own snapshot, for restore checks."),
+  restoreJobs: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe(
+      "Parallel jobs of a restore's index, constraint and trigger builds (pg_restore --jobs) and of its row-count check; the host's processors when left out.",
+    ),
   noOwner: z
     .boolean()
     .default(false)

@@ -3,7 +3,7 @@
  * restores, refusals that leave existing data untouched, failures that leave nothing behind, snapshot
  * consistency under concurrent writes, the replace swap, and passwords kept out of argv.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -528,6 +528,95 @@ describe('drill checks and scratch targets', () => {
   });
 });
 
+describe('parallel post-data', () => {
+  const many = 'many_tables';
+  /** Indexes, constraints by type, triggers and views of a database, one line each, sorted. */
+  const schemaOf = (database: string) =>
+    pg.psql(
+      `SELECT 'index ' || indexname FROM pg_indexes WHERE schemaname = 'public'
+       UNION ALL SELECT 'constraint ' || contype::text || ' ' || conname FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace
+       UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+       UNION ALL SELECT 'matview ' || matviewname || ' ' || ispopulated FROM pg_matviews
+       ORDER BY 1`,
+      database,
+    );
+  beforeAll(async () => {
+    await pg.psql(`CREATE DATABASE ${many}`);
+    await pg.psql(
+      `CREATE TABLE parent (id int PRIMARY KEY);
+       INSERT INTO parent SELECT generate_series(1, 50);
+       CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+       DO $$ BEGIN FOR i IN 1..40 LOOP
+         EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, p int REFERENCES parent, v text UNIQUE, n int CHECK (n >= 0))', i);
+         EXECUTE format('INSERT INTO t%s SELECT g, 1 + g %% 50, md5(g::text), g FROM generate_series(1, %s) g', i, i * 25);
+         EXECUTE format('CREATE INDEX ON t%s (n)', i);
+         EXECUTE format('CREATE TRIGGER touch_t%s BEFORE UPDATE ON t%s FOR EACH ROW EXECUTE FUNCTION touch()', i, i);
+       END LOOP; END $$;
+       CREATE MATERIALIZED VIEW big_ones AS SELECT id FROM t40 WHERE n > 500;`,
+      many,
+    );
+  });
+
+  it('builds every index, constraint, trigger and view of 40 tables with parallel jobs, and counts rows in parallel', async () => {
+    const config = configFor(pg, many, { restoreJobs: 3 });
+    const backup = await backupPostgres(config, ctx);
+    const [result] = await Promise.all([
+      backup.done,
+      restorePostgres(config, streamOf(backup), { targetDatabase: `${many}_copy`, jobs: 3, ctx }),
+    ]);
+    if (result.details.kind !== 'postgres') throw new Error('expected postgres details');
+
+    expect(await schemaOf(`${many}_copy`)).toBe(await schemaOf(many));
+    expect((await schemaOf(many)).split('\n').length).toBeGreaterThan(200);
+    expect(await fingerprint('big_ones', `${many}_copy`)).toBe(await fingerprint('big_ones', many));
+    const checks = await checkPostgres(config, `${many}_copy`, result.details, ctx);
+    expect(checks.flatMap((c) => c.findings)).toEqual([]);
+    expect(checks[0]?.detail).toBe('41 tables match the row counts the backup recorded');
+    await pg.psql('DELETE FROM t7 WHERE id > 100; DROP TABLE t31', `${many}_copy`);
+    const wrong = await checkPostgres(config, `${many}_copy`, result.details, ctx);
+    expect(wrong.flatMap((c) => c.findings.map((f) => f.message))).toEqual([
+      `table public.t31 is missing from restored database ${many}_copy`,
+      `table public.t7 in restored database ${many}_copy has 100 rows, the backup recorded 175`,
+    ]);
+  });
+
+  it('drops the database when post-data fails, and leaves no TOC file behind (it never held the data)', async () => {
+    const config = configFor(pg, many);
+    const backup = await backupPostgres(config, ctx);
+    const [, archive] = await Promise.all([backup.done, collect(streamOf(backup))]);
+    const log = join(tmpdir(), `strongbox-postdata-${process.pid}.log`);
+    const binDir = await wrapTools(
+      pg.binDir,
+      () =>
+        `case "$*" in *--section=post-data*) for a; do f="$a"; done; stat -c '%s %a' "$f" > '${log}'; echo 'post-data broke' >&2; exit 3;; esac`,
+    );
+    const scratch = await mkdtemp(join(tmpdir(), 'strongbox-tmpdir-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = scratch;
+    try {
+      const restoring = restorePostgres({ ...config, binDir }, Readable.from([archive]), {
+        targetDatabase: `${many}_broken`,
+        ctx,
+      });
+      await expect(restoring).rejects.toThrow(
+        /pg_restore into database many_tables_broken .*post-data broke/s,
+      );
+      expect(await databaseExists(config, `${many}_broken`, ctx)).toBe(false);
+      const [bytes, mode] = (await readFile(log, 'utf8')).trim().split(' ');
+      expect(Number(bytes)).toBeLessThan(archive.length / 4);
+      expect(mode).toBe('600');
+      expect(await readdir(scratch)).toEqual([]);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      await rm(scratch, { recursive: true, force: true });
+      await rm(binDir, { recursive: true, force: true });
+      await rm(log, { force: true });
+    }
+  });
+});
+
 describe('passwords', () => {
   const secret = 'S3cret-pässword-42';
   let locked: PgServer;
@@ -565,7 +654,8 @@ describe('passwords', () => {
     expect(await locked.psql('SELECT count(*) FROM t', 'vault_copy')).toBe('5');
     const log = await readFile(argvLog, 'utf8');
     expect(log).toMatch(/^pg_dump -Fc -Z0 --snapshot=\S+ .*PGPASSWORD=set$/m);
-    expect(log).toMatch(/^pg_restore --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --section=pre-data --section=data --exit-on-error .*PGPASSWORD=set$/m);
+    expect(log).toMatch(/^pg_restore --section=post-data --jobs \d+ --exit-on-error .*PGPASSWORD=set$/m);
     expect(log).not.toContain(secret);
   });
 

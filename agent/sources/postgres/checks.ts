@@ -10,10 +10,11 @@ import type { PostgresDetails } from '#core/sources/index';
 import { resolvePassword, type SourceContext } from '../context';
 import { connectPostgres, messageOf, type PostgresTarget } from './connect';
 import { quoteIdent, selectTables } from './names';
+import { restoreJobs } from './restore';
 
 /**
  * Checks that every table of the manifest's details exists in `database` with exactly the recorded row
- * count (`count(*)`), and — after a whole restore, when the plan takes row counts — that the restored
+ * count (`count(*)`, in parallel over `restoreJobs` sessions, the host's processors by default), and — after a whole restore, when the plan takes row counts — that the restored
  * database has no table the manifest does not list; after a selective restore pass the restored
  * `tables` (`table` or `schema.table`) and only those are checked. One check, `row-counts`, with a finding per table that is missing or
  * differs. Findings carry `job: ''`: the caller, which knows the job and backup, fills them in.
@@ -22,7 +23,7 @@ import { quoteIdent, selectTables } from './names';
  *   the manifest.
  */
 export async function checkPostgres(
-  config: PostgresTarget & { rowCounts?: boolean },
+  config: PostgresTarget & { rowCounts?: boolean; restoreJobs?: number },
   database: string,
   details: PostgresDetails,
   ctx: SourceContext,
@@ -30,36 +31,52 @@ export async function checkPostgres(
 ): Promise<TargetCheck[]> {
   const base = { job: '' };
   const expected = selectTables(details.tables, tables, details.partitionedTables);
-  const client = await connectPostgres(config, database, await resolvePassword(config, ctx), ctx);
+  const password = await resolvePassword(config, ctx);
+  const client = await connectPostgres(config, database, password, ctx);
   try {
     const findings: Finding[] = [];
-    for (const table of expected) {
-      const label = `${table.schema}.${table.name}`;
-      const { rows } = await client.query<{ oid: string | null }>(
-        'SELECT to_regclass($1)::oid::text AS oid',
-        [`${quoteIdent(table.schema)}.${quoteIdent(table.name)}`],
-      );
-      if (!rows[0]?.oid) {
+    const names = expected.map((t) => `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`);
+    const { rows: present } = await client.query<{ i: string; oid: string | null }>(
+      'SELECT i::text, to_regclass(n)::oid::text AS oid FROM unnest($1::text[]) WITH ORDINALITY AS t(n, i)',
+      [names],
+    );
+    const found = new Set(present.filter((r) => r.oid).map((r) => Number(r.i) - 1));
+    // Exact counts, in parallel over `restoreJobs` sessions, the largest tables first.
+    const queue = [...found].sort((a, b) => (expected[b]?.rows ?? 0) - (expected[a]?.rows ?? 0));
+    const counted = new Map<number, number>();
+    const countWith = async (session: pg.Client) => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+        const { rows } = await session.query<{ n: string }>(`SELECT count(*) AS n FROM ${names[i]}`);
+        counted.set(i, Number(rows[0]?.n ?? 0));
+      }
+    };
+    const extra = Math.min(restoreJobs(config.restoreJobs), queue.length) - 1;
+    const sessions = await Promise.all(
+      Array.from({ length: Math.max(0, extra) }, () => connectPostgres(config, database, password, ctx)),
+    );
+    try {
+      await Promise.all([client, ...sessions].map(countWith));
+    } finally {
+      await Promise.all(sessions.map((s) => s.end().catch(() => {})));
+    }
+    for (const [i, table] of expected.entries()) {
+      const rowsFound = counted.get(i);
+      if (rowsFound === undefined) {
         findings.push({
           ...base,
           severity: 'critical',
           check: 'table-missing',
-          message: `table ${label} is missing from restored database ${database}`,
+          message: `table ${table.schema}.${table.name} is missing from restored database ${database}`,
         });
         continue;
       }
-      const count = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
-      );
-      const rowsFound = Number(count.rows[0]?.n ?? 0);
-      if (rowsFound !== table.rows) {
-        findings.push({
-          ...base,
-          severity: 'critical',
-          check: 'row-count',
-          message: `table ${label} in restored database ${database} has ${rowsFound} rows, the backup recorded ${table.rows}`,
-        });
-      }
+      if (rowsFound === table.rows) continue;
+      findings.push({
+        ...base,
+        severity: 'critical',
+        check: 'row-count',
+        message: `table ${table.schema}.${table.name} in restored database ${database} has ${rowsFound} rows, the backup recorded ${table.rows}`,
+      });
     }
     if (tables === undefined && config.rowCounts !== false) {
       // A whole restore: every table of the restored database must be one the backup counted.

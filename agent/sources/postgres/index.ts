@@ -47,6 +47,7 @@ export const postgresDriver: SourceDriver<'postgres'> = {
       noOwner: config.noOwner,
       noTablespaces: config.noTablespaces,
       ...(passwords ? { passwords } : {}),
+      ...(config.restoreJobs ? { jobs: config.restoreJobs } : {}),
       ctx,
     });
   },

@@ -5,8 +5,8 @@
  */
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
@@ -63,6 +63,11 @@ export interface PostgresRestoreOptions {
   noTablespaces?: boolean;
   /** Password hashes of roles (the backup's role-passwords object), given to the roles it creates. */
   passwords?: ReadonlyMap<string, string>;
+  /**
+   * Parallel jobs of the post-data section (indexes, constraints, triggers: `pg_restore --jobs`).
+   * @default the host's processors
+   */
+  jobs?: number;
   ctx: SourceContext;
 }
 
@@ -162,24 +167,41 @@ export async function restorePostgres(
     if (owners && state) {
       await admin.query(`ALTER DATABASE ${quoteIdent(target)} OWNER TO ${quoteIdent(state.owner)}`);
     }
-    let archive = input;
-    let listFile: string | undefined;
+    const env = toolEnv(ctx.env, password);
+    const signal = ctx.signal ?? new AbortController().signal;
+    const { list, head, replay } = await peekToc(tools.pgRestore, input, { env, signal });
+    // The TOC alone (no data) and, for `tables`, the chosen entries: private files removed at the end.
+    const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));
     try {
+      const tocFile = join(dir, 'toc.dump');
+      await writeFile(tocFile, head, { mode: 0o600 });
+      let listFile: string | undefined;
       if (selectors.length > 0) {
-        const env = toolEnv(ctx.env, password);
-        const signal = ctx.signal ?? new AbortController().signal;
-        const { list, replay } = await peekToc(tools.pgRestore, input, { env, signal });
-        archive = replay;
         const chosen = chooseEntries(list, selectors, options.details?.roles ?? []);
-        const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));
         listFile = join(dir, 'selected.list');
         await writeFile(listFile, `${chosen.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
       }
-      await runPgRestore(tools.pgRestore, config, archive, target, password, listFile, owners, ctx, [
-        ...(noTablespaces ? ['--no-tablespaces'] : []),
-      ]);
+      const run = (from: Readable | string, sections: string[]) =>
+        runPgRestore(
+          tools.pgRestore,
+          config,
+          from,
+          target,
+          password,
+          [
+            ...sections,
+            ...(listFile ? ['-L', listFile] : []),
+            ...(owners ? [] : ['--no-owner']),
+            ...(noTablespaces ? ['--no-tablespaces'] : []),
+          ],
+          ctx,
+        );
+      // Schema and data from the one stream, as it comes; then indexes, constraints and triggers with
+      // parallel jobs: they read the tables, not the archive, so the TOC alone, seekable, is all -j needs.
+      await run(replay, ['--section=pre-data', '--section=data']);
+      await run(tocFile, ['--section=post-data', '--jobs', String(restoreJobs(options.jobs))]);
     } finally {
-      if (listFile) await rm(dirname(listFile), { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
     }
     await unmarkRestoring(admin, target);
     if (state) await applyDatabaseState(admin, target, state, { owners });
@@ -226,43 +248,57 @@ async function dropRoles(
   }
 }
 
-/** Streams the archive into pg_restore and waits for both; the first failure stops the other. */
+/**
+ * Runs one pg_restore into `target` (`--exit-on-error`, `args` first) over `from`: a file, or a stream
+ * fed to its stdin; waits for both, and the first failure stops the other.
+ */
 async function runPgRestore(
   pgRestore: string,
   config: PostgresTarget,
-  input: Readable,
+  from: Readable | string,
   target: string,
   password: string | undefined,
-  listFile: string | undefined,
-  owners: boolean,
+  args: readonly string[],
   ctx: SourceContext,
-  extra: readonly string[] = [],
 ): Promise<void> {
   const controller = new AbortController();
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, controller.signal]) : controller.signal;
-  const args = [
-    ...(owners ? [] : ['--no-owner']),
-    ...extra,
-    '--exit-on-error',
-    ...connectionArgs(config),
-    ...(listFile ? ['-L', listFile] : []),
-    '-d',
-    dbnameConninfo(target),
-  ];
-  const tool = spawnTool(pgRestore, args, {
-    env: toolEnv(ctx.env, password),
-    signal,
-    stdout: 'ignore',
-    name: 'pg_restore',
-  });
+  const file = typeof from === 'string';
+  const tool = spawnTool(
+    pgRestore,
+    [
+      ...args,
+      '--exit-on-error',
+      ...connectionArgs(config),
+      '-d',
+      dbnameConninfo(target),
+      ...(file ? [from] : []),
+    ],
+    {
+      env: toolEnv(ctx.env, password),
+      signal,
+      ...(file ? { stdin: 'ignore' as const } : {}),
+      stdout: 'ignore',
+      name: 'pg_restore',
+    },
+  );
   const where = describeTarget(config, target);
   const exited = tool.done.catch((error: unknown) => {
     throw new RestoreError(`pg_restore into ${where} failed: ${messageOf(error)}`, { cause: error });
   });
+  if (file) return exited;
   const fed = tool.stdin
-    ? feed(input, tool.stdin, signal, exited)
+    ? feed(from, tool.stdin, signal, exited)
     : Promise.reject(new SourceError('pg_restore has no stdin'));
   await settleAll([exited, fed], controller);
+}
+
+/**
+ * Parallel jobs of a restore's post-data section and of the row-count check: the plan's
+ * `restoreJobs`, else the host's processors (at least 1).
+ */
+export function restoreJobs(jobs?: number): number {
+  return Math.max(1, jobs ?? availableParallelism());
 }
 
 /**

@@ -23,6 +23,9 @@ export interface TocEntry {
   line: string;
 }
 
+/** Largest write to `pg_restore -l`: bounds how much data past the TOC {@link peekToc}'s `head` holds. */
+const SLICE_BYTES = 16 * 1024;
+
 /** Entry types pg_restore lists, longest first so `TABLE DATA` is not read as `TABLE`. */
 const DESCS = [
   'MATERIALIZED VIEW DATA',
@@ -151,8 +154,11 @@ export function selectEntries(entries: readonly TocEntry[], roots: readonly numb
 
 /**
  * Reads the archive's table of contents from the head of `input` with `pg_restore -l -v`, keeping every
- * byte it took; `replay` gives the whole archive again (those bytes, then the rest of `input`). Memory:
- * the TOC plus what was in flight when pg_restore had read it.
+ * byte it took; `replay` gives the whole archive again (those bytes, then the rest of `input`), and
+ * `head` is what pg_restore had taken (the TOC and at most a pipe's worth of data, ~100 KiB, whatever
+ * the input's chunk sizes): a readable archive of the TOC without the data, which is all pg_restore
+ * needs for the pre-data and post-data sections (their SQL is in the TOC). Memory: the TOC plus what was
+ * in flight when pg_restore had read it.
  * @throws RestoreError when pg_restore cannot read a TOC (not a custom-format archive); the input's own
  *   error when the input fails first.
  */
@@ -160,7 +166,10 @@ export async function peekToc(
   pgRestore: string,
   input: Readable,
   options: { env: Record<string, string | undefined>; signal: AbortSignal },
-): Promise<{ list: string; replay: Readable }> {
+): Promise<{ list: string; head: Buffer; replay: Readable }> {
+  // Failed before we got here (e.g. its first chunk failed authentication): it will emit nothing more.
+  if (input.errored) throw input.errored;
+  if (input.destroyed) throw new RestoreError('the archive stream closed before its end');
   const tool = spawnTool(pgRestore, ['-l', '-v'], {
     env: options.env,
     signal: options.signal,
@@ -173,22 +182,44 @@ export async function peekToc(
   stdin?.on('error', () => {}); // pg_restore closes its input once it has the TOC (EPIPE)
   let ended = false;
   let inputError: unknown;
+  // Fed in slices with backpressure, so what pg_restore had taken when it exited — the TOC and at most a
+  // pipe's worth of data after it — is known (`written`), however large the input's chunks are.
+  const pending: Buffer[] = [];
+  let written = 0;
+  const pump = () => {
+    while (stdin && !stdin.destroyed && pending.length > 0) {
+      const slice = pending.shift() as Buffer;
+      written += slice.length;
+      if (!stdin.write(slice)) {
+        stdin.once('drain', pump);
+        return;
+      }
+    }
+    if (!stdin || stdin.destroyed) return; // pg_restore has its TOC: take no more
+    if (ended) stdin.end();
+    else input.resume();
+  };
   const onData = (chunk: Buffer) => {
     head.push(chunk);
-    if (stdin && !stdin.destroyed && !stdin.write(chunk)) {
-      input.pause();
-      stdin.once('drain', () => input.resume());
-    }
+    for (let at = 0; at < chunk.length; at += SLICE_BYTES) pending.push(chunk.subarray(at, at + SLICE_BYTES));
+    input.pause();
+    pump();
   };
   const onEnd = () => {
     ended = true;
-    stdin?.end();
+    if (pending.length === 0) stdin?.end();
   };
   const onError = (error: unknown) => {
     inputError = error;
     tool.stdin?.destroy();
   };
-  input.on('data', onData).once('end', onEnd).once('error', onError);
+  // Destroyed without an error (a stage before it failed and tore the pipeline down): no end will come.
+  const onClose = () => {
+    if (!ended && inputError === undefined) {
+      onError(input.errored ?? new RestoreError('the archive stream closed before its end'));
+    }
+  };
+  input.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
   try {
     await tool.done;
   } catch (error) {
@@ -197,11 +228,20 @@ export async function peekToc(
       cause: error,
     });
   } finally {
-    input.off('data', onData).off('end', onEnd).off('error', onError);
+    input.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
     input.pause();
   }
   if (inputError) throw inputError;
+  const headBytes = Buffer.concat(
+    head,
+    Math.min(
+      written,
+      head.reduce((n, c) => n + c.length, 0),
+    ),
+  );
   const replay = new PassThrough();
+  // At once, not after the head is replayed: an input failing meanwhile must still fail the replay.
+  input.once('error', (error) => replay.destroy(error));
   void (async () => {
     for (const chunk of head) if (!replay.write(chunk)) await new Promise((r) => replay.once('drain', r));
     if (ended) {
@@ -209,8 +249,7 @@ export async function peekToc(
       return;
     }
     input.pipe(replay);
-    input.once('error', (error) => replay.destroy(error));
     input.resume();
   })();
-  return { list: Buffer.concat(out).toString('utf8'), replay };
+  return { list: Buffer.concat(out).toString('utf8'), head: headBytes, replay };
 }
