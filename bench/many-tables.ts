@@ -9,9 +9,9 @@
  * the data compresses as real rows do, not as generated sequences.
  *
  * Options (env): BENCH_TABLES (default 400; rows scale with it, ~0.75 MB a table), BENCH_RUNS (default 3),
- * BENCH_SERIAL_SOURCE (plan source fields in YAML flow that make a restore serial, e.g.
- * `restoreJobs: 1`) and BENCH_SERIAL_ARGS (restore CLI arguments doing the same): until parallel data
- * restore exists both rows run the same restore, and the section says so.
+ * BENCH_SERIAL_SOURCE (plan source fields in YAML flow that make a restore serial; default
+ * `restoreJobs: 1`, the postgres source's parallel restore setting) and BENCH_SERIAL_ARGS (restore CLI
+ * arguments doing the same).
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,12 +31,9 @@ const tables = Number(process.env.BENCH_TABLES ?? 400);
 /** Rows per table on average: ~0.75 MB of heap and indexes each. */
 const ROWS_PER_TABLE = 3500;
 
-/**
- * What makes a strongbox restore serial (the parallel restore setting at 1). Wire at merge: the setting
- * of agent/sources/postgres/restore.ts, as plan source fields and/or restore arguments.
- */
+/** What makes a strongbox restore serial: the postgres source's `restoreJobs` at 1. */
 const serial = {
-  source: process.env.BENCH_SERIAL_SOURCE ?? '',
+  source: process.env.BENCH_SERIAL_SOURCE ?? 'restoreJobs: 1',
   args: (process.env.BENCH_SERIAL_ARGS ?? '').split(' ').filter(Boolean),
 };
 const serialWired = serial.source !== '' || serial.args.length > 0;
