@@ -98,10 +98,14 @@ function lastRunPath(stateDir: string, vault: string, job: string, command: stri
 
 /** Records a run, atomically (a reader sees the old record or the new one, never half of one). */
 export async function recordLastRun(stateDir: string, vault: string, run: LastRun): Promise<void> {
-  const path = lastRunPath(stateDir, vault, run.job, run.command);
-  await ensureStateDir(join(stateDir, 'runs'));
+  await writeRecord(lastRunPath(stateDir, vault, run.job, run.command), run);
+}
+
+/** Writes a JSON record atomically (temp file then rename), creating its directory when needed. */
+async function writeRecord(path: string, record: object): Promise<void> {
+  await ensureStateDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(run)}\n`, { mode: 0o600 });
+  await writeFile(temp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   await rename(temp, path);
 }
 
@@ -150,11 +154,7 @@ export async function recordAlertSent(
   kind: string,
   sentAt: Date,
 ): Promise<void> {
-  const path = alertPath(stateDir, vault, job, kind);
-  await ensureStateDir(join(stateDir, 'alerts'));
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify({ sentAt: sentAt.toISOString() })}\n`, { mode: 0o600 });
-  await rename(temp, path);
+  await writeRecord(alertPath(stateDir, vault, job, kind), { sentAt: sentAt.toISOString() });
 }
 
 /** Forgets the last alert of this kind (the condition it was about has cleared). */

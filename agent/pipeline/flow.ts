@@ -4,6 +4,7 @@
  * cleanup such as aborting a multipart upload has happened), and the error thrown is the first one that
  * occurred — the cause, not the AbortErrors it set off. No error is ever swallowed.
  */
+import type { Writable } from 'node:stream';
 
 /**
  * Awaits every task; on the first rejection aborts `controller` and, once all have settled, rethrows that
@@ -70,4 +71,20 @@ export class TaskGroup {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
     if (this.#first) throw this.#first.error;
   }
+}
+
+/**
+ * Waits until a child's stdin takes more (true) or is closed or broken (false), whichever comes first:
+ * the backpressure step of feeding a command whose exit may close its stdin at any time.
+ */
+export function drainedOrClosed(stdin: Writable): Promise<boolean> {
+  return new Promise((resolve) => {
+    const settle = (more: boolean) => () => {
+      stdin.off('drain', onDrain).off('close', onEnd).off('error', onEnd);
+      resolve(more);
+    };
+    const onDrain = settle(true);
+    const onEnd = settle(false);
+    stdin.once('drain', onDrain).once('close', onEnd).once('error', onEnd);
+  });
 }

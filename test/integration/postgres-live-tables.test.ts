@@ -23,11 +23,8 @@ import { shopJobRuntime } from '#test/support/runtime';
 let pg: PgServer;
 const dirs: string[] = [];
 
-async function runtimeAs(user: string): Promise<{ runtime: Runtime; job: Job; lines: string[] }> {
-  const made = await shopJobRuntime(pg, user);
-  dirs.push(made.dir);
-  return made;
-}
+/** The shop job's runtime as `user`, removed after the tests. */
+const runtimeAs = (user: string) => shopJobRuntime(pg, user, dirs);
 
 const SCHEMA = `
   SET ROLE app;

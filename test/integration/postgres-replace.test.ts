@@ -9,10 +9,8 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '#agent/backup';
 import { runRestore } from '#agent/restore';
-import type { Runtime } from '#agent/runtime';
 import { listBackups, readManifest } from '#core/catalog';
 import { RestoreError } from '#core/errors';
-import type { Job } from '#core/plan';
 import type { PgServer } from '#test/support/postgres';
 import { startPostgres } from '#test/support/postgres';
 import { shopJobRuntime } from '#test/support/runtime';
@@ -20,11 +18,8 @@ import { shopJobRuntime } from '#test/support/runtime';
 let pg: PgServer;
 const dirs: string[] = [];
 
-async function runtimeAs(user: string): Promise<{ runtime: Runtime; job: Job; lines: string[] }> {
-  const made = await shopJobRuntime(pg, user);
-  dirs.push(made.dir);
-  return made;
-}
+/** The shop job's runtime as `user`, removed after the tests. */
+const runtimeAs = (user: string) => shopJobRuntime(pg, user, dirs);
 
 function databases(): Promise<string> {
   return pg.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database");

@@ -22,11 +22,8 @@ import { shopJobRuntime } from '#test/support/runtime';
 let pg: PgServer;
 const dirs: string[] = [];
 
-async function runtimeAs(user: string): Promise<{ runtime: Runtime; job: Job; lines: string[] }> {
-  const made = await shopJobRuntime(pg, user);
-  dirs.push(made.dir);
-  return made;
-}
+/** The shop job's runtime as `user`, removed after the tests. */
+const runtimeAs = (user: string) => shopJobRuntime(pg, user, dirs);
 
 /** Backs up `shop` and records a database size of 1 PiB in the manifest. */
 async function hugeBackup(runtime: Runtime, job: Job): Promise<string> {

@@ -58,11 +58,14 @@ export async function testRuntime(
 export async function shopJobRuntime(
   server: { host: string; port: number; binDir: string },
   user: string,
+  /** The test's list of directories to remove afterwards: this runtime's goes in. */
+  cleanup?: string[],
 ): Promise<{ runtime: Runtime; job: Job; lines: string[]; dir: string }> {
   const { host, port, binDir } = server;
   const { runtime, dir } = await testRuntime({
     jobs: [{ name: 'shop', source: { kind: 'postgres', database: 'shop', host, port, user, binDir } }],
   });
+  cleanup?.push(dir);
   const lines: string[] = [];
   const logged: Runtime = { ...runtime, log: (line) => lines.push(line) };
   return { runtime: logged, job: logged.plan.jobs[0] as Job, lines, dir };

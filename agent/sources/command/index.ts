@@ -9,7 +9,7 @@ import { access, constants, rm, stat } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { startCommand } from '#agent/pipeline/command';
-import { settleAll } from '#agent/pipeline/flow';
+import { drainedOrClosed, settleAll } from '#agent/pipeline/flow';
 import { Meter } from '#agent/pipeline/meter';
 import { type CommandSpec, describeCommand } from '#core/command';
 import { describeError, RestoreError, SourceError, StrongboxError } from '#core/errors';
@@ -274,17 +274,4 @@ async function feedStdin(input: Readable, stdin: Writable): Promise<boolean> {
   if (open && !stdin.destroyed) stdin.end();
   await new Promise((resolve) => setImmediate(resolve));
   return !lost;
-}
-
-/** Waits until `stdin` takes more (true) or is closed or broken (false). */
-function drainedOrClosed(stdin: Writable): Promise<boolean> {
-  return new Promise((resolve) => {
-    const settle = (more: boolean) => () => {
-      stdin.off('drain', onDrain).off('close', onEnd).off('error', onEnd);
-      resolve(more);
-    };
-    const onDrain = settle(true);
-    const onEnd = settle(false);
-    stdin.once('drain', onDrain).once('close', onEnd).once('error', onEnd);
-  });
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
-import { settleAll } from '#agent/pipeline/flow';
+import { drainedOrClosed, settleAll } from '#agent/pipeline/flow';
 import { PlanError, RestoreError, SourceError } from '#core/errors';
 import type { PostgresDetails } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
@@ -321,7 +321,7 @@ export async function feed(
   try {
     for await (const chunk of input) {
       if (!open) continue;
-      if (!stdin.destroyed && (stdin.write(chunk) || (await drained(stdin)))) continue;
+      if (!stdin.destroyed && (stdin.write(chunk) || (await drainedOrClosed(stdin)))) continue;
       open = false;
       await exited;
     }
@@ -329,19 +329,6 @@ export async function feed(
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
-}
-
-/** Waits until `stdin` takes more (true) or is closed or broken (false), whichever comes first. */
-function drained(stdin: Writable): Promise<boolean> {
-  return new Promise((resolve) => {
-    const settle = (more: boolean) => () => {
-      stdin.off('drain', onDrain).off('close', onEnd).off('error', onEnd);
-      resolve(more);
-    };
-    const onDrain = settle(true);
-    const onEnd = settle(false);
-    stdin.once('drain', onDrain).once('close', onEnd).once('error', onEnd);
-  });
 }
 
 /**
