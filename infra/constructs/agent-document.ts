@@ -16,6 +16,7 @@ import {
   type AgentAction,
   type AgentArchitecture,
   agentArgv,
+  agentRestoreOptionsSchema,
   DOCUMENT_OPTIONS_PATTERN,
   DOCUMENT_PARAMETERS,
   DOCUMENT_RUN_STEP,
@@ -275,7 +276,7 @@ export function agentDocumentContent(options: AgentDocumentOptions): Record<stri
       ),
       [DOCUMENT_PARAMETERS.tier]: envParameter('GFS tier of a backup.', DOCUMENT_PARAMETERS.tier, false),
       [DOCUMENT_PARAMETERS.options]: envParameter(
-        'Restore or drill options as JSON (target, tables, replace, confirm).',
+        `Restore or drill options as JSON (${Object.keys(agentRestoreOptionsSchema.shape).join(', ')}).`,
         DOCUMENT_PARAMETERS.options,
         false,
       ),
