@@ -31,6 +31,8 @@ async function hugeBackup(runtime: Runtime, job: Job): Promise<string> {
   const manifest = await readManifest(runtime.vault, 'shop', backupId);
   if (manifest.source.kind !== 'postgres') throw new Error('not a postgres backup');
   manifest.source.databaseBytes = 2 ** 50;
+  // Vaults are create-only: replace the manifest by delete then put.
+  await runtime.vault.delete([manifestKey('shop', backupId)]);
   await runtime.vault.put(manifestKey('shop', backupId), Readable.from([serializeManifest(manifest)]));
   return backupId;
 }
