@@ -9,7 +9,7 @@
  * segment, in order. `wal-push` for segment S also uploads the next segments that are ready
  * (`pg_wal/archive_status/<name>.ready`), all at once. Once S itself is durable the call waits for the
  * other uploads only a bounded time (as long again as S's own upload took, at least
- * {@link AHEAD_GRACE_MS}): a push-ahead stuck in the vault's retries never holds back S's answer.
+ * {@link AHEAD_GRACE_MS}): a slow or hanging push-ahead upload never holds back S's answer.
  * Uploads still running then are aborted and awaited (the vault removes what they wrote: no partial
  * object, no marker), so nothing runs on after the call and each is left to its own call. Each
  * upload that the vault confirmed leaves a marker `push-<job>/<name>.done` (vault, key, SHA-256 of the
