@@ -7,7 +7,11 @@
  *
  * Push-ahead (the anchors' asynchronous archive-push): the archiver runs one archive_command per
  * segment, in order. `wal-push` for segment S also uploads the next segments that are ready
- * (`pg_wal/archive_status/<name>.ready`), all at once, and waits for every upload before it exits. Each
+ * (`pg_wal/archive_status/<name>.ready`), all at once. Once S itself is durable the call waits for the
+ * other uploads only a bounded time (as long again as S's own upload took, at least
+ * {@link AHEAD_GRACE_MS}): a slow or hanging push-ahead upload never holds back S's answer.
+ * Uploads still running then are aborted and awaited (the vault removes what they wrote: no partial
+ * object, no marker), so nothing runs on after the call and each is left to its own call. Each
  * upload that the vault confirmed leaves a marker `push-<job>/<name>.done` (vault, key, SHA-256 of the
  * bytes sent). When PostgreSQL then asks for such a segment, it is acknowledged at once — without
  * downloading it again — if and only if the local file's SHA-256 equals the marker's and the vault
@@ -36,6 +40,8 @@ import { parseSegment, segmentName, WAL_SEGMENT_NAME } from '#core/wal';
 export const SPOOL_DIR = 'pgsql_tmp_strongbox';
 /** Files uploaded or downloaded at once by default (the one asked for included). */
 export const DEFAULT_WAL_PARALLEL = 4;
+/** The least time a `wal-push` whose own file is durable still waits for its push-ahead uploads. */
+export const AHEAD_GRACE_MS = 2000;
 
 /**
  * The spool directory for a job's pushes or fetches, when `walPath` is in a data directory's pg_wal/.
@@ -61,6 +67,11 @@ export interface PushAheadOptions {
   parallel: number;
   signal?: AbortSignal;
   log: (line: string) => void;
+  /**
+   * Least wait for push-ahead uploads once the file itself is durable (then as long again as its own
+   * upload took). @default AHEAD_GRACE_MS
+   */
+  aheadGraceMs?: number;
 }
 
 /**
@@ -94,14 +105,39 @@ export async function pushWithAhead(
         options.log(`push-ahead of ${next} failed (its own wal-push retries): ${describeError(error)}`);
     }
   });
+  const started = Date.now();
+  let result: 'stored' | 'exists';
   try {
     // The answer for `name` is its own upload's outcome; a marker for it is only a shortcut for a retry.
-    return await pushOne(archive, path, spool, options.signal);
+    result = await pushOne(archive, path, spool, options.signal);
   } catch (error) {
     controller.abort(error);
-    throw error;
-  } finally {
     await Promise.all(others);
+    throw error;
+  }
+  // `name` is durable: the others get a bounded wait, then are stopped (no marker: their calls push them).
+  const grace = Math.max(options.aheadGraceMs ?? AHEAD_GRACE_MS, Date.now() - started);
+  const all = Promise.all(others);
+  if (!(await settlesWithin(all, grace))) {
+    options.log(
+      `push-ahead still running ${(grace / 1000).toFixed(1)} s after ${name} was archived: stopped, each segment's own wal-push uploads it`,
+    );
+    controller.abort(new Error(`push-ahead stopped: ${name} is archived`));
+    await all;
+  }
+  return result;
+}
+
+/** Whether `promise` (which never rejects) settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -152,9 +188,9 @@ async function pushedAhead(
     return false;
   }
   if (marker.vault !== archive.vaultUrl || marker.key !== archive.keyOf(name)) return false;
-  if ((await sha256Of(path)) !== marker.sha256) return false;
-  // Durable means in the vault now, not "was uploaded once".
-  return archive.has(name);
+  // Durable means in the vault now, not "was uploaded once"; the head request overlaps the local read.
+  const [sha256, stored] = await Promise.all([sha256Of(path), archive.has(name)]);
+  return sha256 === marker.sha256 && stored;
 }
 
 /** Up to `count` segments after `name` that PostgreSQL marked ready and no marker covers yet. */

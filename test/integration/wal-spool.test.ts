@@ -53,7 +53,8 @@ class GatedVault implements Vault {
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
-      for (const [suffix, gate] of this.#gates) if (key.endsWith(suffix)) await gate;
+      // A held put still ends when its caller aborts it, as a real upload does.
+      for (const [suffix, gate] of this.#gates) if (key.endsWith(suffix)) await untilAborted(gate, options);
       await new Promise((resolve) => setTimeout(resolve, 50));
       return await this.inner.put(key, body, options);
     } finally {
@@ -64,6 +65,17 @@ class GatedVault implements Vault {
   head: Vault['head'] = (key) => this.inner.head(key);
   list: Vault['list'] = (prefix) => this.inner.list(prefix);
   delete: Vault['delete'] = (keys) => this.inner.delete(keys);
+}
+
+/** `gate`, or the abort of `options.signal`, whichever comes first. */
+function untilAborted(gate: Promise<void>, options: PutOptions | undefined): Promise<void> {
+  const signal = options?.signal;
+  if (!signal) return gate;
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    void gate.then(resolve);
+  });
 }
 
 /** A data directory with segments in pg_wal, each marked ready, and archives over chosen vaults. */
@@ -133,6 +145,35 @@ describe('wal-push with push-ahead', () => {
 
     expect(before).toBe(false);
     expect(await pushing).toBe('stored');
+  });
+
+  it('answers once the segment asked for is durable, stopping a push-ahead stuck in the vault without leaving a marker', async () => {
+    const { dir, pgWal, fileVault, archiveOver, archived, spool } = await site();
+    const gated = new GatedVault(fileVault);
+    gated.hold(S2);
+    const lines: string[] = [];
+    const started = Date.now();
+
+    const result = await pushWithAhead(archiveOver(gated), join(pgWal, S1), {
+      job: 'pitr',
+      parallel: 3,
+      log: (line) => lines.push(line),
+      aheadGraceMs: 300,
+    });
+
+    expect(result).toBe('stored');
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(gated.inFlight).toBe(0);
+    expect(await archived()).toEqual([S1, S3]);
+    expect((await readdir(join(spool, 'push-pitr'))).sort()).toEqual([`${S1}.done`, `${S3}.done`]);
+    // Nothing half-written left in the vault either.
+    expect((await readdir(join(dir, 'vault', 'wal', 'pitr', '00000001'))).sort()).toEqual([S1, S3]);
+    expect(lines.join('\n')).toMatch(
+      /push-ahead still running .* after 000000010000000000000003 was archived: stopped/,
+    );
+    // Its own call then uploads it.
+    expect(await push(archiveOver(fileVault), join(pgWal, S2))).toBe('stored');
+    expect(await archived()).toEqual([...S]);
   });
 
   it('does not acknowledge a pushed-ahead segment the vault no longer has: it uploads it again', async () => {
