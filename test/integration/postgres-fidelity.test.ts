@@ -4,12 +4,14 @@
  * tables with a default and a sub-partitioned partition, generated and identity columns, views,
  * materialized views, functions and procedures, triggers, RLS policies, comments, table, column, schema,
  * function and sequence grants, default privileges, contrib extensions, a publication, a range type,
- * extended statistics, a rule, a NOT VALID constraint, a large object with its ACL and comment) is
+ * extended statistics, a rule, a NOT VALID constraint, a large object with its ACL and comment, table
+ * inheritance, database and per-role database settings, the database's comment and ACL) is
  *  - backed up and restored by strongbox, as a non-superuser backup role, onto a FRESH cluster that has
  *    none of the roles, and
  *  - dumped with a bare `pg_dump -Fc` and restored with a bare `pg_restore` onto another fresh cluster in
  *    which the roles and the database were created by hand, as an administrator would.
- * `pg_dump --schema-only` of both (owners and ACLs included) and every table's content must be identical.
+ * `pg_dump --schema-only` of both (owners and ACLs included) and every table's content must be identical;
+ * the database-level state (which a bare restore into a hand-made database does not carry) the source's.
  */
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -129,6 +131,12 @@ const SCHEMA = `
   ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
   ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO app_admin;
   CREATE PUBLICATION core_pub FOR TABLE core.customers, core.audit;
+  CREATE TABLE core.events (id bigint PRIMARY KEY, at timestamptz NOT NULL, what text);
+  CREATE TABLE core.events_archive (archived_on date NOT NULL DEFAULT '2024-01-01') INHERITS (core.events);
+  INSERT INTO core.events SELECT g, '2024-06-01'::timestamptz + g * interval '1 hour', 'live ' || g
+    FROM generate_series(1, 30) g;
+  INSERT INTO core.events_archive (id, at, what) SELECT g, '2023-06-01'::timestamptz, 'old ' || g
+    FROM generate_series(100, 140) g;
   RESET ROLE;
 
   SET ROLE app_admin;
@@ -245,6 +253,9 @@ beforeAll(async () => {
   );
   await source.psql('CREATE DATABASE shop OWNER app_owner');
   await source.psql('GRANT CREATE ON DATABASE shop TO app_owner, app_admin', 'shop');
+  await source.psql(
+    "ALTER DATABASE shop SET work_mem = '8MB'; ALTER ROLE app_admin IN DATABASE shop SET statement_timeout = '30s'; COMMENT ON DATABASE shop IS 'the shop'",
+  );
   await source.psql(SCHEMA, 'shop');
 
   // strongbox: backup as the non-superuser backup role, restore onto a server that has only that role.
@@ -288,6 +299,21 @@ describe('a real-world schema restored by strongbox onto a fresh cluster', () =>
     expect(bare['core.orders_2024_eu']).not.toMatch(/^0 /);
     expect(strongbox).toEqual(bare);
     expect(strongbox).toEqual(await fingerprintsOf(source, 'shop'));
+  });
+
+  it('gives the database its settings, per-role settings, comment, owner and ACL (a bare restore into a hand-made database has none of them)', async () => {
+    const stateOf = (server: PgServer) =>
+      server.psql(
+        `SELECT concat_ws(' | ', pg_get_userbyid(d.datdba), (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
+                (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ','), ';' ORDER BY r.rolname)
+                   FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = d.oid))
+           FROM pg_database d WHERE d.datname = 'shop'`,
+      );
+    const restored = await stateOf(viaStrongbox);
+    expect(restored).toContain('work_mem=8MB');
+    expect(restored).toContain('app_admin:statement_timeout=30s');
+    expect(restored).toContain('the shop');
+    expect(restored).toBe(await stateOf(source));
   });
 
   it('the application roles work afterwards', async () => {
