@@ -25,18 +25,23 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
   paginateListObjectsV2,
   RestoreObjectCommand,
   S3Client,
   type S3ClientConfig,
   type StorageClass,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, awsHttpStatus, describeAwsReply, isRetryableAwsError } from '#adapters/aws/errors';
 import { AGENT_ENV } from '#core/deployment';
 import {
@@ -181,26 +186,24 @@ export class S3Vault implements Vault {
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
 
-    const upload = new Upload({
-      client: this.#watchedClient((error) => fail('s3', error)),
-      params: {
-        Bucket: this.bucket,
-        Key: this.#key(key),
-        Body: counter,
-        IfNoneMatch: '*',
-        ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
-        ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
-        ...(options.contentType ? { ContentType: options.contentType } : {}),
-        ...(options.lock
-          ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
-          : {}),
-      },
-      partSize: partSizeFor(this.#partSizeBytes, options.expectedBytes),
-      queueSize: this.#queueSize,
-      leavePartsOnError: false,
-    });
+    const params = {
+      Bucket: this.bucket,
+      Key: this.#key(key),
+      ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
+      ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
+      ...(options.contentType ? { ContentType: options.contentType } : {}),
+      ...(options.lock
+        ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
+        : {}),
+    };
+    const upload = new PartWriter(
+      this.#watchedClient((error) => fail('s3', error)),
+      params,
+      partSizeFor(this.#partSizeBytes, options.expectedBytes),
+      this.#queueSize,
+    );
     try {
-      await upload.done();
+      await upload.write(counter);
       await feeding;
       return { sizeBytes: counter.bytes };
     } catch (error) {
@@ -454,6 +457,148 @@ export class S3Vault implements Vault {
       if (awsErrorName(error) === 'NoSuchUpload') return; // already aborted by Upload
       throw toVaultError(error, `abort the multipart upload of ${this.#describe(key)} (id ${uploadId})`);
     }
+  }
+}
+
+/**
+ * Writes one object from a stream as one PutObject (bodies smaller than a part) or a multipart upload of
+ * `queueSize` parts in flight. The parts are `queueSize + 1` buffers of `partSize` bytes, allocated once
+ * per put and reused: each chunk is copied once into the part being filled, and a buffer is filled again
+ * only after its UploadPart answered. So a put holds (queueSize + 1) × partSize and makes no garbage of
+ * part size (lib-storage's Upload concatenated every part into a new buffer, freed only at a late GC).
+ * The first failed request ends {@link write}; the caller aborts the multipart upload ({@link uploadId}).
+ */
+class PartWriter {
+  uploadId: string | undefined;
+  readonly #free: Buffer[] = [];
+  #allocated = 0;
+  readonly #parts: CompletedPart[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  #failed: { error: unknown } | undefined;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly params: Omit<PutObjectCommandInput, 'Body'> & { Bucket: string; Key: string },
+    private readonly partSize: number,
+    private readonly queueSize: number,
+  ) {}
+
+  async write(body: AsyncIterable<Buffer>): Promise<void> {
+    let part = this.#take();
+    let filled = 0;
+    for await (const chunk of body) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const n = Math.min(chunk.length - offset, this.partSize - filled);
+        chunk.copy(part, filled, offset, offset + n);
+        filled += n;
+        offset += n;
+        if (filled === this.partSize) {
+          await this.#send(part, filled);
+          part = await this.#next();
+          filled = 0;
+        }
+      }
+    }
+    if (this.uploadId === undefined && this.#parts.length === 0 && this.#inFlight.size === 0) {
+      // Smaller than a part: one create-only PutObject.
+      await this.client.send(
+        new PutObjectCommand({ ...this.params, Body: part.subarray(0, filled), IfNoneMatch: '*' }),
+      );
+      return;
+    }
+    if (filled > 0) await this.#send(part, filled);
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    this.#throwIfFailed();
+    this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.params.Bucket,
+        Key: this.params.Key,
+        UploadId: this.uploadId,
+        MultipartUpload: { Parts: this.#parts },
+        IfNoneMatch: '*',
+      }),
+    );
+  }
+
+  /** Starts the UploadPart of `part[0, length)`; the buffer returns to the pool when S3 answered. */
+  async #send(part: Buffer, length: number): Promise<void> {
+    this.#throwIfFailed();
+    if (this.uploadId === undefined) {
+      // As lib-storage did: with checksums on (the SDK's default), the parts carry CRC32s that the
+      // upload must declare at creation and the completion must list.
+      const checksums = await this.client.config.requestChecksumCalculation();
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          ...this.params,
+          ...(checksums === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+        }),
+      );
+      if (!created.UploadId)
+        throw new Error(`CreateMultipartUpload of ${this.params.Key} returned no UploadId`);
+      this.uploadId = created.UploadId;
+    }
+    const partNumber = this.#parts.length + this.#inFlight.size + 1;
+    if (partNumber > MAX_PARTS) {
+      throw new VaultError(
+        `${this.params.Key}: more than ${MAX_PARTS} parts of ${this.partSize / MiB} MiB; raise vault.partSizeMiB`,
+      );
+    }
+    const sending = this.client
+      .send(
+        new UploadPartCommand({
+          Bucket: this.params.Bucket,
+          Key: this.params.Key,
+          UploadId: this.uploadId,
+          PartNumber: partNumber,
+          Body: part.subarray(0, length),
+          ContentLength: length,
+        }),
+      )
+      .then(
+        (result) => {
+          if (!result.ETag)
+            throw new Error(`UploadPart ${partNumber} of ${this.params.Key} returned no ETag`);
+          const { ETag, ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 } =
+            result;
+          this.#parts.push({
+            PartNumber: partNumber,
+            ETag,
+            ...(ChecksumCRC32 ? { ChecksumCRC32 } : {}),
+            ...(ChecksumCRC32C ? { ChecksumCRC32C } : {}),
+            ...(ChecksumCRC64NVME ? { ChecksumCRC64NVME } : {}),
+            ...(ChecksumSHA1 ? { ChecksumSHA1 } : {}),
+            ...(ChecksumSHA256 ? { ChecksumSHA256 } : {}),
+          });
+          this.#free.push(part);
+        },
+        (error: unknown) => {
+          this.#failed ??= { error };
+        },
+      )
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  /** The next part buffer: a free one, a new one while fewer than queueSize + 1 exist, else the first freed. */
+  async #next(): Promise<Buffer> {
+    while (this.#free.length === 0 && this.#allocated > this.queueSize) {
+      await Promise.race(this.#inFlight);
+      this.#throwIfFailed();
+    }
+    return this.#take();
+  }
+
+  #take(): Buffer {
+    const free = this.#free.pop();
+    if (free) return free;
+    this.#allocated += 1;
+    return Buffer.allocUnsafeSlow(this.partSize);
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failed) throw this.#failed.error;
   }
 }
 
