@@ -524,6 +524,7 @@ class PartWriter {
 
   /** Starts the UploadPart of `part[0, length)`; the buffer returns to the pool when S3 answered. */
   async #send(part: Buffer, length: number): Promise<void> {
+    while (this.#inFlight.size >= this.queueSize) await Promise.race(this.#inFlight);
     this.#throwIfFailed();
     if (this.uploadId === undefined) {
       // As lib-storage did: with checksums on (the SDK's default), the parts carry CRC32s that the
