@@ -2,19 +2,20 @@
  * A vault in an S3 bucket (AWS) or an S3-compatible server (MinIO, Ceph, s3rver), at
  * `s3://bucket/optional/prefix`.
  *
- * Puts stream through `@aws-sdk/lib-storage` `Upload`: one PutObject for bodies smaller than a part,
- * else a multipart upload, `queueSize` parts at once. Parts are `partSizeMiB`, or larger when the put's
- * `expectedBytes` (the object's size in the previous backup) needs it: big enough for twice that size
- * in S3's 10,000 parts ({@link partSizeFor}), so an object can double between two backups. Memory: at
- * most (queueSize + 1) × the part size per put. Tags go in the create request (`Tagging`), so an object is
- * never visible untagged. A put that fails or is aborted leaves no object and no multipart upload:
- * Upload aborts its multipart upload, and the vault sends AbortMultipartUpload again when it knows the
- * upload id (the abort may be lost), ignoring NoSuchUpload.
+ * Puts stream through the vault's own multipart writer ({@link PartWriter}): one PutObject for bodies
+ * smaller than a part, else CreateMultipartUpload, UploadPart with `queueSize` parts at once, and
+ * CompleteMultipartUpload. Parts are `partSizeMiB`, or larger when the put's `expectedBytes` (the
+ * object's size in the previous backup) needs it: big enough for twice that size in S3's 10,000 parts
+ * ({@link partSizeFor}), so an object can double between two backups. Memory: (queueSize + 1) part
+ * buffers per put, allocated once and reused (docs/adr/0007-s3-memory.md). Tags, storage class,
+ * content type and object lock go in the create request (PutObject or CreateMultipartUpload), so an
+ * object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
+ * upload: the first failed request stops reading the body, and the vault sends AbortMultipartUpload
+ * (ignoring NoSuchUpload).
  *
  * Every write is create-only: `If-None-Match: *` goes on the PutObject and on the
- * CompleteMultipartUpload (Upload copies its params into both; UploadPart carries no such header, as S3
- * documents), so a put never replaces an object, and a put to a key that exists fails with a VaultError
- * saying so (S3 answers 412). The deployment's host policy denies writes without the header, so a stolen
+ * CompleteMultipartUpload (UploadPart carries no such header, as S3 documents), so a put never
+ * replaces an object, and a put to a key that exists fails with a VaultError saying so (S3 answers 412). The deployment's host policy denies writes without the header, so a stolen
  * host credential cannot overwrite a backup either (docs/deploy.md).
  *
  * Credentials come from the SDK's default provider chain (environment, profile, instance role), or
@@ -212,6 +213,8 @@ export class S3Vault implements Vault {
       await feeding;
       // The abort is cleanup: when it fails, the put's own failure is still what the caller sees first.
       let abortProblem: string | undefined;
+      // Parts still uploading would outlive an abort sent now (S3 keeps a part that lands after it).
+      await upload.settled();
       if (upload.uploadId) {
         try {
           await this.#abortMultipart(key, upload.uploadId);
@@ -433,11 +436,11 @@ export class S3Vault implements Vault {
     return `s3://${this.bucket}/${this.#key(key)}`;
   }
 
-  /** The client for Upload, reporting the first failed request so that reading the body stops at once. */
+  /** The client for PartWriter, reporting the first failed request so that reading the body stops at once. */
   #watchedClient(onError: (error: unknown) => void): S3Client {
     const client = this.client;
-    // Upload uses only `send` and `config`. Without this its other workers would go on uploading the
-    // rest of the stream after one part failed, and report the failure only at the end.
+    // PartWriter uses only `send` and `config`. Without this it would go on reading the body until it
+    // next waits for a part, and report the failure only then.
     return {
       config: client.config,
       send: (command: Parameters<S3Client['send']>[0]) =>
@@ -454,7 +457,7 @@ export class S3Vault implements Vault {
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#key(key), UploadId: uploadId }),
       );
     } catch (error) {
-      if (awsErrorName(error) === 'NoSuchUpload') return; // already aborted by Upload
+      if (awsErrorName(error) === 'NoSuchUpload') return; // already gone
       throw toVaultError(error, `abort the multipart upload of ${this.#describe(key)} (id ${uploadId})`);
     }
   }
@@ -508,7 +511,7 @@ class PartWriter {
       return;
     }
     if (filled > 0) await this.#send(part, filled);
-    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+    await this.settled();
     this.#throwIfFailed();
     this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     await this.client.send(
@@ -520,6 +523,11 @@ class PartWriter {
         IfNoneMatch: '*',
       }),
     );
+  }
+
+  /** Resolves when no UploadPart is in flight (each one's failure is already recorded). */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
   }
 
   /** Starts the UploadPart of `part[0, length)`; the buffer returns to the pool when S3 answered. */
