@@ -5,6 +5,8 @@
  * when the job is already running and this run did nothing). On failure the last line on stderr is
  * `strongbox: error: <what went wrong>` (SSM keeps only the tail of a command's output).
  */
+// First: V8 heap settings before the other modules load and allocate (agent/heap.ts).
+import '#agent/heap';
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';

@@ -2,19 +2,20 @@
  * A vault in an S3 bucket (AWS) or an S3-compatible server (MinIO, Ceph, s3rver), at
  * `s3://bucket/optional/prefix`.
  *
- * Puts stream through `@aws-sdk/lib-storage` `Upload`: one PutObject for bodies smaller than a part,
- * else a multipart upload, `queueSize` parts at once. Parts are `partSizeMiB`, or larger when the put's
- * `expectedBytes` (the object's size in the previous backup) needs it: big enough for twice that size
- * in S3's 10,000 parts ({@link partSizeFor}), so an object can double between two backups. Memory: at
- * most (queueSize + 1) × the part size per put. Tags go in the create request (`Tagging`), so an object is
- * never visible untagged. A put that fails or is aborted leaves no object and no multipart upload:
- * Upload aborts its multipart upload, and the vault sends AbortMultipartUpload again when it knows the
- * upload id (the abort may be lost), ignoring NoSuchUpload.
+ * Puts stream through the vault's own multipart writer ({@link PartWriter}): one PutObject for bodies
+ * smaller than a part, else CreateMultipartUpload, UploadPart with `queueSize` parts at once, and
+ * CompleteMultipartUpload. Parts are `partSizeMiB`, or larger when the put's `expectedBytes` (the
+ * object's size in the previous backup) needs it: big enough for twice that size in S3's 10,000 parts
+ * ({@link partSizeFor}), so an object can double between two backups. Memory: (queueSize + 1) part
+ * buffers per put, allocated once and reused (docs/adr/0007-s3-memory.md). Tags, storage class,
+ * content type and object lock go in the create request (PutObject or CreateMultipartUpload), so an
+ * object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
+ * upload: the first failed request stops reading the body, and the vault sends AbortMultipartUpload
+ * (ignoring NoSuchUpload).
  *
  * Every write is create-only: `If-None-Match: *` goes on the PutObject and on the
- * CompleteMultipartUpload (Upload copies its params into both; UploadPart carries no such header, as S3
- * documents), so a put never replaces an object, and a put to a key that exists fails with a VaultError
- * saying so (S3 answers 412). The deployment's host policy denies writes without the header, so a stolen
+ * CompleteMultipartUpload (UploadPart carries no such header, as S3 documents), so a put never
+ * replaces an object, and a put to a key that exists fails with a VaultError saying so (S3 answers 412). The deployment's host policy denies writes without the header, so a stolen
  * host credential cannot overwrite a backup either (docs/deploy.md).
  *
  * Credentials come from the SDK's default provider chain (environment, profile, instance role), or
@@ -25,18 +26,23 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
   paginateListObjectsV2,
   RestoreObjectCommand,
   S3Client,
   type S3ClientConfig,
   type StorageClass,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { awsErrorName, awsHttpStatus, describeAwsReply, isRetryableAwsError } from '#adapters/aws/errors';
 import { AGENT_ENV } from '#core/deployment';
 import {
@@ -181,26 +187,24 @@ export class S3Vault implements Vault {
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
 
-    const upload = new Upload({
-      client: this.#watchedClient((error) => fail('s3', error)),
-      params: {
-        Bucket: this.bucket,
-        Key: this.#key(key),
-        Body: counter,
-        IfNoneMatch: '*',
-        ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
-        ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
-        ...(options.contentType ? { ContentType: options.contentType } : {}),
-        ...(options.lock
-          ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
-          : {}),
-      },
-      partSize: partSizeFor(this.#partSizeBytes, options.expectedBytes),
-      queueSize: this.#queueSize,
-      leavePartsOnError: false,
-    });
+    const params = {
+      Bucket: this.bucket,
+      Key: this.#key(key),
+      ...(tags.length > 0 ? { Tagging: encodeTags(tags) } : {}),
+      ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
+      ...(options.contentType ? { ContentType: options.contentType } : {}),
+      ...(options.lock
+        ? { ObjectLockMode: options.lock.mode, ObjectLockRetainUntilDate: options.lock.retainUntil }
+        : {}),
+    };
+    const upload = new PartWriter(
+      this.#watchedClient((error) => fail('s3', error)),
+      params,
+      partSizeFor(this.#partSizeBytes, options.expectedBytes),
+      this.#queueSize,
+    );
     try {
-      await upload.done();
+      await upload.write(counter);
       await feeding;
       return { sizeBytes: counter.bytes };
     } catch (error) {
@@ -209,6 +213,8 @@ export class S3Vault implements Vault {
       await feeding;
       // The abort is cleanup: when it fails, the put's own failure is still what the caller sees first.
       let abortProblem: string | undefined;
+      // Parts still uploading would outlive an abort sent now (S3 keeps a part that lands after it).
+      await upload.settled();
       if (upload.uploadId) {
         try {
           await this.#abortMultipart(key, upload.uploadId);
@@ -430,11 +436,11 @@ export class S3Vault implements Vault {
     return `s3://${this.bucket}/${this.#key(key)}`;
   }
 
-  /** The client for Upload, reporting the first failed request so that reading the body stops at once. */
+  /** The client for PartWriter, reporting the first failed request so that reading the body stops at once. */
   #watchedClient(onError: (error: unknown) => void): S3Client {
     const client = this.client;
-    // Upload uses only `send` and `config`. Without this its other workers would go on uploading the
-    // rest of the stream after one part failed, and report the failure only at the end.
+    // PartWriter uses only `send` and `config`. Without this it would go on reading the body until it
+    // next waits for a part, and report the failure only then.
     return {
       config: client.config,
       send: (command: Parameters<S3Client['send']>[0]) =>
@@ -451,9 +457,157 @@ export class S3Vault implements Vault {
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.#key(key), UploadId: uploadId }),
       );
     } catch (error) {
-      if (awsErrorName(error) === 'NoSuchUpload') return; // already aborted by Upload
+      if (awsErrorName(error) === 'NoSuchUpload') return; // already gone
       throw toVaultError(error, `abort the multipart upload of ${this.#describe(key)} (id ${uploadId})`);
     }
+  }
+}
+
+/**
+ * Writes one object from a stream as one PutObject (bodies smaller than a part) or a multipart upload of
+ * `queueSize` parts in flight. The parts are `queueSize + 1` buffers of `partSize` bytes, allocated once
+ * per put and reused: each chunk is copied once into the part being filled, and a buffer is filled again
+ * only after its UploadPart answered. So a put holds (queueSize + 1) × partSize and makes no garbage of
+ * part size (lib-storage's Upload concatenated every part into a new buffer, freed only at a late GC).
+ * The first failed request ends {@link write}; the caller aborts the multipart upload ({@link uploadId}).
+ */
+class PartWriter {
+  uploadId: string | undefined;
+  readonly #free: Buffer[] = [];
+  #allocated = 0;
+  readonly #parts: CompletedPart[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  #failed: { error: unknown } | undefined;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly params: Omit<PutObjectCommandInput, 'Body'> & { Bucket: string; Key: string },
+    private readonly partSize: number,
+    private readonly queueSize: number,
+  ) {}
+
+  async write(body: AsyncIterable<Buffer>): Promise<void> {
+    let part = this.#take();
+    let filled = 0;
+    for await (const chunk of body) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const n = Math.min(chunk.length - offset, this.partSize - filled);
+        chunk.copy(part, filled, offset, offset + n);
+        filled += n;
+        offset += n;
+        if (filled === this.partSize) {
+          await this.#send(part, filled);
+          part = await this.#next();
+          filled = 0;
+        }
+      }
+    }
+    if (this.uploadId === undefined && this.#parts.length === 0 && this.#inFlight.size === 0) {
+      // Smaller than a part: one create-only PutObject.
+      await this.client.send(
+        new PutObjectCommand({ ...this.params, Body: part.subarray(0, filled), IfNoneMatch: '*' }),
+      );
+      return;
+    }
+    if (filled > 0) await this.#send(part, filled);
+    await this.settled();
+    this.#throwIfFailed();
+    this.#parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.params.Bucket,
+        Key: this.params.Key,
+        UploadId: this.uploadId,
+        MultipartUpload: { Parts: this.#parts },
+        IfNoneMatch: '*',
+      }),
+    );
+  }
+
+  /** Resolves when no UploadPart is in flight (each one's failure is already recorded). */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+  }
+
+  /** Starts the UploadPart of `part[0, length)`; the buffer returns to the pool when S3 answered. */
+  async #send(part: Buffer, length: number): Promise<void> {
+    while (this.#inFlight.size >= this.queueSize) await Promise.race(this.#inFlight);
+    this.#throwIfFailed();
+    if (this.uploadId === undefined) {
+      // As lib-storage did: with checksums on (the SDK's default), the parts carry CRC32s that the
+      // upload must declare at creation and the completion must list.
+      const checksums = await this.client.config.requestChecksumCalculation();
+      const created = await this.client.send(
+        new CreateMultipartUploadCommand({
+          ...this.params,
+          ...(checksums === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+        }),
+      );
+      if (!created.UploadId)
+        throw new Error(`CreateMultipartUpload of ${this.params.Key} returned no UploadId`);
+      this.uploadId = created.UploadId;
+    }
+    const partNumber = this.#parts.length + this.#inFlight.size + 1;
+    if (partNumber > MAX_PARTS) {
+      throw new VaultError(
+        `${this.params.Key}: more than ${MAX_PARTS} parts of ${this.partSize / MiB} MiB; raise vault.partSizeMiB`,
+      );
+    }
+    const sending = this.client
+      .send(
+        new UploadPartCommand({
+          Bucket: this.params.Bucket,
+          Key: this.params.Key,
+          UploadId: this.uploadId,
+          PartNumber: partNumber,
+          Body: part.subarray(0, length),
+          ContentLength: length,
+        }),
+      )
+      .then(
+        (result) => {
+          if (!result.ETag)
+            throw new Error(`UploadPart ${partNumber} of ${this.params.Key} returned no ETag`);
+          const { ETag, ChecksumCRC32, ChecksumCRC32C, ChecksumCRC64NVME, ChecksumSHA1, ChecksumSHA256 } =
+            result;
+          this.#parts.push({
+            PartNumber: partNumber,
+            ETag,
+            ...(ChecksumCRC32 ? { ChecksumCRC32 } : {}),
+            ...(ChecksumCRC32C ? { ChecksumCRC32C } : {}),
+            ...(ChecksumCRC64NVME ? { ChecksumCRC64NVME } : {}),
+            ...(ChecksumSHA1 ? { ChecksumSHA1 } : {}),
+            ...(ChecksumSHA256 ? { ChecksumSHA256 } : {}),
+          });
+          this.#free.push(part);
+        },
+        (error: unknown) => {
+          this.#failed ??= { error };
+        },
+      )
+      .finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  /** The next part buffer: a free one, a new one while fewer than queueSize + 1 exist, else the first freed. */
+  async #next(): Promise<Buffer> {
+    while (this.#free.length === 0 && this.#allocated > this.queueSize) {
+      await Promise.race(this.#inFlight);
+      this.#throwIfFailed();
+    }
+    return this.#take();
+  }
+
+  #take(): Buffer {
+    const free = this.#free.pop();
+    if (free) return free;
+    this.#allocated += 1;
+    return Buffer.allocUnsafeSlow(this.partSize);
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failed) throw this.#failed.error;
   }
 }
 
