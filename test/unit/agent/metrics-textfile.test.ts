@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -52,7 +52,9 @@ describe('updateMetricsTextfile', () => {
       sample: { name: 'strongbox_backup_size_bytes', labels: { ...labels, job: `job-${i}` }, value: i },
     }));
     await updateMetricsTextfile(path, many);
-    const inode = (await stat(path)).ino;
+    // Held open, the first file's inode cannot be freed and given to a later temp file.
+    const first = await open(path, 'r');
+    const inode = (await first.stat()).ino;
     let reading = true;
     let reads = 0;
     const partial: number[] = [];
@@ -74,6 +76,7 @@ describe('updateMetricsTextfile', () => {
     expect(reads).toBeGreaterThan(0);
     expect(partial).toEqual([]);
     expect((await stat(path)).ino).not.toBe(inode);
+    await first.close();
     expect(await readdir(dir)).toEqual(['strongbox.prom']);
     const total = parsePrometheusText(await readFile(path, 'utf8')).find(
       (s) => s.name === 'strongbox_backup_success_total',
