@@ -20,7 +20,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster } from '../scripts/lib/postgres-cluster';
+import { type PgServer, startCluster } from '../scripts/lib/postgres-cluster';
 import { makeData } from './backup-restore';
 import {
   cli,
@@ -89,6 +89,7 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
     const [tool, ...args] = pgbackrest('--stanza=bench', 'stanza-create');
     await exec(tool as string, args);
     await makeData(pg);
+    await archiverCaughtUp(pg);
     const dbBytes = Number(await pg.psql("SELECT pg_database_size('bench')"));
     const bin = (name: string) => join(pg.binDir, name);
     const pgEnv = { ...process.env, PGHOST: '127.0.0.1', PGPORT: String(pg.port), PGUSER: 'postgres' };
@@ -251,6 +252,23 @@ async function run(): Promise<{ markdown: string; goals: Goal[] }> {
     await pg.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Waits until the archiver has pushed every segment the data load wrote (a few GB of WAL): each tool's
+ * backup then starts with an idle archiver, and pgBackRest's wait for its stop segment (60 s) is not
+ * spent on the load's backlog.
+ */
+async function archiverCaughtUp(pg: PgServer): Promise<void> {
+  const segment = await pg.psql('SELECT pg_walfile_name(pg_switch_wal())');
+  process.stdout.write(`waiting for the archiver to push the load's WAL (up to ${segment})…\n`);
+  const deadline = Date.now() + 30 * 60_000;
+  while (Date.now() < deadline) {
+    const last = await pg.psql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+    if (last >= segment) return;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+  throw new Error(`the archiver did not reach ${segment} within 30 minutes`);
 }
 
 export const pitrSuite: Suite = {
