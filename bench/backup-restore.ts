@@ -34,13 +34,16 @@ import {
   median,
   type Run,
   root,
+  runs,
   type Suite,
   type SuiteResult,
 } from './lib';
 
 const scale = Number(process.env.BENCH_SCALE ?? 70);
 const DEFAULT_SCALE = 70;
-export const runs = Number(process.env.BENCH_RUNS ?? 3);
+
+export { runs };
+
 const cores = cpus().length;
 
 /** One measured step of one run, or the median of a step over the runs. */

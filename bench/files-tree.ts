@@ -32,6 +32,7 @@ import {
   measureAgent,
   measureShell,
   type Run,
+  runs,
   type StepMeasure,
   StepSeries,
   type Suite,
@@ -39,7 +40,6 @@ import {
 } from './lib';
 
 const files = Number(process.env.BENCH_FILES ?? 1_000_000);
-const runs = Number(process.env.BENCH_RUNS ?? 3);
 const seed = Number(process.env.BENCH_SEED ?? 1);
 const PARTS = 10;
 /** The flat-RSS threshold: peak RSS at BENCH_FILES over peak RSS at BENCH_FILES/10. */

@@ -13,6 +13,8 @@ export const exec = promisify(execFile);
 export const root = join(import.meta.dirname, '..');
 export const cli = join(root, 'dist', 'strongbox.mjs');
 export const MiB = 2 ** 20;
+/** Runs of each step per suite (`BENCH_RUNS`); the median is reported. */
+export const runs = Number(process.env.BENCH_RUNS ?? 3);
 
 /** One measured run of a whole process tree. */
 export interface Run {

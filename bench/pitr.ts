@@ -33,6 +33,7 @@ import {
   measureAgent,
   measureShell,
   type Run,
+  runs,
   type StepMeasure,
   StepSeries,
   type Suite,
@@ -40,7 +41,6 @@ import {
 } from './lib';
 
 const scale = Number(process.env.BENCH_SCALE ?? 70);
-const runs = Number(process.env.BENCH_RUNS ?? 3);
 const segments = Number(process.env.BENCH_WAL_SEGMENTS ?? 64);
 const SEGMENT = /^[0-9A-F]{24}$/;
 
