@@ -56,7 +56,21 @@ export async function listBackups(vault: Vault, job: string): Promise<BackupList
     entry.objects.push(object);
     if (parsed.name === MANIFEST_NAME) entry.complete = true;
   }
-  return [...byId.values()].sort((a, b) => a.backupId.localeCompare(b.backupId));
+  return [...byId.values()].sort(byStart);
+}
+
+/**
+ * Oldest first. Ids carry whole seconds: two backups of one job started in the same second (a job's
+ * runs never overlap) are ordered by when their manifests were stored, so "latest" is the later one.
+ */
+function byStart(a: BackupListing, b: BackupListing): number {
+  const bySecond = a.startedAt.getTime() - b.startedAt.getTime();
+  if (bySecond !== 0) return bySecond;
+  const stored = (l: BackupListing) =>
+    l.objects.find((o) => parseBackupKey(o.key)?.name === MANIFEST_NAME)?.lastModified.getTime();
+  const [storedA, storedB] = [stored(a), stored(b)];
+  if (storedA !== undefined && storedB !== undefined && storedA !== storedB) return storedA - storedB;
+  return a.backupId.localeCompare(b.backupId);
 }
 
 /** Reads a stream into a string (manifests are small). */

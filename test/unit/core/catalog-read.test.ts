@@ -103,6 +103,26 @@ describe('selectBackup and previousComplete', () => {
     expect(() => selectBackup([], { latest: true })).toThrow('the job has no complete backup');
   });
 
+  it('orders two backups of the same second by when their manifests were stored', async () => {
+    const vault = new MemoryVault();
+    const second = new Date(START.getTime() + 100);
+    const first = seedBackup(vault, {
+      job: 'app-db',
+      startedAt: second,
+      suffix: 'ffffff',
+      durationSeconds: 0.2,
+    });
+    const later = seedBackup(vault, {
+      job: 'app-db',
+      startedAt: second,
+      suffix: '000000',
+      durationSeconds: 0.7,
+    });
+    const backups = await listBackups(vault, 'app-db');
+    expect(backups.map((b) => b.backupId)).toEqual([first.backupId, later.backupId]);
+    expect(selectBackup(backups, { latest: true }).backupId).toBe(later.backupId);
+  });
+
   it('finds the previous complete backup strictly before a time', async () => {
     const { vault, manifests } = vaultWith(3);
     seedBackup(vault, { job: 'app-db', startedAt: new Date(START.getTime() + 2.5 * DAY), complete: false });
