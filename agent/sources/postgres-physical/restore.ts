@@ -378,7 +378,10 @@ export async function majorOf(details: PostgresPhysicalDetails | undefined, dir:
 export async function logTail(logFile: string): Promise<string> {
   const text = await readFile(logFile, 'utf8').catch(() => '');
   const lines = text.trim().split('\n').filter(Boolean);
-  const serious = lines.filter((l) => /\b(FATAL|PANIC|ERROR)\b|strongbox: error/.test(l));
+  // A FATAL line often only says that something failed; the line before it says what (a syntax error
+  // in a configuration file, the WAL file that did not authenticate).
+  const isSerious = (l: string) => /\b(FATAL|PANIC|ERROR)\b|strongbox: error/.test(l);
+  const serious = lines.filter((l, i) => isSerious(l) || isSerious(lines[i + 1] ?? ''));
   const chosen = (serious.length ? serious : lines).slice(-6);
   return chosen.join(' | ') || `no server log in ${logFile}`;
 }
