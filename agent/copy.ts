@@ -17,8 +17,12 @@
  *   manifest, replaced otherwise (writes are create-only on S3), and the rest is copied; `prune` on the
  *   copy removes what is left of one that is never finished, past the job's timeout.
  * - Safety backups (`purpose: safety`, taken by `restore --replace`) are not copied unless asked for by
- *   id. WAL archives of point-in-time jobs are not copied (yet): a copied base backup restores on its
- *   own, to its end.
+ *   id.
+ * - Point-in-time jobs: the WAL archive goes along, from the first segment of the oldest base backup the
+ *   copy holds (and every timeline history file) — each file authenticated on the primary first (one
+ *   that does not decrypt is refused, never copied), then its stored bytes, with the data key re-wrapped
+ *   in its header for a copy with its own key. A restore `--from` the copy fetches WAL from the copy, so
+ *   recovery to a point in time needs nothing of the primary vault.
  *
  * Memory: one object in flight per copy run, bounded by the copy vault's upload buffers.
  */
@@ -29,18 +33,22 @@ import { openKeyProvider } from '#adapters/keys/index';
 import { openVault } from '#adapters/vaults/index';
 import { describeRetry } from '#adapters/vaults/retrying';
 import { objectPutOptions } from '#agent/backup';
-import { TaskGroup } from '#agent/pipeline/flow';
+import { settleAll, TaskGroup } from '#agent/pipeline/flow';
 import { Meter } from '#agent/pipeline/meter';
 import { EndCheck } from '#agent/read-backup';
 import type { Runtime } from '#agent/runtime';
-import { listBackups, readManifest } from '#core/catalog';
+import { sourceDriver } from '#agent/sources/index';
+import { splitPrefix, VaultWalArchive } from '#agent/wal-archive';
+import { listBackups, listManifests, listWal, readManifest, type WalFile } from '#core/catalog';
 import { describeError, IntegrityError, PlanError, VaultError } from '#core/errors';
 import { backupPrefix, manifestKey, OBJECT_TAGS, objectKey } from '#core/layout';
 import { encryptionContext, type Manifest, type ManifestObject, serializeManifest } from '#core/manifest';
 import { type CopyConfig, copyRetentionOf, copyTakesTier, findCopy, type Job, type Plan } from '#core/plan';
 import type { StoredObject } from '#core/ports';
+import { neededWal } from '#core/recovery-window';
 import { selectRetained } from '#core/retention';
 import type { Tier } from '#core/tiers';
+import { decodeWalHeader, encodeWalHeader, walEncryptionContext } from '#core/wal-format';
 
 /** Days added to a job's age limits on a copy that takes only some tiers: the longest wait for one. */
 const TIER_INTERVAL_DAYS: Readonly<Record<Tier, number>> = { daily: 0, weekly: 7, monthly: 31, yearly: 366 };
@@ -87,6 +95,7 @@ export async function openCopyRuntime(runtime: Runtime, name: string): Promise<R
       retry: { signal: runtime.signal, onRetry: (event) => runtime.log(describeRetry(event)) },
     }),
     keys: copy.key ? await openKeyProvider(copy.key, { baseDir: dirname(runtime.planPath) }) : runtime.keys,
+    copy: copy.name,
   };
 }
 
@@ -127,6 +136,20 @@ export interface CopyJobResult {
   /** Backups of the primary left out, with the reason (tier filter, safety backup, past retention). */
   skipped: { backupId: string; reason: string }[];
   failures: CopyFailure[];
+  /** Point-in-time jobs: what happened to the WAL archive ({@link copyWal}). */
+  wal?: CopiedWal;
+}
+
+/** What a copy run did with a point-in-time job's WAL archive. */
+export interface CopiedWal {
+  /** Files copied now. */
+  copied: number;
+  /** Files the copy needs that it already held. */
+  present: number;
+  /** Stored bytes of the files copied now. */
+  storedBytes: number;
+  /** Files that could not be copied, and why; the others still were. */
+  failures: { name: string; error: unknown }[];
 }
 
 /** Options of {@link copyJob}. */
@@ -247,7 +270,105 @@ export async function copyJob(
       result.failures.push({ ...base, error });
     }
   }
+  if (sourceDriver(job.source).spec.capabilities.pointInTime)
+    result.wal = await copyWal(primary, target, copy, job);
   return result;
+}
+
+/**
+ * Copies the WAL files the copy's base backups can replay (core/recovery-window `neededWal`) and it
+ * does not hold yet, oldest first; nothing when it holds no base backup of the job. One file failing
+ * does not stop the others: each failure is in `failures` (verify on the copy then names the gap).
+ */
+export async function copyWal(
+  primary: Runtime,
+  target: Runtime,
+  copy: CopyConfig,
+  job: Job,
+): Promise<CopiedWal> {
+  const result: CopiedWal = { copied: 0, present: 0, storedBytes: 0, failures: [] };
+  const onPrimary = await listWal(primary.vault, job.name);
+  const onCopy = new Set((await listWal(target.vault, job.name)).map((f) => f.name));
+  const needed = new Set(
+    neededWal(
+      await listManifests(target.vault, job.name),
+      onPrimary.map((f) => f.name),
+    ),
+  );
+  const archive = new VaultWalArchive(primary.vault, primary.keys, job.name, {
+    compression: job.compression.algorithm,
+  });
+  const files = onPrimary.filter((f) => needed.has(f.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const file of files) {
+    primary.signal.throwIfAborted();
+    if (onCopy.has(file.name)) {
+      result.present += 1;
+      continue;
+    }
+    try {
+      await copyWalFile(primary, target, archive, job.name, file, { rewrap: copy.key !== undefined });
+      result.copied += 1;
+      result.storedBytes += file.object.sizeBytes;
+    } catch (error) {
+      if (primary.signal.aborted) throw error;
+      primary.log(`copy ${job.name} WAL ${file.name} → ${copy.name} failed: ${describeError(error)}`);
+      result.failures.push({ name: file.name, error });
+    }
+  }
+  if (result.copied > 0)
+    primary.log(`copy ${job.name}: ${result.copied} WAL files → ${copy.name} ${target.vault.url}`);
+  return result;
+}
+
+/**
+ * Copies one archived WAL file: authenticated on the primary first (read, decrypted and decompressed to
+ * nowhere), then its stored bytes, the header's data key re-wrapped for the copy's own key when it has
+ * one (bound to the same context, so the body is untouched). The put is create-only; a size that
+ * differs from what was sent removes it again.
+ * @throws IntegrityError when the file does not authenticate; KeyError, VaultError.
+ */
+async function copyWalFile(
+  primary: Runtime,
+  target: Runtime,
+  archive: VaultWalArchive,
+  job: string,
+  file: WalFile,
+  options: { rewrap: boolean },
+): Promise<void> {
+  const controller = new AbortController();
+  const signal = AbortSignal.any([primary.signal, controller.signal]);
+  const nowhere = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  await pipeline(await archive.fetch(file.name, { signal }), nowhere, { signal });
+  const what = `WAL file ${file.name} (${file.object.key})`;
+  const { prefix, rest } = await splitPrefix(await primary.vault.get(file.object.key, { signal }), what);
+  let header = prefix;
+  if (options.rewrap) {
+    const decoded = decodeWalHeader(prefix, job, file.name, what);
+    const context = walEncryptionContext(job, file.name, decoded.compression);
+    const plaintext = await primary.keys.decryptDataKey(decoded.wrappedKey, decoded.key, context);
+    try {
+      const wrapped = await target.keys.wrapDataKey(plaintext, context);
+      header = encodeWalHeader({ ...decoded, key: wrapped.key, wrappedKey: wrapped.wrapped });
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+  const meter = new Meter({ hash: false });
+  const body = new PassThrough();
+  body.write(header);
+  const [, put] = await settleAll(
+    [
+      pipeline(rest, meter, body, { signal }),
+      target.vault.put(file.object.key, body, { signal, contentType: 'application/octet-stream' }),
+    ],
+    controller,
+  );
+  if (put.sizeBytes !== header.length + meter.bytes) {
+    await target.vault.delete([file.object.key]).catch(() => {});
+    throw new VaultError(
+      `${file.object.key}: ${target.vault.url} stored ${put.sizeBytes} bytes but ${header.length + meter.bytes} were sent`,
+    );
+  }
 }
 
 /**

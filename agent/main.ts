@@ -532,6 +532,7 @@ function buildCli(
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
+    .option('--from <copy>', "fetch from this copy of the plan's (what a restore --from a copy writes)")
     .option(
       '--parallel <files>',
       `download this many segments at once: the one asked for and the next ones of its timeline, kept in <data dir>/${SPOOL_DIR}/ until PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns prefetch off)`,
@@ -539,10 +540,11 @@ function buildCli(
     )
     .argument('<name>', "the WAL file wanted (PostgreSQL's %f)")
     .argument('<path>', "where to write it (PostgreSQL's %p)")
-    .action((name: string, path: string, o: Common & { job: string; parallel?: number }) => {
+    .action((name: string, path: string, o: Common & { job: string; from?: string; parallel?: number }) => {
       errorExitCode = WAL_FETCH_FATAL_EXIT;
       return run(
-        (rt) => walFetchCommand(rt, { job: o.job, name, path, parallel: o.parallel }),
+        async (rt) =>
+          walFetchCommand(await runtimeFrom(rt, o.from), { job: o.job, name, path, parallel: o.parallel }),
         o,
         operationOf('wal-fetch', o.job),
       );

@@ -244,7 +244,7 @@ export async function runRestore(
     const agent = runtime.env[AGENT_ENV.command] ?? 'strongbox';
     const recovery = request.recoverTo && {
       target: request.recoverTo,
-      restoreCommand: walFetchCommand(agent, runtime.planPath, job.name),
+      restoreCommand: walFetchCommand(agent, runtime.planPath, job.name, runtime.copy),
       ...(request.archive ? { archiveCommand: walPushCommandLine(agent, runtime.planPath, job.name) } : {}),
     };
     const { sourceBytes, outcome } = await restoreInto(runtime, job, manifest, target, request.tables, ctx, {

@@ -38,6 +38,11 @@ export interface Runtime {
   signal: AbortSignal;
   /** Where long runs show how far they got (a terminal's progress line); absent: nowhere. */
   progress?: Progress;
+  /**
+   * The plan's copy whose vault and key this runtime reads (agent/copy `openCopyRuntime`, `--from`);
+   * absent: the primary vault. A point-in-time restore's restore_command fetches WAL from the same one.
+   */
+  copy?: string;
 }
 
 /**

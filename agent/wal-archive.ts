@@ -181,7 +181,7 @@ async function digest(stream: Readable): Promise<string> {
 }
 
 /** Reads the `strongbox-wal-v1` prefix off a stream; the rest continues as its own stream. */
-async function splitPrefix(raw: Readable, what: string): Promise<{ prefix: Buffer; rest: Readable }> {
+export async function splitPrefix(raw: Readable, what: string): Promise<{ prefix: Buffer; rest: Readable }> {
   const iterator = (raw as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let head = Buffer.alloc(0);
   let length: number | undefined;

@@ -183,13 +183,34 @@ export function expiredWal(
 ): { anchorBackupId?: string; expire: string[] } {
   const anchor = walAnchor(manifests, windowStart);
   if (!anchor) return { expire: [] };
-  const bytes = anchor.range.walSegmentBytes;
-  const first = parseSegment(anchor.range.firstWalSegment, bytes);
-  const expire = walNames.filter((name) => {
-    const segment = name.slice(0, 24);
-    if (!WAL_SEGMENT_NAME.test(segment)) return false;
-    const s = parseSegment(segment, bytes);
-    return s.timeline <= first.timeline && s.number < first.number;
-  });
-  return { anchorBackupId: anchor.m.backupId, expire };
+  return {
+    anchorBackupId: anchor.m.backupId,
+    expire: walNames.filter((name) => isBefore(name, anchor.range)),
+  };
+}
+
+/**
+ * The WAL files any of these base backups can replay: all but those before the first segment of the
+ * oldest one (on its timeline or older ones); history files always. None without a base backup.
+ * @example neededWal(await listManifests(copyVault, 'pg'), walNames) // what a copy of the archive holds
+ */
+export function neededWal(manifests: readonly Manifest[], walNames: readonly string[]): string[] {
+  const oldest = manifests
+    .flatMap((m) => {
+      const range = rangeOf(m);
+      return range ? [{ m, range }] : [];
+    })
+    .sort((a, b) => Date.parse(a.m.finishedAt) - Date.parse(b.m.finishedAt))[0];
+  if (!oldest) return [];
+  return walNames.filter((name) => !isBefore(name, oldest.range));
+}
+
+/** Whether a WAL file is a segment before a base backup's first, on its timeline or an older one. */
+function isBefore(name: string, range: PhysicalRange): boolean {
+  const segment = name.slice(0, 24);
+  if (!WAL_SEGMENT_NAME.test(segment)) return false;
+  const bytes = range.walSegmentBytes;
+  const first = parseSegment(range.firstWalSegment, bytes);
+  const s = parseSegment(segment, bytes);
+  return s.timeline <= first.timeline && s.number < first.number;
 }

@@ -77,7 +77,8 @@ export function recoverySettings(target: RecoveryTarget, restoreCommand: string)
     case 'latest':
       break;
     case 'time':
-      settings.recovery_target_time = quoteConfValue(target.time);
+      // PostgreSQL checks the setting before it knows time zone abbreviations: 'Z' is refused at start.
+      settings.recovery_target_time = quoteConfValue(target.time.replace(/Z$/, '+00:00'));
       break;
     case 'lsn':
       settings.recovery_target_lsn = quoteConfValue(target.lsn);
@@ -133,12 +134,14 @@ export function shellQuote(word: string): string {
 
 /**
  * The `restore_command` of a point-in-time restore: this agent's `wal-fetch` for the job, with
- * PostgreSQL's `%f` and `%p`.
+ * PostgreSQL's `%f` and `%p` — from the plan's copy `from` when the restore reads one (`--from`), so
+ * a recovery from a copy needs nothing of the primary vault.
  * @example walFetchCommand('strongbox', '/etc/strongbox/plan.yaml', 'pg-main')
  *   // "strongbox wal-fetch --plan /etc/strongbox/plan.yaml --job pg-main -q %f %p"
  */
-export function walFetchCommand(agentCommand: string, planPath: string, job: string): string {
-  return `${agentCommand} wal-fetch --plan ${shellQuote(planPath)} --job ${shellQuote(job)} -q %f %p`;
+export function walFetchCommand(agentCommand: string, planPath: string, job: string, from?: string): string {
+  const copy = from === undefined ? '' : ` --from ${shellQuote(from)}`;
+  return `${agentCommand} wal-fetch --plan ${shellQuote(planPath)} --job ${shellQuote(job)}${copy} -q %f %p`;
 }
 
 /**

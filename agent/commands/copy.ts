@@ -39,7 +39,10 @@ export async function copyCommand(runtime: Runtime, options: CopyCommandOptions)
   return copyOutcome(results);
 }
 
-/** The report of copy runs: one row per backup, then the failures; exit 2 when any failed. */
+/**
+ * The report of copy runs: one row per backup, a line per point-in-time job's WAL, then the failures;
+ * exit 2 when any failed.
+ */
 export function copyOutcome(results: readonly CopyJobResult[]): Outcome {
   const rows = results.flatMap((r) => [
     ...r.backups.map((b) => [
@@ -54,13 +57,24 @@ export function copyOutcome(results: readonly CopyJobResult[]): Outcome {
     ...r.failures.map((f) => [f.copy, f.job, f.backupId, '-', 'FAILED', '-', '-']),
   ]);
   const failures = results.flatMap((r) => r.failures);
+  const walFailures = results.flatMap((r) =>
+    (r.wal?.failures ?? []).map((f) => ({ copy: r.copy, job: r.job, ...f })),
+  );
   const copied = results.flatMap((r) => r.backups).filter((b) => b.action === 'copied').length;
   const text = [
     rows.length
       ? formatTable([['COPY', 'JOB', 'BACKUP', 'TIER', 'ACTION', 'STORED', 'TIME'], ...rows])
       : 'no backups to copy',
     `copied ${copied} backup${copied === 1 ? '' : 's'}`,
+    ...results.flatMap((r) =>
+      r.wal
+        ? [
+            `WAL ${r.job} → ${r.copy}: copied ${r.wal.copied} file${r.wal.copied === 1 ? '' : 's'} (${formatBytes(r.wal.storedBytes)}), ${r.wal.present} already there`,
+          ]
+        : [],
+    ),
     ...failures.map((f) => `FAILED  ${f.copy} ${f.job} ${f.backupId}: ${describeError(f.error)}`),
+    ...walFailures.map((f) => `FAILED  ${f.copy} ${f.job} WAL ${f.name}: ${describeError(f.error)}`),
   ].join('\n');
   const json = {
     copies: results.map((r) => ({
@@ -69,11 +83,26 @@ export function copyOutcome(results: readonly CopyJobResult[]): Outcome {
       backups: r.backups,
       skipped: r.skipped,
       failed: r.failures.map((f) => ({ backupId: f.backupId, error: errorJson(f.error) })),
+      ...(r.wal
+        ? {
+            wal: {
+              copied: r.wal.copied,
+              present: r.wal.present,
+              storedBytes: r.wal.storedBytes,
+              failed: r.wal.failures.map((f) => ({ name: f.name, error: errorJson(f.error) })),
+            },
+          }
+        : {}),
     })),
   };
-  const failure = failures.length
+  const failed = [
+    ...failures.map((f) => `${f.copy} ${f.job}/${f.backupId}: ${describeError(f.error)}`),
+    ...walFailures.map((f) => `${f.copy} ${f.job} WAL ${f.name}: ${describeError(f.error)}`),
+  ];
+  const counted = (n: number, what: string) => (n ? [`${n} ${what}${n === 1 ? '' : 's'}`] : []);
+  const failure = failed.length
     ? new StrongboxError(
-        `${failures.length} backup${failures.length === 1 ? '' : 's'} not copied (${failures.map((f) => `${f.copy} ${f.job}/${f.backupId}: ${describeError(f.error)}`).join('; ')})`,
+        `${[...counted(failures.length, 'backup'), ...counted(walFailures.length, 'WAL file')].join(' and ')} not copied (${failed.join('; ')})`,
       )
     : undefined;
   return { exitCode: failure ? 2 : 0, json, text, failure };

@@ -51,9 +51,21 @@ describe('recoverySettings', () => {
     expect(quoteConfValue('a\\b')).toBe("'a\\\\b'");
   });
 
+  it("writes a UTC time with a numeric offset: PostgreSQL refuses 'Z' in recovery_target_time at start", () => {
+    expect(
+      recoverySettings(parseRecoveryTarget('time:2026-12-01T22:10:00.123456Z'), 'x').recovery_target_time,
+    ).toBe("'2026-12-01T22:10:00.123456+00:00'");
+    expect(
+      recoverySettings({ type: 'time', time: '2026-12-01T23:10:00+01:00' }, 'x').recovery_target_time,
+    ).toBe("'2026-12-01T23:10:00+01:00'");
+  });
+
   it('builds the wal-fetch command with shell-quoted paths', () => {
     expect(walFetchCommand('strongbox', "/etc/it's/plan.yaml", 'pg-main')).toBe(
       "strongbox wal-fetch --plan '/etc/it'\\''s/plan.yaml' --job pg-main -q %f %p",
+    );
+    expect(walFetchCommand('strongbox', '/etc/plan.yaml', 'pg-main', 'offsite')).toBe(
+      'strongbox wal-fetch --plan /etc/plan.yaml --job pg-main --from offsite -q %f %p',
     );
   });
 });
