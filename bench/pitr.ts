@@ -533,6 +533,7 @@ async function archiveUnderLoad(
     process.stdout.write(
       `  ${name}: ${result.tps.toFixed(0)} TPS, ${result.generated} segments generated, ${result.archivedByEnd} archived by the load's end, ${result.drainedSeconds === undefined ? 'not drained' : `drained after ${result.drainedSeconds.toFixed(1)} s`}; behind max ${result.behindMax} p95 ${result.behindP95}; .ready max ${result.readyMax}; failed ${result.failed}\n`,
     );
+    process.stdout.write(`  behind, every 0.5 s: ${samples.map((s) => s.behind).join(' ')}\n`);
     return result;
   } finally {
     const pids = await spoolPids(pg.dataDir);
