@@ -4,9 +4,10 @@
  * are listed in bench/index.ts; `npm run bench -- <suite>…` runs them.
  */
 import { execFile, spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 export const exec = promisify(execFile);
@@ -66,6 +67,15 @@ export async function measureAgent(
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/**
+ * The nearest-rank percentile `p` (0–100) of `values`: at least p % of them are at most the result.
+ * @example percentile([1, 2, 3, 4], 95) // 4
+ */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
 }
 
 /** A goal of the issue and what one bench run measured against it. */
@@ -183,4 +193,88 @@ export function stepTable(measures: readonly StepMeasure[]): string {
 export async function duBytes(path: string): Promise<number> {
   const { stdout } = await exec('du', ['-s', '--bytes', path]);
   return Number(stdout.split('\t')[0]);
+}
+
+/** A process as /proc shows it: its id, process group, parent, working directory and command line. */
+interface ProcessInfo {
+  pid: number;
+  pgid: number;
+  ppid: number;
+  cwd: string;
+  command: string;
+}
+
+async function processInfo(pid: number): Promise<ProcessInfo | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name's closing parenthesis start at field 3 (state); ppid 4, pgrp 5.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return undefined;
+    const cwd = (await readlink(`/proc/${pid}/cwd`)).replace(/ \(deleted\)$/, '');
+    const command = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim();
+    return { pid, ppid: Number(fields[1]), pgid: Number(fields[2]), cwd, command };
+  } catch {
+    return undefined; // gone meanwhile, or a kernel thread
+  }
+}
+
+/** This process and its ancestors: never ended by {@link endLeftovers}. */
+async function ownLineage(): Promise<Set<number>> {
+  const lineage = new Set<number>();
+  for (let pid = process.pid; pid > 1 && !lineage.has(pid); ) {
+    lineage.add(pid);
+    pid = (await processInfo(pid))?.ppid ?? 1;
+  }
+  return lineage;
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Ends what a step left running once its servers are stopped — a detached archiver helper (pgBackRest's
+ * asynchronous archive-push, a resident WAL pusher): every process, but this one and its ancestors, whose
+ * working directory is inside one of `dirs` or whose command line names one of them, and the `pids`
+ * given (from pid files). Each first gets `graceMs` to exit on its own; then SIGTERM (to its process
+ * group as well when it leads one of its own, not ours), and SIGKILL 2 s later. Resolves with one line
+ * per process it had to end (none: an empty list), for the log.
+ */
+export async function endLeftovers(
+  dirs: readonly string[],
+  options: { pids?: readonly number[]; graceMs?: number } = {},
+): Promise<string[]> {
+  const own = await ownLineage();
+  const ownGroup = (await processInfo(process.pid))?.pgid;
+  const inside = (path: string) => dirs.some((d) => path === d || path.startsWith(`${d}/`));
+  const pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number);
+  const infos = await Promise.all(pids.filter((pid) => !own.has(pid)).map(processInfo));
+  let left = infos.filter(
+    (p): p is ProcessInfo =>
+      p !== undefined &&
+      (options.pids?.includes(p.pid) || inside(p.cwd) || dirs.some((d) => p.command.includes(d))),
+  );
+  const deadline = Date.now() + (options.graceMs ?? 5000);
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(200);
+    left = left.filter((p) => isAlive(p.pid));
+  }
+  // A detached helper that leads a process group of its own takes its children along; never our group.
+  const signal = (p: ProcessInfo, name: NodeJS.Signals) => {
+    try {
+      process.kill(p.pgid === p.pid && p.pgid !== ownGroup ? -p.pgid : p.pid, name);
+    } catch {
+      // exited meanwhile
+    }
+  };
+  for (const p of left) signal(p, 'SIGTERM');
+  const killAt = Date.now() + 2000;
+  while (left.some((p) => isAlive(p.pid)) && Date.now() < killAt) await sleep(100);
+  for (const p of left) if (isAlive(p.pid)) signal(p, 'SIGKILL');
+  return left.map((p) => `pid ${p.pid} (${p.command.slice(0, 160)}, cwd ${p.cwd})`);
 }
