@@ -45,13 +45,24 @@ export class FileVault implements Vault {
       signal?.throwIfAborted();
       handle = await this.#fs(key, this.#createTemp(temp));
       let sizeBytes = 0;
-      // Errors of the body (a failed source or stage) come out of this loop unchanged; write errors
-      // become VaultErrors.
+      // Chunks are collected up to WRITE_BATCH_BYTES and written with one writev: a stream's chunks are
+      // 64 KiB or less (an encrypted chunk arrives as ciphertext and tag), and each write is a trip
+      // through libuv's thread pool. Errors of the body (a failed source or stage) come out of this
+      // loop unchanged; write errors become VaultErrors.
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
       for await (const chunk of body as AsyncIterable<Buffer | string>) {
         const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        await this.#fs(key, writeFully(handle, data));
-        sizeBytes += data.length;
+        batch.push(data);
+        batchBytes += data.length;
+        if (batchBytes < WRITE_BATCH_BYTES) continue;
+        await this.#fs(key, writeFully(handle, batch));
+        sizeBytes += batchBytes;
+        batch = [];
+        batchBytes = 0;
       }
+      await this.#fs(key, writeFully(handle, batch));
+      sizeBytes += batchBytes;
       await this.#fs(key, handle.sync());
       await this.#fs(key, handle.close());
       handle = undefined;
@@ -265,11 +276,22 @@ export class FileVault implements Vault {
   }
 }
 
-async function writeFully(handle: FileHandle, data: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
-    offset += bytesWritten;
+/**
+ * Bytes a put collects before writing them (one writev). Memory: at most this plus one chunk per put.
+ * Measured in docs/adr/0010-backup-pipeline-overhead.md.
+ */
+export const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Writes every byte of `buffers`, in order, at the file's position (writev, again after a short write). */
+async function writeFully(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest);
+    while (rest.length > 0 && bytesWritten >= (rest[0] as Buffer).length) {
+      bytesWritten -= (rest[0] as Buffer).length;
+      rest = rest.slice(1);
+    }
+    if (bytesWritten > 0) rest[0] = (rest[0] as Buffer).subarray(bytesWritten);
   }
 }
 

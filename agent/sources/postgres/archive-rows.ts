@@ -271,6 +271,9 @@ export class ArchiveRowCounter {
           if (this.#current !== undefined && this.#partial.length === 0 && this.#intSize === 4) {
             let counted = this.#counted;
             let tail = this.#tail;
+            // The end of the last chunk of at least 5 bytes, whose last 5 bytes are the tail unless a
+            // shorter chunk follows: read once, when needed, not once per row.
+            let tailEnd = -1;
             while (pos + width <= buf.length && buf[pos] === 0) {
               const length = buf.readUInt32LE(pos + 1);
               const end = pos + width + length;
@@ -285,11 +288,16 @@ export class ArchiveRowCounter {
                 counted += 1;
                 pos = newline + 1;
               }
-              tail = shiftTail(tail, buf, end - length, end);
+              if (length >= TAIL_BYTES) tailEnd = end;
+              else {
+                if (tailEnd >= 0) tail = lastFive(buf, tailEnd);
+                tailEnd = -1;
+                tail = shiftTail(tail, buf, end - length, end);
+              }
               pos = end;
             }
             this.#counted = counted;
-            this.#tail = tail;
+            this.#tail = tailEnd >= 0 ? lastFive(buf, tailEnd) : tail;
             if (pos >= buf.length) break;
           }
           const length = this.#int(buf, pos, at);
@@ -348,10 +356,19 @@ const TERMINATOR = 0x5c2e0a0a0a;
 
 /** The last 5 bytes seen, after the bytes buf[from, to) (a number below 2^40). */
 function shiftTail(tail: number, buf: Buffer, from: number, to: number): number {
-  if (to - from >= TAIL_BYTES) return buf.readUIntBE(to - TAIL_BYTES, TAIL_BYTES);
+  if (to - from >= TAIL_BYTES) return lastFive(buf, to);
   let value = tail;
   for (let i = from; i < to; i++) value = (value % 2 ** 32) * 256 + (buf[i] as number);
   return value;
+}
+
+/** The 5 bytes before `to` as a big-endian number (`readUIntBE` is several times slower here). */
+function lastFive(buf: Buffer, to: number): number {
+  return (
+    (buf[to - 5] as number) * 2 ** 32 +
+    (((buf[to - 4] as number) << 24) >>> 0) +
+    (((buf[to - 3] as number) << 16) | ((buf[to - 2] as number) << 8) | (buf[to - 1] as number))
+  );
 }
 
 function keyOf(table: { schema: string; name: string }): string {

@@ -33,6 +33,13 @@ import {
 } from './globals';
 import { dbnameConninfo, parseTableSelector, quoteIdent, tablePatternRegex } from './names';
 
+/**
+ * pg_dump's stdout buffer. pg_dump writes its archive through stdio, which buffers 4 KiB on a pipe: the
+ * agent then took ~10 KiB per read, ~20,000 reads and trips through the stages for 200 MB. With 1 MiB
+ * writes every read is a full 64 KiB (docs/adr/0010-backup-pipeline-overhead.md).
+ */
+const PG_DUMP_WRITE_BYTES = 1024 * 1024;
+
 /** A relation of the database: schema, name and pg_class.relkind. */
 interface Relation {
   schema: string;
@@ -107,6 +114,7 @@ export async function backupPostgres(
       signal,
       stdin: 'ignore',
       name: 'pg_dump',
+      stdoutBufferBytes: PG_DUMP_WRITE_BYTES,
     });
     // A failed dump or count stops the other at once: pg_dump is killed, the counting connection closed.
     controller.signal.addEventListener('abort', () => void client.end().catch(() => {}), { once: true });

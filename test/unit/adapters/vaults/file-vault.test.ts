@@ -1,9 +1,10 @@
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileVault } from '#adapters/vaults/file';
+import { FileVault, WRITE_BATCH_BYTES } from '#adapters/vaults/file';
 import { openVault } from '#adapters/vaults/index';
 import { RetryingVault } from '#adapters/vaults/retrying';
 import { S3Vault } from '#adapters/vaults/s3';
@@ -75,6 +76,23 @@ describe('FileVault', () => {
     const result = await vault.put('k', Readable.from(['text ', Buffer.from('and bytes')]));
     expect(result.sizeBytes).toBe(14);
     expect((await stat(join(root, 'k'))).size).toBe(14);
+  });
+
+  it('writes chunks of every size in order, also across its write batches', async () => {
+    // Prepare: sealed chunks and their tags, an empty chunk, text, ending mid-batch.
+    const root = join(dir, 'batches');
+    const vault = new FileVault(root);
+    const pieces: (Buffer | string)[] = [];
+    for (let i = 0; i < 40; i++) pieces.push(randomBytes(65_536), randomBytes(16), Buffer.alloc(0), `${i};`);
+    const expected = Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+
+    // Act
+    const result = await vault.put('k', Readable.from(pieces));
+
+    // Assess
+    expect(expected.length).toBeGreaterThan(2 * WRITE_BATCH_BYTES);
+    expect(result.sizeBytes).toBe(expected.length);
+    expect((await readFile(join(root, 'k'))).equals(expected)).toBe(true);
   });
 
   it('does not treat a directory as an object', async () => {

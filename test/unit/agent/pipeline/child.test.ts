@@ -78,6 +78,23 @@ describe('spawnTool', () => {
     expect(error.message).toMatch(/^zstd not found: install it \(apt-get install zstd\) or put it on PATH/);
   });
 
+  it('runs a tool under stdbuf with the output buffer asked for, and still finds a missing one missing', async () => {
+    // Prepare: stdbuf passes the size to the tool's stdio in _STDBUF_O, as pg_dump's stdio reads it.
+    const tool = spawnTool('sh', ['-c', 'echo "$_STDBUF_O $$"'], {
+      stdin: 'ignore',
+      stdoutBufferBytes: 1024 * 1024,
+    });
+
+    // Act
+    const out = await collect(tool);
+    const missing = spawnTool('/nonexistent/pg_dump', [], { stdoutBufferBytes: 1024 * 1024 });
+    const error = (await missing.done.catch((e: unknown) => e)) as Error;
+
+    // Assess: stdbuf execs the tool (same pid), so signals reach the tool itself.
+    expect(out.trim()).toBe(`1048576 ${tool.child.pid}`);
+    expect(error.message).toMatch(/^pg_dump not found: install it/);
+  });
+
   it('turns a spawn that fails synchronously into a rejected done and failing streams', async () => {
     const tool = spawnTool('sh', ['-c', 'exit 0\0'], {});
     await expect(tool.done).rejects.toBeInstanceOf(SourceError);

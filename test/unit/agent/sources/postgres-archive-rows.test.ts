@@ -98,6 +98,15 @@ describe('ArchiveRowCounter', () => {
     expect(() => counter.counts()).toThrow(/terminator/);
   });
 
+  it('reads the terminator across short chunks after long rows, and sees a short chunk after it', () => {
+    const split = archive(entries.slice(0, 1), [dataBlock(7, ['1\tone\n', '2\ttwo\n', '\\.\n', '\n\n'], '')]);
+    expect(countAll(split).counts().get('["public","orders"]')).toBe(2);
+    const after = archive(entries.slice(0, 1), [dataBlock(7, ['1\tone\n', 'x\\.\n\n\n', 'z\n'], '')]);
+    for (const pieces of [[after.length], [3], [7]]) {
+      expect(countAll(after, pieces).failure).toMatch(/does not end with COPY's terminator/);
+    }
+  });
+
   it('gives up on a truncated archive, a compressed one and an unknown version', () => {
     expect(countAll(whole.subarray(0, whole.length - 3)).failure).toMatch(/ended inside a data block/);
     expect(countAll(whole.subarray(0, 40)).failure).toMatch(/ended inside its TOC/);
