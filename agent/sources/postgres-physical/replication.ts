@@ -29,20 +29,34 @@ export interface BaseBackupResult {
   tablespaces: { oid: number; location: string }[];
 }
 
-/** The BASE_BACKUP command: `pg_basebackup -X fetch -c fast --manifest-checksums=CRC32C` in protocol form. */
-export const BASE_BACKUP_COMMAND =
-  "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes')";
+/**
+ * The BASE_BACKUP command: `pg_basebackup -X fetch -c fast --manifest-checksums=CRC32C` in protocol form;
+ * with `zstdLevel`, `--compress=server-zstd:level=N` too: the server sends each archive as one zstd
+ * frame (`base.tar.zst`, `<oid>.tar.zst`) and the manifest uncompressed.
+ * @example baseBackupCommand(1) // "BASE_BACKUP (…, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=1')"
+ */
+export function baseBackupCommand(zstdLevel?: number): string {
+  if (zstdLevel !== undefined && !(Number.isInteger(zstdLevel) && zstdLevel >= 1 && zstdLevel <= 22))
+    throw new RangeError(`zstd level must be 1–22, got ${zstdLevel}`);
+  const compression =
+    zstdLevel === undefined ? '' : `, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=${zstdLevel}'`;
+  return `BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes'${compression})`;
+}
 
 /**
  * Runs BASE_BACKUP on a replication connection. `archives` yields each archive once it starts (the one
  * before has ended by then); `done` resolves after the server's final result, and rejects — erroring
  * the archive being sent — when the server or the connection fails.
+ * @param zstdLevel have the server compress the archives with zstd at this level (see {@link baseBackupCommand}).
  */
-export function runBaseBackup(client: pg.Client): {
+export function runBaseBackup(
+  client: pg.Client,
+  zstdLevel?: number,
+): {
   archives: AsyncIterable<ArrivingArchive>;
   done: Promise<BaseBackupResult>;
 } {
-  const query = new BaseBackupQuery();
+  const query = new BaseBackupQuery(baseBackupCommand(zstdLevel));
   client.query(query as unknown as pg.QueryConfig);
   return { archives: query.archives(), done: query.done };
 }
@@ -55,7 +69,7 @@ interface Connection {
 
 /** A node-postgres Submittable that demultiplexes BASE_BACKUP's COPY stream. */
 class BaseBackupQuery {
-  readonly text = BASE_BACKUP_COMMAND;
+  readonly text: string;
   readonly done: Promise<BaseBackupResult>;
   #resolve!: (result: BaseBackupResult) => void;
   #reject!: (error: Error) => void;
@@ -69,7 +83,8 @@ class BaseBackupQuery {
   #connection: Connection | undefined;
   #paused = false;
 
-  constructor() {
+  constructor(text: string) {
+    this.text = text;
     this.done = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;

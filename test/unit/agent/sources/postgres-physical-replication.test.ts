@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   type ArrivingArchive,
-  BASE_BACKUP_COMMAND,
+  baseBackupCommand,
   runBaseBackup,
 } from '#agent/sources/postgres-physical/replication';
 
@@ -35,11 +35,26 @@ const copy = (type: string, ...parts: (string | Buffer)[]) => ({
   ]),
 });
 
+describe('baseBackupCommand', () => {
+  it('asks for WAL, a fast checkpoint and a manifest, and server-side zstd only when given a level', () => {
+    expect(baseBackupCommand()).toBe(
+      "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes')",
+    );
+    expect(baseBackupCommand(3)).toBe(
+      "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes', COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=3')",
+    );
+  });
+
+  it.each([0, 23, 1.5])('refuses zstd level %s', (level) => {
+    expect(() => baseBackupCommand(level)).toThrow(RangeError);
+  });
+});
+
 describe('runBaseBackup', () => {
   it('yields each archive in order with its bytes, then the manifest, and resolves with the positions', async () => {
     const { client, sent, handle } = fakeClient();
     const run = runBaseBackup(client);
-    expect(sent).toEqual([BASE_BACKUP_COMMAND]);
+    expect(sent).toEqual([baseBackupCommand()]);
     handle('handleRowDescription');
     handle('handleDataRow', { fields: ['0/2000028', '1'] });
     handle('handleRowDescription');
