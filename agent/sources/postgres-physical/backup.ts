@@ -25,6 +25,7 @@ import { parseLsn, segmentOf } from '#core/wal';
 import { resolvePassword, type SourceContext } from '../context';
 import { oneObject } from '../kit';
 import { connectionArgs, connectPostgres, messageOf, toolEnv } from '../postgres/connect';
+import { quoteIdent } from '../postgres/names';
 import { runBaseBackup } from './replication';
 import { MANIFEST_TAIL_BYTES, type TarFacts, TarWatch } from './tar-watch';
 import { physicalTools } from './tools';
@@ -54,11 +55,22 @@ interface ServerFacts {
   systemIdentifier: string;
   segmentBytes: number;
   tablespaces: TablespaceFact[];
+  /** Whether the role may take base backups (REPLICATION, or a superuser). */
+  replication: boolean;
 }
 
 /** `PostgreSQL cluster on 10.0.0.5:5432 as replicator`, for messages. */
 export function describeCluster(config: PostgresPhysicalSourceConfig): string {
   return `PostgreSQL cluster on ${config.host}:${config.port} as ${config.user}`;
+}
+
+/**
+ * What to say when the backup role may not take base backups: the missing attribute and the fix (the
+ * backup refuses with it before anything is stored; doctor reports it).
+ * @example lacksReplication({ user: 'strongbox', … }) // 'role strongbox lacks the REPLICATION attribute …'
+ */
+export function lacksReplication(config: PostgresPhysicalSourceConfig): string {
+  return `role ${config.user} lacks the REPLICATION attribute a base backup needs: as a superuser run ALTER ROLE ${quoteIdent(config.user)} REPLICATION (pg_hba.conf must also allow it a 'replication' connection)`;
 }
 
 /**
@@ -69,7 +81,8 @@ export function describeCluster(config: PostgresPhysicalSourceConfig): string {
  * errors too, so a failed base backup never passes for a complete one.
  * Memory: the stream's buffers plus what {@link TarWatch} keeps (about 130 KiB) per archive, and the
  * pipes of a `zstd -d` child when the server compresses.
- * @throws SourceError when the server cannot be reached, or has tablespaces and is older than 15.
+ * @throws SourceError when the server cannot be reached, the role lacks REPLICATION
+ *   ({@link lacksReplication}), or the server has tablespaces and is older than 15.
  */
 export async function backupPhysical(
   config: PostgresPhysicalSourceConfig,
@@ -79,6 +92,7 @@ export async function backupPhysical(
   const password = await resolvePassword(config, ctx);
   const facts = await serverFacts(config, password, ctx);
   const where = describeCluster(config);
+  if (!facts.replication) throw new SourceError(`cannot back up ${where}: ${lacksReplication(config)}`);
   if (facts.num >= 150_000) {
     const compression = scope.compression;
     const zstdLevel =
@@ -131,15 +145,23 @@ async function backupOverProtocol(
   const client = await connectPostgres(config, config.database, password, ctx, { replication: true });
   const run = runBaseBackup(client, zstdLevel);
   const streamed: Promise<void>[] = [];
+  // Awaited in `done` once the server answered; until then (and if it failed) marked as handled.
+  const track = (piped: Promise<void>) => {
+    piped.catch(() => {});
+    streamed.push(piped);
+  };
   const watches: { facts: TarFacts; destroy(error?: Error): void }[] = [];
   const names = new Set<string>();
   let base: { facts: TarFacts } | undefined;
   const manifest = new TailKeeper(MANIFEST_TAIL_BYTES, () => run.done.then(() => {}));
+  /** Whether the manifest's stream was handed out: destroying it before would emit an error nobody hears. */
+  let manifestSent = false;
   const suffix = zstdLevel === undefined ? '' : '.zst';
   const objects = async function* (): AsyncGenerator<SourceObject> {
     for await (const archive of run.archives) {
       if (archive.name === MANIFEST_OBJECT) {
-        streamed.push(pipeline(archive.stream, manifest));
+        manifestSent = true;
+        track(pipeline(archive.stream, manifest));
         yield { name: MANIFEST_OBJECT, stream: manifest };
         continue;
       }
@@ -156,13 +178,13 @@ async function backupOverProtocol(
         const watch = new TarWatch();
         watches.push(watch);
         if (name === BASE_OBJECT) base = watch;
-        streamed.push(pipeline(archive.stream, watch));
+        track(pipeline(archive.stream, watch));
         yield { name, stream: watch };
       } else {
         const watch = new ZstdTarWatch(undefined, ctx.signal);
         watches.push(watch);
         if (name === BASE_OBJECT) base = watch;
-        streamed.push(pipeline(archive.stream, watch));
+        track(pipeline(archive.stream, watch));
         const sourceBytes = () => watch.tarBytes;
         yield { name, stream: watch, compressed: { algorithm: 'zstd', level: zstdLevel, sourceBytes } };
       }
@@ -199,7 +221,7 @@ async function backupOverProtocol(
     } catch (error) {
       const failure = asSourceError(error, where);
       for (const watch of watches) watch.destroy(failure);
-      manifest.destroy(failure);
+      if (manifestSent) manifest.destroy(failure);
       throw failure;
     } finally {
       await client.end().catch(() => {});
@@ -273,13 +295,15 @@ async function serverFacts(
       sysid: string;
       seg: string;
       tablespaces: TablespaceFact[] | null;
+      replication: boolean | null;
     }>(
       `SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num,
               (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
               (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS seg,
               (SELECT json_agg(json_build_object('oid', oid::bigint, 'name', spcname,
                                                  'location', pg_tablespace_location(oid)) ORDER BY oid)
-                 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces`,
+                 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces,
+              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`,
     );
     const row = rows[0];
     if (!row) throw new SourceError(`${describeCluster(config)} returned no facts`);
@@ -289,6 +313,7 @@ async function serverFacts(
       systemIdentifier: row.sysid,
       segmentBytes: Number(row.seg),
       tablespaces: row.tablespaces ?? [],
+      replication: row.replication === true,
     };
   } catch (error) {
     if (error instanceof SourceError) throw error;
