@@ -120,10 +120,7 @@ class BaseBackupQuery {
       if (!current.stream.write(Buffer.from(chunk.subarray(1))) && !this.#paused) {
         this.#paused = true;
         this.#connection?.stream.pause();
-        current.stream.once('drain', () => {
-          this.#paused = false;
-          this.#connection?.stream.resume();
-        });
+        current.stream.once('drain', this.#resume);
       }
     } else if (type === 'n') {
       const nameEnd = chunk.indexOf(0, 1);
@@ -182,8 +179,19 @@ class BaseBackupQuery {
     };
   }
 
+  /** Lets the socket flow again (the paused archive drained, or ended and takes no more). */
+  readonly #resume = (): void => {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#connection?.stream.resume();
+  };
+
   #start(archive: ArrivingArchive): void {
+    // An ended stream never emits 'drain': the pause it caused ends with it (the next archive has
+    // its own high-water mark and pauses the socket again if it fills).
+    this.#current?.stream.off('drain', this.#resume);
     this.#current?.stream.end();
+    this.#resume();
     this.#current = archive;
     this.#queue.push(archive);
     this.#wake?.();

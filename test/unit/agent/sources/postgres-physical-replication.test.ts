@@ -100,6 +100,20 @@ describe('runBaseBackup', () => {
     expect(socket.resumed).toBe(1);
   });
 
+  it('resumes the socket when the next archive starts while the full one is still being read', async () => {
+    const { client, socket, handle } = fakeClient();
+    const run = runBaseBackup(client);
+    handle('handleCopyData', copy('n', 'base.tar', ''));
+    for (let i = 0; i < 4; i++) handle('handleCopyData', copy('d', Buffer.alloc(64 * 1024)));
+    expect(socket.paused).toBe(1);
+    // Parsed before the pause took effect: the manifest starts, base.tar ends (and never emits 'drain').
+    handle('handleCopyData', copy('m'));
+    const iterator = run.archives[Symbol.asyncIterator]();
+    const base = (await iterator.next()).value as ArrivingArchive;
+    expect((await text(base.stream)).length).toBe(4 * 64 * 1024);
+    expect(socket.resumed).toBe(1);
+  });
+
   it('errors the archive being sent and rejects when the server fails mid-stream', async () => {
     const { client, handle } = fakeClient();
     const run = runBaseBackup(client);
