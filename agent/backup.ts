@@ -1,6 +1,7 @@
 /**
  * Taking one backup: for each data object the source produces, source → meter → compress → encrypt →
- * meter → vault; then the manifest, last.
+ * meter → vault; then the manifest, last. An object the source's server already compressed as the job
+ * asks (`SourceObject.compressed`) skips the compress stage.
  *
  * Write ordering (docs/format.md): data objects are stored first; the manifest — the commit point — is
  * written only after every object's stages finished cleanly, the source's tools exited 0, and the vault
@@ -131,7 +132,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
     const source = await driver.backup(
       job.source,
       { env: runtime.env, signal: controller.signal, secrets: runtime.secrets, log: runtime.log },
-      options.tables ? { tables: options.tables } : undefined,
+      { ...(options.tables ? { tables: options.tables } : {}), compression: job.compression },
     );
     const tasks = new TaskGroup(controller);
     const objects: ManifestObject[] = [];
@@ -142,7 +143,17 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
       const sourceMeter = new Meter({ hash: false });
       sourceMeters.push(sourceMeter);
       const storedMeter = new Meter();
-      const compress = compressor(job.compression.algorithm, job.compression.level, controller.signal);
+      const level = compressionLevel(job.compression.algorithm, job.compression.level);
+      const already = object.compressed;
+      // Compressed by the source's server: stored as it comes, but only if exactly as the manifest says.
+      if (already && (already.algorithm !== job.compression.algorithm || already.level !== level)) {
+        throw new SourceError(
+          `the ${job.source.kind} source sent ${object.name} compressed with ${already.algorithm} level ${already.level}, not the job's ${job.compression.algorithm} level ${level}`,
+        );
+      }
+      const compress = already
+        ? compressor('none', undefined, controller.signal)
+        : compressor(job.compression.algorithm, job.compression.level, controller.signal);
       const body = new PassThrough();
       // Each part joins the backup's one task group, so the first failure anywhere is the one reported.
       const [, , { sizeBytes }] = await Promise.all([
@@ -177,7 +188,7 @@ async function backupOnce(runtime: Runtime, job: Job, options: BackupOptions): P
         name,
         storedBytes: storedMeter.bytes,
         sha256: storedMeter.sha256(),
-        sourceBytes: sourceMeter.bytes,
+        sourceBytes: already ? already.sourceBytes() : sourceMeter.bytes,
         storageClass: putOptions.storageClass,
       };
     };

@@ -4,7 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { TargetCheck } from './agent-output';
-import type { KeyRef } from './manifest';
+import type { CompressionAlgorithm, KeyRef } from './manifest';
 import type { SqlCheck } from './plan';
 import type { RecoveryTarget } from './recovery';
 import type { SourceConfigOf, SourceDetailsOf, SourceKind, SourceSpec } from './sources/index';
@@ -141,6 +141,12 @@ export interface SourceObject {
   /** Letters, digits, `.`, `_`, `-`; unique within the backup. The vault adds compression suffixes. */
   name: string;
   stream: Readable;
+  /**
+   * Set when `stream` is already compressed exactly as {@link BackupScope.compression} asked (the server
+   * compressed it): the pipeline stores it without compressing again. `sourceBytes` gives the bytes
+   * before compression, for the manifest; it is read once the stream has ended.
+   */
+  compressed?: { algorithm: CompressionAlgorithm; level: number; sourceBytes(): number };
 }
 
 /** What a source learned while producing a backup, for the manifest. */
@@ -283,6 +289,11 @@ export interface ReplaceSupport<C, D = unknown> {
 export interface BackupScope {
   /** Only these tables, exact `schema.table` names (drivers with the `liveTables` capability). */
   tables?: readonly string[];
+  /**
+   * How the job stores its objects. A driver whose server can compress the data as it sends it may yield
+   * objects compressed exactly so ({@link SourceObject.compressed}); others ignore it.
+   */
+  compression?: { algorithm: CompressionAlgorithm; level?: number };
 }
 
 /**

@@ -145,7 +145,7 @@ describe('point-in-time restore of a postgres-physical job', () => {
     );
     expect(details.backupLabel).toMatch(/^START WAL LOCATION: /);
     expect(details.firstWalSegment <= details.lastWalSegment).toBe(true);
-    expect(manifest.objects.map((o) => o.name)).toEqual(['base.tar.zst.sbx']);
+    expect(manifest.objects.map((o) => o.name)).toEqual(['base.tar.zst.sbx', 'backup_manifest.zst.sbx']);
   });
 
   it('doctor passes the archiving checks and warns about archive_timeout = 0', async () => {

@@ -1,29 +1,35 @@
 /**
- * Physical base backup of a PostgreSQL cluster. Without user tablespaces: `pg_basebackup -D - -Ft -X
- * fetch -c fast`, one tar on stdout streamed straight into the pipeline (no local copy). With
- * tablespaces (PostgreSQL 15+): the same backup over the replication protocol's BASE_BACKUP
- * ({@link runBaseBackup}), one object per archive — `<oid>.tar` per tablespace, `base.tar`, then
- * `backup_manifest` — each streamed as it arrives, and the manifest records each tablespace's oid,
- * name and location. `-X fetch` / `WAL true` puts the WAL the backup needs to reach consistency into
- * base.tar, so the backup restores on its own after the archived WAL around it has expired. While the
- * tars stream past, {@link TarWatch} reads backup_label and the manifest's WAL-Ranges; the system
- * identifier, version and tablespace names come from a SQL connection.
+ * Physical base backup of a PostgreSQL cluster. On PostgreSQL 15+: BASE_BACKUP over the replication
+ * protocol ({@link runBaseBackup}), one object per archive — `<oid>.tar` per user tablespace, `base.tar`,
+ * then `backup_manifest` — each streamed as it arrives, and the manifest records each tablespace's oid,
+ * name and location. When the job compresses with zstd the server compresses the archives as it sends
+ * them (`COMPRESSION 'zstd'`), so no uncompressed byte passes through a zstd child of ours and the
+ * pipeline stores them as they come (docs/adr/0009-physical-backup-cpu.md); {@link ZstdTarWatch}
+ * decompresses a side copy to read the tar. Before 15 (no user tablespaces): `pg_basebackup -D - -Ft -X
+ * fetch -c fast`, one tar on stdout with the manifest inside. Either way no local copy, and `WAL true` /
+ * `-X fetch` puts the WAL the backup needs to reach consistency into base.tar, so the backup restores on
+ * its own after the archived WAL around it has expired. While the tars stream past, {@link TarWatch}
+ * reads backup_label and the WAL segments, the manifest's tail its WAL-Ranges; the system identifier,
+ * version and tablespace names come from a SQL connection.
  */
 
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
+import { DEFAULT_ZSTD_LEVEL } from '#agent/pipeline/compress';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
-import type { SourceBackup, SourceObject } from '#core/ports';
+import type { BackupScope, SourceBackup, SourceObject } from '#core/ports';
 import type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from '#core/sources/index';
 import { parseLsn, segmentOf } from '#core/wal';
 import { resolvePassword, type SourceContext } from '../context';
 import { oneObject } from '../kit';
 import { connectionArgs, connectPostgres, messageOf, toolEnv } from '../postgres/connect';
+import { quoteIdent } from '../postgres/names';
 import { runBaseBackup } from './replication';
 import { MANIFEST_TAIL_BYTES, type TarFacts, TarWatch } from './tar-watch';
 import { physicalTools } from './tools';
+import { ZstdTarWatch } from './zstd-tar-watch';
 
 /** The name of a backup's main data object: the tar of the default tablespace with its WAL. */
 export const BASE_OBJECT = 'base.tar';
@@ -49,6 +55,8 @@ interface ServerFacts {
   systemIdentifier: string;
   segmentBytes: number;
   tablespaces: TablespaceFact[];
+  /** Whether the role may take base backups (REPLICATION, or a superuser). */
+  replication: boolean;
 }
 
 /** `PostgreSQL cluster on 10.0.0.5:5432 as replicator`, for messages. */
@@ -57,27 +65,44 @@ export function describeCluster(config: PostgresPhysicalSourceConfig): string {
 }
 
 /**
- * Starts a base backup: one object, `base.tar`, for a cluster without user tablespaces; one per
- * tablespace plus `base.tar` and `backup_manifest` with them. Connection problems throw here; `done`
- * rejects with a SourceError when pg_basebackup or BASE_BACKUP fails or the tar lacks its backup_label,
- * manifest or WAL — the stream then errors too, so a failed base backup never passes for a complete one.
- * Memory: the stream's buffers plus what {@link TarWatch} keeps (about 130 KiB).
- * @throws SourceError when the server cannot be reached, or has tablespaces and is older than 15.
+ * What to say when the backup role may not take base backups: the missing attribute and the fix (the
+ * backup refuses with it before anything is stored; doctor reports it).
+ * @example lacksReplication({ user: 'strongbox', … }) // 'role strongbox lacks the REPLICATION attribute …'
+ */
+export function lacksReplication(config: PostgresPhysicalSourceConfig): string {
+  return `role ${config.user} lacks the REPLICATION attribute a base backup needs: as a superuser run ALTER ROLE ${quoteIdent(config.user)} REPLICATION (pg_hba.conf must also allow it a 'replication' connection)`;
+}
+
+/**
+ * Starts a base backup: on PostgreSQL 15+ one object per tablespace, `base.tar` and `backup_manifest`
+ * (the archives server-compressed when `scope.compression` is zstd); before 15 one object, `base.tar`,
+ * with the manifest inside. Connection problems throw here; `done` rejects with a SourceError when
+ * pg_basebackup or BASE_BACKUP fails or the tar lacks its backup_label, manifest or WAL — the stream then
+ * errors too, so a failed base backup never passes for a complete one.
+ * Memory: the stream's buffers plus what {@link TarWatch} keeps (about 130 KiB) per archive, and the
+ * pipes of a `zstd -d` child when the server compresses.
+ * @throws SourceError when the server cannot be reached, the role lacks REPLICATION
+ *   ({@link lacksReplication}), or the server has tablespaces and is older than 15.
  */
 export async function backupPhysical(
   config: PostgresPhysicalSourceConfig,
   ctx: SourceContext,
+  scope: BackupScope = {},
 ): Promise<SourceBackup<PostgresPhysicalDetails>> {
   const password = await resolvePassword(config, ctx);
   const facts = await serverFacts(config, password, ctx);
   const where = describeCluster(config);
-  if (facts.tablespaces.length > 0) {
-    if (facts.num < 150_000)
-      throw new SourceError(
-        `${where} has ${facts.tablespaces.length} tablespace(s) besides pg_default and pg_global (${facts.tablespaces.map((t) => t.name).join(', ')}): one object per tablespace needs PostgreSQL 15 or later (the server is ${facts.version})`,
-      );
-    return backupTablespaces(config, password, facts, ctx);
+  if (!facts.replication) throw new SourceError(`cannot back up ${where}: ${lacksReplication(config)}`);
+  if (facts.num >= 150_000) {
+    const compression = scope.compression;
+    const zstdLevel =
+      compression?.algorithm === 'zstd' ? (compression.level ?? DEFAULT_ZSTD_LEVEL) : undefined;
+    return backupOverProtocol(config, password, facts, ctx, zstdLevel);
   }
+  if (facts.tablespaces.length > 0)
+    throw new SourceError(
+      `${where} has ${facts.tablespaces.length} tablespace(s) besides pg_default and pg_global (${facts.tablespaces.map((t) => t.name).join(', ')}): one object per tablespace needs PostgreSQL 15 or later (the server is ${facts.version})`,
+    );
   const tools = physicalTools(config.binDir, Math.floor(facts.num / 10_000));
   const version = (await toolVersion(tools.pgBasebackup)).replace(/^pg_basebackup \(PostgreSQL\)\s*/, '');
   const controller = new AbortController();
@@ -103,42 +128,66 @@ export async function backupPhysical(
 }
 
 /**
- * The backup of a cluster with tablespaces over BASE_BACKUP: the archives in the order the server sends
- * them (the tablespaces, base.tar, backup_manifest), each yielded as it starts. The manifest's stream
+ * The backup over BASE_BACKUP: the archives in the order the server sends them (the tablespaces,
+ * base.tar, backup_manifest), each yielded as it starts. With `zstdLevel` the server sends
+ * `base.tar.zst` and `<oid>.tar.zst`: each becomes object `base.tar` / `<oid>.tar` marked compressed,
+ * read through a {@link ZstdTarWatch}; the manifest always comes uncompressed. The manifest's stream
  * ends only once the server confirmed the backup, so a clean end of the last object means a complete one.
  */
-async function backupTablespaces(
+async function backupOverProtocol(
   config: PostgresPhysicalSourceConfig,
   password: string | undefined,
   facts: ServerFacts,
   ctx: SourceContext,
+  zstdLevel: number | undefined,
 ): Promise<SourceBackup<PostgresPhysicalDetails>> {
   const where = describeCluster(config);
   const client = await connectPostgres(config, config.database, password, ctx, { replication: true });
-  const run = runBaseBackup(client);
+  const run = runBaseBackup(client, zstdLevel);
   const streamed: Promise<void>[] = [];
-  const watches: TarWatch[] = [];
+  // Awaited in `done` once the server answered; until then (and if it failed) marked as handled.
+  const track = (piped: Promise<void>) => {
+    piped.catch(() => {});
+    streamed.push(piped);
+  };
+  const watches: { facts: TarFacts; destroy(error?: Error): void }[] = [];
   const names = new Set<string>();
-  let base: TarWatch | undefined;
+  let base: { facts: TarFacts } | undefined;
   const manifest = new TailKeeper(MANIFEST_TAIL_BYTES, () => run.done.then(() => {}));
+  /** Whether the manifest's stream was handed out: destroying it before would emit an error nobody hears. */
+  let manifestSent = false;
+  const suffix = zstdLevel === undefined ? '' : '.zst';
   const objects = async function* (): AsyncGenerator<SourceObject> {
     for await (const archive of run.archives) {
       if (archive.name === MANIFEST_OBJECT) {
-        streamed.push(pipeline(archive.stream, manifest));
+        manifestSent = true;
+        track(pipeline(archive.stream, manifest));
         yield { name: MANIFEST_OBJECT, stream: manifest };
         continue;
       }
-      const oid = /^(\d+)\.tar$/.exec(archive.name)?.[1];
-      if (archive.name !== BASE_OBJECT && !oid) {
+      const name = archive.name.endsWith(suffix)
+        ? archive.name.slice(0, archive.name.length - suffix.length)
+        : '';
+      const oid = /^(\d+)\.tar$/.exec(name)?.[1];
+      if (name !== BASE_OBJECT && !oid) {
         archive.stream.destroy();
         throw new SourceError(`BASE_BACKUP of ${where} sent an archive named '${archive.name}'`);
       }
-      const watch = new TarWatch();
-      watches.push(watch);
-      names.add(archive.name);
-      if (archive.name === BASE_OBJECT) base = watch;
-      streamed.push(pipeline(archive.stream, watch));
-      yield { name: archive.name, stream: watch };
+      names.add(name);
+      if (zstdLevel === undefined) {
+        const watch = new TarWatch();
+        watches.push(watch);
+        if (name === BASE_OBJECT) base = watch;
+        track(pipeline(archive.stream, watch));
+        yield { name, stream: watch };
+      } else {
+        const watch = new ZstdTarWatch(undefined, ctx.signal);
+        watches.push(watch);
+        if (name === BASE_OBJECT) base = watch;
+        track(pipeline(archive.stream, watch));
+        const sourceBytes = () => watch.tarBytes;
+        yield { name, stream: watch, compressed: { algorithm: 'zstd', level: zstdLevel, sourceBytes } };
+      }
     }
   };
   const done = (async () => {
@@ -166,13 +215,13 @@ async function backupTablespaces(
         fileBytes: watches.reduce((n, w) => n + w.facts.fileBytes, 0),
       };
       return {
-        details: { ...detailsOf(facts, tar, where), tablespaces },
+        details: { ...detailsOf(facts, tar, where), ...(tablespaces.length > 0 ? { tablespaces } : {}) },
         tools: { postgres: facts.version },
       };
     } catch (error) {
       const failure = asSourceError(error, where);
       for (const watch of watches) watch.destroy(failure);
-      manifest.destroy(failure);
+      if (manifestSent) manifest.destroy(failure);
       throw failure;
     } finally {
       await client.end().catch(() => {});
@@ -246,13 +295,15 @@ async function serverFacts(
       sysid: string;
       seg: string;
       tablespaces: TablespaceFact[] | null;
+      replication: boolean | null;
     }>(
       `SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num,
               (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
               (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS seg,
               (SELECT json_agg(json_build_object('oid', oid::bigint, 'name', spcname,
                                                  'location', pg_tablespace_location(oid)) ORDER BY oid)
-                 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces`,
+                 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')) AS tablespaces,
+              (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS replication`,
     );
     const row = rows[0];
     if (!row) throw new SourceError(`${describeCluster(config)} returned no facts`);
@@ -262,6 +313,7 @@ async function serverFacts(
       systemIdentifier: row.sysid,
       segmentBytes: Number(row.seg),
       tablespaces: row.tablespaces ?? [],
+      replication: row.replication === true,
     };
   } catch (error) {
     if (error instanceof SourceError) throw error;

@@ -10,7 +10,7 @@ import type { PostgresPhysicalSourceConfig } from '#core/sources/index';
 import { resolvePassword, type SourceContext } from '../context';
 import { probe } from '../kit';
 import { connectPostgres } from '../postgres/connect';
-import { describeCluster } from './backup';
+import { describeCluster, lacksReplication } from './backup';
 import { physicalTools } from './tools';
 
 interface ServerSettings {
@@ -59,7 +59,7 @@ export async function doctorPhysical(
       line(
         'replication permission',
         s.replication,
-        `role ${config.user} ${s.replication ? 'may' : 'may not'} take base backups (needs REPLICATION)`,
+        s.replication ? `role ${config.user} may take base backups (REPLICATION)` : lacksReplication(config),
       ),
       line('wal_level', s.wal_level !== 'minimal', `wal_level = ${s.wal_level} (replica or logical needed)`),
       line(

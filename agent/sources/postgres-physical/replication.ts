@@ -29,20 +29,34 @@ export interface BaseBackupResult {
   tablespaces: { oid: number; location: string }[];
 }
 
-/** The BASE_BACKUP command: `pg_basebackup -X fetch -c fast --manifest-checksums=CRC32C` in protocol form. */
-export const BASE_BACKUP_COMMAND =
-  "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes')";
+/**
+ * The BASE_BACKUP command: `pg_basebackup -X fetch -c fast --manifest-checksums=CRC32C` in protocol form;
+ * with `zstdLevel`, `--compress=server-zstd:level=N` too: the server sends each archive as one zstd
+ * frame (`base.tar.zst`, `<oid>.tar.zst`) and the manifest uncompressed.
+ * @example baseBackupCommand(1) // "BASE_BACKUP (…, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=1')"
+ */
+export function baseBackupCommand(zstdLevel?: number): string {
+  if (zstdLevel !== undefined && !(Number.isInteger(zstdLevel) && zstdLevel >= 1 && zstdLevel <= 22))
+    throw new RangeError(`zstd level must be 1–22, got ${zstdLevel}`);
+  const compression =
+    zstdLevel === undefined ? '' : `, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=${zstdLevel}'`;
+  return `BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes'${compression})`;
+}
 
 /**
  * Runs BASE_BACKUP on a replication connection. `archives` yields each archive once it starts (the one
  * before has ended by then); `done` resolves after the server's final result, and rejects — erroring
  * the archive being sent — when the server or the connection fails.
+ * @param zstdLevel have the server compress the archives with zstd at this level (see {@link baseBackupCommand}).
  */
-export function runBaseBackup(client: pg.Client): {
+export function runBaseBackup(
+  client: pg.Client,
+  zstdLevel?: number,
+): {
   archives: AsyncIterable<ArrivingArchive>;
   done: Promise<BaseBackupResult>;
 } {
-  const query = new BaseBackupQuery();
+  const query = new BaseBackupQuery(baseBackupCommand(zstdLevel));
   client.query(query as unknown as pg.QueryConfig);
   return { archives: query.archives(), done: query.done };
 }
@@ -55,7 +69,7 @@ interface Connection {
 
 /** A node-postgres Submittable that demultiplexes BASE_BACKUP's COPY stream. */
 class BaseBackupQuery {
-  readonly text = BASE_BACKUP_COMMAND;
+  readonly text: string;
   readonly done: Promise<BaseBackupResult>;
   #resolve!: (result: BaseBackupResult) => void;
   #reject!: (error: Error) => void;
@@ -69,7 +83,8 @@ class BaseBackupQuery {
   #connection: Connection | undefined;
   #paused = false;
 
-  constructor() {
+  constructor(text: string) {
+    this.text = text;
     this.done = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -105,10 +120,7 @@ class BaseBackupQuery {
       if (!current.stream.write(Buffer.from(chunk.subarray(1))) && !this.#paused) {
         this.#paused = true;
         this.#connection?.stream.pause();
-        current.stream.once('drain', () => {
-          this.#paused = false;
-          this.#connection?.stream.resume();
-        });
+        current.stream.once('drain', this.#resume);
       }
     } else if (type === 'n') {
       const nameEnd = chunk.indexOf(0, 1);
@@ -167,8 +179,19 @@ class BaseBackupQuery {
     };
   }
 
+  /** Lets the socket flow again (the paused archive drained, or ended and takes no more). */
+  readonly #resume = (): void => {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#connection?.stream.resume();
+  };
+
   #start(archive: ArrivingArchive): void {
+    // An ended stream never emits 'drain': the pause it caused ends with it (the next archive has
+    // its own high-water mark and pauses the socket again if it fills).
+    this.#current?.stream.off('drain', this.#resume);
     this.#current?.stream.end();
+    this.#resume();
     this.#current = archive;
     this.#queue.push(archive);
     this.#wake?.();

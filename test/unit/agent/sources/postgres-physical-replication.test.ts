@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   type ArrivingArchive,
-  BASE_BACKUP_COMMAND,
+  baseBackupCommand,
   runBaseBackup,
 } from '#agent/sources/postgres-physical/replication';
 
@@ -35,11 +35,26 @@ const copy = (type: string, ...parts: (string | Buffer)[]) => ({
   ]),
 });
 
+describe('baseBackupCommand', () => {
+  it('asks for WAL, a fast checkpoint and a manifest, and server-side zstd only when given a level', () => {
+    expect(baseBackupCommand()).toBe(
+      "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes')",
+    );
+    expect(baseBackupCommand(3)).toBe(
+      "BASE_BACKUP (LABEL 'strongbox', CHECKPOINT 'fast', WAL true, WAIT true, MANIFEST 'yes', COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=3')",
+    );
+  });
+
+  it.each([0, 23, 1.5])('refuses zstd level %s', (level) => {
+    expect(() => baseBackupCommand(level)).toThrow(RangeError);
+  });
+});
+
 describe('runBaseBackup', () => {
   it('yields each archive in order with its bytes, then the manifest, and resolves with the positions', async () => {
     const { client, sent, handle } = fakeClient();
     const run = runBaseBackup(client);
-    expect(sent).toEqual([BASE_BACKUP_COMMAND]);
+    expect(sent).toEqual([baseBackupCommand()]);
     handle('handleRowDescription');
     handle('handleDataRow', { fields: ['0/2000028', '1'] });
     handle('handleRowDescription');
@@ -82,6 +97,20 @@ describe('runBaseBackup', () => {
     const first = (await iterator.next()).value as ArrivingArchive;
     first.stream.resume();
     await new Promise((resolve) => first.stream.once('drain', resolve));
+    expect(socket.resumed).toBe(1);
+  });
+
+  it('resumes the socket when the next archive starts while the full one is still being read', async () => {
+    const { client, socket, handle } = fakeClient();
+    const run = runBaseBackup(client);
+    handle('handleCopyData', copy('n', 'base.tar', ''));
+    for (let i = 0; i < 4; i++) handle('handleCopyData', copy('d', Buffer.alloc(64 * 1024)));
+    expect(socket.paused).toBe(1);
+    // Parsed before the pause took effect: the manifest starts, base.tar ends (and never emits 'drain').
+    handle('handleCopyData', copy('m'));
+    const iterator = run.archives[Symbol.asyncIterator]();
+    const base = (await iterator.next()).value as ArrivingArchive;
+    expect((await text(base.stream)).length).toBe(4 * 64 * 1024);
     expect(socket.resumed).toBe(1);
   });
 
