@@ -12,6 +12,9 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 /** Name of the spool directory inside the data directory (pg_basebackup skips `pgsql_tmp*`). */
 export const SPOOL_DIR = 'pgsql_tmp_strongbox';
 
+/** Files uploaded or downloaded at once by default (the one asked for included). */
+export const DEFAULT_WAL_PARALLEL = 4;
+
 /** The hidden agent command that runs the resident pusher (`strongbox __wal-pusher …`). */
 export const PUSHER_COMMAND = '__wal-pusher';
 
@@ -67,6 +70,8 @@ export function socketAddress(socket: string): string {
 export interface PushRequest {
   /** The file, absolute (PostgreSQL's %p resolved in its data directory). */
   path: string;
+  /** The file as the caller named it (%p), for the answer's text. */
+  shownPath: string;
   /** {@link callerFingerprint} of the caller; a pusher started otherwise answers `stale`. */
   fingerprint: string;
 }

@@ -33,13 +33,11 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { pipeline as pipelinePromise } from 'node:stream/promises';
 import type { VaultWalArchive } from '#agent/wal-archive';
-import { SPOOL_DIR, spoolOf } from '#agent/wal-pusher-protocol';
+import { DEFAULT_WAL_PARALLEL, SPOOL_DIR, spoolOf } from '#agent/wal-pusher-protocol';
 import { describeError, NotFoundError } from '#core/errors';
 import { parseSegment, segmentName, WAL_SEGMENT_NAME } from '#core/wal';
 
-export { SPOOL_DIR, spoolOf };
-/** Files uploaded or downloaded at once by default (the one asked for included). */
-export const DEFAULT_WAL_PARALLEL = 4;
+export { DEFAULT_WAL_PARALLEL, SPOOL_DIR, spoolOf };
 /** The least time a `wal-push` whose own file is durable still waits for its push-ahead uploads. */
 export const AHEAD_GRACE_MS = 2000;
 
