@@ -26,7 +26,7 @@ const S = [
   '000000010000000000000005',
   '000000010000000000000006',
 ] as const;
-const [S1, S2, S3] = S;
+const [S1, S2] = S;
 const cleanups: (() => Promise<void>)[] = [];
 
 afterEach(async () => {
