@@ -506,13 +506,13 @@ function buildCli(
     program
       .command('wal-push')
       .description(
-        'archive_command: compress, encrypt and store one WAL file; exit 0 only once it is durably in the vault (the same content already archived is fine, other content fails)',
+        'archive_command: compress, encrypt and store one WAL file; exit 0 only once it is durably in the vault (the same content already archived is fine, other content fails). For a file in pg_wal/ the call asks the resident pusher of the data directory and job, starting it when none runs; it uploads ready segments in the background and answers only for a file in the vault now',
       ),
   )
     .requiredOption('-j, --job <name>', 'the point-in-time job whose archive it is')
     .option(
       '--parallel <files>',
-      `upload this many files at once: the one asked for and the next segments marked ready in pg_wal/archive_status, acknowledged at once when PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns push-ahead off)`,
+      `upload this many files at once: the segments marked ready in pg_wal/archive_status (by the resident pusher, or by this call with the one asked for), acknowledged at once when PostgreSQL asks for them (default ${DEFAULT_WAL_PARALLEL}; 1 turns the pusher and push-ahead off)`,
       walParallel,
     )
     .argument('<path>', "the file to archive (PostgreSQL's %p)")
