@@ -149,6 +149,78 @@ describe('a pusher killed in the middle of an upload', () => {
   }, 180_000);
 });
 
+describe('a vault outage while the pusher runs', () => {
+  let work: string;
+  let bundle: string;
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'strongbox-pusher-outage-'));
+    bundle = join(work, 'strongbox.mjs');
+    await buildAgentBundle(join(import.meta.dirname, '..', '..'), bundle);
+  }, 120_000);
+  afterAll(async () => {
+    await rm(join(work, 'data'), { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('fails the calls, writes no marker, alerts once and writes the metrics; afterwards everything is archived', async () => {
+    // Prepare: ready segments, a plan alerting by e-mail (a fake sendmail) and writing a metrics textfile.
+    const dataDir = join(work, 'data');
+    const pgWal = join(dataDir, 'pg_wal');
+    await mkdir(join(pgWal, 'archive_status'), { recursive: true });
+    await sh(process.execPath, [bundle, 'keygen', join(work, 'master.key')]);
+    const sendmail = join(work, 'sendmail');
+    await writeFile(sendmail, `#!/bin/sh\ncat > "${work}/mail.$$"\n`, { mode: 0o755 });
+    const textfile = join(work, 'strongbox.prom');
+    const vaultDir = join(work, 'vault');
+    const plan = join(work, 'plan.yaml');
+    await writeFile(
+      plan,
+      `version: 1\nvault: { url: "file://${vaultDir}" }\nkey: { type: local, path: master.key }\nnotify:\n  email: { to: [ops@example.com], sendmail: ${sendmail} }\nmetrics: { textfile: ${textfile} }\njobs:\n  - name: pitr\n    source: { kind: postgres-physical, port: 5432 }\n`,
+    );
+    const names = Array.from({ length: 4 }, (_, i) => segmentName(1, 3 + i, 256));
+    for (const name of names) {
+      await writeFile(join(pgWal, name), Buffer.concat([randomBytes(MIB), Buffer.alloc(MIB)]));
+      await writeFile(join(pgWal, 'archive_status', `${name}.ready`), '');
+    }
+    // The outage: where the vault keeps this timeline's WAL is a file, so every put fails (even as root).
+    await mkdir(join(vaultDir, 'wal', 'pitr'), { recursive: true });
+    const blocked = join(vaultDir, 'wal', 'pitr', '00000001');
+    await writeFile(blocked, 'not a directory');
+    const spool = join(dataDir, SPOOL_DIR, 'push-pitr');
+    const walPush = (name: string) =>
+      run(bundle, ['wal-push', '--plan', plan, '--job', 'pitr', `pg_wal/${name}`], dataDir).done;
+
+    // Act: PostgreSQL's tries during the outage, then after it.
+    const during = [await walPush(names[0] as string), await walPush(names[0] as string)];
+    const markersDuring = (await readdir(spool)).filter((n) => n.endsWith('.done'));
+    const mailsDuring = (await readdir(work)).filter((n) => n.startsWith('mail.'));
+    await rm(blocked);
+    const after: number[] = [];
+    for (const name of names) {
+      const call = await walPush(name);
+      after.push(call.code);
+      if (call.code === 0)
+        await rename(
+          join(pgWal, 'archive_status', `${name}.ready`),
+          join(pgWal, 'archive_status', `${name}.done`),
+        );
+    }
+
+    // Assess
+    expect(during.map((c) => c.code)).toEqual([2, 2]);
+    expect(during[0]?.stderr).toMatch(/strongbox: error: wal-push pitr: /);
+    expect(markersDuring).toEqual([]);
+    expect(mailsDuring).toHaveLength(1);
+    const mail = await readFile(join(work, mailsDuring[0] as string), 'utf8');
+    expect(mail).toContain('WAL archiving failed: pitr');
+    expect(after).toEqual([0, 0, 0, 0]);
+    expect((await readdir(join(vaultDir, 'wal', 'pitr', '00000001'))).sort()).toEqual(names);
+    await until(async () =>
+      (await readFile(textfile, 'utf8').catch(() => '')).includes('command="wal-push"') ? true : undefined,
+    );
+  }, 180_000);
+});
+
 describe('a burst of segments from a real cluster', () => {
   let site: PitrSite;
   beforeAll(async () => {
