@@ -126,6 +126,41 @@ export interface AcquireOptions {
 export async function acquireJobLock(options: AcquireOptions): Promise<JobLock> {
   const dir = await ensureStateDir(join(options.stateDir, 'locks'));
   const path = join(dir, `${options.job}.${options.vault}.lock`);
+  const taken = await tryLockFile(path, {
+    what: `job ${options.job}`,
+    command: options.command,
+    now: options.now,
+    log: options.log,
+  });
+  if ('path' in taken) return taken;
+  const other = taken.heldBy;
+  const where = other.host === hostname() ? '' : ` on ${other.host}`;
+  throw new JobLockedError(
+    `job ${options.job} is already running (${other.command}, pid ${other.pid}${where}, since ${other.startedAt}); this run changed nothing (lock ${path})`,
+  );
+}
+
+/** Options of {@link tryLockFile}. */
+export interface LockFileOptions {
+  /** What the lock is of, for messages: `job db`, `the WAL pusher of job db`. */
+  what: string;
+  /** The command taking it, recorded for whoever finds it held. */
+  command: string;
+  now: Date;
+  /** Where a taken-over lock is reported. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Takes the lock file at `path` (its directory exists) for this process, taking over a lock whose
+ * holder no longer runs — the one-holder rule of job locks, for any lock file of the agent.
+ * @returns the lock, or the holder that runs and has it.
+ * @throws JobLockedError when the lock kept changing hands; StrongboxError when it cannot be written.
+ */
+export async function tryLockFile(
+  path: string,
+  options: LockFileOptions,
+): Promise<JobLock | { heldBy: LockHolder }> {
   const holder: LockHolder = {
     pid: process.pid,
     host: hostname(),
@@ -141,27 +176,22 @@ export async function acquireJobLock(options: AcquireOptions): Promise<JobLock> 
       return { path, holder, release: () => releaseLock(path, holder.token, options.log) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StrongboxError(`cannot take the lock of job ${options.job} (${path})`, { cause: error });
+        throw new StrongboxError(`cannot take the lock of ${options.what} (${path})`, { cause: error });
       }
     }
     const found = await readText(path);
     if (found === undefined) continue; // released meanwhile: try again
     const other = parseHolder(found);
-    if (other && holderRuns(other)) {
-      const where = other.host === holder.host ? '' : ` on ${other.host}`;
-      throw new JobLockedError(
-        `job ${options.job} is already running (${other.command}, pid ${other.pid}${where}, since ${other.startedAt}); this run changed nothing (lock ${path})`,
-      );
-    }
+    if (other && holderRuns(other)) return { heldBy: other };
     if (await takeOver(path, found)) {
       options.log?.(
         other
-          ? `job ${options.job}: took over the lock of pid ${other.pid} (${other.command} since ${other.startedAt}), which no longer runs`
-          : `job ${options.job}: took over an unreadable lock file ${path}`,
+          ? `${options.what}: took over the lock of pid ${other.pid} (${other.command} since ${other.startedAt}), which no longer runs`
+          : `${options.what}: took over an unreadable lock file ${path}`,
       );
     }
   }
-  throw new JobLockedError(`job ${options.job}: its lock ${path} kept changing hands; try again`);
+  throw new JobLockedError(`${options.what}: its lock ${path} kept changing hands; try again`);
 }
 
 /** Removes a stale lock if it still holds `stale`; false when another run got there first. */

@@ -29,29 +29,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pipeline, type Readable, Transform } from 'node:stream';
 import { pipeline as pipelinePromise } from 'node:stream/promises';
 import type { VaultWalArchive } from '#agent/wal-archive';
+import { DEFAULT_WAL_PARALLEL, SPOOL_DIR, spoolOf } from '#agent/wal-pusher-protocol';
 import { describeError, NotFoundError } from '#core/errors';
 import { parseSegment, segmentName, WAL_SEGMENT_NAME } from '#core/wal';
 
-/** Name of the spool directory inside the data directory. */
-export const SPOOL_DIR = 'pgsql_tmp_strongbox';
-/** Files uploaded or downloaded at once by default (the one asked for included). */
-export const DEFAULT_WAL_PARALLEL = 4;
+export { DEFAULT_WAL_PARALLEL, SPOOL_DIR, spoolOf };
 /** The least time a `wal-push` whose own file is durable still waits for its push-ahead uploads. */
 export const AHEAD_GRACE_MS = 2000;
-
-/**
- * The spool directory for a job's pushes or fetches, when `walPath` is in a data directory's pg_wal/.
- * @example spoolOf('pg_wal/000000010000000000000003', 'pg', 'push') // '<cwd>/pgsql_tmp_strongbox/push-pg'
- */
-export function spoolOf(walPath: string, job: string, purpose: 'push' | 'fetch'): string | undefined {
-  const pgWal = dirname(resolve(walPath));
-  if (basename(pgWal) !== 'pg_wal') return undefined;
-  return join(dirname(pgWal), SPOOL_DIR, `${purpose}-${job}`);
-}
 
 /** What a push marker records: the upload the vault confirmed. */
 interface PushMarker {
@@ -141,8 +129,11 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-/** Pushes one file; once the vault confirmed it, leaves its marker. */
-async function pushOne(
+/**
+ * Pushes one file; once the vault confirmed it, leaves its marker in `spool` (when given): a marker is
+ * written only after the vault's put resolved, never before.
+ */
+export async function pushOne(
   archive: VaultWalArchive,
   path: string,
   spool: string | undefined,
@@ -172,8 +163,11 @@ async function pushOne(
   return result;
 }
 
-/** Whether an earlier push-ahead stored exactly this file and the vault still has it. */
-async function pushedAhead(
+/**
+ * Whether an earlier push stored exactly this file and the vault still has it: the marker names this
+ * vault and key, the local file's SHA-256 equals the marker's, and a head request finds the object now.
+ */
+export async function pushedAhead(
   archive: VaultWalArchive,
   spool: string,
   name: string,
@@ -205,7 +199,8 @@ async function readyAfter(path: string, name: string, count: number, spool: stri
     .slice(0, count);
 }
 
-function markerPath(spool: string, name: string): string {
+/** Where the marker of a pushed file is in a push spool. */
+export function markerPath(spool: string, name: string): string {
   return join(spool, `${name}.done`);
 }
 

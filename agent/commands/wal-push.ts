@@ -12,12 +12,14 @@ export async function walPushCommand(
   options: { job: string; path: string; parallel?: number },
 ): Promise<Outcome> {
   const result = await pushWal(runtime, options.job, options.path, { parallel: options.parallel });
+  return walPushOutcome(options.job, options.path, result);
+}
+
+/** What `wal-push` prints for a file that is durably archived (by this call or the resident pusher). */
+export function walPushOutcome(job: string, path: string, result: 'stored' | 'exists'): Outcome {
   return {
     exitCode: 0,
-    json: { job: options.job, path: options.path, result },
-    text:
-      result === 'stored'
-        ? `archived ${options.path}`
-        : `${options.path} was already archived with the same content`,
+    json: { job, path, result },
+    text: result === 'stored' ? `archived ${path}` : `${path} was already archived with the same content`,
   };
 }

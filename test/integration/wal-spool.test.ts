@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultyVault } from '#adapters/vaults/faulty';
 import { VaultWalArchive } from '#agent/wal-archive';
 import { fetchWithPrefetch, nextSegments, pushWithAhead, SPOOL_DIR } from '#agent/wal-spool';
 import { IntegrityError, NotFoundError, VaultError } from '#core/errors';
-import type { PutOptions, Vault } from '#core/ports';
+import type { Vault } from '#core/ports';
+import { GatedVault } from '#test/support/gated-vault';
 import { testRuntime } from '#test/support/runtime';
 
 const MIB = 1024 * 1024;
@@ -28,55 +28,6 @@ const log = () => {};
 afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
-
-/** A vault that records how many puts run at once and can hold a key's put until released. */
-class GatedVault implements Vault {
-  readonly url: string;
-  inFlight = 0;
-  maxInFlight = 0;
-  readonly #gates = new Map<string, Promise<void>>();
-  constructor(readonly inner: Vault) {
-    this.url = inner.url;
-  }
-  /** Holds puts of keys ending in `suffix` until the returned function is called. */
-  hold(suffix: string): () => void {
-    let release = () => {};
-    this.#gates.set(
-      suffix,
-      new Promise<void>((resolve) => {
-        release = resolve;
-      }),
-    );
-    return release;
-  }
-  async put(key: string, body: Readable, options?: PutOptions) {
-    this.inFlight += 1;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    try {
-      // A held put still ends when its caller aborts it, as a real upload does.
-      for (const [suffix, gate] of this.#gates) if (key.endsWith(suffix)) await untilAborted(gate, options);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      return await this.inner.put(key, body, options);
-    } finally {
-      this.inFlight -= 1;
-    }
-  }
-  get: Vault['get'] = (key, options) => this.inner.get(key, options);
-  head: Vault['head'] = (key) => this.inner.head(key);
-  list: Vault['list'] = (prefix) => this.inner.list(prefix);
-  delete: Vault['delete'] = (keys) => this.inner.delete(keys);
-}
-
-/** `gate`, or the abort of `options.signal`, whichever comes first. */
-function untilAborted(gate: Promise<void>, options: PutOptions | undefined): Promise<void> {
-  const signal = options?.signal;
-  if (!signal) return gate;
-  return new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    void gate.then(resolve);
-  });
-}
 
 /** A data directory with segments in pg_wal, each marked ready, and archives over chosen vaults. */
 async function site(names: readonly string[] = S) {
