@@ -19,7 +19,9 @@ const plan = z.strictObject({
   user: z
     .string()
     .default('postgres')
-    .describe("Role with the REPLICATION attribute (base backups over a replication connection) that may also log in to 'database'; it need not be a superuser."),
+    .describe(
+      "Role with the REPLICATION attribute (base backups over a replication connection) that may also log in to 'database'; it need not be a superuser.",
+    ),
   ...passwordFields,
   database: z
     .string()
