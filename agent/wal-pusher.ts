@@ -192,7 +192,11 @@ export class WalPusher {
       (await readdir(dir).catch(() => [] as string[]))
         .filter((entry) => entry.endsWith(suffix))
         .map((entry) => entry.slice(0, -suffix.length));
-    // Markers first: a segment whose .ready is gone afterwards was acknowledged (or recycled).
+    // Uploads in flight before the markers are read: one that ends in between wrote its marker
+    // before it left #uploads, so every segment is in one of the two sets (else it is uploaded twice,
+    // and the second upload's "already there" could answer a call for a segment deleted since).
+    const inFlight = new Set(this.#uploads.keys());
+    // Markers next: a segment whose .ready is gone afterwards was acknowledged (or recycled).
     const markers = new Set(await suffixed(files.spool, '.done'));
     const ready = new Set(await suffixed(join(files.pgWal, 'archive_status'), '.ready'));
     for (const name of markers) {
@@ -205,6 +209,7 @@ export class WalPusher {
         (name) =>
           WAL_SEGMENT_NAME.test(name) &&
           !markers.has(name) &&
+          !inFlight.has(name) &&
           !this.#uploads.has(name) &&
           (this.#retry.get(name)?.at ?? 0) <= now,
       )

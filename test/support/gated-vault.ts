@@ -10,6 +10,8 @@ export class GatedVault implements Vault {
   readonly url: string;
   inFlight = 0;
   maxInFlight = 0;
+  /** How many puts each key got. */
+  readonly puts = new Map<string, number>();
   readonly #gates = new Map<string, Promise<void>>();
   constructor(readonly inner: Vault) {
     this.url = inner.url;
@@ -27,6 +29,7 @@ export class GatedVault implements Vault {
   }
   async put(key: string, body: Readable, options?: PutOptions) {
     this.inFlight += 1;
+    this.puts.set(key, (this.puts.get(key) ?? 0) + 1);
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       // A held put still ends when its caller aborts it, as a real upload does.
