@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'esbuild';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 
 /** Folders and files of the repository the agent is built from. */
 export const AGENT_SOURCES = [
@@ -40,18 +40,25 @@ export async function buildAgentBundle(
   options: AgentBundleOptions = {},
 ): Promise<number> {
   const format = options.format ?? 'esm';
-  const result = await build({
+  const target = options.target ?? 'node20';
+  const common: BuildOptions = {
     absWorkingDir: root,
-    entryPoints: ['agent/main.ts'],
-    outfile,
     bundle: true,
     platform: 'node',
-    target: options.target ?? 'node20',
-    format,
+    target,
     minify: false,
     sourcemap: false,
     legalComments: 'none',
+    logLevel: 'warning',
+  };
+  const result = await build({
+    ...common,
+    entryPoints: ['agent/main.ts'],
+    outfile,
+    format,
     metafile: true,
+    // The single executable's code cache already spares it the parse: it keeps agent/lazy as written.
+    plugins: format === 'esm' ? [await lazyAgentPlugin(common)] : [],
     // Some dependencies still call require(); give the ESM bundle one (a CommonJS bundle has its own).
     banner:
       format === 'esm'
@@ -59,10 +66,55 @@ export async function buildAgentBundle(
             js: "import { createRequire as __sbxRequire } from 'node:module'; const require = __sbxRequire(import.meta.url);",
           }
         : {},
-    logLevel: 'warning',
   });
   await chmod(outfile, 0o755);
   return Object.values(result.metafile?.outputs ?? {}).reduce((sum, o) => sum + o.bytes, 0);
+}
+
+/**
+ * Replaces agent/lazy in the ESM bundle by its own CommonJS build held as a string and compiled (as
+ * Node compiles a CommonJS file) on the first call, so that a wal-push answered by the fast path parses
+ * a few hundred KiB instead of the whole agent: V8 pre-parses every function of a script it loads, but
+ * a string literal is only scanned (docs/adr/0012-wal-push-without-the-cli.md).
+ */
+async function lazyAgentPlugin(common: BuildOptions): Promise<Plugin> {
+  const inner = await build({ ...common, entryPoints: ['agent/lazy.ts'], format: 'cjs', write: false });
+  const source = inner.outputFiles[0]?.text ?? '';
+  return {
+    name: 'strongbox-lazy-agent',
+    setup(build) {
+      build.onResolve({ filter: /^#agent\/lazy$/ }, () => ({
+        path: 'agent/lazy',
+        namespace: 'strongbox-lazy',
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'strongbox-lazy' }, () => ({
+        loader: 'js',
+        resolveDir: common.absWorkingDir,
+        contents: `import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runInThisContext } from 'node:vm';
+const SOURCE = ${JSON.stringify(source)};
+let loaded;
+function load() {
+  if (!loaded) {
+    const file = fileURLToPath(import.meta.url);
+    const module = { exports: {} };
+    const wrapper = runInThisContext(
+      '(function (exports, require, module, __filename, __dirname) {' + SOURCE + '\\n})',
+      { filename: file + ' (agent)' },
+    );
+    wrapper.call(module.exports, module.exports, createRequire(import.meta.url), module, file, dirname(file));
+    loaded = module.exports;
+  }
+  return loaded;
+}
+export const runCli = () => load().runCli();
+export const walPusherProcess = () => load().walPusherProcess();
+`,
+      }));
+    },
+  };
 }
 
 /**
