@@ -1,7 +1,7 @@
 /**
  * The part of the agent that agent/main.ts loads only when the wal-push fast path does not answer:
  * the CLI, and the resident WAL pusher's process. In the one-file Node.js bundle this module is held as
- * a string of its own CommonJS build and compiled only when one of these is called
+ * its own CommonJS build in comments at the bundle's end and compiled only when one of these is called
  * (scripts/lib/agent-bundle), so that PostgreSQL's one wal-push per segment does not parse the whole
  * agent first (docs/adr/0012-wal-push-without-the-cli.md). Under tsx and in the single executable
  * (whose code cache already skips the parse) it is this module as written.

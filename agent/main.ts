@@ -3,8 +3,8 @@
  * The `strongbox` entry. PostgreSQL runs `wal-push` once per WAL segment, so that call must not pay for
  * loading the whole agent: the fast path (agent/wal-pusher-client, Node built-ins only) answers it
  * through the resident WAL pusher. Everything else — and a wal-push the fast path declines — runs the
- * full CLI (agent/cli), loaded only then through agent/lazy: the one-file bundle holds it as a string
- * that is compiled only then. `__wal-pusher` runs the pusher itself (agent/wal-pusher), started by the
+ * full CLI (agent/cli), loaded only then through agent/lazy: the one-file bundle holds it in comments
+ * that are compiled only then. `__wal-pusher` runs the pusher itself (agent/wal-pusher), started by the
  * fast path.
  */
 // First: V8 heap settings before the other modules load and allocate (agent/heap.ts).

@@ -5,7 +5,7 @@
  * node_modules.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { appendFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
 
@@ -51,6 +51,7 @@ export async function buildAgentBundle(
     legalComments: 'none',
     logLevel: 'warning',
   };
+  const lazy = format === 'esm' ? await heldAgent(common) : undefined;
   const result = await build({
     ...common,
     entryPoints: ['agent/main.ts'],
@@ -58,7 +59,7 @@ export async function buildAgentBundle(
     format,
     metafile: true,
     // The single executable's code cache already spares it the parse: it keeps agent/lazy as written.
-    plugins: format === 'esm' ? [await lazyAgentPlugin(common)] : [],
+    plugins: lazy ? [lazyAgentPlugin(common)] : [],
     // Some dependencies still call require(); give the ESM bundle one (a CommonJS bundle has its own).
     banner:
       format === 'esm'
@@ -67,19 +68,37 @@ export async function buildAgentBundle(
           }
         : {},
   });
+  if (lazy) await appendFile(outfile, lazy);
   await chmod(outfile, 0o755);
-  return Object.values(result.metafile?.outputs ?? {}).reduce((sum, o) => sum + o.bytes, 0);
+  const bytes = Object.values(result.metafile?.outputs ?? {}).reduce((sum, o) => sum + o.bytes, 0);
+  return bytes + (lazy?.length ?? 0);
+}
+
+/** The line after which the ESM bundle holds agent/lazy's CommonJS build, each line behind `//`. */
+export const HELD_AGENT_MARKER = '\n//strongbox: agent/lazy, compiled when it runs\n';
+
+/**
+ * agent/lazy's own CommonJS build as line comments appended to the ESM bundle: V8's scanner skips a
+ * comment at memchr speed, where a string literal of the same 4 MiB cost a fast wal-push call 0.12 s
+ * and the code itself more (docs/adr/0012-wal-push-without-the-cli.md). Line comments, not one block
+ * comment: the build keeps some comments of its own, whose `*\/` would end a block early.
+ */
+async function heldAgent(common: BuildOptions): Promise<string> {
+  const inner = await build({ ...common, entryPoints: ['agent/lazy.ts'], format: 'cjs', write: false });
+  const source = inner.outputFiles[0]?.text ?? '';
+  // A line comment ends at any line terminator: one inside the source would end it early.
+  if (/[\r\u2028\u2029]/.test(source))
+    throw new Error('agent/lazy built with a CR, U+2028 or U+2029: it cannot be held as line comments');
+  return HELD_AGENT_MARKER + source.replace(/^/gm, '//');
 }
 
 /**
- * Replaces agent/lazy in the ESM bundle by its own CommonJS build held as a string and compiled (as
- * Node compiles a CommonJS file) on the first call, so that a wal-push answered by the fast path parses
- * a few hundred KiB instead of the whole agent: V8 pre-parses every function of a script it loads, but
- * a string literal is only scanned (docs/adr/0012-wal-push-without-the-cli.md).
+ * Replaces agent/lazy in the ESM bundle by a loader of the copy held at the bundle's end (see
+ * {@link heldAgent}): on the first call it reads the bundle, strips the `//` of each held line and
+ * compiles the result as Node compiles a CommonJS file. A wal-push answered by the fast path never
+ * calls it, so it parses a few hundred KiB instead of the whole agent.
  */
-async function lazyAgentPlugin(common: BuildOptions): Promise<Plugin> {
-  const inner = await build({ ...common, entryPoints: ['agent/lazy.ts'], format: 'cjs', write: false });
-  const source = inner.outputFiles[0]?.text ?? '';
+function lazyAgentPlugin(common: BuildOptions): Plugin {
   return {
     name: 'strongbox-lazy-agent',
     setup(build) {
@@ -90,18 +109,23 @@ async function lazyAgentPlugin(common: BuildOptions): Promise<Plugin> {
       build.onLoad({ filter: /.*/, namespace: 'strongbox-lazy' }, () => ({
         loader: 'js',
         resolveDir: common.absWorkingDir,
-        contents: `import { createRequire } from 'node:module';
+        contents: `import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runInThisContext } from 'node:vm';
-const SOURCE = ${JSON.stringify(source)};
+const MARKER = ${JSON.stringify(HELD_AGENT_MARKER)};
 let loaded;
 function load() {
   if (!loaded) {
     const file = fileURLToPath(import.meta.url);
+    const text = readFileSync(file, 'utf8');
+    const at = text.indexOf(MARKER);
+    if (at < 0) throw new Error(file + ' lacks the agent it holds: build it again (npm run build)');
+    const source = text.slice(at + MARKER.length).replace(/^\\/\\//gm, '');
     const module = { exports: {} };
     const wrapper = runInThisContext(
-      '(function (exports, require, module, __filename, __dirname) {' + SOURCE + '\\n})',
+      '(function (exports, require, module, __filename, __dirname) {' + source + '\\n})',
       { filename: file + ' (agent)' },
     );
     wrapper.call(module.exports, module.exports, createRequire(import.meta.url), module, file, dirname(file));
