@@ -199,7 +199,9 @@ export async function restorePostgres(
       // Schema and data from the one stream, as it comes; then indexes, constraints and triggers with
       // parallel jobs: they read the tables, not the archive, so the TOC alone, seekable, is all -j needs.
       await run(replay, ['--section=pre-data', '--section=data']);
-      await run(tocFile, ['--section=post-data', '--jobs', String(restoreJobs(options.jobs))]);
+      const jobs = postDataJobs(parseTocList(list), restoreJobs(options.jobs));
+      if (jobs.why) ctx.log?.(jobs.why);
+      await run(tocFile, ['--section=post-data', '--jobs', String(jobs.jobs)]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -291,6 +293,20 @@ async function runPgRestore(
     ? feed(from, tool.stdin, signal, exited)
     : Promise.reject(new SourceError('pg_restore has no stdin'));
   await settleAll([exited, fed], controller);
+}
+
+/**
+ * Jobs for the post-data section: `wanted`, or 1 when the archive attaches partition indexes. With
+ * several jobs pg_restore runs `ALTER INDEX … ATTACH PARTITION` (AccessExclusiveLock on the parent
+ * index) beside another worker's index or constraint build on the same tables, and the two deadlock —
+ * seen here as "deadlock detected … ATTACH PARTITION" failing a whole restore of a partitioned schema.
+ */
+export function postDataJobs(entries: readonly TocEntry[], wanted: number): { jobs: number; why?: string } {
+  if (wanted <= 1 || !entries.some((e) => e.desc === 'INDEX ATTACH')) return { jobs: wanted };
+  return {
+    jobs: 1,
+    why: 'indexes, constraints and triggers are restored with one job: the archive attaches partition indexes, which deadlock with parallel jobs',
+  };
 }
 
 /**
