@@ -186,7 +186,7 @@ export async function restoreLiveTables(
     const signal = ctx.signal ?? new AbortController().signal;
     const { list, replay } = await peekToc(tools.pgRestore, input, { env, signal });
     const all = parseTocList(list);
-    const entries = liveEntries(all, chooseEntries(list, selectors, details?.roles ?? []));
+    const entries = liveEntries(all, chooseEntries(all, selectors, details?.roles ?? []));
     const relations = entries.filter((e) => e.desc === 'TABLE');
     if (owners) await checkArchiveOwners(config, password, relations, ctx, where);
     const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));

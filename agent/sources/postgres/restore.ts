@@ -175,11 +175,13 @@ export async function restorePostgres(
     try {
       const tocFile = join(dir, 'toc.dump');
       await writeFile(tocFile, head, { mode: 0o600 });
+      // What this restore puts back: the whole archive, or the chosen entries.
+      let entries = parseTocList(list);
       let listFile: string | undefined;
       if (selectors.length > 0) {
-        const chosen = chooseEntries(list, selectors, options.details?.roles ?? []);
+        entries = chooseEntries(entries, selectors, options.details?.roles ?? []);
         listFile = join(dir, 'selected.list');
-        await writeFile(listFile, `${chosen.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
+        await writeFile(listFile, `${entries.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
       }
       const run = (from: Readable | string, sections: string[]) =>
         runPgRestore(
@@ -199,7 +201,7 @@ export async function restorePostgres(
       // Schema and data from the one stream, as it comes; then indexes, constraints and triggers with
       // parallel jobs: they read the tables, not the archive, so the TOC alone, seekable, is all -j needs.
       await run(replay, ['--section=pre-data', '--section=data']);
-      const jobs = postDataJobs(parseTocList(list), restoreJobs(options.jobs));
+      const jobs = postDataJobs(entries, restoreJobs(options.jobs));
       if (jobs.why) ctx.log?.(jobs.why);
       await run(tocFile, ['--section=post-data', '--jobs', String(jobs.jobs)]);
     } finally {
@@ -353,11 +355,10 @@ export async function feed(
  * @throws RestoreError naming a table the archive does not have.
  */
 export function chooseEntries(
-  list: string,
+  entries: readonly TocEntry[],
   selectors: readonly TableSelector[],
   roles: readonly { name: string }[],
 ): TocEntry[] {
-  const entries = parseTocList(list);
   const known = new Set(roles.map((r) => r.name));
   const roots: number[] = [];
   const missing: string[] = [];
