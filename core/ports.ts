@@ -2,7 +2,7 @@
  * The ports the agent and the functions plug implementations into. Each has few verbs; the TSDoc of
  * each verb states what callers may rely on.
  */
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { TargetCheck } from './agent-output';
 import type { CompressionAlgorithm, KeyRef } from './manifest';
 import type { SqlCheck } from './plan';
@@ -188,6 +188,14 @@ export interface RestoreInput {
   open(name: string): Promise<Readable>;
   /** Opens the backup's only object (single-stream sources; version 1 backups). @throws IntegrityError when there are several. */
   only(): Promise<Readable>;
+  /**
+   * Reads one object into a tool's stdin (the pipe of a child the driver started, e.g. tar's) and
+   * resolves once the object was read whole and passed the same checks as by `open`. The stored bytes
+   * are authenticated and checksummed in the agent; a zstd object's decompressor then writes into that
+   * pipe itself, so the plaintext does not pass through the agent. The caller must not write to `stdin`.
+   * @throws NotFoundError when the backup has no such object; IntegrityError when it fails its checks.
+   */
+  openInto(name: string, stdin: Writable): Promise<void>;
 }
 
 /** What a driver's restore reports beyond success (in-place restores). */

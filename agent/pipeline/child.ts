@@ -29,8 +29,11 @@ export interface SpawnToolOptions {
   signal?: AbortSignal;
   /** @default 'pipe' */
   stdin?: 'pipe' | 'ignore';
-  /** @default 'pipe' */
-  stdout?: 'pipe' | 'ignore';
+  /**
+   * 'pipe', 'ignore', or another child's stdin (a pipe socket): the tool then writes into that pipe
+   * itself, without the agent in between. @default 'pipe'
+   */
+  stdout?: 'pipe' | 'ignore' | Writable;
   /** Name of the tool in messages. @default the command's base name */
   name?: string;
   /** Exit statuses that count as success (GNU tar's 1 means "some files changed"). @default [0] */

@@ -515,6 +515,7 @@ describe.each(FIXTURES.map((fixture) => [fixture.kind, fixture] as const))(
           if (names.length !== 1) throw new IntegrityError('several objects');
           return open(names[0] as string);
         },
+        openInto: async (name, stdin) => pipeline(await open(name), stdin),
       };
     }
 

@@ -34,7 +34,11 @@ export const postgresPhysicalDriver: SourceDriver<'postgres-physical'> = {
     const { tablespaces } = await restorePhysical(
       config,
       details,
-      { names: input.objects.map((o) => o.name), open: (name) => input.open(name) },
+      {
+        names: input.objects.map((o) => o.name),
+        open: (name) => input.open(name),
+        openInto: (name, stdin) => input.openInto(name, stdin),
+      },
       { targetDir: target, recovery, start, tablespaceMap, ctx },
     );
     return {

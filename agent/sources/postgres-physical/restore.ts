@@ -23,10 +23,10 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative } from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { settleAll } from '#agent/pipeline/flow';
 import { RestoreError, SourceError } from '#core/errors';
+import type { RestoreInput } from '#core/ports';
 import { quoteConfValue, type RecoveryTarget, recoverySettings } from '#core/recovery';
 import type { PostgresPhysicalDetails, PostgresPhysicalSourceConfig } from '#core/sources/index';
 import type { SourceContext } from '../context';
@@ -125,9 +125,8 @@ function samePath(path: string): string {
 }
 
 /** A backup's objects as the restore opens them, by name. */
-export interface PhysicalInput {
+export interface PhysicalInput extends Pick<RestoreInput, 'open' | 'openInto'> {
   names: readonly string[];
-  open(name: string): Promise<Readable>;
 }
 
 /**
@@ -163,9 +162,8 @@ export async function restorePhysical(
       }
       await chmod(place, 0o700);
     }
-    for (const t of tablespaces)
-      await extract(config, await input.open(tablespaceObject(t.oid)), t.to, options);
-    await extract(config, await input.open(BASE_OBJECT), dir, options, tablespaces.length > 0);
+    for (const t of tablespaces) await extract(config, input, tablespaceObject(t.oid), t.to, options);
+    await extract(config, input, BASE_OBJECT, dir, options, tablespaces.length > 0);
     if (tablespaces.length > 0) await linkTablespaces(config, dir, tablespaces);
     if (input.names.includes(MANIFEST_OBJECT)) {
       // Beside the data, as pg_basebackup -Ft leaves it (pg_verifybackup reads it there).
@@ -195,10 +193,14 @@ export async function restorePhysical(
   }
 }
 
-/** Streams one tar into `dir` as the data directory's owner; base.tar without its pg_tblspc links. */
+/**
+ * Streams the tar object `name` into `dir` as the data directory's owner; base.tar without its pg_tblspc
+ * links. The object goes straight into tar's stdin (RestoreInput `openInto`: zstd writes into it).
+ */
 async function extract(
   config: PostgresPhysicalSourceConfig,
-  data: Readable,
+  input: PhysicalInput,
+  name: string,
   dir: string,
   options: PhysicalRestoreOptions,
   withoutLinks = false,
@@ -212,7 +214,7 @@ async function extract(
   });
   if (!tar.stdin) throw new SourceError('tar has no stdin');
   const controller = new AbortController();
-  await settleAll([pipeline(data, tar.stdin), tar.done], controller);
+  await settleAll([input.openInto(name, tar.stdin), tar.done], controller);
 }
 
 /** `pg_tblspc/<oid>` → each tablespace's new location, and the list discard removes. */
