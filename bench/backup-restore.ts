@@ -10,7 +10,8 @@
  * Every step is a whole process under GNU time: wall, CPU (user+sys of it and its children) and the peak
  * RSS of its largest process (for the agent: the node process; pg_dump and zstd are separate processes).
  * The server's CPU for the step (its backends, reaped by the postmaster) is read from the postmaster's
- * cutime+cstime, so a floor can be given as all the CPU seconds of the work over the cores.
+ * cutime+cstime, so a floor can be given as all the CPU seconds of the work over the cores. Each step
+ * starts after a CHECKPOINT (not timed), so that none pays for writing the buffers the one before dirtied.
  *
  * Options (env): BENCH_SCALE (default 70; 700 ≈ 10 GB, run it with BENCH_RUNS=1), BENCH_RUNS (default 3;
  * the median is reported), BENCH_AWS (the AWS CLI of the seed runbook step; default /usr/bin/aws, the
@@ -86,6 +87,9 @@ export class Steps {
     step: () => Promise<R>,
     extra: (run: R) => Promise<Partial<Step>> | Partial<Step> = () => ({}),
   ): Promise<R> {
+    // Every step starts from a checkpoint: otherwise its backends write out the dirty buffers the step
+    // before left (a restore after a restore paid ~1.5 s of server CPU for the one before it).
+    await this.pg.psql('CHECKPOINT');
     const server = await serverCpu(this.pg);
     const own = benchCpu();
     const run = await step();
