@@ -8,8 +8,7 @@
 import { Socket } from 'node:net';
 import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { spawnTool } from '#agent/pipeline/child';
-import { decompressor } from '#agent/pipeline/compress';
+import { decompressor, zstdDecompressInto } from '#agent/pipeline/compress';
 import { createDecryptStream } from '#agent/pipeline/encrypt';
 import { settleAll } from '#agent/pipeline/flow';
 import { Meter } from '#agent/pipeline/meter';
@@ -204,17 +203,7 @@ function readObjectInto(
   const storedMeter = new Meter();
   const controller = new AbortController();
   const stop = AbortSignal.any([signal, controller.signal]);
-  let plainBytes: number | undefined;
-  const zstd = spawnTool('zstd', ['-d', '-c', '-v'], {
-    signal: stop,
-    name: 'zstd -d',
-    stdout: stdin,
-    // "/*stdin*\ : 1144524800 bytes", zstd's last line for a stream it decompressed whole.
-    onStderrLine: (line) => {
-      const bytes = /:\s*(\d+) bytes\s*$/.exec(line)?.[1];
-      if (bytes !== undefined) plainBytes = Number(bytes);
-    },
-  });
+  const zstd = zstdDecompressInto(stdin, stop);
   stdin.destroy();
   const flowing = (async () => {
     const input = await runtime.vault.get(key, { signal: stop });
@@ -222,7 +211,7 @@ function readObjectInto(
       ? pipeline(input, storedMeter, createDecryptStream(dataKey), zstd.stdin, { signal: stop })
       : Promise.reject(new Error('zstd was started without stdin'));
     await settleAll([fed, zstd.done], controller);
-    const verdict = objectVerdict(key, object, storedMeter, plainBytes);
+    const verdict = objectVerdict(key, object, storedMeter, zstd.plainBytes());
     if (verdict) throw verdict;
   })();
   flowing.catch(() => controller.abort());

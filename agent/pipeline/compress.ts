@@ -8,7 +8,7 @@
  * `done`, so a pipeline can never finish "successfully" on the truncated output of a failed child.
  * Memory: the pipe buffers of the child (64 KiB each way) plus the streams' high-water marks.
  */
-import { Duplex, PassThrough, Readable } from 'node:stream';
+import { Duplex, PassThrough, Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlib } from 'node:zlib';
 import { SourceError } from '#core/errors';
@@ -85,6 +85,30 @@ export function decompressor(algorithm: CompressionAlgorithm, signal?: AbortSign
     default:
       throw new RangeError(`unknown compression algorithm '${algorithm as string}'`);
   }
+}
+
+/**
+ * `zstd -d` writing into `stdout`, another tool's stdin pipe, so the plaintext does not cross the agent
+ * (agent/read-backup `openInto`). Write the compressed bytes to `stdin`; `plainBytes()` is the size
+ * zstd's verbose summary reports once it decompressed the whole stream (undefined until then). The
+ * caller closes its own copy of `stdout`. Corrupt input fails `done` (a SourceError).
+ */
+export function zstdDecompressInto(
+  stdout: Writable,
+  signal?: AbortSignal,
+): { stdin: Writable | null; done: Promise<void>; plainBytes: () => number | undefined } {
+  let plainBytes: number | undefined;
+  const tool = spawnTool('zstd', ['-d', '-c', '-v'], {
+    signal,
+    name: 'zstd -d',
+    stdout,
+    // "/*stdin*\ : 1144524800 bytes", zstd's last line for a stream it decompressed whole.
+    onStderrLine: (line) => {
+      const bytes = /:\s*(\d+) bytes\s*$/.exec(line)?.[1];
+      if (bytes !== undefined) plainBytes = Number(bytes);
+    },
+  });
+  return { stdin: tool.stdin, done: tool.done, plainBytes: () => plainBytes };
 }
 
 function zstdStage(args: string[], name: string, signal?: AbortSignal): Stage {
