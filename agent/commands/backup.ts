@@ -132,7 +132,10 @@ async function sizeFindings(runtime: Runtime, job: Job, backupId: string): Promi
   const complete = (await listBackups(runtime.vault, job.name)).filter((b) => b.complete);
   const newest = await readManifest(runtime.vault, job.name, backupId);
   const recent: Manifest[] = [];
-  for (const listing of complete.filter((b) => b.backupId < backupId).reverse()) {
+  // The listing's order, not the ids': two backups started in one second have ids whose random parts
+  // sort either way (core/catalog `byStart` orders them by when their manifests were stored).
+  const at = complete.findIndex((b) => b.backupId === backupId);
+  for (const listing of complete.slice(0, at === -1 ? complete.length : at).reverse()) {
     if (recent.length >= runtime.plan.verify.recentCount) break;
     const manifest = await readManifest(runtime.vault, job.name, listing.backupId);
     if (manifest.purpose !== 'safety') recent.unshift(manifest);

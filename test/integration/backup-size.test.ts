@@ -30,20 +30,26 @@ beforeAll(async () => {
 
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-const backup = () => strongbox(['backup', '-p', plan, '-q', '--json']);
+/**
+ * Every backup of the test starts in one second, as quick runs do, with id suffixes that sort against
+ * the order they ran in: "the backups before it" are those stored before it, not those whose ids sort first.
+ */
+const ids = ['ffffff', 'eeeeee', 'dddddd', 'cccccc', 'bbbbbb'].map((suffix) => `20261202T000000Z-${suffix}`);
+const backup = (id: string, ...args: string[]) =>
+  strongbox(['backup', '-p', plan, '-q', '--backup-id', id, ...args]);
 
 it('warns, exit 1, when a backup shrinks under half or grows past growthRatio times the recent median', async () => {
   // Prepare: three backups of about 200 KiB
   for (let i = 0; i < 3; i++) {
     await writeFile(data, randomBytes(200 * 1024));
-    const usual = await backup();
+    const usual = await backup(ids[i] as string, '--json');
     expect(usual.code, usual.stderr).toBe(0);
     expect(agentBackupResultSchema.parse(usual.json).findings).toBeUndefined();
   }
 
   // Act: the source is suddenly almost empty
   await writeFile(data, 'x');
-  const shrunk = await backup();
+  const shrunk = await backup(ids[3] as string, '--json');
 
   // Assess: stored, yet a warning
   expect(shrunk.code, shrunk.stderr).toBe(1);
@@ -63,7 +69,7 @@ it('warns, exit 1, when a backup shrinks under half or grows past growthRatio ti
 
   // Act: then it grows past three times the median of the four before it (210 KiB)
   await writeFile(data, randomBytes(1024 * 1024));
-  const grown = await strongbox(['backup', '-p', plan, '-q']);
+  const grown = await backup(ids[4] as string);
 
   // Assess
   expect(grown.code, grown.stderr).toBe(1);
