@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '#infra/paths';
-import { agentBundleStaleness, ensureAgentBundle, HELD_AGENT_MARKER } from '../../scripts/lib/agent-bundle';
+import {
+  agentBundleStaleness,
+  asciiOnly,
+  ensureAgentBundle,
+  HELD_AGENT_MARKER,
+} from '../../scripts/lib/agent-bundle';
 
 describe('the agent bundle of a synth', () => {
   it('is stale when missing or older than a source, and current otherwise', () => {
@@ -52,5 +57,22 @@ describe('the agent bundle of a synth', () => {
     expect(held.every((line) => line.startsWith('//'))).toBe(true);
     expect(held.join('\n')).toContain('commander');
     expect(at).toBeLessThan(200_000);
+    // ASCII throughout, the held agent too: one non-ASCII character in a kept comment and V8 holds the
+    // module's source, the held agent read back and its compiled copy as two-byte strings (docs/adr/0014).
+    expect(bundle.match(/[\u0080-\uffff]/g) ?? []).toEqual([]);
   }, 120_000);
+
+  it('escapes non-ASCII without changing what the code means', () => {
+    const source =
+      "// 3× the median — a comment\nmodule.exports = ['×', /é+/.test('éé'), `a—b`, '😀'.length];";
+    const escaped = asciiOnly(source);
+    expect(escaped).not.toMatch(/[\u0080-\uffff]/);
+    const run = (code: string) => {
+      const module = { exports: undefined as unknown };
+      new Function('module', code)(module);
+      return module.exports;
+    };
+    expect(run(escaped)).toEqual(run(source));
+    expect(run(escaped)).toEqual(['×', true, 'a—b', 2]);
+  });
 });
