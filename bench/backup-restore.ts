@@ -11,7 +11,7 @@
  * RSS of its largest process (for the agent: the node process; pg_dump and zstd are separate processes).
  * The server's CPU for the step (its backends, reaped by the postmaster) is read from the postmaster's
  * cutime+cstime, so a floor can be given as all the CPU seconds of the work over the cores. Each step
- * starts after a CHECKPOINT (not timed), so that none pays for writing the buffers the one before dirtied.
+ * starts after a CHECKPOINT and a sync (not timed), so that none pays for writing what the one before dirtied.
  *
  * Options (env): BENCH_SCALE (default 70; 700 ≈ 10 GB, run it with BENCH_RUNS=1), BENCH_RUNS (default 3;
  * the median is reported), BENCH_AWS (the AWS CLI of the seed runbook step; default /usr/bin/aws, the
@@ -88,8 +88,11 @@ export class Steps {
     extra: (run: R) => Promise<Partial<Step>> | Partial<Step> = () => ({}),
   ): Promise<R> {
     // Every step starts from a checkpoint: otherwise its backends write out the dirty buffers the step
-    // before left (a restore after a restore paid ~1.5 s of server CPU for the one before it).
+    // before left (a restore after a restore paid ~1.5 s of server CPU for the one before it). With
+    // fsync off a checkpoint only hands them to the kernel, so `sync` too: the bare restore's copy was
+    // written back during the strongbox restore after it (its COPY 8.0 s against 7.0-7.6; ADR 0015).
     await this.pg.psql('CHECKPOINT');
+    await exec('sync', []);
     const server = await serverCpu(this.pg);
     const own = benchCpu();
     const run = await step();

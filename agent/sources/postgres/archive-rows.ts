@@ -26,7 +26,7 @@ const BLK_BLOBS = 3;
 const FORMAT_CUSTOM = 1;
 
 /** Thrown while parsing the head when more bytes are needed. */
-class NeedMore extends Error {}
+export class NeedMore extends Error {}
 
 /** Reading position over the buffered head of the archive. */
 class HeadReader {
@@ -60,7 +60,7 @@ class HeadReader {
 }
 
 /** pg_dump's ReadInt at `pos` (sign byte, then `intSize` bytes LSB first); `moved` gets the next offset. */
-function readInt(buf: Buffer, pos: number, intSize: number, moved: (next: number) => void): number {
+export function readInt(buf: Buffer, pos: number, intSize: number, moved: (next: number) => void): number {
   const negative = buf[pos] !== 0;
   let value = 0;
   for (let i = 0; i < intSize; i++) value += (buf[pos + 1 + i] as number) * 2 ** (8 * i);
@@ -69,7 +69,7 @@ function readInt(buf: Buffer, pos: number, intSize: number, moved: (next: number
 }
 
 /** What the archive's head says: int size, and the `TABLE DATA` entries by dump id. */
-interface ArchiveHead {
+export interface ArchiveHead {
   intSize: number;
   tables: Map<number, { schema: string; name: string }>;
   /** Bytes of the head (header + TOC). */
@@ -77,7 +77,7 @@ interface ArchiveHead {
 }
 
 /** Parses header and TOC from `buf`; throws NeedMore when it is not all there yet. */
-function parseHead(buf: Buffer): ArchiveHead {
+export function parseHead(buf: Buffer): ArchiveHead {
   const r = new HeadReader(buf);
   r.skip(MAGIC.length);
   if (buf.toString('latin1', 0, MAGIC.length) !== MAGIC) throw new Error('not a pg_dump custom archive');

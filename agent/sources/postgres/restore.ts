@@ -15,6 +15,7 @@ import { PlanError, RestoreError, SourceError } from '#core/errors';
 import type { PostgresDetails } from '#core/sources/postgres';
 import { resolvePassword, type SourceContext } from '../context';
 import { dropDatabaseWith } from './admin';
+import { joinedArchive } from './archive-chunks';
 import {
   connectionArgs,
   connectMaintenance,
@@ -200,7 +201,7 @@ export async function restorePostgres(
         );
       // Schema and data from the one stream, as it comes; then indexes, constraints and triggers with
       // parallel jobs: they read the tables, not the archive, so the TOC alone, seekable, is all -j needs.
-      await run(replay, ['--section=pre-data', '--section=data']);
+      await run(joinedArchive(replay), ['--section=pre-data', '--section=data']);
       const jobs = postDataJobs(entries, restoreJobs(options.jobs));
       if (jobs.why) ctx.log?.(jobs.why);
       await run(tocFile, ['--section=post-data', '--jobs', String(jobs.jobs)]);
