@@ -15,7 +15,7 @@
  * small (~19 MiB), and V8's own growing step put the limit where a streaming backup's promoted
  * garbage reached it every few MiB: a 3000 MiB backup to S3 ran 142-182 Mark-Compacts and 60 % more
  * CPU. At 100 % exactly, a file-vault backup ran 64 of them (incremental marking started at once,
- * size 20 MiB of a 41 MiB limit); at 150, 200 and 300 both stay at 1-3. Read at every limit
+ * size 20 MiB of a 41 MiB limit); at 150, 200 and 300 both stay at 1-7. Read at every limit
  * computation, so setting it at run time takes effect.
  */
 import { setFlagsFromString } from 'node:v8';

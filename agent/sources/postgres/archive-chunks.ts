@@ -20,7 +20,7 @@
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { MAX_TOC_BYTES, NeedMore, parseHead, readInt } from './archive-rows';
 
-/** Size of the chunks joined; a chunk already larger is passed on whole. */
+/** Size of the chunks written: smaller ones are joined up to it, a larger one is split into pieces of it. */
 export const JOINED_CHUNK_BYTES = 64 * 1024;
 
 const BLK_DATA = 1;
@@ -70,7 +70,7 @@ class ChunkJoiner extends Transform {
     if (this.#state === 'head') {
       this.#head.push(chunk);
       this.#headBytes += chunk.length;
-      if (this.#headBytes < 2 * this.#triedAt) {
+      if (this.#headBytes < 2 * this.#triedAt && this.#headBytes <= MAX_TOC_BYTES) {
         done();
         return;
       }
@@ -159,14 +159,12 @@ class ChunkJoiner extends Transform {
           const field = this.#field(buf, pos);
           if (field === undefined) return;
           if (field.value < 0) {
-            this.#closeChunk(0);
             this.#raw(field.bytes, field.from, field.from + width);
             this.#through(buf, field.next);
             return;
           }
           pos = field.next;
           if (field.value === 0) {
-            this.#closeChunk(0);
             this.#raw(field.bytes, field.from, field.from + width);
             this.#state = this.#blob ? 'oid' : 'block';
           } else {
@@ -263,7 +261,7 @@ class ChunkJoiner extends Transform {
     if (pos < buf.length) this.push(buf.subarray(pos));
   }
 
-  /** Pushes what #out holds before the open chunk (that one grows on), keeping the open chunk's start. */
+  /** Pushes what #out holds and starts a fresh one — unless a joined chunk is open in it (its length is not known yet). */
   #pushOut(): void {
     if (this.#chunkAt >= 0 || this.#at === 0) return;
     this.push(this.#out.subarray(0, this.#at));
