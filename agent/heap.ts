@@ -72,10 +72,18 @@ export function oldGenerationBytes(): number {
   return used;
 }
 
-/** V8's full collection, without a global `gc`: `--expose-gc` gives it to contexts created after it. */
-function fullCollection(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
+let gc: (() => void) | undefined;
+
+/**
+ * A full collection by V8's `gc`, without a global `gc`: `--expose-gc` gives it to contexts created
+ * after it. The context is made at the first collection, so a short command (a wal-push) never pays for it.
+ */
+function fullCollection(): void {
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
 }
 
 const KEEPER = Symbol.for('strongbox.heap-keeper');
@@ -87,7 +95,7 @@ const KEEPER = Symbol.for('strongbox.heap-keeper');
 export function heapKeeper(): HeapKeeper {
   const global = globalThis as { [KEEPER]?: HeapKeeper };
   if (global[KEEPER] === undefined) {
-    const keeper = new HeapKeeper(oldGenerationBytes, fullCollection());
+    const keeper = new HeapKeeper(oldGenerationBytes, fullCollection);
     setInterval(() => keeper.tick(), KEEPER_INTERVAL_MS).unref();
     global[KEEPER] = keeper;
   }
