@@ -285,7 +285,9 @@ export interface ReplaceSupport<C, D = unknown> {
   /**
    * Swaps a restored copy in: `live` is kept under a new name, `beside` takes its name, in one step so
    * either both happen or neither. Nothing is dropped.
-   * @throws RestoreError when either is missing or the swap fails; both then keep their names.
+   * @throws RestoreError when either is missing or the swap fails; the live target then keeps its name
+   *   and its data. A restored copy that is a database is left beside it under its name (it can be
+   *   inspected or dropped); one that is a scratch file under the temp dir is removed.
    */
   swap(
     config: C,

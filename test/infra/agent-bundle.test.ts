@@ -3,11 +3,11 @@
  * right after a clone or an edit never ships a missing or stale agent.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '#infra/paths';
+import { tempDirSync } from '#test/support/temp';
 import {
   agentBundleStaleness,
   asciiOnly,
@@ -17,7 +17,7 @@ import {
 
 describe('the agent bundle of a synth', () => {
   it('is stale when missing or older than a source, and current otherwise', () => {
-    const root = mkdtempSync(join(tmpdir(), 'strongbox-bundle-'));
+    const root = tempDirSync('strongbox-bundle-');
     mkdirSync(join(root, 'agent', 'sources'), { recursive: true });
     writeFileSync(join(root, 'agent', 'sources', 'x.ts'), 'export {};');
     writeFileSync(join(root, 'agent', 'x.test.ts'), 'export {};');
@@ -40,7 +40,7 @@ describe('the agent bundle of a synth', () => {
   });
 
   it('is built when missing, into a bundle that runs', async () => {
-    const outfile = join(mkdtempSync(join(tmpdir(), 'strongbox-bundle-')), 'strongbox.mjs');
+    const outfile = join(tempDirSync('strongbox-bundle-'), 'strongbox.mjs');
     expect(await ensureAgentBundle(REPO_ROOT, outfile)).toMatch(/does not exist/);
     expect(readFileSync(outfile, 'utf8').length).toBeGreaterThan(100_000);
     const run = spawnSync(process.execPath, [outfile, '--version'], { encoding: 'utf8' });

@@ -3,11 +3,11 @@
  * when their tarball is the one pinned by SHA-512 (scripts/lib/agent-executable.ts); the pins name the
  * official packages of the Node.js version built on. Needs the npm registry (or npm's cache).
  */
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AGENT_ARCHITECTURES } from '#core/deployment';
+import { tempDirSync } from '#test/support/temp';
 import { NODE_PACKAGES, nodeBinary, SEA_NODE_VERSION } from '../../scripts/lib/agent-executable';
 
 describe('the Node.js binaries of the agent executable', () => {
@@ -23,7 +23,7 @@ describe('the Node.js binaries of the agent executable', () => {
   });
 
   it('are refused when the tarball is not the pinned one, and nothing is cached', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'strongbox-node-pin-'));
+    const root = tempDirSync('strongbox-node-pin-');
     const wrong =
       'sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==';
     const packages = { ...NODE_PACKAGES, x64: { ...NODE_PACKAGES.x64, integrity: wrong } };

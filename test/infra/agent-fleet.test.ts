@@ -4,7 +4,6 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   statSync,
@@ -15,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -45,12 +44,14 @@ import {
 import { AgentFleet, MANAGED_POLICY_MAX_CHARS, worstCasePolicyLength } from '#infra/constructs/agent-fleet';
 import { PlanAsset } from '#infra/constructs/plan-asset';
 import { testRuntime } from '#test/support/runtime';
+import { tempDirSync } from '#test/support/temp';
 import {
   actionsOf,
   fakeAgentExecutables,
   policyStatements,
   type Statement,
   TEST_PLAN_YAML,
+  testApp,
   testPlan,
 } from './support';
 
@@ -58,7 +59,7 @@ const BUCKET_ARN = 'arn:aws:s3:::acme-vault-bucket';
 const KEY_ARN = 'arn:aws:kms:eu-central-1:111111111111:key/0a1b2c3d-1111-2222-3333-444455556666';
 
 function fleetTemplate(yaml = TEST_PLAN_YAML, bucketName = 'acme-vault-bucket') {
-  const stack = new Stack(new App(), 'FleetTest');
+  const stack = new Stack(testApp(), 'FleetTest');
   const executables = fakeAgentExecutables();
   const fleet = new AgentFleet(stack, 'Agents', {
     vaultBucket: s3.Bucket.fromBucketAttributes(stack, 'Vault', {
@@ -545,10 +546,10 @@ const fakeAgent = (arch: string) => `#!/bin/bash\n# strongbox ${arch}\nprintf '%
  * A host with nothing pre-created and no Node.js: the test plays the SSM Agent (the downloads land where
  * the document's destinationPath puts them by the agent's rule, the run step starts in the downloads
  * directory) and runs the document's own script with bash, on a PATH of only the tools it needs and a
- * `uname` that says `machine`. The installed paths are moved under the temp root.
+ * `uname` that says `machine`. The installed paths are moved under the temp root, removed after the file.
  */
 function sandbox(options: { machine?: string; tamper?: boolean; badExecutable?: boolean } = {}) {
-  const root = mkdtempSync(join(tmpdir(), 'strongbox-doc-'));
+  const root = tempDirSync('strongbox-doc-');
   const bin = join(root, 'bin');
   mkdirSync(bin);
   for (const tool of ['sha256sum', 'cut', 'cmp', 'install', 'mv', 'gzip', 'chmod', 'rm'])

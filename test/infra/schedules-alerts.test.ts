@@ -1,4 +1,4 @@
-import { App, Stack } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { Alerts } from '#infra/constructs/alerts';
 import { Dashboard } from '#infra/constructs/dashboard';
 import { Schedules } from '#infra/constructs/schedules';
 import { dstSkippedRuns } from '#infra/dst';
-import { TEST_PLAN_YAML, testPlan } from './support';
+import { TEST_PLAN_YAML, testApp, testPlan } from './support';
 
 const fnArn = (name: string) => `arn:aws:lambda:eu-central-1:111111111111:function:${name}`;
 
@@ -31,7 +31,7 @@ describe('Schedules', () => {
   const { plan } = testPlan();
 
   beforeAll(() => {
-    const stack = new Stack(new App(), 'SchedulesTest');
+    const stack = new Stack(testApp(), 'SchedulesTest');
     const fn = (name: string) =>
       lambda.Function.fromFunctionAttributes(stack, name, {
         functionArn: fnArn(name),
@@ -118,7 +118,7 @@ describe('Schedules', () => {
   });
 
   it('refuses drill schedules without a restore-drill function', () => {
-    const stack = new Stack(new App(), 'NoDrill');
+    const stack = new Stack(testApp(), 'NoDrill');
     const fn = (name: string) => lambda.Function.fromFunctionArn(stack, name, fnArn(name));
     expect(() => new Schedules(stack, 'Schedules', { plan, runBackup: fn('rb'), verify: fn('v') })).toThrow(
       /job 'appdb' has a drill schedule but no restoreDrill function/,
@@ -140,7 +140,7 @@ describe('schedules in a daylight-saving gap', () => {
 
   it('reports such a schedule at synth, naming the field', () => {
     const { plan } = testPlan(TEST_PLAN_YAML.replace('cron(30 2 * * ? *)', 'cron(15 2 * * ? *)'));
-    const stack = new Stack(new App(), 'DstTest');
+    const stack = new Stack(testApp(), 'DstTest');
     const fn = (name: string) =>
       lambda.Function.fromFunctionAttributes(stack, name, {
         functionArn: fnArn(name),
@@ -170,7 +170,7 @@ describe('Alerts on command-level status', () => {
   let template: Template;
 
   beforeAll(() => {
-    const stack = new Stack(new App(), 'CommandStatusTest');
+    const stack = new Stack(testApp(), 'CommandStatusTest');
     new Alerts(stack, 'Alerts', {}).alertOnCommandStatus('strongbox-doc', 'acme');
     template = Template.fromStack(stack);
   });
@@ -212,7 +212,7 @@ describe('Alerts and Dashboard', () => {
   const { plan } = testPlan();
 
   beforeAll(() => {
-    const stack = new Stack(new App(), 'AlertsTest');
+    const stack = new Stack(testApp(), 'AlertsTest');
     const alerts = new Alerts(stack, 'Alerts', { emails: plan.alerts.email });
     const fn = lambda.Function.fromFunctionArn(stack, 'Fn', fnArn('verify'));
     new Dashboard(stack, 'Dashboard', { plan, topic: alerts.topic, functions: [fn] });

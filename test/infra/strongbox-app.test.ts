@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -12,6 +11,7 @@ import { PlanError } from '#core/errors';
 import { buildStrongboxApp, loadPlanFile, loadPlanText, type StrongboxStacks } from '#infra/app';
 import { listAcknowledgements } from '#infra/nag';
 import { REPO_ROOT } from '#infra/paths';
+import { tempDirSync } from '#test/support/temp';
 import { actionsOf, fakeAgentExecutables, type Statement } from './support';
 
 const EXAMPLES = ['aws-small', 'modax', 'pitr'] as const;
@@ -27,7 +27,7 @@ interface Synthesized {
 
 /** Synthesizes an example plan with the real functions and a stand-in agent bundle. */
 function synthExample(name: string): Synthesized {
-  const outdir = mkdtempSync(join(tmpdir(), `strongbox-cdk-${name}-`));
+  const outdir = tempDirSync(`strongbox-cdk-${name}-`);
   const app = new App({ outdir });
   const stacks = buildStrongboxApp(app, {
     plan: loadPlanFile(join(REPO_ROOT, 'examples', `${name}.yaml`)),
@@ -420,7 +420,7 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
 
   it('`cdk synth` prints the agent’s error line last and exits 2', () => {
     // Prepare
-    const dir = mkdtempSync(join(tmpdir(), 'strongbox-bad-plan-'));
+    const dir = tempDirSync('strongbox-bad-plan-');
     const planPath = join(dir, 'plan.yaml');
     writeFileSync(planPath, GOOD.replace('      database: shop\n', ''));
 
@@ -435,7 +435,7 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
   });
 
   it('`cdk synth` lists several problems, then names the first on the last line', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'strongbox-bad-plan-'));
+    const dir = tempDirSync('strongbox-bad-plan-');
     const planPath = join(dir, 'plan.yaml');
     writeFileSync(
       planPath,
@@ -460,7 +460,7 @@ describe('a bad plan stops the synth with the path of the bad field', () => {
         env: {
           ...process.env,
           CDK_CONTEXT_JSON: '{}',
-          CDK_OUTDIR: mkdtempSync(join(tmpdir(), 'strongbox-no-plan-')),
+          CDK_OUTDIR: tempDirSync('strongbox-no-plan-'),
         },
         encoding: 'utf8',
       },

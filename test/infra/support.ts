@@ -2,23 +2,32 @@
  * Shared pieces of the infra tests: small stand-in agent executables (so construct tests do not need
  * `npm run build:exe`), plans as text, and the statements of IAM policies in a template.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { App, type AppProps } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { parse as parseYaml } from 'yaml';
 import { AGENT_ARCHITECTURES, type AgentArchitecture, agentExecutableName } from '#core/deployment';
 import { type Plan, parsePlan } from '#core/plan';
+import { tempDirSync } from '#test/support/temp';
+
+/**
+ * A CDK App whose cloud assembly goes to a temp directory removed after the test file (`new App()`
+ * without an outdir makes a `cdk.outXXXXXX` under the temp dir that nothing removes).
+ */
+export function testApp(props: AppProps = {}): App {
+  return new App({ outdir: tempDirSync('strongbox-cdk-'), ...props });
+}
 
 /**
  * Writes stand-in agent executables (gzip, one per architecture) and returns their paths (the document
- * only hashes and ships them).
+ * only hashes and ships them); their directory is removed after the test file.
  */
 export function fakeAgentExecutables(
   content = (arch: AgentArchitecture) => `#!/bin/sh\necho strongbox ${arch}\n`,
 ): Record<AgentArchitecture, string> {
-  const dir = mkdtempSync(join(tmpdir(), 'strongbox-agent-'));
+  const dir = tempDirSync('strongbox-agent-');
   return Object.fromEntries(
     (Object.keys(AGENT_ARCHITECTURES) as AgentArchitecture[]).map((arch) => {
       const path = join(dir, `${agentExecutableName(arch)}.gz`);

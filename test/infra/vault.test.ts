@@ -1,4 +1,4 @@
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DOCTOR_PROBE_PREFIX, OBJECT_TAGS } from '#core/layout';
@@ -8,7 +8,7 @@ import { TIERS } from '#core/tiers';
 import { BOOKKEEPING_PREFIXES, Vault } from '#infra/constructs/vault';
 import { VaultKey } from '#infra/constructs/vault-key';
 import { vaultSettings } from '#infra/stacks/vault-stack';
-import { TEST_PLAN_YAML, testPlan } from './support';
+import { TEST_PLAN_YAML, testApp, testPlan } from './support';
 
 interface LifecycleRule {
   Id: string;
@@ -26,7 +26,7 @@ const MINIMUM_DAYS: Record<string, number> = Object.fromEntries(
 );
 
 function vaultTemplate(props: Partial<ConstructorParameters<typeof Vault>[2]> = {}) {
-  const app = new App();
+  const app = testApp();
   const stack = new Stack(app, 'VaultTest');
   const { plan } = testPlan();
   const vault = new Vault(stack, 'Vault', { ...vaultSettings(plan), ...props });
@@ -297,14 +297,14 @@ describe('Vault options', () => {
   });
 
   it('refuses a vault without jobs', () => {
-    const stack = new Stack(new App(), 'Empty');
+    const stack = new Stack(testApp(), 'Empty');
     expect(() => new Vault(stack, 'Vault', { jobs: [] })).toThrow(/jobs must name at least one job/);
   });
 });
 
 describe('VaultKey', () => {
   function keyTemplate(rotationPeriod?: Duration) {
-    const stack = new Stack(new App(), 'KeyTest');
+    const stack = new Stack(testApp(), 'KeyTest');
     new VaultKey(stack, 'Key', { rotationPeriod });
     return Template.fromStack(stack);
   }
@@ -339,7 +339,7 @@ describe('VaultKey', () => {
   });
 
   it('is rotated from the plan (vault.keyRotationDays)', () => {
-    const stack = new Stack(new App(), 'FromPlan');
+    const stack = new Stack(testApp(), 'FromPlan');
     const { plan } = testPlan(testPlanWith('  keyRotationDays: 180'));
     new Vault(stack, 'Vault', vaultSettings(plan));
     Template.fromStack(stack).hasResourceProperties('AWS::KMS::Key', { RotationPeriodInDays: 180 });

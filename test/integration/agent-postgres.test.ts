@@ -86,8 +86,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([pg?.stop(), s3?.stop()]);
-  await rm(dir, { recursive: true, force: true });
+  try {
+    await Promise.all([pg?.stop(), s3?.stop()]);
+  } finally {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe('with a file vault', () => {

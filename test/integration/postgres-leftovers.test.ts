@@ -5,7 +5,7 @@
  * database without the mark is never touched. Real PostgreSQL, the real CLI, a non-superuser role.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ let plan: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'strongbox-pg-leftovers-'));
+  await mkdir(join(dir, 'tmp'));
   pg = await startPostgres({ databases: ['shop'] });
   await fillDemoDatabase(pg, 'shop', { scale: 0.05 });
   await pg.psql('CREATE ROLE strongbox LOGIN CREATEDB IN ROLE pg_read_all_data; CREATE DATABASE keep_me;');
@@ -52,7 +53,11 @@ const marked = async () =>
     )
   ).trim();
 
-/** Starts `strongbox restore` into `target` and kills it with SIGKILL once its database is marked. */
+/**
+ * Starts `strongbox restore` into `target` and kills it with SIGKILL once its database is marked. Its
+ * temp dir is the test's: the TOC it keeps there while it runs (strongbox-toc-*) cannot be removed by a
+ * process SIGKILL stops, and goes with the test's directory instead.
+ */
 async function killedRestore(target: string): Promise<void> {
   const cli = spawn(
     process.execPath,
@@ -68,7 +73,7 @@ async function killedRestore(target: string): Promise<void> {
       '--target',
       target,
     ],
-    { cwd: root, stdio: 'ignore' },
+    { cwd: root, stdio: 'ignore', env: { ...process.env, TMPDIR: join(dir, 'tmp') } },
   );
   const exited = new Promise((resolve) => cli.once('exit', resolve));
   const until = Date.now() + 60_000;

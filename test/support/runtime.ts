@@ -1,9 +1,8 @@
 /**
  * A Runtime over a file vault and a fresh local master key in a temp directory, for tests that call the
- * agent's use cases (runBackup, runRestore) directly rather than through the CLI.
+ * agent's use cases (runBackup, runRestore) directly rather than through the CLI. The directory is
+ * removed after the test file (test/support/temp); a test may remove it sooner.
  */
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateMasterKeyFile, LocalKeyProvider } from '#adapters/keys/local';
 import { FileVault } from '#adapters/vaults/file';
@@ -11,6 +10,7 @@ import type { Runtime } from '#agent/runtime';
 import { STATE_DIR_ENV } from '#agent/state';
 import { type Job, validatePlan } from '#core/plan';
 import { systemClock, type Vault } from '#core/ports';
+import { tempDir } from '#test/support/temp';
 
 /** Options of {@link testRuntime}. */
 export interface TestRuntimeOptions {
@@ -25,7 +25,7 @@ export interface TestRuntimeOptions {
 export async function testRuntime(
   options: TestRuntimeOptions,
 ): Promise<{ runtime: Runtime; dir: string; fileVault: FileVault }> {
-  const dir = await mkdtemp(join(tmpdir(), 'strongbox-runtime-'));
+  const dir = await tempDir('strongbox-runtime-');
   const keyPath = join(dir, 'master.key');
   await generateMasterKeyFile(keyPath);
   const fileVault = new FileVault(`file://${dir}/vault`);
@@ -53,7 +53,7 @@ export async function testRuntime(
 
 /**
  * A runtime whose plan has one job, `shop`, backing up database `shop` of a test cluster as `user`;
- * the lines it logs are collected. Remove `dir` after the test.
+ * the lines it logs are collected. `dir` goes after the test file, or sooner through `cleanup`.
  */
 export async function shopJobRuntime(
   server: { host: string; port: number; binDir: string },

@@ -5,7 +5,8 @@
  * `<dir>/<dbfilename>` to `<dbfilename>.strongbox-<stamp>` (kept), move the new RDB into place (same
  * owner and mode as the old one), run `replace.start` and wait until the server answers PING. If
  * anything after the stop fails, the new RDB is removed, the old one put back and the server started
- * again. Servers with `appendonly yes` ignore the RDB: they are refused before anything changes.
+ * again; the restored copy beside is removed either way. Servers with `appendonly yes` ignore the RDB:
+ * they are refused before anything changes.
  */
 import { chmod, chown, copyFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -116,13 +117,13 @@ export const redisReplace: ReplaceSupport<RedisSourceConfig, RedisDetails> = {
     const { startTimeoutSeconds } = replaceConfig(config);
     const keptAs = `${live}.strongbox-${now.toISOString().replace(/[-:.]/g, '')}`;
     const incoming = `${live}.strongbox-incoming`;
-    // The new RDB next to the live one first (same file system, so the final rename is atomic).
-    await copyFile(join(beside, RDB_FILE), incoming);
     let previous: Awaited<ReturnType<typeof stat>> | undefined;
     let stopped = false;
     let movedOld = false;
     let placed = false;
     try {
+      // The new RDB next to the live one first (same file system, so the final rename is atomic).
+      await copyFile(join(beside, RDB_FILE), incoming);
       await runPlanCommand(config, 'stop', ctx);
       stopped = true;
       await waitFor(config, ctx, false, 60_000);
@@ -147,6 +148,9 @@ export const redisReplace: ReplaceSupport<RedisSourceConfig, RedisDetails> = {
       if (stopped) {
         await runPlanCommand(config, 'start', ctx).catch((e: unknown) => undo.push(describeError(e)));
       }
+      // The restored copy (a scratch directory under the temp dir) is of no use once the swap failed: a
+      // retry restores afresh. Left there, nothing would ever remove it.
+      await rm(beside, { recursive: true, force: true }).catch(() => {});
       throw new RestoreError(
         undo.length === 0
           ? `replacing the RDB of ${describeEndpoint(endpointOf(config))} failed: ${reason}; the previous RDB was put back${stopped ? ' and the server started again' : ''}`

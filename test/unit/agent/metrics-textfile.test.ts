@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
 import { applyMetricUpdates, type MetricUpdate, updateMetricsTextfile } from '#agent/metrics-textfile';
 import { parsePrometheusText } from '#core/prometheus';
+import { tempDir } from '#test/support/temp';
 
 const labels = { job: 'db', kind: 'postgres', tier: 'daily', vault: 'file:///v' };
 const success: MetricUpdate = {
@@ -33,7 +33,7 @@ describe('applyMetricUpdates', () => {
 
 describe('updateMetricsTextfile', () => {
   it('creates a missing directory and carries counters across runs', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'strongbox-prom-'));
+    const dir = await tempDir('strongbox-prom-');
     const path = join(dir, 'not', 'yet', 'strongbox.prom');
     await updateMetricsTextfile(path, [success]);
     await updateMetricsTextfile(path, [success]);
@@ -45,7 +45,7 @@ describe('updateMetricsTextfile', () => {
 
   it('replaces the file by rename, leaving no temp file, so a reader never sees half a file', async () => {
     // Prepare: a file with many series, and a reader polling it while writers replace it
-    const dir = await mkdtemp(join(tmpdir(), 'strongbox-prom-'));
+    const dir = await tempDir('strongbox-prom-');
     const path = join(dir, 'strongbox.prom');
     const many: MetricUpdate[] = Array.from({ length: 300 }, (_, i) => ({
       op: 'set',
@@ -85,7 +85,7 @@ describe('updateMetricsTextfile', () => {
   });
 
   it('leaves the previous file intact and no temp file when the new one cannot be put in place', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'strongbox-prom-'));
+    const dir = await tempDir('strongbox-prom-');
     const path = join(dir, 'strongbox.prom');
     await mkdir(path); // a directory where the file should be: rename fails
     await writeFile(join(path, 'keep'), 'x');
