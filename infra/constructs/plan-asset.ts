@@ -1,12 +1,12 @@
 /**
- * The plan as an S3 asset: written at synth to a file in a temp directory and uploaded by `cdk deploy`,
- * read by the Lambdas (STRONGBOX_PLAN_BUCKET/KEY) and downloaded by hosts to HOST_PATHS.plan.
+ * The plan as an S3 asset: written at synth to a file in the cloud assembly's directory (`cdk.out`,
+ * where CDK stages it; nothing is left in the temp dir) and uploaded by `cdk deploy`, read by the
+ * Lambdas (STRONGBOX_PLAN_BUCKET/KEY) and downloaded by hosts to HOST_PATHS.plan.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Aws } from 'aws-cdk-lib';
+import { Aws, Stage } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
@@ -43,7 +43,9 @@ export class PlanAsset extends Construct {
     this.plan = validatePlan(props.document);
     const json = `${JSON.stringify(props.document, null, 2)}\n`;
     this.sha256 = createHash('sha256').update(json).digest('hex');
-    const dir = join(tmpdir(), `strongbox-plan-${this.sha256.slice(0, 16)}`);
+    const outdir = Stage.of(this)?.outdir;
+    if (outdir === undefined) throw new Error('the plan asset must be inside a CDK App or Stage');
+    const dir = join(outdir, `strongbox-plan-${this.sha256.slice(0, 16)}`);
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'plan.json');
     writeFileSync(path, json);
