@@ -96,7 +96,6 @@ describe('drill --all --host', () => {
     expect(text.stdout).toMatch(/^drill of host db1: 3 job\(s\) in recovery order/);
     expect(text.stdout).toMatch(/1\s+appdb\s+postgres\s+ok\s+\d+\.\ds\s+\d{8}T/);
     expect(text.stdout).toMatch(/total \d+\.\ds \(the measured recovery time of host db1\): 3 ok/);
-    await writeFile(join(tmpdir(), 'strongbox-host-drill-report.txt'), text.stdout);
   });
 });
 
