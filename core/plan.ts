@@ -143,7 +143,7 @@ const vaultSchema = z
       .max(512)
       .default(8)
       .describe(
-        'Smallest part of an S3 multipart upload; a put whose object was larger last time (the previous backup of the job) uses parts large enough for twice that size in 10,000 parts.',
+        "Smallest part of an S3 multipart upload; a put whose object was larger last time (the previous backup of the job) uses parts large enough for twice that size in 10,000 parts, and past 5,000 parts an upload doubles its parts every 400, so one object reaches S3's 5 TiB limit.",
       ),
     queueSize: z
       .number()

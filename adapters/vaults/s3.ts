@@ -6,8 +6,11 @@
  * smaller than a part, else CreateMultipartUpload, UploadPart with `queueSize` parts at once, and
  * CompleteMultipartUpload. Parts are `partSizeMiB`, or larger when the put's `expectedBytes` (the
  * object's size in the previous backup) needs it: big enough for twice that size in S3's 10,000 parts
- * ({@link partSizeFor}), so an object can double between two backups. Memory: (queueSize + 1) part
- * buffers per put, allocated once and reused (docs/adr/0007-s3-memory.md). Tags, storage class,
+ * ({@link partSizeFor}), so an object can double between two backups. An object that outgrows that
+ * (a job's first backup has no previous size) still fits: after the first half of the parts the part
+ * size doubles every 400 parts ({@link partSizeAt}), which at 5 MiB reaches S3's 5 TiB object limit.
+ * Memory: (queueSize + 1) part buffers per put, allocated once and reused, larger ones only once the
+ * parts grow (docs/adr/0007-s3-memory.md). Tags, storage class,
  * content type and object lock go in the create request (PutObject or CreateMultipartUpload), so an
  * object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
  * upload: the first failed request stops reading the body, and the vault sends AbortMultipartUpload
@@ -68,6 +71,28 @@ const DELETE_BATCH = 1000;
 export const MAX_PARTS = 10_000;
 const MAX_PART_BYTES = 5 * 1024 * MiB;
 
+/** When the parts of one upload grow: after how many parts at the first size, then every how many. */
+export interface PartGrowth {
+  afterParts: number;
+  everyParts: number;
+}
+/**
+ * Half of S3's parts at the size chosen for the put, so an object up to its expected size (or 39 GiB at
+ * 8 MiB on a first backup) keeps the memory it was given; then doubling every 400 parts.
+ */
+export const PART_GROWTH: PartGrowth = { afterParts: MAX_PARTS / 2, everyParts: 400 };
+
+/**
+ * The size of part `partNumber` (1-based) of an upload whose parts start at `first`: `first` up to
+ * `growth.afterParts`, then twice as large every `growth.everyParts` parts, at most 5 GiB.
+ * @example partSizeAt(8 * MiB, 5001) // 16 MiB
+ */
+export function partSizeAt(first: number, partNumber: number, growth: PartGrowth = PART_GROWTH): number {
+  if (partNumber <= growth.afterParts) return first;
+  const doublings = Math.ceil((partNumber - growth.afterParts) / growth.everyParts);
+  return Math.min(MAX_PART_BYTES, first * 2 ** doublings);
+}
+
 /**
  * The part size of a put: `minimum`, or the smallest whole MiB that fits twice `expectedBytes` in
  * {@link MAX_PARTS} parts, at most 5 GiB.
@@ -83,6 +108,8 @@ export function partSizeFor(minimum: number, expectedBytes?: number): number {
 export interface S3VaultOptions {
   /** A client to use instead of one built from the config (tests, Lambdas with a module-scope client). */
   client?: S3Client;
+  /** When the parts of an upload grow ({@link PART_GROWTH}; tests use small numbers). */
+  partGrowth?: PartGrowth;
   /** The environment, read by the entry point: `AWS_REGION` and optional static credentials. */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -155,6 +182,7 @@ export class S3Vault implements Vault {
   readonly client: S3Client;
   readonly #partSizeBytes: number;
   readonly #queueSize: number;
+  readonly #partGrowth: PartGrowth;
 
   /** @throws PlanError when the URL is not `s3://bucket[/prefix]`. */
   constructor(config: VaultConfig, options: S3VaultOptions = {}) {
@@ -165,6 +193,7 @@ export class S3Vault implements Vault {
     this.client = options.client ?? createS3Client(config, options.env);
     this.#partSizeBytes = config.partSizeMiB * MiB;
     this.#queueSize = config.queueSize;
+    this.#partGrowth = options.partGrowth ?? PART_GROWTH;
   }
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<{ sizeBytes: number }> {
@@ -202,6 +231,7 @@ export class S3Vault implements Vault {
       params,
       partSizeFor(this.#partSizeBytes, options.expectedBytes),
       this.#queueSize,
+      this.#partGrowth,
     );
     try {
       await upload.write(counter);
@@ -465,10 +495,11 @@ export class S3Vault implements Vault {
 
 /**
  * Writes one object from a stream as one PutObject (bodies smaller than a part) or a multipart upload of
- * `queueSize` parts in flight. The parts are `queueSize + 1` buffers of `partSize` bytes, allocated once
+ * `queueSize` parts in flight. The parts are `queueSize + 1` buffers of the part size, allocated once
  * per put and reused: each chunk is copied once into the part being filled, and a buffer is filled again
- * only after its UploadPart answered. So a put holds (queueSize + 1) × partSize and makes no garbage of
- * part size (lib-storage's Upload concatenated every part into a new buffer, freed only at a late GC).
+ * only after its UploadPart answered. So a put holds (queueSize + 1) × the part size and makes no garbage
+ * of part size (lib-storage's Upload concatenated every part into a new buffer, freed only at a late GC).
+ * When the parts grow ({@link partSizeAt}) a buffer of the smaller size is let go as it comes back.
  * The first failed request ends {@link write}; the caller aborts the multipart upload ({@link uploadId}).
  */
 class PartWriter {
@@ -477,28 +508,31 @@ class PartWriter {
   #allocated = 0;
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
+  /** Parts handed to UploadPart so far; the one being filled is number `#sent + 1`. */
+  #sent = 0;
   #failed: { error: unknown } | undefined;
 
   constructor(
     private readonly client: S3Client,
     private readonly params: Omit<PutObjectCommandInput, 'Body'> & { Bucket: string; Key: string },
-    private readonly partSize: number,
+    private readonly firstPartSize: number,
     private readonly queueSize: number,
+    private readonly growth: PartGrowth,
   ) {}
 
   async write(body: AsyncIterable<Buffer>): Promise<void> {
-    let part = this.#take();
+    let part = this.#take(this.#sizeOfNext());
     let filled = 0;
     for await (const chunk of body) {
       let offset = 0;
       while (offset < chunk.length) {
-        const n = Math.min(chunk.length - offset, this.partSize - filled);
+        const n = Math.min(chunk.length - offset, part.length - filled);
         chunk.copy(part, filled, offset, offset + n);
         filled += n;
         offset += n;
-        if (filled === this.partSize) {
+        if (filled === part.length) {
           await this.#send(part, filled);
-          part = await this.#next();
+          part = await this.#next(this.#sizeOfNext());
           filled = 0;
         }
       }
@@ -548,12 +582,13 @@ class PartWriter {
         throw new Error(`CreateMultipartUpload of ${this.params.Key} returned no UploadId`);
       this.uploadId = created.UploadId;
     }
-    const partNumber = this.#parts.length + this.#inFlight.size + 1;
+    const partNumber = this.#sent + 1;
     if (partNumber > MAX_PARTS) {
       throw new VaultError(
-        `${this.params.Key}: more than ${MAX_PARTS} parts of ${this.partSize / MiB} MiB; raise vault.partSizeMiB`,
+        `${this.params.Key}: more than ${MAX_PARTS} parts (from ${this.firstPartSize / MiB} MiB, growing to ${MAX_PART_BYTES / MiB} MiB): larger than S3 stores in one object`,
       );
     }
+    this.#sent = partNumber;
     const sending = this.client
       .send(
         new UploadPartCommand({
@@ -590,20 +625,30 @@ class PartWriter {
     this.#inFlight.add(sending);
   }
 
-  /** The next part buffer: a free one, a new one while fewer than queueSize + 1 exist, else the first freed. */
-  async #next(): Promise<Buffer> {
+  /** The size of the part to fill next. */
+  #sizeOfNext(): number {
+    return partSizeAt(this.firstPartSize, this.#sent + 1, this.growth);
+  }
+
+  /**
+   * The next part buffer of `size` bytes: a free one, a new one while fewer than queueSize + 1 exist,
+   * else the first freed.
+   */
+  async #next(size: number): Promise<Buffer> {
     while (this.#free.length === 0 && this.#allocated > this.queueSize) {
       await Promise.race(this.#inFlight);
       this.#throwIfFailed();
     }
-    return this.#take();
+    return this.#take(size);
   }
 
-  #take(): Buffer {
-    const free = this.#free.pop();
-    if (free) return free;
+  #take(size: number): Buffer {
+    for (let free = this.#free.pop(); free; free = this.#free.pop()) {
+      if (free.length === size) return free;
+      this.#allocated -= 1; // smaller than the parts have grown to: let it go
+    }
     this.#allocated += 1;
-    return Buffer.allocUnsafeSlow(this.partSize);
+    return Buffer.allocUnsafeSlow(size);
   }
 
   #throwIfFailed(): void {

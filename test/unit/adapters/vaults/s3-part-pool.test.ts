@@ -1,12 +1,13 @@
 /**
  * The S3 vault's multipart writer fills a small pool of reused part buffers (adapters/vaults/s3.ts
  * PartWriter): an object of many more parts than buffers arrives byte for byte, with never more than
- * `queueSize` parts in flight, against s3rver.
+ * `queueSize` parts in flight, against s3rver; and an object larger than its parts were chosen for grows
+ * them, so it still fits S3's 10,000 parts.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, S3Vault } from '#adapters/vaults/s3';
+import { createS3Client, MAX_PARTS, partSizeAt, S3Vault } from '#adapters/vaults/s3';
 import type { VaultConfig } from '#core/plan';
 import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
 
@@ -19,52 +20,97 @@ beforeAll(async () => {
 });
 afterAll(() => s3?.stop());
 
+function vaultConfig(prefix: string): VaultConfig {
+  return {
+    url: `s3://${s3.bucket}/${prefix}`,
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    checksums: 'when-required',
+    partSizeMiB: 5,
+    queueSize: 1,
+    storageClass: 'STANDARD',
+  };
+}
+
+/** A client of `config` that records the ContentLength of every UploadPart and how many are in flight. */
+function countingClient(config: VaultConfig) {
+  const client = createS3Client(config, {
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  });
+  const seen = { partLengths: [] as number[], inFlight: 0, maxInFlight: 0 };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'UploadPartCommand') return next(args);
+      seen.partLengths.push(Number((args.input as { ContentLength?: number }).ContentLength));
+      seen.inFlight += 1;
+      seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
+      try {
+        return await next(args);
+      } finally {
+        seen.inFlight -= 1;
+      }
+    },
+    { step: 'initialize', name: 'countParts' },
+  );
+  return { client, seen };
+}
+
+/** `data` in pieces that straddle the part boundaries. */
+function pieces(data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < data.length; at += 700 * 1024 + 13) out.push(data.subarray(at, at + 700 * 1024 + 13));
+  return out;
+}
+
+async function readBack(vault: S3Vault, key: string): Promise<Buffer> {
+  const got: Buffer[] = [];
+  for await (const chunk of await vault.get(key)) got.push(chunk as Buffer);
+  return Buffer.concat(got);
+}
+
+describe('S3Vault multipart part sizes', () => {
+  it('grows the parts of an object larger than they were chosen for, and it arrives intact', async () => {
+    // Prepare: parts of 5 MiB for two parts, then doubling every part (the real schedule: 5,000 and 400).
+    const config = vaultConfig('grow');
+    const { client, seen } = countingClient(config);
+    const vault = new S3Vault(config, { client, partGrowth: { afterParts: 2, everyParts: 1 } });
+    const data = randomBytes(40 * MiB + 4321);
+
+    // Act
+    const { sizeBytes } = await vault.put('big/grown', Readable.from(pieces(data)));
+
+    // Assess
+    expect(sizeBytes).toBe(data.length);
+    expect(seen.partLengths).toEqual([5 * MiB, 5 * MiB, 10 * MiB, 20 * MiB, 4321]);
+    expect(seen.maxInFlight).toBe(1);
+    expect(sha256(await readBack(vault, 'big/grown'))).toBe(sha256(data));
+  });
+
+  it("the real schedule keeps the first half of the parts and reaches S3's 5 TiB object in 10,000 parts", () => {
+    const TiB = 1024 ** 4;
+    let total = 0;
+    for (let n = 1; n <= MAX_PARTS; n++) total += partSizeAt(5 * MiB, n);
+    expect(total).toBeGreaterThanOrEqual(5 * TiB);
+    expect(partSizeAt(8 * MiB, MAX_PARTS / 2)).toBe(8 * MiB);
+    expect(partSizeAt(8 * MiB, MAX_PARTS / 2 + 1)).toBe(16 * MiB);
+    expect(partSizeAt(5 * MiB, MAX_PARTS)).toBe(5 * 1024 * MiB);
+  });
+});
+
 describe('S3Vault multipart part buffers', () => {
   it('reuses part buffers only after their upload answered: many parts arrive intact, queueSize in flight', async () => {
-    const config: VaultConfig = {
-      url: `s3://${s3.bucket}/pool`,
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      checksums: 'when-required',
-      partSizeMiB: 5,
-      queueSize: 1,
-      storageClass: 'STANDARD',
-    };
-    const client = createS3Client(config, {
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    });
-    let inFlight = 0;
-    let maxInFlight = 0;
-    let parts = 0;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'UploadPartCommand') return next(args);
-        parts += 1;
-        inFlight += 1;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        try {
-          return await next(args);
-        } finally {
-          inFlight -= 1;
-        }
-      },
-      { step: 'finalizeRequest', name: 'countParts' },
-    );
+    const config = vaultConfig('pool');
+    const { client, seen } = countingClient(config);
     const vault = new S3Vault(config, { client });
-    // 5 parts and a tail through 2 buffers, in pieces that straddle the part boundaries.
+    // 5 parts and a tail through 2 buffers.
     const data = randomBytes(26 * MiB + 4321);
-    const pieces: Buffer[] = [];
-    for (let at = 0; at < data.length; at += 700 * 1024 + 13)
-      pieces.push(data.subarray(at, at + 700 * 1024 + 13));
 
-    const { sizeBytes } = await vault.put('big/object', Readable.from(pieces));
+    const { sizeBytes } = await vault.put('big/object', Readable.from(pieces(data)));
 
     expect(sizeBytes).toBe(data.length);
-    expect(parts).toBe(6);
-    expect(maxInFlight).toBe(1);
-    const got: Buffer[] = [];
-    for await (const chunk of await vault.get('big/object')) got.push(chunk as Buffer);
-    expect(sha256(Buffer.concat(got))).toBe(sha256(data));
+    expect(seen.partLengths).toEqual([...Array(5).fill(5 * MiB), MiB + 4321]);
+    expect(seen.maxInFlight).toBe(1);
+    expect(sha256(await readBack(vault, 'big/object'))).toBe(sha256(data));
   });
 });
