@@ -10,9 +10,8 @@
  * (a job's first backup has no previous size) still fits: after the first half of the parts the part
  * size doubles every 400 parts ({@link partSizeAt}), which at 5 MiB reaches S3's 5 TiB object limit.
  * Memory: (queueSize + 1) part buffers per put, allocated once and reused, larger ones only once the
- * parts grow (docs/adr/0007-s3-memory.md). Tags, storage class,
- * content type and object lock go in the create request (PutObject or CreateMultipartUpload), so an
- * object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
+ * parts grow (docs/adr/0007-s3-memory.md). Tags, storage class, content type and object lock go in
+ * the create request (PutObject or CreateMultipartUpload), so an object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
  * upload: the first failed request stops reading the body, and the vault sends AbortMultipartUpload
  * (ignoring NoSuchUpload).
  *
@@ -25,6 +24,7 @@
  * from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` in the `env` the entry point passes down.
  */
 
+import { constants as bufferConstants } from 'node:buffer';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -69,7 +69,8 @@ const DELETE_BATCH = 1000;
 
 /** S3's limits of a multipart upload (../shared/NOTES-aws.md). */
 export const MAX_PARTS = 10_000;
-const MAX_PART_BYTES = 5 * 1024 * MiB;
+/** S3 allows parts of up to 5 GiB; a Buffer of Node 20 holds at most 4 GiB (the schedule still reaches 5 TiB). */
+export const MAX_PART_BYTES = Math.min(5 * 1024 * MiB, bufferConstants.MAX_LENGTH);
 
 /** When the parts of one upload grow: after how many parts at the first size, then every how many. */
 export interface PartGrowth {
@@ -84,7 +85,7 @@ export const PART_GROWTH: PartGrowth = { afterParts: MAX_PARTS / 2, everyParts: 
 
 /**
  * The size of part `partNumber` (1-based) of an upload whose parts start at `first`: `first` up to
- * `growth.afterParts`, then twice as large every `growth.everyParts` parts, at most 5 GiB.
+ * `growth.afterParts`, then twice as large every `growth.everyParts` parts, at most {@link MAX_PART_BYTES}.
  * @example partSizeAt(8 * MiB, 5001) // 16 MiB
  */
 export function partSizeAt(first: number, partNumber: number, growth: PartGrowth = PART_GROWTH): number {
@@ -95,7 +96,7 @@ export function partSizeAt(first: number, partNumber: number, growth: PartGrowth
 
 /**
  * The part size of a put: `minimum`, or the smallest whole MiB that fits twice `expectedBytes` in
- * {@link MAX_PARTS} parts, at most 5 GiB.
+ * {@link MAX_PARTS} parts, at most {@link MAX_PART_BYTES}.
  * @example partSizeFor(8 * MiB, 200 * 2 ** 30) // 41 MiB: 400 GiB in 10,000 parts
  */
 export function partSizeFor(minimum: number, expectedBytes?: number): number {

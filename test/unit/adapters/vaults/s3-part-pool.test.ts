@@ -4,10 +4,11 @@
  * `queueSize` parts in flight, against s3rver; and an object larger than its parts were chosen for grows
  * them, so it still fits S3's 10,000 parts.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, MAX_PARTS, partSizeAt, S3Vault } from '#adapters/vaults/s3';
+import { createS3Client, MAX_PART_BYTES, MAX_PARTS, partSizeAt, S3Vault } from '#adapters/vaults/s3';
 import type { VaultConfig } from '#core/plan';
 import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
 
@@ -94,7 +95,9 @@ describe('S3Vault multipart part sizes', () => {
     expect(total).toBeGreaterThanOrEqual(5 * TiB);
     expect(partSizeAt(8 * MiB, MAX_PARTS / 2)).toBe(8 * MiB);
     expect(partSizeAt(8 * MiB, MAX_PARTS / 2 + 1)).toBe(16 * MiB);
-    expect(partSizeAt(5 * MiB, MAX_PARTS)).toBe(5 * 1024 * MiB);
+    expect(partSizeAt(5 * MiB, MAX_PARTS)).toBe(MAX_PART_BYTES);
+    // Every part fits in one Node Buffer.
+    expect(MAX_PART_BYTES).toBeLessThanOrEqual(bufferConstants.MAX_LENGTH);
   });
 });
 
