@@ -14,13 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Faults, FaultyVault } from '#adapters/vaults/faulty';
 import { FileVault } from '#adapters/vaults/file';
 import { RetryingVault } from '#adapters/vaults/retrying';
-import { createS3Client, S3Vault } from '#adapters/vaults/s3';
+import { S3Vault } from '#adapters/vaults/s3';
 import { runBackup } from '#agent/backup';
 import { NotFoundError, VaultError } from '#core/errors';
 import type { Job, VaultConfig } from '#core/plan';
 import type { Vault } from '#core/ports';
 import { testRuntime } from '#test/support/runtime';
-import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
+import { type S3rverInstance, s3rverClient, s3rverVaultConfig, startS3rver } from '#test/support/s3rver';
 
 const MiB = 1024 * 1024;
 
@@ -79,24 +79,9 @@ const retryingFileImplementation: Implementation = {
 let s3: S3rverInstance;
 let vaultNumber = 0;
 
-function s3Config(prefix: string): VaultConfig {
-  return {
-    url: `s3://${s3.bucket}/${prefix}`,
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    checksums: 'when-required',
-    partSizeMiB: 5,
-    queueSize: 2,
-    storageClass: 'STANDARD',
-  };
-}
-
 /** A client for s3rver that records each request's command and headers. */
 function recordingClient(config: VaultConfig, sent: SentRequest[]): S3Client {
-  const client = createS3Client(config, {
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  });
+  const client = s3rverClient(config);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
@@ -120,7 +105,7 @@ const s3Implementation: Implementation = {
     vaultNumber += 1;
     const prefix = `contract-${vaultNumber}`;
     const sent: SentRequest[] = [];
-    const config = s3Config(prefix);
+    const config = s3rverVaultConfig(s3, prefix);
     const client = recordingClient(config, sent);
     return {
       vault: new S3Vault(config, { client }),

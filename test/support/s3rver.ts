@@ -12,8 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import { S3Vault } from '#adapters/vaults/s3';
+import { createS3Client, S3Vault } from '#adapters/vaults/s3';
 import type { VaultConfig } from '#core/plan';
 
 /** The credentials s3rver accepts (its built-in account). */
@@ -171,4 +172,34 @@ export function s3rverVault(s3: Pick<S3rverInstance, 'bucket' | 'endpoint'>, con
       },
     },
   );
+}
+
+/**
+ * A vault section for `prefix` on a running s3rver, with the smallest parts S3 allows (5 MiB) so
+ * multipart uploads are cheap to reach; `overrides` changes any field.
+ * @example const vault = new S3Vault(s3rverVaultConfig(s3, 'p1'), { client: s3rverClient(config) })
+ */
+export function s3rverVaultConfig(
+  s3: Pick<S3rverInstance, 'bucket' | 'endpoint'>,
+  prefix: string,
+  overrides: Partial<VaultConfig> = {},
+): VaultConfig {
+  return {
+    url: `s3://${s3.bucket}/${prefix}`,
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    checksums: 'when-required',
+    partSizeMiB: 5,
+    queueSize: 2,
+    storageClass: 'STANDARD',
+    ...overrides,
+  };
+}
+
+/** An S3 client of `config` with s3rver's credentials (tests add middleware to it). */
+export function s3rverClient(config: VaultConfig): S3Client {
+  return createS3Client(config, {
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  });
 }

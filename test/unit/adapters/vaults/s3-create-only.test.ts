@@ -7,10 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, S3Vault } from '#adapters/vaults/s3';
+import { S3Vault } from '#adapters/vaults/s3';
 import { VaultError } from '#core/errors';
-import type { VaultConfig } from '#core/plan';
-import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
+import { type S3rverInstance, s3rverClient, s3rverVaultConfig, startS3rver } from '#test/support/s3rver';
 
 const MiB = 1024 * 1024;
 
@@ -29,20 +28,9 @@ afterAll(() => s3?.stop());
 
 function open(): { vault: S3Vault; sent: Sent[] } {
   prefixNumber += 1;
-  const config: VaultConfig = {
-    url: `s3://${s3.bucket}/p${prefixNumber}`,
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    checksums: 'when-required',
-    partSizeMiB: 5,
-    queueSize: 2,
-    storageClass: 'STANDARD',
-  };
+  const config = s3rverVaultConfig(s3, `p${prefixNumber}`);
   const sent: Sent[] = [];
-  const client: S3Client = createS3Client(config, {
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  });
+  const client: S3Client = s3rverClient(config);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };

@@ -8,9 +8,9 @@ import { constants as bufferConstants } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, MAX_PART_BYTES, MAX_PARTS, partSizeAt, S3Vault } from '#adapters/vaults/s3';
+import { MAX_PART_BYTES, MAX_PARTS, partSizeAt, S3Vault } from '#adapters/vaults/s3';
 import type { VaultConfig } from '#core/plan';
-import { S3RVER_CREDENTIALS, type S3rverInstance, startS3rver } from '#test/support/s3rver';
+import { type S3rverInstance, s3rverClient, s3rverVaultConfig, startS3rver } from '#test/support/s3rver';
 
 const MiB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -21,24 +21,9 @@ beforeAll(async () => {
 });
 afterAll(() => s3?.stop());
 
-function vaultConfig(prefix: string): VaultConfig {
-  return {
-    url: `s3://${s3.bucket}/${prefix}`,
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    checksums: 'when-required',
-    partSizeMiB: 5,
-    queueSize: 1,
-    storageClass: 'STANDARD',
-  };
-}
-
 /** A client of `config` that records the ContentLength of every UploadPart and how many are in flight. */
 function countingClient(config: VaultConfig) {
-  const client = createS3Client(config, {
-    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  });
+  const client = s3rverClient(config);
   const seen = { partLengths: [] as number[], inFlight: 0, maxInFlight: 0 };
   client.middlewareStack.add(
     (next, context) => async (args) => {
@@ -73,7 +58,7 @@ async function readBack(vault: S3Vault, key: string): Promise<Buffer> {
 describe('S3Vault multipart part sizes', () => {
   it('grows the parts of an object larger than they were chosen for, and it arrives intact', async () => {
     // Prepare: parts of 5 MiB for two parts, then doubling every part (the real schedule: 5,000 and 400).
-    const config = vaultConfig('grow');
+    const config = s3rverVaultConfig(s3, 'grow', { queueSize: 1 });
     const { client, seen } = countingClient(config);
     const vault = new S3Vault(config, { client, partGrowth: { afterParts: 2, everyParts: 1 } });
     const data = randomBytes(40 * MiB + 4321);
@@ -103,7 +88,7 @@ describe('S3Vault multipart part sizes', () => {
 
 describe('S3Vault multipart part buffers', () => {
   it('reuses part buffers only after their upload answered: many parts arrive intact, queueSize in flight', async () => {
-    const config = vaultConfig('pool');
+    const config = s3rverVaultConfig(s3, 'pool', { queueSize: 1 });
     const { client, seen } = countingClient(config);
     const vault = new S3Vault(config, { client });
     // 5 parts and a tail through 2 buffers.
