@@ -29,8 +29,9 @@ export const MAX_WARNINGS = 1000;
  * `config.unreadable` is `warning`); it rejects with a SourceError for an unreadable file when
  * `config.unreadable` is `error`, for any diagnostic it does not know, or when tar fails — the stream
  * then errors too, so a failed archive never passes for a complete one.
- * Memory: tar's own buffers, one open directory per level of the walk, at most {@link MAX_WARNINGS}
- * warnings.
+ * Memory: in the agent, one open directory per level of the walk and at most {@link MAX_WARNINGS}
+ * warnings; GNU tar (1.34) keeps ~125 bytes for every file it archives from `--files-from` names
+ * (138 MiB at a million files; bench/RESULTS.md, 2026-12-04).
  * @example
  * const backup = await backupFiles(job.source, { env });
  * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
