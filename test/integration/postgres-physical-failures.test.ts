@@ -116,8 +116,10 @@ describe('a physical backup whose stream is cut midway', () => {
     expect(cut.code).not.toBe(0);
     // A reported failure (after cleaning up), not a crash of the agent.
     expect(cut.stderr).not.toMatch(/Unhandled|node:events/);
+    // The server's FATAL reaches the agent only when its socket had room for it: with the agent stopped
+    // mid-stream the buffers may be full of data, and the agent then sees the connection end.
     expect(cut.stderr.trim().split('\n').at(-1)).toMatch(
-      /^strongbox: .*BASE_BACKUP failed: terminating connection due to administrator command/,
+      /^strongbox: .*BASE_BACKUP failed: (terminating connection due to administrator command|Connection terminated unexpectedly)/,
     );
     const left = (await backupFiles()).filter((f) => !before.includes(f));
     expect(left.filter((f) => f.endsWith('manifest.json'))).toEqual([]);
