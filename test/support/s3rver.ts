@@ -157,21 +157,14 @@ function escapeXml(text: string): string {
  * @example const vault = s3rverVault(s3, plan.vault)
  */
 export function s3rverVault(s3: Pick<S3rverInstance, 'bucket' | 'endpoint'>, config: VaultConfig): S3Vault {
-  return new S3Vault(
-    {
-      ...config,
-      url: `s3://${s3.bucket}`,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      checksums: 'when-required',
-    },
-    {
-      env: {
-        AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      },
-    },
-  );
+  const onS3rver: VaultConfig = {
+    ...config,
+    url: `s3://${s3.bucket}`,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    checksums: 'when-required',
+  };
+  return new S3Vault(onS3rver, { client: s3rverClient(onS3rver) });
 }
 
 /**

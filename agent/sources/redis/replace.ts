@@ -148,17 +148,17 @@ export const redisReplace: ReplaceSupport<RedisSourceConfig, RedisDetails> = {
       if (stopped) {
         await runPlanCommand(config, 'start', ctx).catch((e: unknown) => undo.push(describeError(e)));
       }
-      // The restored copy (a scratch directory under the temp dir) is of no use once the swap failed: a
-      // retry restores afresh. Left there, nothing would ever remove it.
-      await rm(beside, { recursive: true, force: true }).catch(() => {});
       throw new RestoreError(
         undo.length === 0
           ? `replacing the RDB of ${describeEndpoint(endpointOf(config))} failed: ${reason}; the previous RDB was put back${stopped ? ' and the server started again' : ''}`
           : `replacing the RDB of ${describeEndpoint(endpointOf(config))} failed: ${reason}; putting the previous one back failed too (${undo.join('; ')}): it is ${movedOld ? keptAs : live}`,
         { cause: error },
       );
+    } finally {
+      // The restored copy is a scratch directory under the temp dir: once in place (or once the swap
+      // failed: a retry restores afresh) nothing else would ever remove it. Cleanup, not the outcome.
+      await rm(beside, { recursive: true, force: true }).catch(() => {});
     }
-    await rm(beside, { recursive: true, force: true });
     return { keptAs: previous ? keptAs : `${live} (there was no RDB before)` };
   },
 };
