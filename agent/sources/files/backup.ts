@@ -5,8 +5,8 @@
  * A live tree does not fail the backup: files that changed, shrank or vanished while tar read them are
  * warnings, named in the result.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { spawnTool, toolVersion } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { SourceError } from '#core/errors';
@@ -14,8 +14,9 @@ import type { SourceBackup } from '#core/ports';
 import type { FilesDetails, FilesSourceConfig } from '#core/sources/index';
 import type { SourceContext } from '../context';
 import { oneObject } from '../kit';
+import { ArchiveEndCut } from './archive-end';
 import { classifyDiagnostic, createArgs, parseIndexLine } from './gnu-tar';
-import { expandPath, walkNames } from './walk';
+import { expandPath, isLinked, type KeepName, walkNames } from './walk';
 
 /** Warnings kept in the manifest; beyond that one line says how many more there were. */
 export const MAX_WARNINGS = 1000;
@@ -29,9 +30,17 @@ export const MAX_WARNINGS = 1000;
  * `config.unreadable` is `warning`); it rejects with a SourceError for an unreadable file when
  * `config.unreadable` is `error`, for any diagnostic it does not know, or when tar fails — the stream
  * then errors too, so a failed archive never passes for a complete one.
- * Memory: in the agent, one open directory per level of the walk and at most {@link MAX_WARNINGS}
- * warnings; GNU tar (1.34) keeps ~125 bytes for every file it archives from `--files-from` names
- * (138 MiB at a million files; bench/RESULTS.md, 2026-12-04).
+ *
+ * The archive is written by up to two tar processes, one after the other, and is one plain archive:
+ * first the files that have more than one name (found by a first walk, which reads their link count),
+ * so tar stores each once and links the other names to it; then everything else, which tar stores
+ * without a table of what it stored (`--hard-dereference`: given its names on stdin, GNU tar would
+ * otherwise remember every file it archives in case it is named twice — ~125 bytes a file, 138 MiB at
+ * a million files). The first archive's end is cut ({@link ArchiveEndCut}) so the second continues it.
+ * A file that gains a second name between the two walks is stored whole under each name.
+ * Memory: in the agent, one open directory per level of the walk, the names of files with more than
+ * one name, and at most {@link MAX_WARNINGS} warnings; in tar, a table of those names only
+ * (docs/adr/0005-files-names-in-batches.md).
  * @example
  * const backup = await backupFiles(job.source, { env });
  * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
@@ -54,53 +63,80 @@ export async function backupFiles(
   let fileBytes = 0;
   let moreWarnings = 0;
   const failures: string[] = [];
-  const tar = spawnTool('tar', createArgs(), {
-    signal,
-    okExitCodes: [0, 1],
-    onStderrLine: (line) => {
-      if (line.trim() === '') return;
-      const entry = parseIndexLine(line);
-      if (entry) {
-        if (entry.type === '-' || entry.type === 'h' || entry.type === 'C') fileCount++;
-        if (entry.type === '-' || entry.type === 'C') fileBytes += entry.sizeBytes;
-        return;
-      }
-      const diagnostic = classifyDiagnostic(line);
-      if (diagnostic.kind === 'ignored') return;
-      if (diagnostic.kind === 'unknown') {
-        if (failures.length < 20) failures.push(diagnostic.line);
-        return;
-      }
-      const text = `${diagnostic.path}: ${diagnostic.message}`;
-      if (diagnostic.kind === 'unreadable' && config.unreadable === 'error') {
-        if (failures.length < 20) failures.push(text);
-        return;
-      }
-      if (warnings.length < MAX_WARNINGS) warnings.push(text);
-      else moreWarnings++;
-    },
-  });
-
-  const fed = feedNames(tar.stdin, walkNames(roots, config.exclude), signal);
-  // The stream ends only once tar exited 0 or 1 and nothing failed: a clean end means a whole archive.
-  const gate = new EndGate(() => finished);
-  const output = tar.stdout
-    ? pipeline(tar.stdout, gate)
-    : Promise.reject(new SourceError('tar has no stdout'));
-  output.catch(() => {});
+  const onStderrLine = (line: string) => {
+    if (line.trim() === '') return;
+    const entry = parseIndexLine(line);
+    if (entry) {
+      if (entry.type === '-' || entry.type === 'h' || entry.type === 'C') fileCount++;
+      if (entry.type === '-' || entry.type === 'C') fileBytes += entry.sizeBytes;
+      return;
+    }
+    const diagnostic = classifyDiagnostic(line);
+    if (diagnostic.kind === 'ignored') return;
+    if (diagnostic.kind === 'unknown') {
+      if (failures.length < 20) failures.push(diagnostic.line);
+      return;
+    }
+    const text = `${diagnostic.path}: ${diagnostic.message}`;
+    if (diagnostic.kind === 'unreadable' && config.unreadable === 'error') {
+      if (failures.length < 20) failures.push(text);
+      return;
+    }
+    if (warnings.length < MAX_WARNINGS) warnings.push(text);
+    else moreWarnings++;
+  };
   const where = config.paths.join(', ');
-  const finished = (async () => {
-    await settleAll([tar.done, fed], controller).catch((error: unknown) => {
+
+  /** One tar process over `names`; yields its archive (through `cut` when given) and ends once tar exited
+   * 0 or 1 and said nothing it does not know. */
+  async function* tarOf(
+    names: Iterable<Buffer> | AsyncIterable<Buffer>,
+    hardLinks: boolean,
+    cut?: ArchiveEndCut,
+  ): AsyncGenerator<Buffer> {
+    const tar = spawnTool('tar', createArgs({ hardLinks }), { signal, okExitCodes: [0, 1], onStderrLine });
+    const fed = feedNames(tar.stdin, names, signal);
+    const exited = settleAll([tar.done, fed], controller).catch((error: unknown) => {
       if (failures.length === 0) throw error;
     });
-    if (failures.length > 0) {
-      throw new SourceError(`tar of ${where} failed:\n${failures.join('\n')}`);
+    exited.catch(() => {});
+    if (!tar.stdout) throw new SourceError('tar has no stdout');
+    const through = cut ? pipeline(tar.stdout, cut) : Promise.resolve();
+    through.catch(() => {});
+    yield* cut ?? tar.stdout;
+    await Promise.all([through, exited]);
+    if (failures.length > 0) throw new SourceError(`tar of ${where} failed:\n${failures.join('\n')}`);
+  }
+
+  let complete = false;
+  async function* archive(): AsyncGenerator<Buffer> {
+    try {
+      // The first walk: files with more than one name, by absolute path (latin1 keeps every byte).
+      const linked: Buffer[] = [];
+      const linkedPaths = new Set<string>();
+      const keepLinked: KeepName = (path, isDirectory) => {
+        if (!isLinked(path, isDirectory)) return false;
+        linkedPaths.add(path.toString('latin1'));
+        return true;
+      };
+      for await (const name of walkNames(roots, config.exclude, keepLinked)) {
+        signal.throwIfAborted();
+        linked.push(name);
+      }
+      if (linked.length > 0) yield* tarOf(linked, true, new ArchiveEndCut());
+      const keepRest: KeepName = (path, isDirectory) =>
+        isDirectory || linkedPaths.size === 0 || !linkedPaths.has(path.toString('latin1'));
+      yield* tarOf(walkNames(roots, config.exclude, keepRest), false);
+      complete = true;
+    } finally {
+      // Read to the end, failed, or dropped by the reader: no tar outlives the stream.
+      if (!complete) controller.abort();
     }
-  })();
-  finished.catch(() => {});
+  }
+  const stream = Readable.from(archive(), { objectMode: false });
   const done = (async () => {
     try {
-      await settleAll([finished, output], controller);
+      await finished(stream);
       const details: FilesDetails = {
         kind: 'files',
         paths: [...config.paths],
@@ -115,12 +151,12 @@ export async function backupFiles(
         error instanceof SourceError
           ? error
           : new SourceError(`tar of ${where} failed: ${messageOf(error)}`, { cause: error });
-      gate.destroy(failure);
+      stream.destroy(failure);
       throw failure;
     }
   })();
   done.catch(() => {});
-  return { objects: oneObject(gate), done };
+  return { objects: oneObject(stream), done };
 }
 
 /** Bytes of names collected before one write into tar's stdin (see {@link feedNames}). */
@@ -133,7 +169,7 @@ export const NAME_BATCH_BYTES = 64 * 1024;
  */
 async function feedNames(
   stdin: NodeJS.WritableStream | null,
-  names: AsyncIterable<Buffer>,
+  names: Iterable<Buffer> | AsyncIterable<Buffer>,
   signal: AbortSignal,
 ): Promise<void> {
   if (!stdin) throw new SourceError('tar has no stdin');
@@ -167,27 +203,6 @@ async function feedNames(
   }
   if (batchBytes > 0) await flush();
   stdin.end();
-}
-
-/** A pass-through that ends only after `until()` resolved (and errors when it rejects). */
-class EndGate extends Transform {
-  readonly #until: () => Promise<void>;
-
-  constructor(until: () => Promise<void>) {
-    super();
-    this.#until = until;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    this.#until().then(
-      () => callback(),
-      (error: unknown) => callback(error as Error),
-    );
-  }
 }
 
 function messageOf(error: unknown): string {

@@ -31,10 +31,15 @@ const CREATE_ARGS = [
   '--quoting-style=escape',
 ];
 
-/** The arguments of `tar --create` for {@link CREATE_ARGS}: reads names on stdin, writes the archive to stdout and
- * its index and diagnostics to stderr. */
-export function createArgs(): string[] {
-  return [...CREATE_ARGS];
+/**
+ * The arguments of `tar --create` for {@link CREATE_ARGS}: reads names on stdin, writes the archive to
+ * stdout and its index and diagnostics to stderr. With `hardLinks`, a file met under a second name is
+ * stored as a link to the first — for which GNU tar, given more than one name, remembers every file it
+ * stores (~125 bytes each); without, every name is stored as a file of its own and nothing is
+ * remembered (`--hard-dereference`).
+ */
+export function createArgs(options: { hardLinks: boolean }): string[] {
+  return options.hardLinks ? [...CREATE_ARGS] : [...CREATE_ARGS, '--hard-dereference'];
 }
 
 /**

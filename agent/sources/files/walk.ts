@@ -3,7 +3,7 @@
  * them except what an exclude matches, as raw bytes relative to `/` — names that are not valid UTF-8
  * pass through unchanged. Symbolic links are listed, never followed.
  */
-import type { Dir } from 'node:fs';
+import { type Dir, lstatSync } from 'node:fs';
 import { lstat, opendir, readdir } from 'node:fs/promises';
 import { SourceError } from '#core/errors';
 import { excluder, globToRegExp } from './glob';
@@ -55,26 +55,39 @@ export async function expandPath(pattern: string): Promise<Buffer[]> {
 }
 
 /**
+ * Which names of the walk to yield: `path` is absolute, `isDirectory` from the directory entry.
+ * Directories are walked into whether or not their own name is kept.
+ */
+export type KeepName = (path: Buffer, isDirectory: boolean) => boolean;
+
+/**
  * Yields every name to archive, relative to `/` (`etc/app`, `etc/app/app.yaml`; `.` for `/` itself),
- * parents before children, skipping what `exclude` matches (with everything below it) and paths inside
- * another listed path. A directory that vanishes or cannot be listed while walking is left for tar to
- * report. Memory: one open directory handle per level of depth, names streamed.
+ * parents before children, skipping what `exclude` matches (with everything below it), paths inside
+ * another listed path, and names `keep` turns down. A directory that vanishes or cannot be listed while
+ * walking is left for tar to report. Memory: one open directory handle per level of depth, names
+ * streamed.
  */
 export async function* walkNames(
   roots: readonly Buffer[],
   exclude: readonly string[],
+  keep: KeepName = () => true,
 ): AsyncGenerator<Buffer> {
   const isExcluded = excluder(exclude);
   const tops = topLevel(roots);
   for (const root of tops) {
     if (isExcluded(root.toString('utf8'))) continue;
-    yield relative(root);
     const stat = await lstat(root).catch(() => undefined);
-    if (stat?.isDirectory()) yield* walkDir(root, isExcluded);
+    const isDirectory = stat?.isDirectory() ?? false;
+    if (keep(root, isDirectory)) yield relative(root);
+    if (isDirectory) yield* walkDir(root, isExcluded, keep);
   }
 }
 
-async function* walkDir(dir: Buffer, isExcluded: (path: string) => boolean): AsyncGenerator<Buffer> {
+async function* walkDir(
+  dir: Buffer,
+  isExcluded: (path: string) => boolean,
+  keep: KeepName,
+): AsyncGenerator<Buffer> {
   let handle: Dir;
   try {
     handle = await opendir(dir, { encoding: 'buffer' as BufferEncoding, bufferSize: 64 });
@@ -84,10 +97,24 @@ async function* walkDir(dir: Buffer, isExcluded: (path: string) => boolean): Asy
   for await (const entry of handle) {
     const path = join(dir, entry.name as unknown as Buffer);
     if (isExcluded(path.toString('utf8'))) continue;
-    yield relative(path);
-    if (entry.isDirectory()) yield* walkDir(path, isExcluded);
+    const isDirectory = entry.isDirectory();
+    if (keep(path, isDirectory)) yield relative(path);
+    if (isDirectory) yield* walkDir(path, isExcluded, keep);
   }
 }
+
+/**
+ * Whether `path` is a file (of any type but a directory) with more than one name — a hard link tar
+ * must store once and link the other names to. False when it cannot be looked at (tar reports why).
+ */
+export const isLinked: KeepName = (path, isDirectory) => {
+  if (isDirectory) return false;
+  try {
+    return (lstatSync(path, { throwIfNoEntry: false })?.nlink ?? 1) > 1;
+  } catch {
+    return false;
+  }
+};
 
 /** `a` + `/` + `b` as bytes. */
 function join(dir: Buffer, name: Buffer): Buffer {
