@@ -40,7 +40,7 @@ export const MAX_WARNINGS = 1000;
  * A file that gains a second name between the two walks is stored whole under each name.
  * Memory: in the agent, one open directory per level of the walk, the names of files with more than
  * one name, and at most {@link MAX_WARNINGS} warnings; in tar, a table of those names only
- * (docs/adr/0005-files-names-in-batches.md).
+ * (docs/adr/0017-files-no-link-table.md).
  * @example
  * const backup = await backupFiles(job.source, { env });
  * for await (const object of backup.objects) await pipeline(object.stream, compress, encrypt, upload);
