@@ -3,8 +3,8 @@
  * them except what an exclude matches, as raw bytes relative to `/` — names that are not valid UTF-8
  * pass through unchanged. Symbolic links are listed, never followed.
  */
-import { type Dir, lstatSync } from 'node:fs';
-import { lstat, opendir, readdir } from 'node:fs/promises';
+import { type Dir, lstatSync, opendirSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import { SourceError } from '#core/errors';
 import { excluder, globToRegExp } from './glob';
 
@@ -83,23 +83,29 @@ export async function* walkNames(
   }
 }
 
-async function* walkDir(
-  dir: Buffer,
-  isExcluded: (path: string) => boolean,
-  keep: KeepName,
-): AsyncGenerator<Buffer> {
+/**
+ * The names below `dir`, depth first. Directories are read synchronously, a few hundred entries a
+ * call: through the thread pool every read cost a round trip (futex and epoll wake-ups, two thirds of
+ * the walk's time on a tree of 30,000 directories) for what the kernel answers from its cache in
+ * microseconds.
+ */
+function* walkDir(dir: Buffer, isExcluded: (path: string) => boolean, keep: KeepName): Generator<Buffer> {
   let handle: Dir;
   try {
-    handle = await opendir(dir, { encoding: 'buffer' as BufferEncoding, bufferSize: 64 });
+    handle = opendirSync(dir, { encoding: 'buffer' as BufferEncoding, bufferSize: 256 });
   } catch {
     return; // tar lists it again and reports why it cannot be read
   }
-  for await (const entry of handle) {
-    const path = join(dir, entry.name as unknown as Buffer);
-    if (isExcluded(path.toString('utf8'))) continue;
-    const isDirectory = entry.isDirectory();
-    if (keep(path, isDirectory)) yield relative(path);
-    if (isDirectory) yield* walkDir(path, isExcluded, keep);
+  try {
+    for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+      const path = join(dir, entry.name as unknown as Buffer);
+      if (isExcluded(path.toString('utf8'))) continue;
+      const isDirectory = entry.isDirectory();
+      if (keep(path, isDirectory)) yield relative(path);
+      if (isDirectory) yield* walkDir(path, isExcluded, keep);
+    }
+  } finally {
+    handle.closeSync();
   }
 }
 
