@@ -31,15 +31,15 @@ export const MAX_WARNINGS = 1000;
  * `config.unreadable` is `error`, for any diagnostic it does not know, or when tar fails — the stream
  * then errors too, so a failed archive never passes for a complete one.
  *
- * The archive is written by up to two tar processes, one after the other, and is one plain archive:
- * first the files that have more than one name (found by a first walk, which reads their link count),
- * so tar stores each once and links the other names to it; then everything else, which tar stores
+ * The archive is written by two tar processes, one after the other, and is one plain archive: first
+ * the files that have more than one name (found by a first walk, which reads their link count), so
+ * tar stores each once and links the other names to it; then everything else, which tar stores
  * without a table of what it stored (`--hard-dereference`: given its names on stdin, GNU tar would
  * otherwise remember every file it archives in case it is named twice — ~125 bytes a file, 138 MiB at
  * a million files). The first archive's end is cut ({@link ArchiveEndCut}) so the second continues it.
  * A file that gains a second name between the two walks is stored whole under each name.
- * Memory: in the agent, one open directory per level of the walk, the names of files with more than
- * one name, and at most {@link MAX_WARNINGS} warnings; in tar, a table of those names only
+ * Memory: in the agent, one open directory per level of the walk, the paths of files with more than
+ * one name, and at most {@link MAX_WARNINGS} warnings; in tar, a table of those files only
  * (docs/adr/0017-files-no-link-table.md).
  * @example
  * const backup = await backupFiles(job.source, { env });
@@ -90,7 +90,7 @@ export async function backupFiles(
   /** One tar process over `names`; yields its archive (through `cut` when given) and ends once tar exited
    * 0 or 1 and said nothing it does not know. */
   async function* tarOf(
-    names: Iterable<Buffer> | AsyncIterable<Buffer>,
+    names: AsyncIterable<Buffer>,
     hardLinks: boolean,
     cut?: ArchiveEndCut,
   ): AsyncGenerator<Buffer> {
@@ -111,19 +111,15 @@ export async function backupFiles(
   let complete = false;
   async function* archive(): AsyncGenerator<Buffer> {
     try {
-      // The first walk: files with more than one name, by absolute path (latin1 keeps every byte).
-      const linked: Buffer[] = [];
+      // The first walk feeds tar the files with more than one name, and remembers their paths for the
+      // second (latin1 keeps every byte). No such file: an empty archive, which the cut leaves empty.
       const linkedPaths = new Set<string>();
       const keepLinked: KeepName = (path, isDirectory) => {
         if (!isLinked(path, isDirectory)) return false;
         linkedPaths.add(path.toString('latin1'));
         return true;
       };
-      for await (const name of walkNames(roots, config.exclude, keepLinked)) {
-        signal.throwIfAborted();
-        linked.push(name);
-      }
-      if (linked.length > 0) yield* tarOf(linked, true, new ArchiveEndCut());
+      yield* tarOf(walkNames(roots, config.exclude, keepLinked), true, new ArchiveEndCut());
       const keepRest: KeepName = (path, isDirectory) =>
         isDirectory || linkedPaths.size === 0 || !linkedPaths.has(path.toString('latin1'));
       yield* tarOf(walkNames(roots, config.exclude, keepRest), false);
@@ -169,7 +165,7 @@ export const NAME_BATCH_BYTES = 64 * 1024;
  */
 async function feedNames(
   stdin: NodeJS.WritableStream | null,
-  names: Iterable<Buffer> | AsyncIterable<Buffer>,
+  names: AsyncIterable<Buffer>,
   signal: AbortSignal,
 ): Promise<void> {
   if (!stdin) throw new SourceError('tar has no stdin');
