@@ -77,6 +77,29 @@ describe('files of several names', () => {
     for (const dir of ['a', 'b', '.']) expect((await lstat(join(restored, dir))).mtime).toEqual(past);
   });
 
+  it('are stored once when a configured path is one of the names, and left out where excluded', async () => {
+    const work = await tempDir('strongbox-links-paths-');
+    await mkdir(join(work, 'tree', 'cache'), { recursive: true });
+    await writeFile(join(work, 'named.txt'), 'named in the plan\n');
+    await link(join(work, 'named.txt'), join(work, 'tree', 'also-named.txt'));
+    await writeFile(join(work, 'tree', 'cache', 'blob'), 'excluded\n');
+    await link(join(work, 'tree', 'cache', 'blob'), join(work, 'tree', 'kept-blob'));
+    const config = { ...configFor([join(work, 'named.txt'), join(work, 'tree')]), exclude: ['cache'] };
+
+    const backup = await backupFiles(config, ctx);
+    const [archive, result] = await Promise.all([buffer(streamOf(backup)), backup.done]);
+
+    const rel = work.slice(1);
+    const listed = members(archive);
+    expect(listed.filter((entry) => entry.endsWith('named.txt')).sort()).toEqual([
+      `- ${rel}/named.txt`,
+      `h ${rel}/tree/also-named.txt`,
+    ]);
+    // The other name of kept-blob is excluded: kept-blob is stored whole, once.
+    expect(listed.filter((entry) => entry.includes('blob'))).toEqual([`- ${rel}/tree/kept-blob`]);
+    expect(result.details).toMatchObject({ fileCount: 3 });
+  });
+
   it('restore as someone other than root into directories without write permission', async () => {
     const work = await tempDir('strongbox-links-ro-');
     const tree = join(work, 'tree');
