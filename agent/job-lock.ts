@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { processRuns } from '#agent/pipeline/child';
 import type { Runtime } from '#agent/runtime';
 import { ensureStateDir, stateDirOf, vaultScope } from '#agent/state';
 import { describeError, JobLockedError, StrongboxError } from '#core/errors';
@@ -58,12 +59,7 @@ export function processStartOf(pid: number): string | undefined {
 /** Whether the holder of a lock still runs. A holder on another host is assumed to. */
 export function holderRuns(holder: LockHolder, host = hostname()): boolean {
   if (holder.host !== host) return true;
-  try {
-    process.kill(holder.pid, 0);
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
+  if (!processRuns(holder.pid)) return false;
   const start = processStartOf(holder.pid);
   return holder.processStart === undefined || start === undefined || start === holder.processStart;
 }

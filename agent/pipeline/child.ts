@@ -331,3 +331,17 @@ export async function toolVersion(command: string, args: string[] = ['--version'
   }
   return first;
 }
+
+/**
+ * Whether a process of this host with that pid runs (as any user: `EPERM` says it does). A pid can be
+ * reused after its process ended; callers that must know it is the same process compare its start time
+ * too (agent/job-lock.ts).
+ */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

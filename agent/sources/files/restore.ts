@@ -7,7 +7,7 @@
 import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { spawnTool } from '#agent/pipeline/child';
+import { processRuns, spawnTool } from '#agent/pipeline/child';
 import { settleAll } from '#agent/pipeline/flow';
 import { RestoreError, SourceError } from '#core/errors';
 import { extractArgs } from './gnu-tar';
@@ -147,7 +147,7 @@ async function claimTarget(target: string): Promise<boolean> {
       `restore target ${target} is not empty: restore never overwrites files (choose a new or empty directory)`,
     );
   }
-  if (isRunning(marker.pid)) {
+  if (restoringElsewhere(marker)) {
     throw new RestoreError(
       `restore target ${target} is being restored into by process ${marker.pid} (since ${marker.startedAt}); wait for it, or stop it`,
     );
@@ -177,7 +177,7 @@ export async function removeAbandonedRestores(parent: string, prefix: string): P
     if (!name.startsWith(prefix)) continue;
     const dir = join(parent, name);
     const marker = await readMarker(dir);
-    if (!marker || isRunning(marker.pid)) continue;
+    if (!marker || restoringElsewhere(marker)) continue;
     await removeTree(dir);
     removed.push(dir);
   }
@@ -194,14 +194,9 @@ async function readMarker(target: string): Promise<Marker | undefined> {
   }
 }
 
-function isRunning(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** Whether another process than this one, which wrote the marker, still runs. */
+function restoringElsewhere(marker: Marker): boolean {
+  return marker.pid !== process.pid && processRuns(marker.pid);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
+import { processRuns } from '#agent/pipeline/child';
 import type { SourceContext } from '#core/ports';
 import { resolvePassword } from '../context';
 import { dropDatabaseWith } from './admin';
@@ -56,7 +57,7 @@ export async function findRestoreLeftovers(admin: pg.Client): Promise<RestoreLef
         pid,
         host,
         since: m[3] as string,
-        abandoned: host === here && !isRunning(pid),
+        abandoned: host === here && pid !== process.pid && !processRuns(pid),
       },
     ];
   });
@@ -90,15 +91,5 @@ export async function removeRestoreLeftovers(
     return lines;
   } finally {
     await admin.end().catch(() => {});
-  }
-}
-
-function isRunning(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -10,8 +10,7 @@
  * tables that depends on one of them (another table's foreign key, a view, an inheriting table) makes
  * the preflight refuse, naming it: nothing outside the chosen tables is ever dropped or changed.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
@@ -40,7 +39,7 @@ import {
 } from './names';
 import { chooseEntries, feed } from './restore';
 import { checkFreeSpace } from './space';
-import { ABOUT, PREAMBLE, parseTocList, peekToc, SUPPORT_ONLY, type TocEntry } from './toc';
+import { ABOUT, PREAMBLE, parseTocList, peekToc, SUPPORT_ONLY, type TocEntry, tocScratchDir } from './toc';
 
 /** The live database and what a restore into it needs. */
 export type LiveTablesConfig = PostgresTarget & { database: string; noOwner?: boolean };
@@ -189,7 +188,7 @@ export async function restoreLiveTables(
     const entries = liveEntries(all, chooseEntries(all, selectors, details?.roles ?? []));
     const relations = entries.filter((e) => e.desc === 'TABLE');
     if (owners) await checkArchiveOwners(config, password, relations, ctx, where);
-    const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));
+    const dir = await tocScratchDir();
     listFile = join(dir, 'live.list');
     await writeFile(listFile, `${entries.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
     const expected =

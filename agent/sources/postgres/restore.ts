@@ -4,8 +4,8 @@
  * any reason drops what it created and leaves every other database untouched.
  */
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type pg from 'pg';
@@ -37,7 +37,7 @@ import {
   type TableSelector,
 } from './names';
 import { checkFreeSpace } from './space';
-import { parseTocList, peekToc, selectEntries, type TocEntry } from './toc';
+import { parseTocList, peekToc, selectEntries, type TocEntry, tocScratchDir } from './toc';
 
 /** Options of {@link restorePostgres}. */
 export interface PostgresRestoreOptions {
@@ -172,7 +172,7 @@ export async function restorePostgres(
     const signal = ctx.signal ?? new AbortController().signal;
     const { list, head, replay } = await peekToc(tools.pgRestore, input, { env, signal });
     // The TOC alone (no data) and, for `tables`, the chosen entries: private files removed at the end.
-    const dir = await mkdtemp(join(tmpdir(), 'strongbox-toc-'));
+    const dir = await tocScratchDir();
     try {
       const tocFile = join(dir, 'toc.dump');
       await writeFile(tocFile, head, { mode: 0o600 });

@@ -4,8 +4,11 @@
  * the bytes it took are kept and replayed, so only the TOC is ever held in memory — and filtered to the
  * chosen tables plus what makes them usable, for `pg_restore -L`.
  */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { spawnTool } from '#agent/pipeline/child';
+import { processRuns, spawnTool } from '#agent/pipeline/child';
 import { RestoreError } from '#core/errors';
 
 /** One entry of `pg_restore -l -v`. */
@@ -252,4 +255,23 @@ export async function peekToc(
     input.resume();
   })();
   return { list: Buffer.concat(out).toString('utf8'), head: headBytes, replay };
+}
+
+const SCRATCH_PREFIX = 'strongbox-toc-';
+
+/**
+ * A private directory in the temp dir for a restore's TOC files (`strongbox-toc-<pid>-XXXXXX`, mode
+ * 0700); the restore removes it when it ends. What restores that were killed (`kill -9`, a power cut)
+ * left — a directory whose pid no longer runs — is removed first: a TOC holds the schema (function
+ * bodies, grants), which should not outlive the restore.
+ */
+export async function tocScratchDir(): Promise<string> {
+  const parent = tmpdir();
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`).exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || processRuns(Number(pid))) continue;
+    await rm(join(parent, name), { recursive: true, force: true }).catch(() => {});
+  }
+  return mkdtemp(join(parent, `${SCRATCH_PREFIX}${process.pid}-`));
 }
