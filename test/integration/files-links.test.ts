@@ -5,6 +5,7 @@
  * not grow with the number of files archived (given names on stdin it would remember every file).
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, link, lstat, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -139,6 +140,10 @@ describe('files of several names', () => {
 describe('many files', () => {
   /** Backs up `count` empty files through a `tar` on PATH that records each tar's peak RSS (KiB). */
   async function tarPeak(count: number): Promise<number> {
+    expect(
+      existsSync('/usr/bin/time'),
+      'this test reads tar’s peak with GNU time: apt-get install time',
+    ).toBe(true);
     const work = await tempDir('strongbox-many-');
     const tree = join(work, 'tree');
     await mkdir(tree);
