@@ -246,6 +246,8 @@ async function killPusher(files: PusherFiles): Promise<void> {
   }
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
+    // Not processRuns (agent/pipeline/child): this module is on wal-push's fast path, whose bundle entry
+    // must stay small (test/infra/agent-bundle.test.ts); importing child.ts pulls in 570 KB.
     try {
       process.kill(pid, 0);
     } catch {

@@ -11,9 +11,9 @@
  * size doubles every 400 parts ({@link partSizeAt}), which at 5 MiB reaches S3's 5 TiB object limit.
  * Memory: (queueSize + 1) part buffers per put, allocated once and reused, larger ones only once the
  * parts grow (docs/adr/0007-s3-memory.md). Tags, storage class, content type and object lock go in
- * the create request (PutObject or CreateMultipartUpload), so an object is never visible untagged. A put that fails or is aborted leaves no object and no multipart
- * upload: the first failed request stops reading the body, and the vault sends AbortMultipartUpload
- * (ignoring NoSuchUpload).
+ * the create request (PutObject or CreateMultipartUpload), so an object is never visible untagged. A
+ * put that fails or is aborted leaves no object and no multipart upload: the first failed request
+ * stops reading the body, and the vault sends AbortMultipartUpload (ignoring NoSuchUpload).
  *
  * Every write is create-only: `If-None-Match: *` goes on the PutObject and on the
  * CompleteMultipartUpload (UploadPart carries no such header, as S3 documents), so a put never

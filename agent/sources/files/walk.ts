@@ -85,9 +85,9 @@ export async function* walkNames(
 
 /**
  * The names below `dir`, depth first. Directories are read synchronously, a few hundred entries a
- * call: through the thread pool every read cost a round trip (futex and epoll wake-ups, two thirds of
- * the walk's time on a tree of 30,000 directories) for what the kernel answers from its cache in
- * microseconds.
+ * call: through the thread pool every open, read and close cost a round trip (futex and epoll wake-ups,
+ * most of the walk's time on a tree of 31,000 directories: docs/adr/0017) for what the kernel answers
+ * from its cache in microseconds.
  */
 function* walkDir(dir: Buffer, isExcluded: (path: string) => boolean, keep: KeepName): Generator<Buffer> {
   let handle: Dir;

@@ -258,6 +258,7 @@ export async function peekToc(
 }
 
 const SCRATCH_PREFIX = 'strongbox-toc-';
+const SCRATCH_NAME = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`);
 
 /**
  * A private directory in the temp dir for a restore's TOC files (`strongbox-toc-<pid>-XXXXXX`, mode
@@ -269,7 +270,7 @@ export async function tocScratchDir(): Promise<string> {
   const parent = tmpdir();
   const names = await readdir(parent).catch(() => [] as string[]);
   for (const name of names) {
-    const pid = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`).exec(name)?.[1];
+    const pid = SCRATCH_NAME.exec(name)?.[1];
     if (pid === undefined || Number(pid) === process.pid || processRuns(Number(pid))) continue;
     await rm(join(parent, name), { recursive: true, force: true }).catch(() => {});
   }
